@@ -1,0 +1,39 @@
+# Everything a newcomer needs: `make run` starts the hub, `make test` runs the tests.
+# Both create .venv and install the project into it first; nothing else is installed by hand.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint stubs check-stubs clean bench
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+## Start the hub on 127.0.0.1:50051 with the reelhouse mock studio and an embedded SQLite database.
+run: $(STAMP)
+	$(VENV)/bin/hub dev
+
+## Run the whole test suite (MariaDB tests need 127.0.0.1:3306; they must pass when CI=true).
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## Lint the contract (buf STANDARD).
+lint: $(STAMP)
+	$(VENV)/bin/buf lint
+
+## Regenerate the casinohub client package from proto/.
+stubs: $(STAMP)
+	$(PY) scripts/gen_stubs.py
+
+## Fail if the committed stubs differ from what proto/ generates.
+check-stubs: $(STAMP)
+	$(PY) scripts/check_stubs.py
+
+bench: $(STAMP)
+	$(PY) -m bench.play_throughput
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""Provider adapters: one package per game studio behind the small protocol in adapters.base."""

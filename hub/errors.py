@@ -1,0 +1,90 @@
+"""Domain errors with stable reasons; the one place that turns them into gRPC statuses with ErrorInfo."""
+
+import enum
+
+import grpc
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from casinohub.v1 import common_pb2
+
+DOMAIN = "casinohub"
+
+
+class State(enum.Enum):
+    NOT_APPLIED = "NOT_APPLIED"
+    APPLIED = "APPLIED"
+    UNKNOWN = "UNKNOWN"
+
+
+class Reason(enum.Enum):
+    """Each reason with its gRPC code and whether retrying the same request may succeed.
+
+    Values are the casinohub.v1.ErrorReason numbers (a unit test keeps them in step), so members
+    with the same code and retryability stay distinct instead of becoming enum aliases.
+    """
+
+    def __new__(cls, code: grpc.StatusCode, retryable: bool) -> "Reason":
+        member = object.__new__(cls)
+        member._value_ = len(cls.__members__) + 1
+        member.code = code
+        member.retryable = retryable
+        return member
+
+    INVALID_ARGUMENT = (grpc.StatusCode.INVALID_ARGUMENT, False)
+    INVALID_AMOUNT = (grpc.StatusCode.INVALID_ARGUMENT, False)
+    UNKNOWN_CURRENCY = (grpc.StatusCode.INVALID_ARGUMENT, False)
+    CURRENCY_MISMATCH = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    INVALID_IDEMPOTENCY_KEY = (grpc.StatusCode.INVALID_ARGUMENT, False)
+    IDEMPOTENCY_KEY_REUSED = (grpc.StatusCode.ALREADY_EXISTS, False)
+    REQUEST_IN_PROGRESS = (grpc.StatusCode.ABORTED, True)
+    INSUFFICIENT_FUNDS = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    PLAYER_NOT_FOUND = (grpc.StatusCode.NOT_FOUND, False)
+    GAME_NOT_FOUND = (grpc.StatusCode.NOT_FOUND, False)
+    ROUND_NOT_FOUND = (grpc.StatusCode.NOT_FOUND, False)
+    PLAYER_EXISTS = (grpc.StatusCode.ALREADY_EXISTS, False)
+    INVALID_CREDENTIALS = (grpc.StatusCode.UNAUTHENTICATED, False)
+    INVALID_SESSION = (grpc.StatusCode.UNAUTHENTICATED, False)
+    STREAM_NOT_OPEN = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    PROVIDER_UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, True)
+    PROVIDER_TIMEOUT = (grpc.StatusCode.UNAVAILABLE, True)
+    PROVIDER_REJECTED = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    BET_OUT_OF_LIMITS = (grpc.StatusCode.INVALID_ARGUMENT, False)
+    UNKNOWN_OPERATOR = (grpc.StatusCode.UNAUTHENTICATED, False)
+    AMOUNT_NOT_REPRESENTABLE = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    HUB_UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, True)
+    GAME_SESSION_CLOSED = (grpc.StatusCode.FAILED_PRECONDITION, False)
+
+
+class DomainError(Exception):
+    """A refusal the client caused or can act on. `state` says whether anything was applied."""
+
+    def __init__(self, reason: Reason, message: str, state: State = State.NOT_APPLIED):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.state = state
+
+    def to_status(self) -> grpc.Status:
+        info = error_details_pb2.ErrorInfo(
+            reason=self.reason.name,
+            domain=DOMAIN,
+            metadata={"retryable": str(self.reason.retryable).lower(), "state": self.state.value},
+        )
+        status = status_pb2.Status(code=self.reason.code.value[0], message=self.message)
+        status.details.add().Pack(info)
+        return rpc_status.to_status(status)
+
+    def to_detail(self) -> common_pb2.ErrorDetail:
+        """The same information for an error event inside a stream."""
+        return common_pb2.ErrorDetail(
+            code=self.reason.code.value[0],
+            reason=self.reason.name,
+            message=self.message,
+            retryable=self.reason.retryable,
+            state=common_pb2.ApplyState.Value(f"APPLY_STATE_{self.state.value}"),
+        )
+
+
+# Sanity: grpc's enum values carry the google.rpc.Code numbers we pack.
+assert grpc.StatusCode.NOT_FOUND.value[0] == code_pb2.NOT_FOUND

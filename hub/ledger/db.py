@@ -1,0 +1,118 @@
+"""Engines for SQLite (embedded default) and MariaDB, and the thread pool that keeps the event loop free.
+
+The drivers (sqlite3, pymysql) are blocking, so a whole unit of work runs in one worker thread:
+one hop off the event loop per transaction rather than per statement.
+"""
+
+import asyncio
+import functools
+import pathlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import structlog
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from hub.ledger.uow import UnitOfWork
+
+T = TypeVar("T")
+log = structlog.get_logger(__name__)
+
+# MariaDB: deadlock found (1213), lock wait timeout (1205). Both leave nothing applied; rerun the unit.
+_RETRYABLE_MYSQL = {1213, 1205}
+ATTEMPTS = 5
+
+
+def make_engine(url: str, pool_size: int = 8) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            pathlib.Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                               pool_size=pool_size, max_overflow=0)
+        _sqlite_write_transactions(engine)
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True, pool_recycle=3600,
+                         isolation_level="READ COMMITTED", connect_args={"connect_timeout": 5})
+
+
+def _sqlite_write_transactions(engine: Engine) -> None:
+    """WAL for concurrent readers; BEGIN IMMEDIATE so two writers queue instead of failing to upgrade."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")  # an acknowledged commit survives a crash
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+    return isinstance(exc, OperationalError) and code in _RETRYABLE_MYSQL
+
+
+class Database:
+    """Runs units of work in worker threads; the only way hub code touches the database."""
+
+    def __init__(self, engine: Engine, workers: int = 8):
+        self.engine = engine
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
+
+    @classmethod
+    def from_url(cls, url: str, workers: int = 8) -> "Database":
+        return cls(make_engine(url, pool_size=workers), workers)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def run(self, fn: Callable[[UnitOfWork], T]) -> T:
+        """Run fn(uow) in a worker thread. fn must call uow.commit() for its changes to stay.
+
+        Deadlocks and key races (IntegrityError) rerun fn from scratch in a fresh transaction: a
+        rerun sees the winner's committed rows (e.g. a concurrent request's idempotency record).
+        """
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(self._run_sync, fn))
+
+    def _run_sync(self, fn: Callable[[UnitOfWork], T]) -> T:
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                with UnitOfWork(self.engine) as uow:
+                    return fn(uow)
+            except IntegrityError:
+                if attempt == ATTEMPTS:
+                    raise
+                log.info("db.retry_after_conflict", attempt=attempt)
+            except DBAPIError as exc:
+                if not _is_transient(exc) or attempt == ATTEMPTS:
+                    raise
+                log.info("db.retry_after_deadlock", attempt=attempt)
+        raise AssertionError("unreachable")
+
+    async def ping(self) -> bool:
+        def _ping() -> bool:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, _ping)
+        except Exception:  # any failure means "not serving"; the reason is logged
+            log.warning("db.ping_failed", exc_info=True)
+            return False
+
+    def close(self) -> None:
+        """Wait for in-flight units of work (settlements finish), then release connections."""
+        self._executor.shutdown(wait=True)
+        self.engine.dispose()

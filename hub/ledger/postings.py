@@ -1,0 +1,135 @@
+"""Double-entry postings: lock the accounts a transaction touches (sorted), move money, append entries.
+
+Invariants enforced here, for every ledger transaction: postings sum to zero per currency; a player's
+cash never goes negative; every entry records the account's running balance; each account row's
+version increases with every change.
+"""
+
+import zlib
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select, tuple_, update
+from sqlalchemy.dialects import mysql, sqlite
+
+from hub.errors import DomainError, Reason
+from hub.ledger.schema import accounts, ledger_transactions, postings
+from hub.ledger.uow import UnitOfWork
+
+PLAYER_CASH = "player_cash"
+HOUSE = "house"
+EXTERNAL = "external"
+
+
+@dataclass(frozen=True)
+class AccountRef:
+    kind: str
+    owner: str
+    currency: str
+
+
+@dataclass(frozen=True)
+class Leg:
+    account: AccountRef
+    amount: int  # signed: positive credits the account
+
+
+def player_cash(player_id: str, currency: str) -> AccountRef:
+    return AccountRef(PLAYER_CASH, player_id, currency)
+
+
+def house(player_id: str, currency: str, shards: int) -> AccountRef:
+    """The player's house shard: a stable pick spreads concurrent players over several rows."""
+    return AccountRef(HOUSE, str(zlib.crc32(player_id.encode()) % shards), currency)
+
+
+def external(currency: str) -> AccountRef:
+    return AccountRef(EXTERNAL, "", currency)
+
+
+def _insert_ignore(uow: UnitOfWork, rows: list[dict]) -> None:
+    if uow.conn.dialect.name == "sqlite":
+        stmt = sqlite.insert(accounts).on_conflict_do_nothing()
+    else:
+        stmt = mysql.insert(accounts).prefix_with("IGNORE")
+    uow.conn.execute(stmt, rows)
+
+
+def ensure_accounts(uow: UnitOfWork, operator_id: str, refs: list[AccountRef]) -> None:
+    """Create missing accounts with balance 0. Run in its own short transaction before posting, so the
+    posting transaction only takes exclusive row locks (no shared-then-exclusive upgrade deadlocks)."""
+    key = tuple_(accounts.c.kind, accounts.c.owner, accounts.c.currency)
+    wanted = {(r.kind, r.owner, r.currency) for r in refs}
+    have = set(uow.conn.execute(
+        select(accounts.c.kind, accounts.c.owner, accounts.c.currency)
+        .where(accounts.c.operator_id == operator_id, key.in_(list(wanted)))
+    ).tuples())
+    missing = wanted - have
+    if missing:
+        _insert_ignore(uow, [
+            {"operator_id": operator_id, "kind": k, "owner": o, "currency": c, "balance": 0, "version": 0}
+            for k, o, c in sorted(missing)
+        ])
+
+
+def balance(uow: UnitOfWork, operator_id: str, ref: AccountRef) -> int:
+    value = uow.conn.execute(
+        select(accounts.c.balance).where(
+            accounts.c.operator_id == operator_id, accounts.c.kind == ref.kind,
+            accounts.c.owner == ref.owner, accounts.c.currency == ref.currency)
+    ).scalar_one_or_none()
+    return value or 0
+
+
+def _lock(uow: UnitOfWork, operator_id: str, refs: list[AccountRef]) -> dict[AccountRef, tuple[int, int]]:
+    """SELECT ... FOR UPDATE in account_id order: every transaction locks in the same order."""
+    match = or_(*(and_(accounts.c.kind == r.kind, accounts.c.owner == r.owner,
+                       accounts.c.currency == r.currency) for r in refs))
+    rows = uow.conn.execute(
+        select(accounts.c.account_id, accounts.c.kind, accounts.c.owner, accounts.c.currency, accounts.c.balance)
+        .where(accounts.c.operator_id == operator_id, match)
+        .order_by(accounts.c.account_id)
+        .with_for_update()
+    ).all()
+    found = {AccountRef(r.kind, r.owner, r.currency): (r.account_id, r.balance) for r in rows}
+    missing = set(refs) - set(found)
+    if missing:
+        raise LookupError(f"accounts not created before posting: {missing}")
+    return found
+
+
+def post(uow: UnitOfWork, *, operator_id: str, transaction_id: str, kind: str, player_id: str,
+         currency: str, round_id: str | None, idempotency_key: str, legs: list[Leg], now: datetime) -> int:
+    """Apply one balanced ledger transaction; returns the player's cash balance afterwards."""
+    sums: dict[str, int] = defaultdict(int)
+    for leg in legs:
+        sums[leg.account.currency] += leg.amount
+    if any(sums.values()):
+        raise ValueError(f"unbalanced transaction {transaction_id}: {dict(sums)}")
+
+    locked = _lock(uow, operator_id, sorted({leg.account for leg in legs}, key=lambda r: (r.kind, r.owner)))
+    balances = {ref: bal for ref, (_, bal) in locked.items()}
+    entries = []
+    for leg in legs:
+        balances[leg.account] += leg.amount
+        if leg.account.kind == PLAYER_CASH and balances[leg.account] < 0:
+            raise DomainError(Reason.INSUFFICIENT_FUNDS,
+                              f"balance {balances[leg.account] - leg.amount} is below {-leg.amount}")
+        entries.append({"transaction_id": transaction_id, "operator_id": operator_id,
+                        "account_id": locked[leg.account][0], "currency": leg.account.currency,
+                        "amount": leg.amount, "balance_after": balances[leg.account]})
+    for ref, new_balance in balances.items():
+        uow.conn.execute(
+            update(accounts).where(accounts.c.account_id == locked[ref][0])
+            .values(balance=new_balance, version=accounts.c.version + 1)
+        )
+    uow.conn.execute(postings.insert(), entries)
+    player_balance = balances[player_cash(player_id, currency)]
+    player_change = sum(leg.amount for leg in legs if leg.account == player_cash(player_id, currency))
+    uow.conn.execute(ledger_transactions.insert().values(
+        transaction_id=transaction_id, operator_id=operator_id, kind=kind, player_id=player_id,
+        currency=currency, amount=player_change, balance_after=player_balance, round_id=round_id,
+        idempotency_key=idempotency_key, created_at=now,
+    ))
+    return player_balance

@@ -1,0 +1,146 @@
+"""The hub's tables (SQLAlchemy Core). Every operator-owned row carries operator_id; every query filters by it."""
+
+from sqlalchemy import (
+    BigInteger, Column, DateTime, Index, Integer, LargeBinary, MetaData, String, Table, Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Microsecond timestamps on MariaDB too (its DATETIME drops fractions by default). Stored as UTC.
+Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+# Stored responses and event payloads can exceed MariaDB's 64 KiB BLOB.
+Blob = LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb")
+
+ID = 36  # uuid4 text
+
+operators = Table(
+    "operators", metadata,
+    Column("operator_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+)
+
+players = Table(
+    "players", metadata,
+    Column("player_id", String(ID), primary_key=True),
+    Column("operator_id", String(64), nullable=False),
+    Column("username", String(64), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("status", String(16), nullable=False),  # active | blocked
+    Column("created_at", Timestamp, nullable=False),
+    UniqueConstraint("operator_id", "username"),
+)
+
+player_sessions = Table(
+    "player_sessions", metadata,
+    # SHA-256 of the opaque token: a database leak does not leak usable tokens.
+    Column("token_hash", String(64), primary_key=True),
+    Column("operator_id", String(64), nullable=False),
+    Column("player_id", String(ID), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+)
+
+accounts = Table(
+    "accounts", metadata,
+    Column("account_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("operator_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # player_cash | house | external
+    Column("owner", String(ID), nullable=False),  # player id, house shard number, or "" for external
+    Column("currency", String(8), nullable=False),
+    Column("balance", BigInteger, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    UniqueConstraint("operator_id", "kind", "owner", "currency"),
+)
+
+ledger_transactions = Table(
+    "ledger_transactions", metadata,
+    Column("transaction_id", String(ID), primary_key=True),
+    Column("operator_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # deposit | withdrawal | bet | win | rollback
+    Column("player_id", String(ID), nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("amount", BigInteger, nullable=False),  # signed change to the player's cash
+    Column("balance_after", BigInteger, nullable=False),
+    Column("round_id", String(ID)),
+    # Every money movement is keyed; the unique constraint makes a second effect impossible.
+    Column("idempotency_key", String(160), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    UniqueConstraint("operator_id", "idempotency_key"),
+    Index(None, "operator_id", "player_id", "created_at"),
+)
+
+postings = Table(
+    "postings", metadata,
+    Column("posting_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("transaction_id", String(ID), nullable=False, index=True),
+    Column("operator_id", String(64), nullable=False),
+    Column("account_id", BigInteger, nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("balance_after", BigInteger, nullable=False),
+    Index(None, "account_id", "posting_id"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys", metadata,
+    Column("operator_id", String(64), primary_key=True),
+    Column("idempotency_key", String(128), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("response", Blob),  # NULL while the request is still in flight (a bet awaiting its provider)
+    Column("created_at", Timestamp, nullable=False),
+)
+
+game_sessions = Table(
+    "game_sessions", metadata,
+    Column("game_session_id", String(ID), primary_key=True),
+    Column("operator_id", String(64), nullable=False),
+    Column("player_id", String(ID), nullable=False),
+    Column("game_id", String(128), nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("client_seed", String(128), nullable=False),
+    Column("server_seed_hash", String(64), nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+)
+
+rounds = Table(
+    "rounds", metadata,
+    Column("round_id", String(ID), primary_key=True),
+    Column("operator_id", String(64), nullable=False),
+    Column("game_session_id", String(ID), nullable=False),
+    Column("player_id", String(ID), nullable=False),
+    Column("game_id", String(128), nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("status", String(16), nullable=False),  # OPEN | SETTLED | ROLLED_BACK | VOIDED
+    Column("bet_amount", BigInteger, nullable=False),
+    Column("win_amount", BigInteger, nullable=False),
+    Column("bet_idempotency_key", String(128), nullable=False),
+    Column("provider_round_id", String(128)),
+    Column("result", String(256)),
+    Column("proof", Text),  # JSON of the provably-fair proof
+    Column("opened_at", Timestamp, nullable=False),
+    Column("closed_at", Timestamp),
+    UniqueConstraint("operator_id", "bet_idempotency_key"),
+    Index(None, "operator_id", "status", "opened_at"),
+)
+
+play_events = Table(
+    "play_events", metadata,
+    Column("game_session_id", String(ID), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("operator_id", String(64), nullable=False),
+    Column("round_id", String(ID)),
+    Column("payload", Blob, nullable=False),  # serialized casinohub.v1.PlayResponse
+    Column("created_at", Timestamp, nullable=False),
+    Index(None, "round_id"),
+)

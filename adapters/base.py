@@ -43,6 +43,9 @@ class BetLimit:
     currency: str
     min_minor: int
     max_minor: int
+    # Bets must be a multiple of this: the studio's resolution in this currency (a studio counting
+    # 1/100000 units cannot take 1 satoshi). The hub checks it before debiting anything.
+    step_minor: int = 1
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,8 @@ class Reason(enum.Enum):
     AMOUNT_NOT_REPRESENTABLE = (grpc.StatusCode.FAILED_PRECONDITION, False)
     HUB_UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, True)
     GAME_SESSION_CLOSED = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    GAME_SESSION_NOT_FOUND = (grpc.StatusCode.NOT_FOUND, False)
+    PROVIDER_OUTCOME_INVALID = (grpc.StatusCode.UNAVAILABLE, True)
 
 
 class DomainError(Exception):

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import mysql, sqlite
 from hub.errors import DomainError, Reason
 from hub.ledger.schema import accounts, ledger_transactions, postings
 from hub.ledger.uow import UnitOfWork
+from hub.money import INT64_MAX
 
 PLAYER_CASH = "player_cash"
 HOUSE = "house"
@@ -61,10 +62,9 @@ def ensure_accounts(uow: UnitOfWork, operator_id: str, refs: list[AccountRef]) -
     posting transaction only takes exclusive row locks (no shared-then-exclusive upgrade deadlocks)."""
     key = tuple_(accounts.c.kind, accounts.c.owner, accounts.c.currency)
     wanted = {(r.kind, r.owner, r.currency) for r in refs}
-    have = set(uow.conn.execute(
+    have = {tuple(row) for row in uow.conn.execute(
         select(accounts.c.kind, accounts.c.owner, accounts.c.currency)
-        .where(accounts.c.operator_id == operator_id, key.in_(list(wanted)))
-    ).tuples())
+        .where(accounts.c.operator_id == operator_id, key.in_(list(wanted))))}
     missing = wanted - have
     if missing:
         _insert_ignore(uow, [
@@ -113,6 +113,8 @@ def post(uow: UnitOfWork, *, operator_id: str, transaction_id: str, kind: str, p
     entries = []
     for leg in legs:
         balances[leg.account] += leg.amount
+        if abs(balances[leg.account]) > INT64_MAX:
+            raise DomainError(Reason.INVALID_AMOUNT, "the balance would overflow int64 minor units")
         if leg.account.kind == PLAYER_CASH and balances[leg.account] < 0:
             raise DomainError(Reason.INSUFFICIENT_FUNDS,
                               f"balance {balances[leg.account] - leg.amount} is below {-leg.amount}")

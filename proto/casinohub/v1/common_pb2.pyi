@@ -71,7 +71,13 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_HUB_UNAVAILABLE: _ErrorReason.ValueType  # 22
     """UNAVAILABLE (retryable): the hub is shutting down or the database is unreachable."""
     ERROR_REASON_GAME_SESSION_CLOSED: _ErrorReason.ValueType  # 23
-    """FAILED_PRECONDITION: the game session is closed or belongs to another player."""
+    """FAILED_PRECONDITION: the game session has expired."""
+    ERROR_REASON_GAME_SESSION_NOT_FOUND: _ErrorReason.ValueType  # 24
+    """NOT_FOUND: no such game session for this player and operator."""
+    ERROR_REASON_PROVIDER_OUTCOME_INVALID: _ErrorReason.ValueType  # 25
+    """UNAVAILABLE (retryable): the provider's answer failed the hub's checks (signature,
+    paytable, max win); the bet was rolled back.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Stable machine-readable error reasons. Every error the hub returns carries a
@@ -129,7 +135,13 @@ ERROR_REASON_AMOUNT_NOT_REPRESENTABLE: ErrorReason.ValueType  # 21
 ERROR_REASON_HUB_UNAVAILABLE: ErrorReason.ValueType  # 22
 """UNAVAILABLE (retryable): the hub is shutting down or the database is unreachable."""
 ERROR_REASON_GAME_SESSION_CLOSED: ErrorReason.ValueType  # 23
-"""FAILED_PRECONDITION: the game session is closed or belongs to another player."""
+"""FAILED_PRECONDITION: the game session has expired."""
+ERROR_REASON_GAME_SESSION_NOT_FOUND: ErrorReason.ValueType  # 24
+"""NOT_FOUND: no such game session for this player and operator."""
+ERROR_REASON_PROVIDER_OUTCOME_INVALID: ErrorReason.ValueType  # 25
+"""UNAVAILABLE (retryable): the provider's answer failed the hub's checks (signature,
+paytable, max win); the bet was rolled back.
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _ApplyState:

@@ -1,0 +1,49 @@
+"""The one place where the hub is wired together from its configuration."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from adapters import registry
+from adapters.base import ProviderAdapter
+from hub.catalog import Catalog
+from hub.config import Config
+from hub.ledger.db import Database
+from hub.migrate import upgrade
+from hub.operators import Operators
+from hub.play import Play
+from hub.players import Players
+from hub.wallet import Wallet
+
+
+@dataclass
+class Hub:
+    config: Config
+    db: Database
+    operators: Operators
+    players: Players
+    wallet: Wallet
+    catalog: Catalog
+    play: Play
+    adapters: dict[str, ProviderAdapter]
+
+    async def close(self) -> None:
+        await self.play.drain()
+        for adapter in self.adapters.values():
+            await adapter.close()
+        self.db.close()
+
+
+async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None = None) -> Hub:
+    """Migrate (the embedded default needs no separate step), then build every component once."""
+    upgrade(config.database_url)
+    db = Database.from_url(config.database_url, workers=config.db_workers)
+    operators = Operators(db)
+    if config.mode == "sandbox":
+        await operators.ensure(config.sandbox_operator_id, "Sandbox operator")
+    players = Players(db, timedelta(seconds=config.session_ttl_s))
+    if adapters is None:
+        adapters = {p.name: registry.create(p.adapter, p.adapter_config()) for p in config.providers}
+    catalog = Catalog(adapters)
+    await catalog.refresh()
+    play = Play(db, catalog, players, config.house_shards, timedelta(seconds=config.game_session_ttl_s))
+    return Hub(config, db, operators, players, Wallet(db, config.house_shards), catalog, play, adapters)

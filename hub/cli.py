@@ -1,0 +1,70 @@
+"""`hub` console script: serve, dev (serve with the sandbox studios), migrate."""
+
+import argparse
+import asyncio
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+from hub import config as hub_config
+from hub.logs import configure
+from hub.migrate import upgrade
+
+# Sandbox studios `hub dev` can start, by adapter kind: the module that runs the mock server.
+MOCK_STUDIOS = {"reelhouse": "mock_providers.reelhouse"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hub", description="casinohub: provider-aggregation hub")
+    parser.add_argument("--config", help="TOML config file (default: $HUB_CONFIG); HUB_* env vars override it")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the gRPC hub until SIGTERM")
+    commands.add_parser("dev", help="start the sandbox mock studios, then serve (the README's run command)")
+    commands.add_parser("migrate", help="bring the database schema to the newest version")
+    args = parser.parse_args(argv)
+
+    cfg = hub_config.load(args.config)
+    configure(cfg.log_format)
+    if args.command == "migrate":
+        upgrade(cfg.database_url)
+        print(f"database at newest schema: {cfg.database_url.split('@')[-1]}")
+        return 0
+    from hub.server import serve  # imported late: `hub migrate` needs no gRPC
+
+    if args.command == "dev":
+        with mock_studios(cfg):
+            asyncio.run(serve(cfg))
+    else:
+        asyncio.run(serve(cfg))
+    return 0
+
+
+@contextlib.contextmanager
+def mock_studios(cfg: hub_config.Config) -> Iterator[None]:
+    """Start each configured provider's mock studio as its own process on the configured port."""
+    processes = []
+    try:
+        for provider in cfg.providers:
+            module = MOCK_STUDIOS.get(provider.adapter)
+            if module is None:
+                continue
+            url = urlsplit(provider.url)
+            process = subprocess.Popen(
+                [sys.executable, "-m", module, "--host", url.hostname or "127.0.0.1", "--port", str(url.port),
+                 "--secret", provider.secret], stdout=subprocess.PIPE, text=True)
+            processes.append(process)
+            ready = process.stdout.readline() if process.stdout else ""
+            if not ready.startswith("READY"):
+                raise SystemExit(f"mock studio {provider.name} did not start (is port {url.port} free?)")
+            print(f"mock studio {provider.name} listening on {provider.url}", file=sys.stderr)
+        yield
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

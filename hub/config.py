@@ -1,0 +1,65 @@
+"""Hub configuration: defaults, overridden by a TOML file, overridden by HUB_* environment variables."""
+
+import os
+import pathlib
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from adapters.base import ProviderConfig
+
+DEFAULT_PROVIDERS = (
+    # The sandbox studio `hub dev` starts next to the hub.
+    {"name": "reelhouse", "adapter": "reelhouse", "url": "http://127.0.0.1:8701",
+     "secret": "reelhouse-sandbox-secret", "timeout_s": 5.0},
+)
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    name: str
+    adapter: str
+    url: str
+    secret: str
+    timeout_s: float = 5.0
+
+    def adapter_config(self) -> ProviderConfig:
+        return ProviderConfig(name=self.name, url=self.url, secret=self.secret, timeout_s=self.timeout_s)
+
+
+@dataclass(frozen=True)
+class Config:
+    listen: str = "127.0.0.1:50051"
+    database_url: str = "sqlite:///var/casinohub.db"
+    mode: str = "sandbox"  # sandbox | production
+    sandbox_operator_id: str = "sandbox"
+    db_workers: int = 8
+    max_concurrent_rpcs: int = 1000
+    house_shards: int = 8
+    session_ttl_s: int = 86_400
+    game_session_ttl_s: int = 14_400
+    shutdown_grace_s: float = 10.0
+    health_interval_s: float = 2.0
+    log_format: str = "json"  # json | console
+    providers: tuple[ProviderSettings, ...] = field(
+        default_factory=lambda: tuple(ProviderSettings(**p) for p in DEFAULT_PROVIDERS))
+
+
+def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Config:
+    """Config from an optional TOML file (`[hub]` keys and `[[providers]]` tables), then HUB_<KEY> env vars."""
+    env = dict(os.environ if env is None else env)
+    path = path or env.get("HUB_CONFIG")
+    values: dict[str, Any] = {}
+    if path:
+        document = tomllib.loads(pathlib.Path(path).read_text())
+        values.update(document.get("hub", {}))
+        if "providers" in document:
+            values["providers"] = tuple(ProviderSettings(**p) for p in document["providers"])
+    for f in fields(Config):
+        raw = env.get(f"HUB_{f.name.upper()}")
+        if raw is not None and f.name != "providers":
+            values[f.name] = type(getattr(Config(), f.name))(raw)
+    unknown = set(values) - {f.name for f in fields(Config)}
+    if unknown:
+        raise ValueError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
+    return replace(Config(), **values)

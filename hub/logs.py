@@ -1,0 +1,23 @@
+"""structlog set-up: JSON lines to stdout (console renderer on request), context bound per call."""
+
+import logging
+import sys
+
+import structlog
+
+
+def configure(fmt: str = "json", level: int = logging.INFO) -> None:
+    renderer = (structlog.dev.ConsoleRenderer() if fmt == "console"
+                else structlog.processors.JSONRenderer())
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=True,
+    )

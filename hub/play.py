@@ -1,0 +1,386 @@
+"""Game sessions, rounds and the Play event log.
+
+A bet is three steps: (1) one transaction claims the idempotency key, debits the player, opens the
+round and appends RoundOpened + BetAccepted; (2) the provider is asked for the outcome; (3) one
+transaction credits the win and appends Outcome + Settled, or, if the provider failed, refunds the
+bet and appends an Error. Every event gets the next seq of its game session and is stored, so a
+client that reconnects with Resume gets exactly what it missed. Steps 2-3 run in a task the stream
+does not own: a client that disconnects mid-round cannot leave its bet half-settled.
+"""
+
+import asyncio
+import json
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+
+import structlog
+from sqlalchemy import select, update
+
+from adapters.base import (
+    LaunchInput, PlayInput, PlayResult, ProviderAdapter, ProviderError, ProviderProtocolError,
+    ProviderRejected, ProviderTimeout,
+)
+from casinohub.v1 import common_pb2, game_service_pb2 as pb
+from hub.catalog import Catalog, CatalogGame
+from hub.clock import to_timestamp, utcnow
+from hub.errors import DomainError, Reason, State
+from hub.ledger import idempotency, postings
+from hub.ledger.db import Database
+from hub.ledger.schema import game_sessions, ledger_transactions, play_events, rounds
+from hub.ledger.uow import UnitOfWork
+from hub.money import Money, exponent, positive_amount
+from hub.players import Players
+
+log = structlog.get_logger(__name__)
+
+_PROVIDER_REASONS: dict[type[ProviderError], Reason] = {
+    ProviderTimeout: Reason.PROVIDER_TIMEOUT,
+    ProviderRejected: Reason.PROVIDER_REJECTED,
+    ProviderProtocolError: Reason.PROVIDER_OUTCOME_INVALID,
+}
+
+
+def provider_reason(exc: ProviderError) -> Reason:
+    return next((r for cls, r in _PROVIDER_REASONS.items() if isinstance(exc, cls)), Reason.PROVIDER_UNAVAILABLE)
+
+
+@dataclass(frozen=True)
+class GameSession:
+    game_session_id: str
+    operator_id: str
+    player_id: str
+    game_id: str
+    currency: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class OpenedRound:
+    round_id: str
+    events: list[pb.PlayResponse]
+    replayed: bool  # the key was seen before: events are the stored ones, nothing was debited
+
+
+def _money(currency: str, amount: int) -> common_pb2.Money:
+    return common_pb2.Money(currency=currency, amount_minor=amount)
+
+
+class Play:
+    def __init__(self, db: Database, catalog: Catalog, players: Players, house_shards: int,
+                 game_session_ttl: timedelta):
+        self._db = db
+        self._catalog = catalog
+        self._players = players
+        self._shards = house_shards
+        self._ttl = game_session_ttl
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    # -- sessions ------------------------------------------------------------------------------------
+
+    async def launch(self, operator_id: str, token: str, game_id: str, currency: str,
+                     client_seed: str) -> pb.LaunchGameResponse:
+        player_id = await self._players.authenticate(operator_id, token)
+        exponent(currency)
+        game, adapter = await self._catalog.game(game_id)
+        if currency not in game.info.currencies:
+            raise DomainError(Reason.CURRENCY_MISMATCH, f"{game_id} does not accept {currency}")
+        if len(client_seed) > 128:
+            raise DomainError(Reason.INVALID_ARGUMENT, "client_seed must be at most 128 characters")
+        client_seed = client_seed or secrets.token_hex(16)
+        session_id = str(uuid.uuid4())
+        try:
+            launched = await adapter.launch(LaunchInput(
+                game_session_id=session_id, provider_game_id=game.info.provider_game_id,
+                operator_id=operator_id, player_id=player_id, currency=currency, client_seed=client_seed))
+        except ProviderError as exc:
+            raise DomainError(provider_reason(exc), f"provider {game.provider}: {exc}") from None
+        now = utcnow()
+        expires_at = now + self._ttl
+
+        def _insert(uow: UnitOfWork) -> None:
+            uow.conn.execute(game_sessions.insert().values(
+                game_session_id=session_id, operator_id=operator_id, player_id=player_id, game_id=game_id,
+                currency=currency, client_seed=client_seed, server_seed_hash=launched.server_seed_hash,
+                last_seq=0, created_at=now, expires_at=expires_at))
+            uow.commit()
+
+        await self._db.run(_insert)
+        return pb.LaunchGameResponse(game_session_id=session_id, launch_url=launched.launch_url,
+                                     server_seed_hash=launched.server_seed_hash,
+                                     expires_at=to_timestamp(expires_at))
+
+    async def attach(self, operator_id: str, game_session_id: str, token: str) -> GameSession:
+        """The game session a stream may play on: it must belong to the token's player."""
+        player_id = await self._players.authenticate(operator_id, token)
+
+        def _load(uow: UnitOfWork):  # type: ignore[no-untyped-def]
+            return uow.conn.execute(select(game_sessions).where(
+                game_sessions.c.game_session_id == game_session_id,
+                game_sessions.c.operator_id == operator_id,
+                game_sessions.c.player_id == player_id)).one_or_none()
+
+        row = await self._db.run(_load)
+        if row is None:
+            raise DomainError(Reason.GAME_SESSION_NOT_FOUND, f"no game session {game_session_id!r}")
+        if row.expires_at <= utcnow():
+            raise DomainError(Reason.GAME_SESSION_CLOSED, "game session expired; launch the game again")
+        return GameSession(row.game_session_id, operator_id, player_id, row.game_id, row.currency,
+                           row.expires_at)
+
+    async def opened(self, session: GameSession) -> pb.PlayResponse:
+        def _tx(uow: UnitOfWork) -> list[pb.PlayResponse]:
+            balance = self._balance(uow, session)
+            events = self._append(uow, session, None, [pb.PlayResponse(session_opened=pb.SessionOpened(
+                game_session_id=session.game_session_id, game_id=session.game_id, balance=balance))])
+            uow.commit()
+            return events
+
+        return (await self._db.run(_tx))[0]
+
+    async def closed(self, session: GameSession) -> pb.PlayResponse:
+        return await self._append_one(session, None, pb.PlayResponse(
+            session_closed=pb.SessionClosed(game_session_id=session.game_session_id)))
+
+    async def events_after(self, session: GameSession, last_seen_seq: int) -> list[pb.PlayResponse]:
+        def _read(uow: UnitOfWork) -> list[bytes]:
+            return list(uow.conn.execute(select(play_events.c.payload).where(
+                play_events.c.game_session_id == session.game_session_id,
+                play_events.c.operator_id == session.operator_id,
+                play_events.c.seq > last_seen_seq).order_by(play_events.c.seq)).scalars())
+
+        return [pb.PlayResponse.FromString(p) for p in await self._db.run(_read)]
+
+    # -- bets ----------------------------------------------------------------------------------------
+
+    async def bet(self, session: GameSession, amount: common_pb2.Money, key: str) -> AsyncIterator[pb.PlayResponse]:
+        """Events of one bet, in order. The round runs to the end even if the caller stops listening."""
+        queue: asyncio.Queue[pb.PlayResponse | None] = asyncio.Queue()
+        task = asyncio.create_task(self._run_bet(session, amount, key, queue.put_nowait))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        task.add_done_callback(lambda _: queue.put_nowait(None))
+        while (event := await queue.get()) is not None:
+            yield event
+        await task  # surfaces an unexpected failure (e.g. the database went away)
+
+    async def drain(self) -> None:
+        """Wait for rounds already in flight to settle (graceful shutdown)."""
+        while self._in_flight:
+            await asyncio.gather(*list(self._in_flight), return_exceptions=True)
+
+    async def _run_bet(self, session: GameSession, amount: common_pb2.Money, key: str,
+                       emit: Callable[[pb.PlayResponse], None]) -> None:
+        try:
+            money = positive_amount(amount.currency, amount.amount_minor)
+            idempotency.validate_key(key)
+            game, adapter = await self._catalog.game(session.game_id)
+            self._check_bet(session, game, money)
+            opened = await self._db.run(partial(self._open_round_tx, session, money, key))
+        except DomainError as err:
+            emit(await self._error_event(session, key, "", err))
+            return
+        for event in opened.events:
+            emit(event)
+        if opened.replayed:
+            return
+        round_id = opened.round_id
+        try:
+            result = await adapter.play(PlayInput(
+                round_id=round_id, game_session_id=session.game_session_id,
+                provider_game_id=game.info.provider_game_id, operator_id=session.operator_id,
+                player_id=session.player_id, currency=money.currency, bet_minor=money.amount_minor))
+            self._check_win(game, money, result)
+        except (ProviderError, DomainError) as exc:
+            err = exc if isinstance(exc, DomainError) else DomainError(
+                provider_reason(exc), f"provider {game.provider}: {exc}; the bet was rolled back")
+            log.warning("play.round_rolled_back", round_id=round_id, reason=err.reason.name, error=str(exc))
+            events = await self._db.run(partial(self._rollback_tx, session, round_id, money, key, err))
+        else:
+            events = await self._db.run(partial(self._settle_tx, session, round_id, money, key, result))
+        for event in events:
+            emit(event)
+
+    def _check_bet(self, session: GameSession, game: CatalogGame, money: Money) -> None:
+        if session.expires_at <= utcnow():
+            raise DomainError(Reason.GAME_SESSION_CLOSED, "game session expired; launch the game again")
+        if money.currency != session.currency:
+            raise DomainError(Reason.CURRENCY_MISMATCH,
+                              f"this game session plays in {session.currency}, not {money.currency}")
+        limit = next(lim for lim in game.info.bet_limits if lim.currency == money.currency)
+        if not limit.min_minor <= money.amount_minor <= limit.max_minor:
+            raise DomainError(Reason.BET_OUT_OF_LIMITS,
+                              f"bet must be between {limit.min_minor} and {limit.max_minor} minor units")
+        if money.amount_minor % limit.step_minor:
+            raise DomainError(Reason.AMOUNT_NOT_REPRESENTABLE,
+                              f"bet must be a multiple of {limit.step_minor} minor units for this provider")
+
+    @staticmethod
+    def _check_win(game: CatalogGame, money: Money, result: PlayResult) -> None:
+        """Never trust the provider's arithmetic: the adapter re-evaluated the paytable; this bounds it."""
+        if not 0 <= result.win_minor <= money.amount_minor * game.info.max_win_multiplier:
+            raise ProviderProtocolError(
+                f"win {result.win_minor} outside 0..{game.info.max_win_multiplier}x the bet")
+
+    # -- transactions (run in a worker thread) --------------------------------------------------------
+
+    def _open_round_tx(self, session: GameSession, money: Money, key: str, uow: UnitOfWork) -> OpenedRound:
+        request_fp = idempotency.fingerprint("bet", session.game_session_id, money.currency, money.amount_minor)
+        stored = idempotency.lookup(uow, session.operator_id, key, request_fp)
+        if stored is not None:
+            round_id = stored.decode()
+            return OpenedRound(round_id, self._round_events(uow, session, round_id), replayed=True)
+        now = utcnow()
+        idempotency.claim(uow, session.operator_id, key, request_fp, now)
+        round_id = str(uuid.uuid4())
+        transaction_id = str(uuid.uuid4())
+        balance = self._post(uow, session, "bet", transaction_id, round_id, key, -money.amount_minor, now)
+        uow.conn.execute(rounds.insert().values(
+            round_id=round_id, operator_id=session.operator_id, game_session_id=session.game_session_id,
+            player_id=session.player_id, game_id=session.game_id, currency=money.currency, status="OPEN",
+            bet_amount=money.amount_minor, win_amount=0, bet_idempotency_key=key, opened_at=now))
+        events = self._append(uow, session, round_id, [
+            pb.PlayResponse(round_opened=pb.RoundOpened(round_id=round_id, idempotency_key=key)),
+            pb.PlayResponse(bet_accepted=pb.BetAccepted(
+                round_id=round_id, transaction_id=transaction_id, amount=_money(money.currency, money.amount_minor),
+                balance=_money(money.currency, balance))),
+        ])
+        uow.commit()
+        return OpenedRound(round_id, events, replayed=False)
+
+    def _settle_tx(self, session: GameSession, round_id: str, money: Money, key: str, result: PlayResult,
+                   uow: UnitOfWork) -> list[pb.PlayResponse]:
+        now = utcnow()
+        if result.win_minor:
+            win_tx = str(uuid.uuid4())
+            balance = self._post(uow, session, "win", win_tx, round_id, f"{round_id}:win", result.win_minor, now)
+        else:
+            balance = postings.balance(uow, session.operator_id,
+                                       postings.player_cash(session.player_id, session.currency))
+        proof = pb.ProvablyFairProof(server_seed_hash=result.proof.server_seed_hash,
+                                     client_seed=result.proof.client_seed, nonce=result.proof.nonce,
+                                     server_seed=result.proof.server_seed)
+        uow.conn.execute(update(rounds).where(
+            rounds.c.round_id == round_id, rounds.c.operator_id == session.operator_id,
+        ).values(status="SETTLED", win_amount=result.win_minor, provider_round_id=result.provider_round_id,
+                 result=result.result, proof=json.dumps(_proof_json(proof)), closed_at=now))
+        win = _money(money.currency, result.win_minor)
+        events = self._append(uow, session, round_id, [
+            pb.PlayResponse(outcome=pb.Outcome(round_id=round_id, result=result.result, win=win, proof=proof)),
+            pb.PlayResponse(settled=pb.Settled(
+                round_id=round_id, transaction_ids=self._transaction_ids(uow, session.operator_id, round_id), win=win,
+                balance=_money(money.currency, balance))),
+        ])
+        idempotency.complete(uow, session.operator_id, key, round_id.encode())
+        uow.commit()
+        return events
+
+    def _rollback_tx(self, session: GameSession, round_id: str, money: Money, key: str, err: DomainError,
+                     uow: UnitOfWork) -> list[pb.PlayResponse]:
+        now = utcnow()
+        balance = self._post(uow, session, "rollback", str(uuid.uuid4()), round_id, f"{round_id}:rollback",
+                             money.amount_minor, now)
+        uow.conn.execute(update(rounds).where(
+            rounds.c.round_id == round_id, rounds.c.operator_id == session.operator_id,
+        ).values(status="ROLLED_BACK", closed_at=now))
+        # The debit was refunded: net, nothing applied; retry with a new key.
+        err = DomainError(err.reason, err.message, State.NOT_APPLIED)
+        events = self._append(uow, session, round_id, [pb.PlayResponse(error=pb.PlayError(
+            idempotency_key=key, round_id=round_id, error=err.to_detail(),
+            balance=_money(money.currency, balance)))])
+        idempotency.complete(uow, session.operator_id, key, round_id.encode())
+        uow.commit()
+        return events
+
+    async def _error_event(self, session: GameSession, key: str, round_id: str, err: DomainError) -> pb.PlayResponse:
+        def _tx(uow: UnitOfWork) -> list[pb.PlayResponse]:
+            events = self._append(uow, session, round_id or None, [pb.PlayResponse(error=pb.PlayError(
+                idempotency_key=key, round_id=round_id, error=err.to_detail(),
+                balance=self._balance(uow, session)))])
+            uow.commit()
+            return events
+
+        return (await self._db.run(_tx))[0]
+
+    async def _append_one(self, session: GameSession, round_id: str | None, event: pb.PlayResponse) -> pb.PlayResponse:
+        def _tx(uow: UnitOfWork) -> list[pb.PlayResponse]:
+            events = self._append(uow, session, round_id, [event])
+            uow.commit()
+            return events
+
+        return (await self._db.run(_tx))[0]
+
+    def _post(self, uow: UnitOfWork, session: GameSession, kind: str, transaction_id: str, round_id: str,
+              key: str, player_change: int, now: datetime) -> int:
+        player = postings.player_cash(session.player_id, session.currency)
+        house = postings.house(session.player_id, session.currency, self._shards)
+        postings.ensure_accounts(uow, session.operator_id, [player, house])
+        return postings.post(
+            uow, operator_id=session.operator_id, transaction_id=transaction_id, kind=kind,
+            player_id=session.player_id, currency=session.currency, round_id=round_id, idempotency_key=key,
+            legs=[postings.Leg(player, player_change), postings.Leg(house, -player_change)], now=now)
+
+    def _balance(self, uow: UnitOfWork, session: GameSession) -> common_pb2.Money:
+        player = postings.player_cash(session.player_id, session.currency)
+        return _money(session.currency, postings.balance(uow, session.operator_id, player))
+
+    @staticmethod
+    def _append(uow: UnitOfWork, session: GameSession, round_id: str | None,
+                events: list[pb.PlayResponse]) -> list[pb.PlayResponse]:
+        """Give events the session's next seqs and store them, in the caller's transaction."""
+        last = uow.conn.execute(select(game_sessions.c.last_seq).where(
+            game_sessions.c.game_session_id == session.game_session_id,
+            game_sessions.c.operator_id == session.operator_id).with_for_update()).scalar_one()
+        now = utcnow()
+        for offset, event in enumerate(events, start=1):
+            event.seq = last + offset
+        uow.conn.execute(play_events.insert(), [
+            {"game_session_id": session.game_session_id, "seq": e.seq, "operator_id": session.operator_id,
+             "round_id": round_id, "payload": e.SerializeToString(deterministic=True), "created_at": now}
+            for e in events])
+        uow.conn.execute(update(game_sessions).where(
+            game_sessions.c.game_session_id == session.game_session_id).values(last_seq=last + len(events)))
+        return events
+
+    @staticmethod
+    def _round_events(uow: UnitOfWork, session: GameSession, round_id: str) -> list[pb.PlayResponse]:
+        payloads = uow.conn.execute(select(play_events.c.payload).where(
+            play_events.c.round_id == round_id, play_events.c.operator_id == session.operator_id,
+        ).order_by(play_events.c.seq)).scalars()
+        return [pb.PlayResponse.FromString(p) for p in payloads]
+
+    @staticmethod
+    def _transaction_ids(uow: UnitOfWork, operator_id: str, round_id: str) -> list[str]:
+        return list(uow.conn.execute(select(ledger_transactions.c.transaction_id).where(
+            ledger_transactions.c.round_id == round_id,
+            ledger_transactions.c.operator_id == operator_id,
+        ).order_by(ledger_transactions.c.created_at, ledger_transactions.c.kind)).scalars())
+
+    # -- rounds --------------------------------------------------------------------------------------
+
+    async def get_round(self, operator_id: str, round_id: str) -> pb.Round:
+        def _read(uow: UnitOfWork):  # type: ignore[no-untyped-def]
+            row = uow.conn.execute(select(rounds).where(
+                rounds.c.round_id == round_id, rounds.c.operator_id == operator_id)).one_or_none()
+            if row is None:
+                return None, []
+            return row, self._transaction_ids(uow, operator_id, round_id)
+
+        row, transaction_ids = await self._db.run(_read)
+        if row is None:
+            raise DomainError(Reason.ROUND_NOT_FOUND, f"no round {round_id!r}")
+        return pb.Round(
+            round_id=row.round_id, game_id=row.game_id, player_id=row.player_id,
+            game_session_id=row.game_session_id, status=pb.RoundStatus.Value(f"ROUND_STATUS_{row.status}"),
+            bet=_money(row.currency, row.bet_amount), win=_money(row.currency, row.win_amount),
+            result=row.result or "", proof=pb.ProvablyFairProof(**json.loads(row.proof)) if row.proof else None,
+            transaction_ids=transaction_ids, opened_at=to_timestamp(row.opened_at),
+            closed_at=to_timestamp(row.closed_at))
+
+
+def _proof_json(proof: pb.ProvablyFairProof) -> dict[str, object]:
+    return {"server_seed_hash": proof.server_seed_hash, "client_seed": proof.client_seed,
+            "nonce": proof.nonce, "server_seed": proof.server_seed}

@@ -1,0 +1,103 @@
+"""The hub's gRPC server: services, health, reflection, and a graceful stop."""
+
+import asyncio
+import contextlib
+import signal
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from adapters.base import ProviderAdapter
+from casinohub.v1 import (
+    game_service_pb2, game_service_pb2_grpc, player_service_pb2, player_service_pb2_grpc, wallet_service_pb2,
+    wallet_service_pb2_grpc,
+)
+from hub.bootstrap import Hub, bootstrap
+from hub.config import Config
+from hub.servicers.game import GameServicer
+from hub.servicers.player import PlayerServicer
+from hub.servicers.wallet import WalletServicer
+
+log = structlog.get_logger(__name__)
+SERVICES = [
+    game_service_pb2.DESCRIPTOR.services_by_name["GameService"].full_name,
+    wallet_service_pb2.DESCRIPTOR.services_by_name["WalletService"].full_name,
+    player_service_pb2.DESCRIPTOR.services_by_name["PlayerService"].full_name,
+]
+
+
+class HubServer:
+    """A started-or-startable hub: the gRPC server plus what it owns."""
+
+    def __init__(self, server: grpc.aio.Server, hub: Hub, health_servicer: health.aio.HealthServicer):
+        self.grpc = server
+        self.hub = hub
+        self._health = health_servicer
+        self._watch: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.grpc.start()
+        self._watch = asyncio.create_task(self._watch_database())
+
+    async def _watch_database(self) -> None:
+        """Health follows the database: NOT_SERVING while it cannot be reached."""
+        while True:
+            serving = await self.hub.db.ping()
+            status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+            for name in ("", *SERVICES):
+                await self._health.set(name, status)
+            await asyncio.sleep(self.hub.config.health_interval_s)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop accepting calls, let in-flight calls and rounds finish, then release everything."""
+        if self._watch:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        await self._health.enter_graceful_shutdown()
+        await self.grpc.stop(self.hub.config.shutdown_grace_s if grace is None else grace)
+        await self.hub.close()
+
+
+async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | None = None) -> tuple[HubServer, int]:
+    """Build the hub and bind it to config.listen (port 0 picks a free port). Call start() to serve."""
+    hub = await bootstrap(config, adapters)
+    server = grpc.aio.server(maximum_concurrent_rpcs=config.max_concurrent_rpcs)
+    default = config.sandbox_operator_id
+    game_service_pb2_grpc.add_GameServiceServicer_to_server(
+        GameServicer(hub.catalog, hub.play, hub.operators, default), server)
+    wallet_service_pb2_grpc.add_WalletServiceServicer_to_server(
+        WalletServicer(hub.wallet, hub.operators, default), server)
+    player_service_pb2_grpc.add_PlayerServiceServicer_to_server(
+        PlayerServicer(hub.players, hub.operators, default), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server)
+    port = server.add_insecure_port(config.listen)
+    if port == 0:
+        raise OSError(f"could not bind {config.listen}")
+    return HubServer(server, hub, health_servicer), port
+
+
+async def serve(config: Config) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    server, port = await create_server(config)
+    await server.start()
+    log.info("hub.serving", port=port, listen=config.listen, database=_redact(config.database_url),
+             providers=sorted(server.hub.adapters))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("hub.stopping", grace_s=config.shutdown_grace_s)
+    await server.stop()
+    log.info("hub.stopped")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    return make_url(url).render_as_string(hide_password=True)

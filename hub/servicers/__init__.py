@@ -1,0 +1,1 @@
+"""Thin gRPC servicers: decode the request, call the domain, encode the answer."""

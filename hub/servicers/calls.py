@@ -1,0 +1,81 @@
+"""What every RPC shares: request id and operator bound to the logs, and errors turned into statuses.
+
+A DomainError becomes its status with ErrorInfo; a database outage becomes UNAVAILABLE/HUB_UNAVAILABLE
+(state UNKNOWN: retry with the same idempotency key); anything else is a hub bug, logged with its
+stack and answered with a bare INTERNAL (no stack trace reaches the client).
+"""
+
+import functools
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+import structlog
+from sqlalchemy.exc import OperationalError
+
+from hub.errors import DomainError, Reason, State
+from hub.operators import Operators
+
+log = structlog.get_logger("hub.rpc")
+OPERATOR_HEADER = "x-operator-id"
+REQUEST_ID_HEADER = "x-request-id"
+
+
+def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
+    return {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+
+
+def bind_call(context: grpc.aio.ServicerContext, method: str, default_operator: str) -> str:
+    """Bind request id, operator and method to this call's log context; returns the operator id."""
+    metadata = _metadata(context)
+    operator_id = metadata.get(OPERATOR_HEADER, default_operator)
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(
+        request_id=metadata.get(REQUEST_ID_HEADER) or str(uuid.uuid4()), operator=operator_id, rpc=method)
+    return operator_id
+
+
+def as_domain_error(exc: BaseException) -> DomainError | None:
+    if isinstance(exc, DomainError):
+        return exc
+    if isinstance(exc, OperationalError):  # connection refused, lost, timed out
+        return DomainError(Reason.HUB_UNAVAILABLE, "the hub's database is unavailable; retry", State.UNKNOWN)
+    return None
+
+
+async def abort(context: grpc.aio.ServicerContext, err: DomainError) -> None:
+    status = err.to_status()
+    log.info("rpc.refused", reason=err.reason.name, message=err.message)
+    await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+async def abort_unexpected(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+    err = as_domain_error(exc)
+    if err is not None:
+        await abort(context, err)
+    log.error("rpc.failed", exc_info=exc)
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error; it has been logged")
+
+
+Handler = Callable[[Any, str, Any, grpc.aio.ServicerContext], Awaitable[Any]]
+
+
+def unary(handler: Handler) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+    """Wrap a unary handler(self, operator_id, request, context) with operator check and error mapping."""
+
+    @functools.wraps(handler)
+    async def call(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        operators: Operators = self.operators
+        operator_id = bind_call(context, handler.__name__, self.default_operator)
+        try:
+            await operators.require(operator_id)
+            response = await handler(self, operator_id, request, context)
+        except DomainError as err:
+            await abort(context, err)
+        except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
+            await abort_unexpected(context, exc)
+        log.info("rpc.ok")
+        return response
+
+    return call

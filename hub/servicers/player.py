@@ -1,0 +1,27 @@
+import grpc
+
+from casinohub.v1 import player_service_pb2 as pb, player_service_pb2_grpc
+from hub.clock import to_timestamp
+from hub.operators import Operators
+from hub.players import Players
+from hub.servicers.calls import unary
+
+
+class PlayerServicer(player_service_pb2_grpc.PlayerServiceServicer):
+    def __init__(self, players: Players, operators: Operators, default_operator: str):
+        self.players = players
+        self.operators = operators
+        self.default_operator = default_operator
+
+    @unary
+    async def RegisterPlayer(self, operator_id: str, request: pb.RegisterPlayerRequest,
+                             context: grpc.aio.ServicerContext) -> pb.RegisterPlayerResponse:
+        player_id = await self.players.register(operator_id, request.username, request.password)
+        return pb.RegisterPlayerResponse(player_id=player_id)
+
+    @unary
+    async def Login(self, operator_id: str, request: pb.LoginRequest,
+                    context: grpc.aio.ServicerContext) -> pb.LoginResponse:
+        session = await self.players.login(operator_id, request.username, request.password)
+        return pb.LoginResponse(player_id=session.player_id, session_token=session.token,
+                                expires_at=to_timestamp(session.expires_at))

@@ -1,0 +1,41 @@
+import grpc
+
+from casinohub.v1 import common_pb2, wallet_service_pb2 as pb, wallet_service_pb2_grpc
+from hub.money import Money
+from hub.operators import Operators
+from hub.servicers.calls import unary
+from hub.wallet import Wallet
+
+
+class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
+    def __init__(self, wallet: Wallet, operators: Operators, default_operator: str):
+        self.wallet = wallet
+        self.operators = operators
+        self.default_operator = default_operator
+
+    @unary
+    async def GetBalance(self, operator_id: str, request: pb.GetBalanceRequest,
+                         context: grpc.aio.ServicerContext) -> pb.GetBalanceResponse:
+        balance = await self.wallet.balance(operator_id, request.player_id, request.currency)
+        return pb.GetBalanceResponse(balance=common_pb2.Money(currency=balance.currency,
+                                                              amount_minor=balance.amount_minor))
+
+    @unary
+    async def Deposit(self, operator_id: str, request: pb.DepositRequest,
+                      context: grpc.aio.ServicerContext) -> pb.DepositResponse:
+        return await self.wallet.deposit(operator_id, request.player_id,
+                                         Money(request.amount.currency, request.amount.amount_minor),
+                                         request.idempotency_key)
+
+    @unary
+    async def Withdraw(self, operator_id: str, request: pb.WithdrawRequest,
+                       context: grpc.aio.ServicerContext) -> pb.WithdrawResponse:
+        return await self.wallet.withdraw(operator_id, request.player_id,
+                                          Money(request.amount.currency, request.amount.amount_minor),
+                                          request.idempotency_key)
+
+    @unary
+    async def ListTransactions(self, operator_id: str, request: pb.ListTransactionsRequest,
+                               context: grpc.aio.ServicerContext) -> pb.ListTransactionsResponse:
+        return await self.wallet.transactions(operator_id, request.player_id, request.currency,
+                                              request.page_size, request.page_token)

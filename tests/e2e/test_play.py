@@ -1,0 +1,205 @@
+"""The Play stream over a live hub with a scriptable studio: ordering, money, failures, replays."""
+
+import asyncio
+
+import grpc
+import pytest
+
+from adapters.base import ProviderTimeout, ProviderUnavailable
+from casinohub.v1 import common_pb2, game_service_pb2 as pb
+from tests.conftest import Client
+from tests.e2e.play_client import PlayStream, kinds, launch, opened_stream
+from tests.errors import reason_of
+from tests.fakes import FakeStudio
+
+BET_EVENTS = ["round_opened", "bet_accepted", "outcome", "settled"]
+
+
+async def test_full_round_events_are_ordered_and_settle_the_win(hub: Client, studio: FakeStudio) -> None:
+    studio.win = lambda bet: bet * 3
+    player_id, token = await hub.new_player(deposit=1_000)
+    stream = await opened_stream(hub, token)
+    stream.bet(100, "bet-1")
+    events = await stream.until("settled", "error")
+    assert kinds(events) == BET_EVENTS
+    assert [e.seq for e in events] == [2, 3, 4, 5]
+    accepted, settled = events[1].bet_accepted, events[3].settled
+    assert accepted.balance.amount_minor == 900
+    assert settled.win.amount_minor == 300 and settled.balance.amount_minor == 1_200
+    assert settled.transaction_ids[0] == accepted.transaction_id and len(settled.transaction_ids) == 2
+    assert await hub.balance(player_id) == 1_200
+    assert hub.posting_sums() == {"USD": 0}
+
+    round_ = (await hub.games.GetRound(pb.GetRoundRequest(round_id=settled.round_id), metadata=hub.metadata)).round
+    assert round_.status == pb.ROUND_STATUS_SETTLED
+    assert (round_.bet.amount_minor, round_.win.amount_minor, round_.result) == (100, 300, "HEADS")
+    assert list(round_.transaction_ids) == list(settled.transaction_ids)
+    await stream.close()
+
+
+async def test_bet_replay_returns_the_same_events_and_debits_once(hub: Client, studio: FakeStudio) -> None:
+    player_id, token = await hub.new_player(deposit=1_000)
+    stream = await opened_stream(hub, token)
+    stream.bet(100, "bet-r")
+    first = await stream.until("settled")
+    counts = hub.ledger_counts()
+    stream.bet(100, "bet-r")
+    again = await stream.until("settled")
+    assert [e.SerializeToString() for e in again] == [e.SerializeToString() for e in first]
+    assert hub.ledger_counts() == counts
+    assert len(studio.plays) == 1
+    assert await hub.balance(player_id) == 900
+
+    stream.bet(150, "bet-r")  # same key, different amount
+    error = (await stream.next()).error
+    assert (error.error.reason, error.error.code) == ("IDEMPOTENCY_KEY_REUSED", grpc.StatusCode.ALREADY_EXISTS.value[0])
+    assert error.balance.amount_minor == 900 and hub.ledger_counts() == counts
+    await stream.close()
+
+
+async def test_fifty_concurrent_bets_on_a_balance_of_ten_bets(hub: Client, studio: FakeStudio) -> None:
+    studio.delay = 0.05  # keep rounds open while the others race for the balance
+    player_id, token = await hub.new_player(deposit=100)
+    streams = [await opened_stream(hub, token) for _ in range(50)]
+    for i, stream in enumerate(streams):
+        stream.bet(10, f"race-{i}")
+    outcomes = await asyncio.gather(*(s.until("settled", "error") for s in streams))
+    settled = [o for o in outcomes if o[-1].WhichOneof("event") == "settled"]
+    refused = [o[-1].error.error.reason for o in outcomes if o[-1].WhichOneof("event") == "error"]
+    assert len(settled) == 10
+    assert refused == ["INSUFFICIENT_FUNDS"] * 40
+    assert await hub.balance(player_id) == 0
+    assert hub.posting_sums() == {"USD": 0}
+    for stream in streams:
+        await stream.close()
+
+
+@pytest.mark.parametrize("failure,reason", [
+    (ProviderTimeout("no answer in 0.5s"), "PROVIDER_TIMEOUT"),
+    (ProviderUnavailable("connection refused"), "PROVIDER_UNAVAILABLE"),
+])
+async def test_provider_failure_after_the_debit_rolls_the_bet_back(
+        hub: Client, studio: FakeStudio, failure: Exception, reason: str) -> None:
+    studio.fail = failure  # type: ignore[assignment]
+    player_id, token = await hub.new_player(deposit=500)
+    stream = await opened_stream(hub, token)
+    stream.bet(200, "doomed")
+    events = await stream.until("settled", "error")
+    assert kinds(events) == ["round_opened", "bet_accepted", "error"]
+    assert events[1].bet_accepted.balance.amount_minor == 300  # debited before the provider was asked
+    error = events[2].error
+    assert error.error.reason == reason and error.error.retryable
+    assert error.balance.amount_minor == 500
+    assert await hub.balance(player_id) == 500
+    round_ = (await hub.games.GetRound(pb.GetRoundRequest(round_id=error.round_id), metadata=hub.metadata)).round
+    assert round_.status == pb.ROUND_STATUS_ROLLED_BACK
+    assert hub.posting_sums() == {"USD": 0}
+    await stream.close()
+
+
+async def test_bet_above_balance_and_out_of_limits_change_nothing(hub: Client) -> None:
+    player_id, token = await hub.new_player(deposit=50)
+    stream = await opened_stream(hub, token)
+    counts = hub.ledger_counts()
+    for amount, key, currency, reason in [
+        (51, "too-much", "USD", "INSUFFICIENT_FUNDS"),
+        (0, "zero", "USD", "INVALID_AMOUNT"),
+        (-1, "negative", "USD", "INVALID_AMOUNT"),
+        (10, "", "USD", "INVALID_IDEMPOTENCY_KEY"),
+        (10, "eur", "EUR", "CURRENCY_MISMATCH"),
+        (10, "xxx", "XXX", "UNKNOWN_CURRENCY"),
+        (100_001, "limit", "USD", "BET_OUT_OF_LIMITS"),
+    ]:
+        stream.bet(amount, key, currency)
+        event = await stream.next()
+        assert event.error.error.reason == reason, key
+        assert event.error.error.state == common_pb2.APPLY_STATE_NOT_APPLIED
+    assert await hub.balance(player_id) == 50
+    assert hub.ledger_counts() == counts
+    await stream.close()
+
+
+async def test_bet_before_open_is_refused(hub: Client) -> None:
+    stream = PlayStream(hub)
+    stream.bet(10, "early")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stream.next()
+    assert reason_of(err.value) == (grpc.StatusCode.FAILED_PRECONDITION, "STREAM_NOT_OPEN")
+
+
+@pytest.mark.parametrize("token", ["", "garbage", "chs_" + "x" * 43])
+async def test_malformed_or_unknown_session_token_is_unauthenticated(hub: Client, token: str) -> None:
+    _, good = await hub.new_player()
+    game_session_id = await launch(hub, good)
+    stream = PlayStream(hub)
+    stream.open(game_session_id, token)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stream.next()
+    assert reason_of(err.value) == (grpc.StatusCode.UNAUTHENTICATED, "INVALID_SESSION")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await launch(hub, token)
+    assert reason_of(err.value) == (grpc.StatusCode.UNAUTHENTICATED, "INVALID_SESSION")
+
+
+async def test_another_players_game_session_is_not_found(hub: Client) -> None:
+    _, alice = await hub.new_player()
+    _, mallory = await hub.new_player()
+    alices_session = await launch(hub, alice)
+    stream = PlayStream(hub)
+    stream.open(alices_session, mallory)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stream.next()
+    assert reason_of(err.value) == (grpc.StatusCode.NOT_FOUND, "GAME_SESSION_NOT_FOUND")
+
+
+async def test_unknown_game_and_unsupported_currency(hub: Client) -> None:
+    _, token = await hub.new_player()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await launch(hub, token, game_id="fake:nope")
+    assert reason_of(err.value) == (grpc.StatusCode.NOT_FOUND, "GAME_NOT_FOUND")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await launch(hub, token, currency="EUR")
+    assert reason_of(err.value) == (grpc.StatusCode.FAILED_PRECONDITION, "CURRENCY_MISMATCH")
+
+
+async def test_resume_replays_exactly_the_missed_events(hub: Client, studio: FakeStudio) -> None:
+    _, token = await hub.new_player(deposit=1_000)
+    game_session_id = await launch(hub, token)
+    stream = PlayStream(hub)
+    stream.open(game_session_id, token)
+    await stream.next()
+    stream.bet(10, "r-1")
+    first = await stream.until("settled")
+    stream.bet(10, "r-2")
+    second = await stream.until("settled")
+    await stream.close()  # pretend the client saw only the first round
+
+    resumed = PlayStream(hub)
+    resumed.send(pb.PlayRequest(resume=pb.ResumeAction(
+        game_session_id=game_session_id, session_token=token, last_seen_seq=first[-1].seq)))
+    replay = [await resumed.next() for _ in second]
+    assert [e.SerializeToString() for e in replay] == [e.SerializeToString() for e in second]
+    reopened = await resumed.next()
+    assert reopened.WhichOneof("event") == "session_opened" and reopened.seq == second[-1].seq + 1
+    await resumed.close()
+
+
+async def test_round_settles_even_if_the_client_disconnects_mid_round(hub: Client, studio: FakeStudio) -> None:
+    studio.delay = 0.3
+    studio.win = lambda bet: bet * 2
+    player_id, token = await hub.new_player(deposit=100)
+    stream = await opened_stream(hub, token)
+    stream.bet(40, "gone")
+    assert kinds(await stream.until("bet_accepted")) == ["round_opened", "bet_accepted"]
+    await stream.close()
+    for _ in range(100):
+        if await hub.balance(player_id) == 140:
+            break
+        await asyncio.sleep(0.05)
+    assert await hub.balance(player_id) == 140
+
+
+async def test_unknown_round_is_not_found(hub: Client) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await hub.games.GetRound(pb.GetRoundRequest(round_id="nope"), metadata=hub.metadata)
+    assert reason_of(err.value) == (grpc.StatusCode.NOT_FOUND, "ROUND_NOT_FOUND")

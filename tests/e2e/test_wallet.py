@@ -1,0 +1,133 @@
+"""WalletService over a live hub on port 0, through the generated stubs, on SQLite and MariaDB."""
+
+import asyncio
+
+import grpc
+import pytest
+
+from casinohub.v1 import common_pb2, wallet_service_pb2 as pb
+from hub.money import INT64_MAX
+from tests.conftest import Client
+from tests.errors import error_info, reason_of
+
+USD = "USD"
+
+
+def deposit(player_id: str, amount: int, key: str, currency: str = USD) -> pb.DepositRequest:
+    return pb.DepositRequest(player_id=player_id, idempotency_key=key,
+                             amount=common_pb2.Money(currency=currency, amount_minor=amount))
+
+
+async def test_deposit_replay_returns_identical_response_and_moves_money_once(hub: Client) -> None:
+    player_id, _ = await hub.new_player()
+    first = await hub.wallet.Deposit(deposit(player_id, 2_500, "dep-1"), metadata=hub.metadata)
+    counts = hub.ledger_counts()
+    again = await hub.wallet.Deposit(deposit(player_id, 2_500, "dep-1"), metadata=hub.metadata)
+    assert again.SerializeToString() == first.SerializeToString()
+    assert first.balance.amount_minor == 2_500
+    assert await hub.balance(player_id) == 2_500
+    assert hub.ledger_counts() == counts == (1, 2)
+
+
+async def test_concurrent_duplicates_of_one_deposit_apply_once(hub: Client) -> None:
+    player_id, _ = await hub.new_player()
+    responses = await asyncio.gather(*(
+        hub.wallet.Deposit(deposit(player_id, 700, "same-key"), metadata=hub.metadata) for _ in range(10)))
+    assert len({r.transaction_id for r in responses}) == 1
+    assert await hub.balance(player_id) == 700
+
+
+async def test_same_key_different_amount_is_refused_and_changes_nothing(hub: Client) -> None:
+    player_id, _ = await hub.new_player()
+    await hub.wallet.Deposit(deposit(player_id, 1_000, "dep-x"), metadata=hub.metadata)
+    counts = hub.ledger_counts()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await hub.wallet.Deposit(deposit(player_id, 1_001, "dep-x"), metadata=hub.metadata)
+    assert reason_of(err.value) == (grpc.StatusCode.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED")
+    assert error_info(err.value).metadata["retryable"] == "false"
+    assert await hub.balance(player_id) == 1_000
+    assert hub.ledger_counts() == counts
+
+
+async def test_withdraw_debits_and_refuses_overdraft(hub: Client) -> None:
+    player_id, _ = await hub.new_player(deposit=1_000)
+    out = await hub.wallet.Withdraw(pb.WithdrawRequest(
+        player_id=player_id, idempotency_key="w-1", amount=common_pb2.Money(currency=USD, amount_minor=400)),
+        metadata=hub.metadata)
+    assert out.balance.amount_minor == 600
+    counts = hub.ledger_counts()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await hub.wallet.Withdraw(pb.WithdrawRequest(
+            player_id=player_id, idempotency_key="w-2", amount=common_pb2.Money(currency=USD, amount_minor=601)),
+            metadata=hub.metadata)
+    assert reason_of(err.value) == (grpc.StatusCode.FAILED_PRECONDITION, "INSUFFICIENT_FUNDS")
+    assert error_info(err.value).metadata["state"] == "NOT_APPLIED"
+    assert await hub.balance(player_id) == 600
+    assert hub.ledger_counts() == counts
+    assert hub.posting_sums() == {USD: 0}
+
+
+@pytest.mark.parametrize("amount,currency,key,expected", [
+    (0, USD, "k", (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_AMOUNT")),
+    (-5, USD, "k", (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_AMOUNT")),
+    (100, "XXX", "k", (grpc.StatusCode.INVALID_ARGUMENT, "UNKNOWN_CURRENCY")),
+    (100, "", "k", (grpc.StatusCode.INVALID_ARGUMENT, "UNKNOWN_CURRENCY")),
+    (100, USD, "", (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_IDEMPOTENCY_KEY")),
+    (100, USD, "k" * 129, (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_IDEMPOTENCY_KEY")),
+])
+async def test_bad_deposits_are_refused_precisely_and_change_nothing(
+        hub: Client, amount: int, currency: str, key: str, expected: tuple[grpc.StatusCode, str]) -> None:
+    player_id, _ = await hub.new_player(deposit=50)
+    counts = hub.ledger_counts()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await hub.wallet.Deposit(deposit(player_id, amount, key, currency), metadata=hub.metadata)
+    assert reason_of(err.value) == expected
+    assert await hub.balance(player_id) == 50
+    assert hub.ledger_counts() == counts
+
+
+async def test_balance_overflow_is_refused(hub: Client) -> None:
+    player_id, _ = await hub.new_player()
+    await hub.wallet.Deposit(deposit(player_id, INT64_MAX, "big-1"), metadata=hub.metadata)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await hub.wallet.Deposit(deposit(player_id, 1, "big-2"), metadata=hub.metadata)
+    assert reason_of(err.value) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_AMOUNT")
+    assert await hub.balance(player_id) == INT64_MAX
+
+
+async def test_unknown_player_and_unknown_operator(hub: Client) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await hub.wallet.Deposit(deposit("no-such-player", 100, "k1"), metadata=hub.metadata)
+    assert reason_of(err.value) == (grpc.StatusCode.NOT_FOUND, "PLAYER_NOT_FOUND")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await hub.wallet.GetBalance(pb.GetBalanceRequest(player_id="x", currency=USD),
+                                    metadata=(("x-operator-id", "nobody"),))
+    assert reason_of(err.value) == (grpc.StatusCode.UNAUTHENTICATED, "UNKNOWN_OPERATOR")
+
+
+async def test_players_are_invisible_to_other_operators(hub: Client) -> None:
+    player_id, _ = await hub.new_player(deposit=100)
+    await hub.server.hub.operators.ensure("other-operator", "Other")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await hub.wallet.GetBalance(pb.GetBalanceRequest(player_id=player_id, currency=USD),
+                                    metadata=(("x-operator-id", "other-operator"),))
+    assert reason_of(err.value) == (grpc.StatusCode.NOT_FOUND, "PLAYER_NOT_FOUND")
+
+
+async def test_list_transactions_pages_newest_first(hub: Client) -> None:
+    player_id, _ = await hub.new_player()
+    for i in range(5):
+        await hub.wallet.Deposit(deposit(player_id, 10 + i, f"page-{i}"), metadata=hub.metadata)
+    seen, token = [], ""
+    while True:
+        page = await hub.wallet.ListTransactions(
+            pb.ListTransactionsRequest(player_id=player_id, page_size=2, page_token=token), metadata=hub.metadata)
+        seen += [t.amount.amount_minor for t in page.transactions]
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == [14, 13, 12, 11, 10]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await hub.wallet.ListTransactions(pb.ListTransactionsRequest(player_id=player_id, page_token="%%%"),
+                                          metadata=hub.metadata)
+    assert reason_of(err.value) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")

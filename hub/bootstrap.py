@@ -1,5 +1,6 @@
 """The one place where the hub is wired together from its configuration."""
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -35,7 +36,7 @@ class Hub:
 
 async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None = None) -> Hub:
     """Migrate (the embedded default needs no separate step), then build every component once."""
-    upgrade(config.database_url)
+    await asyncio.to_thread(upgrade, config.database_url)  # blocking I/O stays off the event loop
     db = Database.from_url(config.database_url, workers=config.db_workers)
     operators = Operators(db)
     if config.mode == "sandbox":

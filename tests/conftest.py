@@ -125,12 +125,15 @@ class Client:
 
 
 def hub_config(database_url: str, **overrides: object) -> Config:
-    return Config(listen="127.0.0.1:0", database_url=database_url,
-                  sandbox_operator_id=f"op-{uuid.uuid4().hex[:12]}", health_interval_s=0.2,
-                  shutdown_grace_s=5.0, providers=(), **overrides)  # type: ignore[arg-type]
+    """A hub on a free port with its own operator, so tests sharing a database never see each other."""
+    settings: dict[str, object] = {
+        "listen": "127.0.0.1:0", "database_url": database_url, "sandbox_operator_id": f"op-{uuid.uuid4().hex[:12]}",
+        "health_interval_s": 0.2, "shutdown_grace_s": 5.0, "providers": (), **overrides}
+    return Config(**settings)  # type: ignore[arg-type]
 
 
-async def start_hub(database_url: str, adapters: dict[str, ProviderAdapter], **overrides: object) -> Client:
+async def start_hub(database_url: str, adapters: dict[str, ProviderAdapter] | None, **overrides: object) -> Client:
+    """adapters=None builds them from the config's providers through the registry, as `hub serve` does."""
     config = hub_config(database_url, **overrides)
     server, port = await create_server(config, adapters)
     await server.start()

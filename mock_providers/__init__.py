@@ -1,0 +1,1 @@
+"""Simulated game studios: real network servers, faults included, so each adapter meets a live peer."""

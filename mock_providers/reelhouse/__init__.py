@@ -1,0 +1,1 @@
+"""Reelhouse: a mock slots studio speaking signed HTTP/JSON. See README.md for the protocol."""

@@ -1,0 +1,26 @@
+import pytest
+
+from hub.config import Config, load
+
+
+def test_defaults_need_nothing_installed() -> None:
+    config = load(env={})
+    assert config.database_url.startswith("sqlite:///")
+    assert [p.name for p in config.providers] == ["reelhouse"]
+
+
+def test_file_then_environment_override(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "hub.toml"
+    path.write_text('[hub]\nlisten = "0.0.0.0:6000"\nhouse_shards = 4\n\n'
+                    '[[providers]]\nname = "a"\nadapter = "reelhouse"\nurl = "http://x"\nsecret = "s"\n')
+    config = load(path, env={"HUB_HOUSE_SHARDS": "16", "HUB_DATABASE_URL": "sqlite:///other.db"})
+    assert (config.listen, config.house_shards, config.database_url) == ("0.0.0.0:6000", 16, "sqlite:///other.db")
+    assert [(p.name, p.timeout_s) for p in config.providers] == [("a", 5.0)]
+    assert isinstance(config, Config)
+
+
+def test_unknown_key_is_an_error_not_ignored(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "hub.toml"
+    path.write_text('[hub]\nlisten_adress = "typo"\n')
+    with pytest.raises(ValueError, match="listen_adress"):
+        load(path, env={})

@@ -5,6 +5,8 @@ import pathlib
 from alembic import command
 from alembic.config import Config
 
+from hub.ledger.db import prepare_sqlite_folder
+
 MIGRATIONS = pathlib.Path(__file__).parent / "migrations"
 
 
@@ -17,4 +19,5 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str) -> None:
     """Bring the database at url to the newest schema (idempotent)."""
+    prepare_sqlite_folder(url)
     command.upgrade(alembic_config(url), "head")

@@ -26,11 +26,17 @@ _RETRYABLE_MYSQL = {1213, 1205}
 ATTEMPTS = 5
 
 
+def prepare_sqlite_folder(url: str) -> None:
+    """SQLite creates the file but not its folder (var/ on a fresh clone)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        pathlib.Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+
+
 def make_engine(url: str, pool_size: int = 8) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            pathlib.Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        prepare_sqlite_folder(url)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
                                pool_size=pool_size, max_overflow=0)
         _sqlite_write_transactions(engine)

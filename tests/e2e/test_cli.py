@@ -26,7 +26,7 @@ async def hub_cli(*args: str) -> asyncio.subprocess.Process:
 
 
 async def test_migrate_creates_the_schema(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    url = f"sqlite:///{tmp_path}/fresh.db"
+    url = f"sqlite:///{tmp_path}/var/fresh.db"  # var/ does not exist yet, as on a fresh clone
     (tmp_path / "hub.toml").write_text(f'[hub]\ndatabase_url = "{url}"\n')
     process = await hub_cli("--config", str(tmp_path / "hub.toml"), "migrate")
     assert await asyncio.wait_for(process.wait(), 60) == 0
@@ -39,7 +39,7 @@ async def test_migrate_creates_the_schema(tmp_path) -> None:  # type: ignore[no-
 async def test_dev_starts_the_mock_studio_and_the_hub_and_stops_both(tmp_path) -> None:  # type: ignore[no-untyped-def]
     hub_port, studio_port = free_port(), free_port()
     (tmp_path / "hub.toml").write_text(
-        f'[hub]\nlisten = "127.0.0.1:{hub_port}"\ndatabase_url = "sqlite:///{tmp_path}/dev.db"\n\n'
+        f'[hub]\nlisten = "127.0.0.1:{hub_port}"\ndatabase_url = "sqlite:///{tmp_path}/var/dev.db"\n\n'
         f'[[providers]]\nname = "reelhouse"\nadapter = "reelhouse"\nurl = "http://127.0.0.1:{studio_port}"\n'
         f'secret = "dev-secret"\n')
     process = await hub_cli("--config", str(tmp_path / "hub.toml"), "dev")

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
-from hub.errors import DomainError, Reason
+from hub.errors import DomainError, Reason, State
 from hub.ledger.schema import idempotency_keys
 from hub.ledger.uow import UnitOfWork
 
@@ -42,7 +42,9 @@ def lookup(uow: UnitOfWork, operator_id: str, key: str, request_fingerprint: str
         raise DomainError(Reason.IDEMPOTENCY_KEY_REUSED,
                           f"idempotency_key {key!r} was already used with a different request")
     if row.response is None:
-        raise DomainError(Reason.REQUEST_IN_PROGRESS, f"a request with idempotency_key {key!r} is in progress")
+        # Whether the first request will apply is not known yet: retry with the same key to find out.
+        raise DomainError(Reason.REQUEST_IN_PROGRESS, f"a request with idempotency_key {key!r} is in progress",
+                          State.UNKNOWN)
     return row.response
 
 

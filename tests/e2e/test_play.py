@@ -203,3 +203,25 @@ async def test_unknown_round_is_not_found(hub: Client) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await hub.games.GetRound(pb.GetRoundRequest(round_id="nope"), metadata=hub.metadata)
     assert reason_of(err.value) == (grpc.StatusCode.NOT_FOUND, "ROUND_NOT_FOUND")
+
+
+async def test_same_key_while_the_first_bet_is_in_flight_is_aborted_retryable(hub: Client, studio: FakeStudio) -> None:
+    studio.delay = 0.5  # the first round waits on the provider
+    player_id, token = await hub.new_player(deposit=1_000)
+    game_session_id = await launch(hub, token)
+    first, second = PlayStream(hub), PlayStream(hub)
+    for stream in (first, second):
+        stream.open(game_session_id, token)
+        await stream.next()
+    first.bet(100, "twice")
+    await first.until("bet_accepted")
+    second.bet(100, "twice")
+    error = (await second.next()).error.error
+    assert (error.code, error.reason, error.retryable) == (grpc.StatusCode.ABORTED.value[0], "REQUEST_IN_PROGRESS", True)
+    assert error.state == common_pb2.APPLY_STATE_UNKNOWN
+    assert kinds(await first.until("settled")) == ["outcome", "settled"]
+    second.bet(100, "twice")  # once the first has finished, the retry gets its stored events
+    assert kinds(await second.until("settled")) == BET_EVENTS
+    assert await hub.balance(player_id) == 900 and len(studio.plays) == 1
+    await first.close()
+    await second.close()

@@ -10,6 +10,7 @@ from hub.catalog import Catalog
 from hub.config import Config
 from hub.ledger.db import Database
 from hub.migrate import upgrade
+from hub.money import add_currency
 from hub.operators import Operators
 from hub.play import Play
 from hub.players import Players
@@ -36,6 +37,8 @@ class Hub:
 
 async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None = None) -> Hub:
     """Migrate (the embedded default needs no separate step), then build every component once."""
+    for code, exponent in config.currencies.items():
+        add_currency(code, exponent)
     await asyncio.to_thread(upgrade, config.database_url)  # blocking I/O stays off the event loop
     db = Database.from_url(config.database_url, workers=config.db_workers)
     operators = Operators(db)

@@ -41,23 +41,28 @@ class Config:
     shutdown_grace_s: float = 10.0
     health_interval_s: float = 2.0
     log_format: str = "json"  # json | console
+    # Extra currencies (crypto) and their minor-unit exponents, e.g. {"DOGE": 8}; ISO ones are built in.
+    currencies: dict[str, int] = field(default_factory=dict)
     providers: tuple[ProviderSettings, ...] = field(
         default_factory=lambda: tuple(ProviderSettings(**p) for p in DEFAULT_PROVIDERS))
 
 
 def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Config:
-    """Config from an optional TOML file (`[hub]` keys and `[[providers]]` tables), then HUB_<KEY> env vars."""
+    """Config from an optional TOML file (`[hub]` keys, a `[currencies]` table, `[[providers]]` tables),
+    then HUB_<KEY> environment variables for the scalar keys."""
     env = dict(os.environ if env is None else env)
     path = path or env.get("HUB_CONFIG")
     values: dict[str, Any] = {}
     if path:
         document = tomllib.loads(pathlib.Path(path).read_text())
         values.update(document.get("hub", {}))
+        if "currencies" in document:
+            values["currencies"] = {code: int(exp) for code, exp in document["currencies"].items()}
         if "providers" in document:
             values["providers"] = tuple(ProviderSettings(**p) for p in document["providers"])
     for f in fields(Config):
         raw = env.get(f"HUB_{f.name.upper()}")
-        if raw is not None and f.name != "providers":
+        if raw is not None and f.name not in ("providers", "currencies"):
             values[f.name] = type(getattr(Config(), f.name))(raw)
     unknown = set(values) - {f.name for f in fields(Config)}
     if unknown:

@@ -1,6 +1,9 @@
-"""Currencies and exact money arithmetic. Amounts are int minor units; nothing here ever rounds."""
+"""Currencies and exact money arithmetic. Amounts are int minor units; nothing rounds unless asked to."""
 
+import decimal
 from dataclasses import dataclass
+from datetime import datetime
+from fractions import Fraction
 
 from hub.errors import DomainError, Reason
 
@@ -56,3 +59,63 @@ def from_scaled_units(currency: str, scaled: int, units_per_major: int) -> int:
             f"{scaled}/{units_per_major} {currency} is not a whole number of minor units",
         )
     return numerator // units_per_major
+
+
+def add_currency(code: str, exponent_: int) -> None:
+    """Add a currency (typically crypto) from configuration. ISO exponents cannot be redefined: every
+    stored amount in that currency would silently change value."""
+    if not (code.isascii() and code.isalnum() and code.isupper() and 2 <= len(code) <= 8):
+        raise ValueError(f"currency code {code!r} must be 2..8 upper-case letters or digits")
+    if not 0 <= exponent_ <= 18:
+        raise ValueError(f"exponent of {code} must be 0..18")
+    if CURRENCY_EXPONENTS.get(code, exponent_) != exponent_:
+        raise ValueError(f"{code} already has exponent {CURRENCY_EXPONENTS[code]}")
+    CURRENCY_EXPONENTS[code] = exponent_
+
+
+@dataclass(frozen=True)
+class ExchangeRate:
+    """Units of `quote` for one unit of `base` at `as_of`. For reporting and display only: bets always
+    settle in the wallet's own currency."""
+
+    base: str
+    quote: str
+    rate: Fraction
+    as_of: datetime
+
+    @classmethod
+    def parse(cls, base: str, quote: str, rate: str, as_of: datetime) -> "ExchangeRate":
+        """rate is a decimal string ("0.9231"); floats are refused so no binary rounding sneaks in."""
+        if not isinstance(rate, str):
+            raise TypeError("give the rate as a decimal string, not a float")
+        exponent(base), exponent(quote)
+        try:
+            value = Fraction(decimal.Decimal(rate))
+        except decimal.InvalidOperation:
+            raise ValueError(f"rate {rate!r} is not a decimal number") from None
+        if value <= 0:
+            raise ValueError("rate must be positive")
+        return cls(base, quote, value, as_of)
+
+
+ROUNDING_MODES = {decimal.ROUND_HALF_EVEN, decimal.ROUND_HALF_UP, decimal.ROUND_DOWN, decimal.ROUND_UP,
+                  decimal.ROUND_FLOOR, decimal.ROUND_CEILING}
+
+
+def convert(money: Money, rate: ExchangeRate, rounding: str | None = None) -> Money:
+    """money in rate.quote. Exact or refused (AMOUNT_NOT_REPRESENTABLE); with an explicit decimal rounding
+    mode (e.g. decimal.ROUND_HALF_EVEN) the caller chooses to round."""
+    if money.currency != rate.base:
+        raise DomainError(Reason.CURRENCY_MISMATCH, f"rate converts {rate.base}, not {money.currency}")
+    exact = Fraction(money.amount_minor) * rate.rate * 10 ** exponent(rate.quote) / 10 ** exponent(rate.base)
+    if exact.denominator == 1:
+        return Money(rate.quote, exact.numerator)
+    if rounding is None:
+        raise DomainError(Reason.AMOUNT_NOT_REPRESENTABLE,
+                          f"{money.amount_minor} minor {money.currency} is {float(exact):.6f} minor {rate.quote}, "
+                          "not a whole number; pass a rounding mode to round explicitly")
+    if rounding not in ROUNDING_MODES:
+        raise ValueError(f"unknown rounding mode {rounding!r}")
+    context = decimal.Context(prec=60, rounding=rounding)
+    quotient = context.divide(decimal.Decimal(exact.numerator), decimal.Decimal(exact.denominator))
+    return Money(rate.quote, int(quotient.quantize(decimal.Decimal(1), context=context)))

@@ -12,10 +12,12 @@ def test_defaults_need_nothing_installed() -> None:
 def test_file_then_environment_override(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "hub.toml"
     path.write_text('[hub]\nlisten = "0.0.0.0:6000"\nhouse_shards = 4\n\n'
+                    '[currencies]\nDOGE = 8\n\n'
                     '[[providers]]\nname = "a"\nadapter = "reelhouse"\nurl = "http://x"\nsecret = "s"\n')
     config = load(path, env={"HUB_HOUSE_SHARDS": "16", "HUB_DATABASE_URL": "sqlite:///other.db"})
     assert (config.listen, config.house_shards, config.database_url) == ("0.0.0.0:6000", 16, "sqlite:///other.db")
     assert [(p.name, p.timeout_s) for p in config.providers] == [("a", 5.0)]
+    assert config.currencies == {"DOGE": 8}
     assert isinstance(config, Config)
 
 

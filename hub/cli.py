@@ -1,8 +1,9 @@
-"""`hub` console script: serve, dev (serve with the sandbox studios), migrate."""
+"""`hub` console script: serve, dev (serve with the sandbox studios), migrate, ledger check."""
 
 import argparse
 import asyncio
 import contextlib
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,6 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("serve", help="run the gRPC hub until SIGTERM")
     commands.add_parser("dev", help="start the sandbox mock studios, then serve (the README's run command)")
     commands.add_parser("migrate", help="bring the database schema to the newest version")
+    ledger = commands.add_parser("ledger", help="audit the ledger").add_subparsers(
+        dest="ledger_command", required=True)
+    check = ledger.add_parser("check", help="verify sums, balances and hash chains; exit 1 on any violation")
+    check.add_argument("--operator", help="check only this operator (default: every operator)")
+    check.add_argument("--json", action="store_true", help="print the reports as JSON")
     args = parser.parse_args(argv)
 
     cfg = hub_config.load(args.config)
@@ -31,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         upgrade(cfg.database_url)
         print(f"database at newest schema: {cfg.database_url.split('@')[-1]}")
         return 0
+    if args.command == "ledger":
+        return ledger_check(cfg.database_url, args.operator, args.json)
     from hub.server import serve  # imported late: `hub migrate` needs no gRPC
 
     if args.command == "dev":
@@ -39,6 +47,19 @@ def main(argv: list[str] | None = None) -> int:
     else:
         asyncio.run(serve(cfg))
     return 0
+
+
+def ledger_check(url: str, operator_id: str | None, as_json: bool) -> int:
+    from hub.ledger.check import check  # imported late: it pulls in gRPC, which `hub migrate` does not need
+
+    reports = check(url, operator_id)
+    ok = all(report.ok for report in reports)
+    if as_json:
+        print(json.dumps({"ok": ok, "operators": [report.as_dict() for report in reports]}, indent=2))
+    else:
+        print("\n".join([report.render() for report in reports]
+                        + [f"ledger check: {'clean' if ok else 'VIOLATIONS FOUND'}"]))
+    return 0 if ok else 1
 
 
 @contextlib.contextmanager

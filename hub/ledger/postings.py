@@ -2,7 +2,7 @@
 
 Invariants enforced here, for every ledger transaction: postings sum to zero per currency; a player's
 cash never goes negative; every entry records the account's running balance; each account row's
-version increases with every change.
+version increases with every change; every entry extends its account's hash chain (hub.ledger.chain).
 """
 
 import zlib
@@ -14,6 +14,7 @@ from sqlalchemy import and_, or_, select, tuple_, update
 from sqlalchemy.dialects import mysql, sqlite
 
 from hub.errors import DomainError, Reason
+from hub.ledger.chain import GENESIS, entry_hash
 from hub.ledger.schema import accounts, ledger_transactions, postings
 from hub.ledger.uow import UnitOfWork
 from hub.money import INT64_MAX
@@ -68,7 +69,8 @@ def ensure_accounts(uow: UnitOfWork, operator_id: str, refs: list[AccountRef]) -
     missing = wanted - have
     if missing:
         _insert_ignore(uow, [
-            {"operator_id": operator_id, "kind": k, "owner": o, "currency": c, "balance": 0, "version": 0}
+            {"operator_id": operator_id, "kind": k, "owner": o, "currency": c, "balance": 0, "version": 0,
+             "last_entry_hash": GENESIS}
             for k, o, c in sorted(missing)
         ])
 
@@ -82,17 +84,28 @@ def balance(uow: UnitOfWork, operator_id: str, ref: AccountRef) -> int:
     return value or 0
 
 
-def _lock(uow: UnitOfWork, operator_id: str, refs: list[AccountRef]) -> dict[AccountRef, tuple[int, int]]:
+@dataclass
+class _Locked:
+    """A locked account row, updated in memory as the transaction's legs are applied."""
+
+    account_id: int
+    balance: int
+    last_entry_hash: str
+
+
+def _lock(uow: UnitOfWork, operator_id: str, refs: list[AccountRef]) -> dict[AccountRef, _Locked]:
     """SELECT ... FOR UPDATE in account_id order: every transaction locks in the same order."""
     match = or_(*(and_(accounts.c.kind == r.kind, accounts.c.owner == r.owner,
                        accounts.c.currency == r.currency) for r in refs))
     rows = uow.conn.execute(
-        select(accounts.c.account_id, accounts.c.kind, accounts.c.owner, accounts.c.currency, accounts.c.balance)
+        select(accounts.c.account_id, accounts.c.kind, accounts.c.owner, accounts.c.currency,
+               accounts.c.balance, accounts.c.last_entry_hash)
         .where(accounts.c.operator_id == operator_id, match)
         .order_by(accounts.c.account_id)
         .with_for_update()
     ).all()
-    found = {AccountRef(r.kind, r.owner, r.currency): (r.account_id, r.balance) for r in rows}
+    found = {AccountRef(r.kind, r.owner, r.currency): _Locked(r.account_id, r.balance, r.last_entry_hash)
+             for r in rows}
     missing = set(refs) - set(found)
     if missing:
         raise LookupError(f"accounts not created before posting: {missing}")
@@ -109,25 +122,29 @@ def post(uow: UnitOfWork, *, operator_id: str, transaction_id: str, kind: str, p
         raise ValueError(f"unbalanced transaction {transaction_id}: {dict(sums)}")
 
     locked = _lock(uow, operator_id, sorted({leg.account for leg in legs}, key=lambda r: (r.kind, r.owner)))
-    balances = {ref: bal for ref, (_, bal) in locked.items()}
     entries = []
-    for leg in legs:
-        balances[leg.account] += leg.amount
-        if abs(balances[leg.account]) > INT64_MAX:
+    for leg in legs:  # entries are inserted in this order, so posting_id order is chain order
+        account = locked[leg.account]
+        account.balance += leg.amount
+        if abs(account.balance) > INT64_MAX:
             raise DomainError(Reason.INVALID_AMOUNT, "the balance would overflow int64 minor units")
-        if leg.account.kind == PLAYER_CASH and balances[leg.account] < 0:
+        if leg.account.kind == PLAYER_CASH and account.balance < 0:
             raise DomainError(Reason.INSUFFICIENT_FUNDS,
-                              f"balance {balances[leg.account] - leg.amount} is below {-leg.amount}")
+                              f"balance {account.balance - leg.amount} is below {-leg.amount}")
+        account.last_entry_hash = entry_hash(account.last_entry_hash, account.account_id, transaction_id,
+                                             leg.account.currency, leg.amount, account.balance)
         entries.append({"transaction_id": transaction_id, "operator_id": operator_id,
-                        "account_id": locked[leg.account][0], "currency": leg.account.currency,
-                        "amount": leg.amount, "balance_after": balances[leg.account]})
-    for ref, new_balance in balances.items():
+                        "account_id": account.account_id, "currency": leg.account.currency,
+                        "amount": leg.amount, "balance_after": account.balance,
+                        "entry_hash": account.last_entry_hash})
+    for account in locked.values():
         uow.conn.execute(
-            update(accounts).where(accounts.c.account_id == locked[ref][0])
-            .values(balance=new_balance, version=accounts.c.version + 1)
+            update(accounts).where(accounts.c.account_id == account.account_id)
+            .values(balance=account.balance, last_entry_hash=account.last_entry_hash,
+                    version=accounts.c.version + 1)
         )
     uow.conn.execute(postings.insert(), entries)
-    player_balance = balances[player_cash(player_id, currency)]
+    player_balance = locked[player_cash(player_id, currency)].balance
     player_change = sum(leg.amount for leg in legs if leg.account == player_cash(player_id, currency))
     uow.conn.execute(ledger_transactions.insert().values(
         transaction_id=transaction_id, operator_id=operator_id, kind=kind, player_id=player_id,

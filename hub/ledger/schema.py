@@ -58,6 +58,7 @@ accounts = Table(
     Column("currency", String(8), nullable=False),
     Column("balance", BigInteger, nullable=False),
     Column("version", BigInteger, nullable=False),
+    Column("last_entry_hash", String(64), nullable=False),  # head of its entries' chain (hub.ledger.chain)
     UniqueConstraint("operator_id", "kind", "owner", "currency"),
 )
 
@@ -87,6 +88,7 @@ postings = Table(
     Column("currency", String(8), nullable=False),
     Column("amount", BigInteger, nullable=False),
     Column("balance_after", BigInteger, nullable=False),
+    Column("entry_hash", String(64), nullable=False),  # chains to the account's previous entry
     Index(None, "account_id", "posting_id"),
 )
 

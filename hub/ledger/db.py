@@ -7,6 +7,8 @@ one hop off the event loop per transaction rather than per statement.
 import asyncio
 import functools
 import pathlib
+import random
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -23,7 +25,7 @@ log = structlog.get_logger(__name__)
 
 # MariaDB: deadlock found (1213), lock wait timeout (1205). Both leave nothing applied; rerun the unit.
 _RETRYABLE_MYSQL = {1213, 1205}
-ATTEMPTS = 5
+ATTEMPTS = 8
 
 
 def prepare_sqlite_folder(url: str) -> None:
@@ -104,6 +106,8 @@ class Database:
                 if not _is_transient(exc) or attempt == ATTEMPTS:
                     raise
                 log.info("db.retry_after_deadlock", attempt=attempt)
+            # Jittered exponential backoff, so the transactions that collided do not collide again.
+            time.sleep(random.uniform(0, 0.005 * 2**attempt))
         raise AssertionError("unreachable")
 
     async def ping(self) -> bool:

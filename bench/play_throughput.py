@@ -1,0 +1,359 @@
+"""Settlement throughput of the hub, as a ratio to the database's own durable commit rate.
+
+For each database (SQLite in a temp dir, MariaDB in a throwaway database) this measures, in one run:
+
+  baseline   N small transactions (one INSERT + one UPDATE, committed) through the hub's own Database
+             class: same engine settings, same thread pool size, same event-loop-to-thread hop.
+             Run once before and once after the hub phases; the mean is the baseline.
+  rounds     C players, each on its own Play stream, placing bets one after another through the real
+             gRPC server and a FakeStudio (1 round in 4 wins 2x). A round = debit tx + settle tx + events.
+  deposits   C callers, each depositing repeatedly into its own player through WalletService.Deposit.
+
+Absolute numbers depend on the (shared, noisy) machine; the ratios against the baseline are the result.
+Correctness is checked at the end (postings sum to zero, balances match what the events said), and a
+failed check makes the whole run fail: no speed is reported for wrong results.
+
+    .venv/bin/python -m bench.play_throughput [--quick] [--rounds K] [--concurrency C] [--db sqlite|mariadb]
+"""
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import pymysql
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, func, insert, select, update
+
+from casinohub.v1 import common_pb2, wallet_service_pb2
+from hub import logs
+from hub.config import Config
+from hub.ledger.db import Database
+from hub.ledger.uow import UnitOfWork
+from tests.conftest import MARIADB_SERVER, Client, start_hub
+from tests.e2e.play_client import PlayStream, opened_stream
+from tests.fakes import FakeStudio
+
+BET = 100  # minor units
+DEPOSIT = 10
+WORKERS = Config().db_workers  # the hub's database thread pool; the baseline uses the same
+
+# -- baseline: the database's raw commit rate for a comparable small write --------------------------------
+
+bench_metadata = MetaData()
+bench_accounts = Table("bench_accounts", bench_metadata,
+                       Column("id", Integer, primary_key=True, autoincrement=False),
+                       Column("balance", BigInteger, nullable=False))
+bench_entries = Table("bench_entries", bench_metadata,
+                      Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                             autoincrement=True),
+                      Column("account_id", Integer, nullable=False),
+                      Column("amount", BigInteger, nullable=False),
+                      Column("note", String(36), nullable=False))
+
+
+@dataclass
+class Phase:
+    """What one timed phase did: `done` operations in `seconds`, with per-operation latencies."""
+
+    done: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.seconds if self.seconds else 0.0
+
+    def percentile_ms(self, p: int) -> float:
+        if len(self.latencies) < 2:
+            return float("nan")
+        return statistics.quantiles(self.latencies, n=100, method="inclusive")[p - 1] * 1000
+
+
+async def timed(drivers: list[Callable[[Phase], Awaitable[None]]]) -> Phase:
+    """Run the drivers concurrently; each records its own operations into the shared Phase."""
+    phase = Phase()
+    start = time.perf_counter()
+    await asyncio.gather(*(driver(phase) for driver in drivers))
+    phase.seconds = time.perf_counter() - start
+    return phase
+
+
+async def baseline(db: Database, commits: int, seconds: float) -> Phase:
+    """`commits` transactions (or until `seconds` pass), WORKERS at a time, each INSERT + UPDATE + COMMIT."""
+    deadline = time.perf_counter() + seconds
+    numbers = itertools.count()
+
+    def unit(i: int, uow: UnitOfWork) -> None:
+        account = i % 16
+        uow.conn.execute(insert(bench_entries).values(account_id=account, amount=1, note=str(uuid.uuid4())))
+        uow.conn.execute(update(bench_accounts).where(bench_accounts.c.id == account)
+                         .values(balance=bench_accounts.c.balance + 1))
+        uow.commit()
+
+    async def driver(phase: Phase) -> None:
+        while (i := next(numbers)) < commits and time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            await db.run(lambda uow: unit(i, uow))
+            phase.latencies.append(time.perf_counter() - t0)
+            phase.done += 1
+
+    return await timed([driver] * WORKERS)
+
+
+def setup_baseline_tables(db: Database) -> None:
+    bench_metadata.create_all(db.engine)
+    with db.engine.begin() as conn:
+        conn.execute(insert(bench_accounts), [{"id": i, "balance": 0} for i in range(16)])
+
+
+def check_baseline(db: Database, expected: int) -> list[str]:
+    with db.engine.connect() as conn:
+        total = conn.execute(select(func.sum(bench_accounts.c.balance))).scalar_one()
+        entries = conn.execute(select(func.count()).select_from(bench_entries)).scalar_one()
+    if total == entries == expected:
+        return []
+    return [f"baseline: {entries} entries, balances sum to {total}, {expected} transactions ran"]
+
+
+# -- the hub: rounds over Play streams, deposits over WalletService ----------------------------------------
+
+
+@dataclass
+class Player:
+    player_id: str
+    funded: int  # deposited before the timed phase
+    stream: PlayStream | None = None
+    bets: int = 0  # including the warm-up round
+    deposits: int = 0
+    wins: int = 0
+    wins_count: int = 0
+    last_balance: int | None = None  # as reported by the hub's last event / response
+
+
+def every_fourth_round_wins() -> Callable[[int], int]:
+    plays = itertools.count(1)
+    return lambda bet: 2 * bet if next(plays) % 4 == 0 else 0
+
+
+async def place_bet(player: Player, key: str) -> float:
+    """One round, start to Settled; returns its latency. Any Error event aborts the bench."""
+    assert player.stream is not None
+    t0 = time.perf_counter()
+    player.stream.bet(BET, key)
+    events = await player.stream.until("settled", "error")
+    latency = time.perf_counter() - t0
+    last = events[-1]
+    if last.WhichOneof("event") == "error":
+        raise RuntimeError(f"bet {key} failed: {last.error.error.reason} {last.error.error.message}")
+    player.bets += 1
+    player.wins += last.settled.win.amount_minor
+    player.wins_count += bool(last.settled.win.amount_minor)
+    player.last_balance = last.settled.balance.amount_minor
+    return latency
+
+
+async def deposit(client: Client, player: Player, key: str) -> float:
+    t0 = time.perf_counter()
+    response = await client.wallet.Deposit(wallet_service_pb2.DepositRequest(
+        player_id=player.player_id, amount=common_pb2.Money(currency="USD", amount_minor=DEPOSIT),
+        idempotency_key=key), metadata=client.metadata)
+    latency = time.perf_counter() - t0
+    player.deposits += 1
+    player.last_balance = response.balance.amount_minor
+    return latency
+
+
+async def per_player(players: list[Player], per_player_ops: int, seconds: float,
+                     operation: Callable[[Player, str], Awaitable[float]]) -> Phase:
+    """Each player runs up to per_player_ops operations back to back, all players concurrently."""
+    deadline = time.perf_counter() + seconds
+
+    def driver(player: Player) -> Callable[[Phase], Awaitable[None]]:
+        async def run(phase: Phase) -> None:
+            for k in range(per_player_ops):
+                if time.perf_counter() >= deadline:
+                    return
+                phase.latencies.append(await operation(player, f"bench-{player.player_id}-{k}"))
+                phase.done += 1
+        return run
+
+    return await timed([driver(p) for p in players])
+
+
+async def new_players(client: Client, count: int, funded: int) -> tuple[list[Player], list[str]]:
+    """Registered, logged-in players with `funded` already deposited; and their session tokens."""
+    created = await asyncio.gather(*(client.new_player(deposit=funded) for _ in range(count)))
+    return [Player(player_id, funded) for player_id, _ in created], [token for _, token in created]
+
+
+async def check_hub(client: Client, players: list[Player]) -> list[str]:
+    problems = []
+    sums = await asyncio.to_thread(client.posting_sums)
+    if any(sums.values()):
+        problems.append(f"postings do not sum to zero: {sums}")
+    for p in players:
+        expected = p.funded - p.bets * BET + p.wins + p.deposits * DEPOSIT
+        actual = await client.balance(p.player_id)
+        if not actual == expected == p.last_balance:
+            problems.append(f"player {p.player_id}: balance {actual}, expected {expected}, "
+                            f"last event said {p.last_balance}")
+    # Ledger transactions: one funding deposit per player, then one per bet, win and deposit.
+    expected_tx = sum(1 + p.bets + p.wins_count + p.deposits for p in players)
+    transactions, entries = await asyncio.to_thread(client.ledger_counts)
+    if (transactions, entries) != (expected_tx, 2 * expected_tx):
+        problems.append(f"ledger has {transactions} transactions / {entries} postings, "
+                        f"expected {expected_tx} / {2 * expected_tx}")
+    return problems
+
+
+# -- one database ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    database: str
+    baseline: list[Phase]
+    rounds: Phase
+    deposits: Phase
+    problems: list[str]
+
+    def print(self) -> None:
+        base = statistics.mean(b.rate for b in self.baseline)
+        rows = [
+            ("baseline commits/s (before, after)",
+             f"{self.baseline[0].rate:.0f}, {self.baseline[1].rate:.0f}", ""),
+            ("baseline commits/s (mean)", f"{base:.0f}", "1.00"),
+            ("baseline commit latency p50 / p99 ms", f"{self.baseline[0].percentile_ms(50):.1f} / "
+             f"{self.baseline[0].percentile_ms(99):.1f}", ""),
+            ("hub settled rounds/s", f"{self.rounds.rate:.0f}", f"{self.rounds.rate / base:.2f}"),
+            ("hub transactions/s (2 per round)", f"{2 * self.rounds.rate:.0f}",
+             f"{2 * self.rounds.rate / base:.2f}"),
+            ("round latency p50 / p99 ms",
+             f"{self.rounds.percentile_ms(50):.1f} / {self.rounds.percentile_ms(99):.1f}", ""),
+            ("hub deposits/s", f"{self.deposits.rate:.0f}", f"{self.deposits.rate / base:.2f}"),
+            ("deposit latency p50 / p99 ms",
+             f"{self.deposits.percentile_ms(50):.1f} / {self.deposits.percentile_ms(99):.1f}", ""),
+        ]
+        print(f"\n{self.database}: {self.rounds.done} rounds in {self.rounds.seconds:.1f}s, "
+              f"{self.deposits.done} deposits in {self.deposits.seconds:.1f}s, "
+              f"{sum(b.done for b in self.baseline)} baseline commits")
+        print(f"  {'metric':<38} {'value':>16} {'vs baseline':>12}")
+        for metric, value, ratio in rows:
+            print(f"  {metric:<38} {value:>16} {ratio:>12}")
+        if self.problems:
+            print("  correctness: FAILED")
+            for problem in self.problems:
+                print(f"    - {problem}")
+        else:
+            print("  correctness: OK (postings sum to zero; every balance matches the events and the ledger)")
+
+
+async def bench_database(name: str, url: str, args: argparse.Namespace) -> Report:
+    phase_s = args.seconds
+    db = Database.from_url(url, workers=WORKERS)
+    client = await start_hub(url, {"fake": FakeStudio(win=every_fourth_round_wins())}, health_interval_s=5.0)
+    try:
+        await asyncio.to_thread(setup_baseline_tables, db)
+        before = await baseline(db, args.commits, phase_s / 2)
+
+        # Untimed set-up: players (argon2 hashing is slow on purpose), streams, one warm-up round each.
+        players, tokens = await new_players(client, args.concurrency, funded=(args.rounds + 1) * BET)
+        for player, token in zip(players, tokens):
+            player.stream = await opened_stream(client, token)
+        # One at a time: a fresh operator's first bets create its house-shard accounts inside the posting
+        # transaction, and on MariaDB concurrent first bets can deadlock past the hub's retries.
+        for player in players:
+            await place_bet(player, f"warmup-{player.player_id}")
+        rounds = await per_player(players, args.rounds, phase_s, place_bet)
+        for player in players:
+            await player.stream.close()
+
+        # The same players, now as deposit callers.
+        deposits = await per_player(players, args.rounds, phase_s,
+                                    lambda p, key: deposit(client, p, f"d-{key}"))
+
+        after = await baseline(db, args.commits, phase_s / 2)
+        problems = await check_hub(client, players)
+        problems += await asyncio.to_thread(check_baseline, db, before.done + after.done)
+        return Report(name, [before, after], rounds, deposits, problems)
+    finally:
+        await client.channel.close()
+        await client.server.stop(grace=1)
+        db.close()
+
+
+@contextlib.contextmanager
+def sqlite_database():
+    with tempfile.TemporaryDirectory(prefix="casinohub-bench-") as folder:
+        yield f"sqlite:///{folder}/hub.db"
+
+
+@contextlib.contextmanager
+def mariadb_database():
+    """A fresh database on the shared server, dropped afterwards; None if the server is unreachable."""
+    user, _, hostport = MARIADB_SERVER.partition("@")
+    host, _, port = hostport.partition(":")
+    try:
+        conn = pymysql.connect(host=host, port=int(port or 3306), user=user, password="", connect_timeout=5)
+    except pymysql.err.OperationalError as exc:
+        print(f"\nmariadb: skipped, {MARIADB_SERVER} unreachable ({exc})")
+        yield None
+        return
+    name = f"casinohub_bench_{uuid.uuid4().hex[:12]}"
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+    try:
+        yield f"mysql+pymysql://{user}@{host}:{port or 3306}/{name}?charset=utf8mb4"
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE {name}")
+        conn.close()
+
+
+DATABASES = {"sqlite": sqlite_database, "mariadb": mariadb_database}
+
+
+async def main(args: argparse.Namespace) -> int:
+    # The hub logs as in production (JSON at INFO), into --log (default /dev/null): the table stays readable.
+    with contextlib.redirect_stdout(open(args.log, "w")):  # noqa: SIM115 - lives as long as the process
+        logs.configure("json")
+    print(f"casinohub play throughput: {args.concurrency} players x up to {args.rounds} rounds, "
+          f"<= {args.seconds:.0f}s per phase, {WORKERS} database workers")
+    failed = False
+    for name in args.db:
+        with DATABASES[name]() as url:
+            if url is None:
+                continue
+            report = await bench_database(name, url, args)
+            report.print()
+            failed |= bool(report.problems)
+    return 1 if failed else 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short phases (~20 s in all)")
+    parser.add_argument("--concurrency", type=int, default=16, help="concurrent players / depositors")
+    parser.add_argument("--rounds", type=int, default=None, help="bets (and deposits) per player, at most")
+    parser.add_argument("--commits", type=int, default=None, help="baseline transactions per run, at most")
+    parser.add_argument("--seconds", type=float, default=None, help="time cap per phase")
+    parser.add_argument("--log", default=os.devnull, help="file for the hub's JSON logs")
+    parser.add_argument("--db", choices=sorted(DATABASES), action="append", help="default: both")
+    args = parser.parse_args(argv)
+    args.seconds = args.seconds or (2.0 if args.quick else 12.0)
+    args.rounds = args.rounds or 1_000
+    args.commits = args.commits or 100_000
+    args.db = args.db or ["sqlite", "mariadb"]
+    return args
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(parse_args())))

@@ -56,6 +56,11 @@ class Reason(enum.Enum):
     GAME_SESSION_CLOSED = (grpc.StatusCode.FAILED_PRECONDITION, False)
     GAME_SESSION_NOT_FOUND = (grpc.StatusCode.NOT_FOUND, False)
     PROVIDER_OUTCOME_INVALID = (grpc.StatusCode.UNAVAILABLE, True)
+    TRANSACTION_ROLLED_BACK = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    BET_NOT_FOUND = (grpc.StatusCode.NOT_FOUND, False)
+    ROUND_CLOSED = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    ROUND_ALREADY_SETTLED = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    PLAYER_BLOCKED = (grpc.StatusCode.FAILED_PRECONDITION, False)
 
 
 class DomainError(Exception):

@@ -78,6 +78,18 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """UNAVAILABLE (retryable): the provider's answer failed the hub's checks (signature,
     paytable, max win); the bet was rolled back.
     """
+    ERROR_REASON_TRANSACTION_ROLLED_BACK: _ErrorReason.ValueType  # 26
+    """FAILED_PRECONDITION: the bet (or the bet a win refers to) was rolled back,
+    or a rollback for it arrived first and tombstoned its id.
+    """
+    ERROR_REASON_BET_NOT_FOUND: _ErrorReason.ValueType  # 27
+    """NOT_FOUND: a win refers to a bet or round the hub never saw."""
+    ERROR_REASON_ROUND_CLOSED: _ErrorReason.ValueType  # 28
+    """FAILED_PRECONDITION: the round is settled, rolled back or voided; no more bets or wins."""
+    ERROR_REASON_ROUND_ALREADY_SETTLED: _ErrorReason.ValueType  # 29
+    """FAILED_PRECONDITION: a rollback arrived after its round settled."""
+    ERROR_REASON_PLAYER_BLOCKED: _ErrorReason.ValueType  # 30
+    """FAILED_PRECONDITION: the player is blocked; bets are refused (wins and rollbacks are still paid)."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Stable machine-readable error reasons. Every error the hub returns carries a
@@ -142,6 +154,18 @@ ERROR_REASON_PROVIDER_OUTCOME_INVALID: ErrorReason.ValueType  # 25
 """UNAVAILABLE (retryable): the provider's answer failed the hub's checks (signature,
 paytable, max win); the bet was rolled back.
 """
+ERROR_REASON_TRANSACTION_ROLLED_BACK: ErrorReason.ValueType  # 26
+"""FAILED_PRECONDITION: the bet (or the bet a win refers to) was rolled back,
+or a rollback for it arrived first and tombstoned its id.
+"""
+ERROR_REASON_BET_NOT_FOUND: ErrorReason.ValueType  # 27
+"""NOT_FOUND: a win refers to a bet or round the hub never saw."""
+ERROR_REASON_ROUND_CLOSED: ErrorReason.ValueType  # 28
+"""FAILED_PRECONDITION: the round is settled, rolled back or voided; no more bets or wins."""
+ERROR_REASON_ROUND_ALREADY_SETTLED: ErrorReason.ValueType  # 29
+"""FAILED_PRECONDITION: a rollback arrived after its round settled."""
+ERROR_REASON_PLAYER_BLOCKED: ErrorReason.ValueType  # 30
+"""FAILED_PRECONDITION: the player is blocked; bets are refused (wins and rollbacks are still paid)."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _ApplyState:

@@ -53,6 +53,7 @@ async def test_health_is_not_serving_while_the_database_is_unreachable(mariadb_u
     finally:
         await client.channel.close()
         await client.server.stop(grace=1)
+        await proxy.close()
 
 
 async def test_reflection_lists_the_hub_services(hub: Client) -> None:

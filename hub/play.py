@@ -30,12 +30,15 @@ from hub.clock import to_timestamp, utcnow
 from hub.errors import DomainError, Reason, State
 from hub.ledger import idempotency, postings
 from hub.ledger.db import Database
+from hub.ledger.rounds import OPEN, Bet, Rollback, RoundLedger, Win
 from hub.ledger.schema import game_sessions, ledger_transactions, play_events, rounds
 from hub.ledger.uow import UnitOfWork
 from hub.money import Money, exponent, positive_amount
 from hub.players import Players
 
 log = structlog.get_logger(__name__)
+# A Play round's id derives from its bet's key, so a replayed bet names the same round.
+ROUND_NAMESPACE = uuid.UUID("5b0f3a4e-8c1d-4a7e-9f2b-6d3c1e0a9b71")
 
 _PROVIDER_REASONS: dict[type[ProviderError], Reason] = {
     ProviderTimeout: Reason.PROVIDER_TIMEOUT,
@@ -75,7 +78,7 @@ class Play:
         self._db = db
         self._catalog = catalog
         self._players = players
-        self._shards = house_shards
+        self._rounds = RoundLedger(house_shards)
         self._ttl = game_session_ttl
         self._in_flight: set[asyncio.Task[None]] = set()
 
@@ -205,8 +208,6 @@ class Play:
             emit(event)
 
     def _check_bet(self, session: GameSession, game: CatalogGame, money: Money) -> None:
-        if session.expires_at <= utcnow():
-            raise DomainError(Reason.GAME_SESSION_CLOSED, "game session expired; launch the game again")
         if money.currency != session.currency:
             raise DomainError(Reason.CURRENCY_MISMATCH,
                               f"this game session plays in {session.currency}, not {money.currency}")
@@ -228,25 +229,24 @@ class Play:
     # -- transactions (run in a worker thread) --------------------------------------------------------
 
     def _open_round_tx(self, session: GameSession, money: Money, key: str, uow: UnitOfWork) -> OpenedRound:
-        request_fp = idempotency.fingerprint("bet", session.game_session_id, money.currency, money.amount_minor)
-        stored = idempotency.lookup(uow, session.operator_id, key, request_fp)
-        if stored is not None:
-            round_id = stored.decode()
+        round_id = str(uuid.uuid5(ROUND_NAMESPACE, f"{session.operator_id}:{key}"))
+        receipt = self._rounds.bet(uow, Bet(
+            operator_id=session.operator_id, player_id=session.player_id, currency=money.currency,
+            round_id=round_id, game_id=session.game_id, bet_id=key, amount=money.amount_minor,
+            game_session_id=session.game_session_id), utcnow())
+        if receipt.replayed:
+            status = uow.conn.execute(select(rounds.c.status).where(
+                rounds.c.round_id == round_id, rounds.c.operator_id == session.operator_id)).scalar_one()
+            if status == OPEN:
+                # Whether that round wins is not known yet: retry with the same key to find out.
+                raise DomainError(Reason.REQUEST_IN_PROGRESS, f"the bet with key {key!r} is still in play",
+                                  State.UNKNOWN)
             return OpenedRound(round_id, self._round_events(uow, session, round_id), replayed=True)
-        now = utcnow()
-        idempotency.claim(uow, session.operator_id, key, request_fp, now)
-        round_id = str(uuid.uuid4())
-        transaction_id = str(uuid.uuid4())
-        balance = self._post(uow, session, "bet", transaction_id, round_id, key, -money.amount_minor, now)
-        uow.conn.execute(rounds.insert().values(
-            round_id=round_id, operator_id=session.operator_id, game_session_id=session.game_session_id,
-            player_id=session.player_id, game_id=session.game_id, currency=money.currency, status="OPEN",
-            bet_amount=money.amount_minor, win_amount=0, bet_idempotency_key=key, opened_at=now))
         events = self._append(uow, session, round_id, [
             pb.PlayResponse(round_opened=pb.RoundOpened(round_id=round_id, idempotency_key=key)),
             pb.PlayResponse(bet_accepted=pb.BetAccepted(
-                round_id=round_id, transaction_id=transaction_id, amount=_money(money.currency, money.amount_minor),
-                balance=_money(money.currency, balance))),
+                round_id=round_id, transaction_id=receipt.transaction_id,
+                amount=_money(money.currency, money.amount_minor), balance=_money(money.currency, receipt.balance))),
         ])
         uow.commit()
         return OpenedRound(round_id, events, replayed=False)
@@ -255,43 +255,36 @@ class Play:
                    uow: UnitOfWork) -> list[pb.PlayResponse]:
         now = utcnow()
         if result.win_minor:
-            win_tx = str(uuid.uuid4())
-            balance = self._post(uow, session, "win", win_tx, round_id, f"{round_id}:win", result.win_minor, now)
-        else:
-            balance = postings.balance(uow, session.operator_id,
-                                       postings.player_cash(session.player_id, session.currency))
+            self._rounds.win(uow, Win(session.operator_id, round_id, f"{key}:win", result.win_minor), now)
+        self._rounds.close(uow, session.operator_id, round_id, now)
         proof = pb.ProvablyFairProof(server_seed_hash=result.proof.server_seed_hash,
                                      client_seed=result.proof.client_seed, nonce=result.proof.nonce,
                                      server_seed=result.proof.server_seed)
         uow.conn.execute(update(rounds).where(
             rounds.c.round_id == round_id, rounds.c.operator_id == session.operator_id,
-        ).values(status="SETTLED", win_amount=result.win_minor, provider_round_id=result.provider_round_id,
-                 result=result.result, proof=json.dumps(_proof_json(proof)), closed_at=now))
+        ).values(provider_round_id=result.provider_round_id, result=result.result,
+                 proof=json.dumps(_proof_json(proof))))
         win = _money(money.currency, result.win_minor)
         events = self._append(uow, session, round_id, [
             pb.PlayResponse(outcome=pb.Outcome(round_id=round_id, result=result.result, win=win, proof=proof)),
             pb.PlayResponse(settled=pb.Settled(
-                round_id=round_id, transaction_ids=self._transaction_ids(uow, session.operator_id, round_id), win=win,
-                balance=_money(money.currency, balance))),
+                round_id=round_id, transaction_ids=self._transaction_ids(uow, session.operator_id, round_id),
+                win=win, balance=self._balance(uow, session))),
         ])
-        idempotency.complete(uow, session.operator_id, key, round_id.encode())
         uow.commit()
         return events
 
     def _rollback_tx(self, session: GameSession, round_id: str, money: Money, key: str, err: DomainError,
                      uow: UnitOfWork) -> list[pb.PlayResponse]:
         now = utcnow()
-        balance = self._post(uow, session, "rollback", str(uuid.uuid4()), round_id, f"{round_id}:rollback",
-                             money.amount_minor, now)
-        uow.conn.execute(update(rounds).where(
-            rounds.c.round_id == round_id, rounds.c.operator_id == session.operator_id,
-        ).values(status="ROLLED_BACK", closed_at=now))
+        receipt = self._rounds.rollback(uow, Rollback(session.operator_id, session.player_id, money.currency, key,
+                                                      f"{key}:rollback"), now)
+        self._rounds.close(uow, session.operator_id, round_id, now)
         # The debit was refunded: net, nothing applied; retry with a new key.
         err = DomainError(err.reason, err.message, State.NOT_APPLIED)
         events = self._append(uow, session, round_id, [pb.PlayResponse(error=pb.PlayError(
             idempotency_key=key, round_id=round_id, error=err.to_detail(),
-            balance=_money(money.currency, balance)))])
-        idempotency.complete(uow, session.operator_id, key, round_id.encode())
+            balance=_money(money.currency, receipt.balance)))])
         uow.commit()
         return events
 
@@ -312,16 +305,6 @@ class Play:
             return events
 
         return (await self._db.run(_tx))[0]
-
-    def _post(self, uow: UnitOfWork, session: GameSession, kind: str, transaction_id: str, round_id: str,
-              key: str, player_change: int, now: datetime) -> int:
-        player = postings.player_cash(session.player_id, session.currency)
-        house = postings.house(session.player_id, session.currency, self._shards)
-        postings.ensure_accounts(uow, session.operator_id, [player, house])
-        return postings.post(
-            uow, operator_id=session.operator_id, transaction_id=transaction_id, kind=kind,
-            player_id=session.player_id, currency=session.currency, round_id=round_id, idempotency_key=key,
-            legs=[postings.Leg(player, player_change), postings.Leg(house, -player_change)], now=now)
 
     def _balance(self, uow: UnitOfWork, session: GameSession) -> common_pb2.Money:
         player = postings.player_cash(session.player_id, session.currency)

@@ -50,29 +50,30 @@ def external(currency: str) -> AccountRef:
     return AccountRef(EXTERNAL, "", currency)
 
 
-def _insert_ignore(uow: UnitOfWork, rows: list[dict]) -> None:
-    if uow.conn.dialect.name == "sqlite":
-        stmt = sqlite.insert(accounts).on_conflict_do_nothing()
-    else:
-        stmt = mysql.insert(accounts).prefix_with("IGNORE")
-    uow.conn.execute(stmt, rows)
-
-
 def ensure_accounts(uow: UnitOfWork, operator_id: str, refs: list[AccountRef]) -> None:
-    """Create missing accounts with balance 0. Run in its own short transaction before posting, so the
-    posting transaction only takes exclusive row locks (no shared-then-exclusive upgrade deadlocks)."""
+    """Create missing accounts (balance 0) so post() can lock them.
+
+    On MariaDB the rows are created and committed on a separate connection: creating them inside the
+    posting transaction would let two first bets hold shared locks on the same new house row and then
+    deadlock upgrading them with SELECT ... FOR UPDATE. SQLite has one writer at a time, and this
+    transaction already holds it (BEGIN IMMEDIATE), so there the rows are created inline.
+    """
     key = tuple_(accounts.c.kind, accounts.c.owner, accounts.c.currency)
     wanted = {(r.kind, r.owner, r.currency) for r in refs}
     have = {tuple(row) for row in uow.conn.execute(
         select(accounts.c.kind, accounts.c.owner, accounts.c.currency)
         .where(accounts.c.operator_id == operator_id, key.in_(list(wanted))))}
     missing = wanted - have
-    if missing:
-        _insert_ignore(uow, [
-            {"operator_id": operator_id, "kind": k, "owner": o, "currency": c, "balance": 0, "version": 0,
-             "last_entry_hash": GENESIS}
-            for k, o, c in sorted(missing)
-        ])
+    if not missing:
+        return
+    rows = [{"operator_id": operator_id, "kind": k, "owner": o, "currency": c, "balance": 0, "version": 0,
+             "last_entry_hash": GENESIS} for k, o, c in sorted(missing)]
+    if uow.conn.dialect.name == "sqlite":
+        uow.conn.execute(sqlite.insert(accounts).on_conflict_do_nothing(), rows)
+        return
+    with uow.conn.engine.connect() as side:
+        side.execute(mysql.insert(accounts).prefix_with("IGNORE"), rows)
+        side.commit()
 
 
 def balance(uow: UnitOfWork, operator_id: str, ref: AccountRef) -> int:

@@ -117,23 +117,37 @@ game_sessions = Table(
 
 rounds = Table(
     "rounds", metadata,
+    # Keyed per operator: push-style providers name their own rounds, and those names may collide.
+    Column("operator_id", String(64), primary_key=True),
     Column("round_id", String(ID), primary_key=True),
-    Column("operator_id", String(64), nullable=False),
-    Column("game_session_id", String(ID), nullable=False),
+    Column("game_session_id", String(ID)),  # NULL for rounds a push-style provider opens
     Column("player_id", String(ID), nullable=False),
     Column("game_id", String(128), nullable=False),
     Column("currency", String(8), nullable=False),
     Column("status", String(16), nullable=False),  # OPEN | SETTLED | ROLLED_BACK | VOIDED
-    Column("bet_amount", BigInteger, nullable=False),
+    Column("bet_amount", BigInteger, nullable=False),  # every bet placed, rolled-back ones included
     Column("win_amount", BigInteger, nullable=False),
-    Column("bet_idempotency_key", String(128), nullable=False),
     Column("provider_round_id", String(128)),
     Column("result", String(256)),
     Column("proof", Text),  # JSON of the provably-fair proof
     Column("opened_at", Timestamp, nullable=False),
     Column("closed_at", Timestamp),
-    UniqueConstraint("operator_id", "bet_idempotency_key"),
     Index(None, "operator_id", "status", "opened_at"),
+)
+
+bets = Table(
+    "bets", metadata,
+    Column("operator_id", String(64), primary_key=True),
+    Column("bet_id", String(128), primary_key=True),  # the bet's idempotency key
+    Column("round_id", String(ID)),  # NULL for a tombstone
+    Column("player_id", String(ID), nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    # ACTIVE | ROLLED_BACK | TOMBSTONE (a rollback arrived before its bet: the id is refused from then on)
+    Column("status", String(16), nullable=False),
+    Column("transaction_id", String(ID)),  # the debit; NULL for a tombstone
+    Column("created_at", Timestamp, nullable=False),
+    Index(None, "operator_id", "round_id", "status"),
 )
 
 play_events = Table(

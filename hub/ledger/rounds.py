@@ -1,0 +1,250 @@
+"""The money of rounds: bets, wins, rollbacks and closing, with the semantics of DESIGN.md's table.
+
+A round opens with its first bet and holds any number of bets and wins until it is closed:
+OPEN -> SETTLED (some bet stood) | ROLLED_BACK (every bet was rolled back) | VOIDED.
+Each operation is idempotent by its own key (bet id, win id, rollback id): the stored receipt of the
+first attempt is returned for a replay, byte for byte. Everything runs in the caller's unit of work.
+
+| case                                | answer                                                      |
+| rollback of an unknown bet          | OK with the balance; the bet id is tombstoned               |
+| bet whose id was tombstoned         | TRANSACTION_ROLLED_BACK                                     |
+| win on a rolled-back bet            | TRANSACTION_ROLLED_BACK                                     |
+| win for an unknown bet or round     | BET_NOT_FOUND                                               |
+| bet or win on a closed round        | ROUND_CLOSED                                                |
+| rollback after the round settled    | ROUND_ALREADY_SETTLED                                       |
+| blocked player / expired session    | bets refused; wins and rollbacks still paid                 |
+"""
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+
+from hub.errors import DomainError, Reason
+from hub.ledger import idempotency, postings
+from hub.ledger.schema import bets, game_sessions, players, rounds
+from hub.ledger.uow import UnitOfWork
+from hub.money import positive_amount
+
+ACTIVE, ROLLED_BACK, TOMBSTONE = "ACTIVE", "ROLLED_BACK", "TOMBSTONE"
+OPEN, SETTLED, VOIDED = "OPEN", "SETTLED", "VOIDED"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a round operation answers; stored as the idempotent response."""
+
+    round_id: str
+    currency: str
+    balance: int  # the player's cash right after the operation
+    transaction_id: str = ""  # empty when no money moved (a tombstone, a repeated rollback)
+    replayed: bool = False  # set on replays only; never stored
+
+    def encode(self) -> bytes:
+        return json.dumps({"round_id": self.round_id, "currency": self.currency, "balance": self.balance,
+                           "transaction_id": self.transaction_id}, sort_keys=True).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "Receipt":
+        return cls(**json.loads(raw), replayed=True)
+
+
+@dataclass(frozen=True)
+class Bet:
+    operator_id: str
+    player_id: str
+    currency: str
+    round_id: str
+    game_id: str
+    bet_id: str  # the bet's idempotency key (a provider's transaction id)
+    amount: int
+    game_session_id: str | None = None  # checked for expiry when given
+
+
+@dataclass(frozen=True)
+class Win:
+    operator_id: str
+    round_id: str
+    win_id: str
+    amount: int
+    bet_id: str = ""  # the bet this win pays, when the provider says
+
+
+@dataclass(frozen=True)
+class Rollback:
+    operator_id: str
+    player_id: str
+    currency: str
+    bet_id: str
+    rollback_id: str
+
+
+class RoundLedger:
+    def __init__(self, house_shards: int):
+        self._shards = house_shards
+
+    def bet(self, uow: UnitOfWork, cmd: Bet, now: datetime) -> Receipt:
+        positive_amount(cmd.currency, cmd.amount)
+        request_fp = idempotency.fingerprint("bet", cmd.player_id, cmd.currency, cmd.round_id, cmd.amount,
+                                             cmd.game_session_id or "")
+        stored = self._claim(uow, cmd.operator_id, idempotency.validate_key(cmd.bet_id), request_fp, now)
+        if stored:
+            return stored
+        if self._bet_row(uow, cmd.operator_id, cmd.bet_id) is not None:  # only a tombstone has no receipt
+            raise DomainError(Reason.TRANSACTION_ROLLED_BACK, f"bet {cmd.bet_id!r} was rolled back before it arrived")
+        self._check_may_bet(uow, cmd, now)
+        round_ = self._round(uow, cmd.operator_id, cmd.round_id)
+        if round_ is None:
+            uow.conn.execute(rounds.insert().values(
+                round_id=cmd.round_id, operator_id=cmd.operator_id, game_session_id=cmd.game_session_id,
+                player_id=cmd.player_id, game_id=cmd.game_id, currency=cmd.currency, status=OPEN,
+                bet_amount=0, win_amount=0, opened_at=now))
+        elif round_.status != OPEN:
+            raise DomainError(Reason.ROUND_CLOSED, f"round {cmd.round_id!r} is {round_.status}")
+        elif (round_.player_id, round_.currency) != (cmd.player_id, cmd.currency):
+            raise DomainError(Reason.INVALID_ARGUMENT, f"round {cmd.round_id!r} belongs to another player or currency")
+        transaction_id = str(uuid.uuid4())
+        balance = self._post(uow, cmd.operator_id, cmd.player_id, cmd.currency, "bet", transaction_id,
+                             cmd.round_id, cmd.bet_id, -cmd.amount, now)
+        uow.conn.execute(bets.insert().values(
+            operator_id=cmd.operator_id, bet_id=cmd.bet_id, round_id=cmd.round_id, player_id=cmd.player_id,
+            currency=cmd.currency, amount=cmd.amount, status=ACTIVE, transaction_id=transaction_id, created_at=now))
+        uow.conn.execute(update(rounds)
+                         .where(rounds.c.round_id == cmd.round_id, rounds.c.operator_id == cmd.operator_id)
+                         .values(bet_amount=rounds.c.bet_amount + cmd.amount))
+        return self._complete(uow, cmd.operator_id, cmd.bet_id,
+                              Receipt(cmd.round_id, cmd.currency, balance, transaction_id))
+
+    def win(self, uow: UnitOfWork, cmd: Win, now: datetime) -> Receipt:
+        request_fp = idempotency.fingerprint("win", cmd.round_id, cmd.amount, cmd.bet_id)
+        stored = self._claim(uow, cmd.operator_id, idempotency.validate_key(cmd.win_id), request_fp, now)
+        if stored:
+            return stored
+        round_ = self._round(uow, cmd.operator_id, cmd.round_id)
+        if round_ is None:
+            raise DomainError(Reason.BET_NOT_FOUND, f"no round {cmd.round_id!r} to pay a win on")
+        positive_amount(round_.currency, cmd.amount)
+        if cmd.bet_id:
+            bet = self._bet_row(uow, cmd.operator_id, cmd.bet_id)
+            if bet is None or bet.status == TOMBSTONE or bet.round_id != cmd.round_id:
+                raise DomainError(Reason.BET_NOT_FOUND, f"no bet {cmd.bet_id!r} in round {cmd.round_id!r}")
+            if bet.status == ROLLED_BACK:
+                raise DomainError(Reason.TRANSACTION_ROLLED_BACK, f"bet {cmd.bet_id!r} was rolled back")
+        elif not self._active_bets(uow, cmd.operator_id, cmd.round_id):
+            raise DomainError(Reason.TRANSACTION_ROLLED_BACK, f"every bet of round {cmd.round_id!r} was rolled back")
+        if round_.status != OPEN:
+            raise DomainError(Reason.ROUND_CLOSED, f"round {cmd.round_id!r} is {round_.status}")
+        transaction_id = str(uuid.uuid4())
+        balance = self._post(uow, cmd.operator_id, round_.player_id, round_.currency, "win", transaction_id,
+                             cmd.round_id, cmd.win_id, cmd.amount, now)
+        uow.conn.execute(update(rounds)
+                         .where(rounds.c.round_id == cmd.round_id, rounds.c.operator_id == cmd.operator_id)
+                         .values(win_amount=rounds.c.win_amount + cmd.amount))
+        return self._complete(uow, cmd.operator_id, cmd.win_id,
+                              Receipt(cmd.round_id, round_.currency, balance, transaction_id))
+
+    def rollback(self, uow: UnitOfWork, cmd: Rollback, now: datetime) -> Receipt:
+        request_fp = idempotency.fingerprint("rollback", cmd.bet_id, cmd.player_id, cmd.currency)
+        stored = self._claim(uow, cmd.operator_id, idempotency.validate_key(cmd.rollback_id), request_fp, now)
+        if stored:
+            return stored
+        bet = self._bet_row(uow, cmd.operator_id, cmd.bet_id, lock=True)
+        if bet is None:
+            # The rollback overtook its bet (e.g. the bet timed out at the provider): remember the id so
+            # the bet, if it ever arrives, is refused instead of charged.
+            self._require_player(uow, cmd.operator_id, cmd.player_id)
+            uow.conn.execute(bets.insert().values(
+                operator_id=cmd.operator_id, bet_id=cmd.bet_id, round_id=None, player_id=cmd.player_id,
+                currency=cmd.currency, amount=0, status=TOMBSTONE, transaction_id=None, created_at=now))
+            receipt = Receipt("", cmd.currency, self._balance(uow, cmd.operator_id, cmd.player_id, cmd.currency))
+        elif bet.status != ACTIVE:  # already rolled back or tombstoned under another rollback id
+            receipt = Receipt(bet.round_id or "", bet.currency,
+                              self._balance(uow, cmd.operator_id, bet.player_id, bet.currency))
+        else:
+            round_ = self._round(uow, cmd.operator_id, bet.round_id)
+            if round_.status == SETTLED:
+                raise DomainError(Reason.ROUND_ALREADY_SETTLED, f"round {bet.round_id!r} is settled")
+            transaction_id = str(uuid.uuid4())
+            balance = self._post(uow, cmd.operator_id, bet.player_id, bet.currency, "rollback", transaction_id,
+                                 bet.round_id, cmd.rollback_id, bet.amount, now)
+            uow.conn.execute(update(bets).where(bets.c.operator_id == cmd.operator_id, bets.c.bet_id == cmd.bet_id)
+                             .values(status=ROLLED_BACK))
+            receipt = Receipt(bet.round_id, bet.currency, balance, transaction_id)
+        return self._complete(uow, cmd.operator_id, cmd.rollback_id, receipt)
+
+    def close(self, uow: UnitOfWork, operator_id: str, round_id: str, now: datetime, void: bool = False) -> str:
+        """Close an open round (idempotent): SETTLED if a bet stood, else ROLLED_BACK; returns the status."""
+        round_ = self._round(uow, operator_id, round_id)
+        if round_ is None:
+            raise DomainError(Reason.ROUND_NOT_FOUND, f"no round {round_id!r}")
+        if round_.status != OPEN:
+            return round_.status
+        status = VOIDED if void else SETTLED if self._active_bets(uow, operator_id, round_id) else ROLLED_BACK
+        uow.conn.execute(update(rounds).where(rounds.c.round_id == round_id, rounds.c.operator_id == operator_id)
+                         .values(status=status, closed_at=now))
+        return status
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _claim(uow: UnitOfWork, operator_id: str, key: str, request_fp: str, now: datetime) -> Receipt | None:
+        stored = idempotency.lookup(uow, operator_id, key, request_fp)
+        if stored is not None:
+            return Receipt.decode(stored)
+        idempotency.claim(uow, operator_id, key, request_fp, now)
+        return None
+
+    @staticmethod
+    def _complete(uow: UnitOfWork, operator_id: str, key: str, receipt: Receipt) -> Receipt:
+        idempotency.complete(uow, operator_id, key, receipt.encode())
+        return receipt
+
+    @staticmethod
+    def _round(uow: UnitOfWork, operator_id: str, round_id: str):  # type: ignore[no-untyped-def]
+        return uow.conn.execute(select(rounds).where(
+            rounds.c.round_id == round_id, rounds.c.operator_id == operator_id).with_for_update()).one_or_none()
+
+    @staticmethod
+    def _bet_row(uow: UnitOfWork, operator_id: str, bet_id: str, lock: bool = False):  # type: ignore[no-untyped-def]
+        query = select(bets).where(bets.c.operator_id == operator_id, bets.c.bet_id == bet_id)
+        return uow.conn.execute(query.with_for_update() if lock else query).one_or_none()
+
+    @staticmethod
+    def _active_bets(uow: UnitOfWork, operator_id: str, round_id: str) -> int:
+        return uow.conn.execute(select(func.count()).select_from(bets).where(
+            bets.c.operator_id == operator_id, bets.c.round_id == round_id, bets.c.status == ACTIVE)).scalar_one()
+
+    @staticmethod
+    def _require_player(uow: UnitOfWork, operator_id: str, player_id: str) -> str:
+        status = uow.conn.execute(select(players.c.status).where(
+            players.c.operator_id == operator_id, players.c.player_id == player_id)).scalar_one_or_none()
+        if status is None:
+            raise DomainError(Reason.PLAYER_NOT_FOUND, f"no player {player_id!r}")
+        return status
+
+    def _check_may_bet(self, uow: UnitOfWork, cmd: Bet, now: datetime) -> None:
+        if self._require_player(uow, cmd.operator_id, cmd.player_id) != "active":
+            raise DomainError(Reason.PLAYER_BLOCKED, "the player is blocked from betting")
+        if cmd.game_session_id is not None:
+            expires_at = uow.conn.execute(select(game_sessions.c.expires_at).where(
+                game_sessions.c.game_session_id == cmd.game_session_id,
+                game_sessions.c.operator_id == cmd.operator_id)).scalar_one_or_none()
+            if expires_at is None or expires_at <= now:
+                raise DomainError(Reason.GAME_SESSION_CLOSED, "game session expired; launch the game again")
+
+    def _balance(self, uow: UnitOfWork, operator_id: str, player_id: str, currency: str) -> int:
+        return postings.balance(uow, operator_id, postings.player_cash(player_id, currency))
+
+    def _post(self, uow: UnitOfWork, operator_id: str, player_id: str, currency: str, kind: str,
+              transaction_id: str, round_id: str, key: str, player_change: int, now: datetime) -> int:
+        player = postings.player_cash(player_id, currency)
+        house = postings.house(player_id, currency, self._shards)
+        postings.ensure_accounts(uow, operator_id, [player, house])
+        return postings.post(
+            uow, operator_id=operator_id, transaction_id=transaction_id, kind=kind, player_id=player_id,
+            currency=currency, round_id=round_id, idempotency_key=key,
+            legs=[postings.Leg(player, player_change), postings.Leg(house, -player_change)], now=now)
+
+

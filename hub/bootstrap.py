@@ -14,6 +14,7 @@ from hub.money import add_currency
 from hub.operators import Operators
 from hub.play import Play
 from hub.players import Players
+from hub.reconciler import Reconciler
 from hub.wallet import Wallet
 
 
@@ -26,6 +27,7 @@ class Hub:
     wallet: Wallet
     catalog: Catalog
     play: Play
+    reconciler: Reconciler
     adapters: dict[str, ProviderAdapter]
 
     async def close(self) -> None:
@@ -50,4 +52,5 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     catalog = Catalog(adapters)
     await catalog.refresh()
     play = Play(db, catalog, players, config.house_shards, timedelta(seconds=config.game_session_ttl_s))
-    return Hub(config, db, operators, players, Wallet(db, config.house_shards), catalog, play, adapters)
+    reconciler = Reconciler(db, catalog, config.house_shards, timedelta(seconds=config.reconcile_after_s))
+    return Hub(config, db, operators, players, Wallet(db, config.house_shards), catalog, play, reconciler, adapters)

@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import subprocess
 import sys
@@ -29,6 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     check = ledger.add_parser("check", help="verify sums, balances and hash chains; exit 1 on any violation")
     check.add_argument("--operator", help="check only this operator (default: every operator)")
     check.add_argument("--json", action="store_true", help="print the reports as JSON")
+    reconcile = commands.add_parser(
+        "reconcile", help="settle or refund rounds left open, against each provider's record; exit 1 if any "
+                          "round needs a human")
+    reconcile.add_argument("--operator", help="only this operator's rounds (default: every operator)")
+    reconcile.add_argument("--older-than", type=float, metavar="SECONDS",
+                           help="rounds open at least this long (default: reconcile_after_s)")
     args = parser.parse_args(argv)
 
     cfg = hub_config.load(args.config)
@@ -39,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "ledger":
         return ledger_check(cfg.database_url, args.operator, args.json)
+    if args.command == "reconcile":
+        if args.older_than is not None:
+            cfg = dataclasses.replace(cfg, reconcile_after_s=args.older_than)
+        return asyncio.run(reconcile_once(cfg, args.operator))
     from hub.server import serve  # imported late: `hub migrate` needs no gRPC
 
     if args.command == "dev":
@@ -47,6 +58,18 @@ def main(argv: list[str] | None = None) -> int:
     else:
         asyncio.run(serve(cfg))
     return 0
+
+
+async def reconcile_once(cfg: hub_config.Config, operator_id: str | None) -> int:
+    from hub.bootstrap import bootstrap  # imported late, like serve
+
+    hub = await bootstrap(cfg)
+    try:
+        report = await hub.reconciler.run_once(operator_id)
+    finally:
+        await hub.close()
+    print(report.render())
+    return 1 if report.flagged else 0
 
 
 def ledger_check(url: str, operator_id: str | None, as_json: bool) -> int:

@@ -40,6 +40,8 @@ class Config:
     game_session_ttl_s: int = 14_400
     shutdown_grace_s: float = 10.0
     health_interval_s: float = 2.0
+    reconcile_after_s: float = 300.0  # a round still OPEN this long after its bet is asked about
+    reconcile_interval_s: float = 60.0  # how often the server looks (0 disables the periodic pass)
     log_format: str = "json"  # json | console
     # Extra currencies (crypto) and their minor-unit exponents, e.g. {"DOGE": 8}; ISO ones are built in.
     currencies: dict[str, int] = field(default_factory=dict)

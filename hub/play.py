@@ -30,7 +30,7 @@ from hub.clock import to_timestamp, utcnow
 from hub.errors import DomainError, Reason, State
 from hub.ledger import idempotency, postings
 from hub.ledger.db import Database
-from hub.ledger.rounds import OPEN, Bet, Rollback, RoundLedger, Win
+from hub.ledger.rounds import OPEN, Bet, Rollback, RoundLedger, Win, rollback_key, win_key
 from hub.ledger.schema import game_sessions, ledger_transactions, play_events, rounds
 from hub.ledger.uow import UnitOfWork
 from hub.money import Money, exponent, positive_amount
@@ -255,7 +255,7 @@ class Play:
                    uow: UnitOfWork) -> list[pb.PlayResponse]:
         now = utcnow()
         if result.win_minor:
-            self._rounds.win(uow, Win(session.operator_id, round_id, f"{key}:win", result.win_minor), now)
+            self._rounds.win(uow, Win(session.operator_id, round_id, win_key(round_id), result.win_minor), now)
         self._rounds.close(uow, session.operator_id, round_id, now)
         proof = pb.ProvablyFairProof(server_seed_hash=result.proof.server_seed_hash,
                                      client_seed=result.proof.client_seed, nonce=result.proof.nonce,
@@ -278,7 +278,7 @@ class Play:
                      uow: UnitOfWork) -> list[pb.PlayResponse]:
         now = utcnow()
         receipt = self._rounds.rollback(uow, Rollback(session.operator_id, session.player_id, money.currency, key,
-                                                      f"{key}:rollback"), now)
+                                                      rollback_key(key)), now)
         self._rounds.close(uow, session.operator_id, round_id, now)
         # The debit was refunded: net, nothing applied; retry with a new key.
         err = DomainError(err.reason, err.message, State.NOT_APPLIED)

@@ -35,11 +35,21 @@ class HubServer:
         self.grpc = server
         self.hub = hub
         self._health = health_servicer
-        self._watch: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         await self.grpc.start()
-        self._watch = asyncio.create_task(self._watch_database())
+        self._background.append(asyncio.create_task(self._watch_database()))
+        if self.hub.config.reconcile_interval_s > 0:
+            self._background.append(asyncio.create_task(self._reconcile_periodically()))
+
+    async def _reconcile_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.hub.config.reconcile_interval_s)
+            try:
+                await self.hub.reconciler.run_once()
+            except Exception:  # noqa: BLE001 - a failed pass (database down) is retried next interval
+                log.warning("reconcile.failed", exc_info=True)
 
     async def _watch_database(self) -> None:
         """Health follows the database: NOT_SERVING while it cannot be reached."""
@@ -52,10 +62,10 @@ class HubServer:
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting calls, let in-flight calls and rounds finish, then release everything."""
-        if self._watch:
-            self._watch.cancel()
+        for task in self._background:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+                await task
         await self._health.enter_graceful_shutdown()
         await self.grpc.stop(self.hub.config.shutdown_grace_s if grace is None else grace)
         await self.hub.close()

@@ -24,6 +24,9 @@ class FakeStudio:
     delay: float = 0.0
     fail: ProviderError | None = None
     plays: list[PlayInput] = field(default_factory=list)
+    # What round_status answers, by round id ("unknown" for any other); status_error makes it fail.
+    statuses: dict[str, RoundStatusResult] = field(default_factory=dict)
+    status_error: ProviderError | None = None
 
     async def catalog(self, request: CatalogInput) -> list[GameInfo]:
         return [FAKE_GAME]
@@ -42,7 +45,9 @@ class FakeStudio:
                           proof=Proof(server_seed_hash="ab" * 32, client_seed="c", nonce=len(self.plays)))
 
     async def round_status(self, request: RoundStatusInput) -> RoundStatusResult:
-        return RoundStatusResult(status="unknown")
+        if self.status_error is not None:
+            raise self.status_error
+        return self.statuses.get(request.round_id, RoundStatusResult(status="unknown"))
 
     async def health(self) -> bool:
         return True

@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from hub.errors import DomainError, Reason
 from hub.ledger import idempotency, postings
@@ -81,6 +81,23 @@ class Rollback:
     rollback_id: str
 
 
+def win_key(round_id: str) -> str:
+    """The key of the win that settles a round the hub asked a provider about (Play and the
+    reconciler use the same one, so whichever comes second is a replay, never a second payment)."""
+    return f"{round_id}:win"
+
+
+def rollback_key(bet_id: str) -> str:
+    """The key of the refund of a bet the hub cancels itself (after a provider failure, or reconciling)."""
+    return f"{bet_id}:rollback"
+
+
+def active_bets(uow: UnitOfWork, operator_id: str, round_id: str) -> list[str]:
+    return list(uow.conn.execute(select(bets.c.bet_id).where(
+        bets.c.operator_id == operator_id, bets.c.round_id == round_id, bets.c.status == ACTIVE,
+    ).order_by(bets.c.created_at)).scalars())
+
+
 class RoundLedger:
     def __init__(self, house_shards: int):
         self._shards = house_shards
@@ -132,7 +149,7 @@ class RoundLedger:
                 raise DomainError(Reason.BET_NOT_FOUND, f"no bet {cmd.bet_id!r} in round {cmd.round_id!r}")
             if bet.status == ROLLED_BACK:
                 raise DomainError(Reason.TRANSACTION_ROLLED_BACK, f"bet {cmd.bet_id!r} was rolled back")
-        elif not self._active_bets(uow, cmd.operator_id, cmd.round_id):
+        elif not active_bets(uow, cmd.operator_id, cmd.round_id):
             raise DomainError(Reason.TRANSACTION_ROLLED_BACK, f"every bet of round {cmd.round_id!r} was rolled back")
         if round_.status != OPEN:
             raise DomainError(Reason.ROUND_CLOSED, f"round {cmd.round_id!r} is {round_.status}")
@@ -181,7 +198,7 @@ class RoundLedger:
             raise DomainError(Reason.ROUND_NOT_FOUND, f"no round {round_id!r}")
         if round_.status != OPEN:
             return round_.status
-        status = VOIDED if void else SETTLED if self._active_bets(uow, operator_id, round_id) else ROLLED_BACK
+        status = VOIDED if void else SETTLED if active_bets(uow, operator_id, round_id) else ROLLED_BACK
         uow.conn.execute(update(rounds).where(rounds.c.round_id == round_id, rounds.c.operator_id == operator_id)
                          .values(status=status, closed_at=now))
         return status
@@ -210,11 +227,6 @@ class RoundLedger:
     def _bet_row(uow: UnitOfWork, operator_id: str, bet_id: str, lock: bool = False):  # type: ignore[no-untyped-def]
         query = select(bets).where(bets.c.operator_id == operator_id, bets.c.bet_id == bet_id)
         return uow.conn.execute(query.with_for_update() if lock else query).one_or_none()
-
-    @staticmethod
-    def _active_bets(uow: UnitOfWork, operator_id: str, round_id: str) -> int:
-        return uow.conn.execute(select(func.count()).select_from(bets).where(
-            bets.c.operator_id == operator_id, bets.c.round_id == round_id, bets.c.status == ACTIVE)).scalar_one()
 
     @staticmethod
     def _require_player(uow: UnitOfWork, operator_id: str, player_id: str) -> str:

@@ -64,3 +64,11 @@ async def test_dev_starts_the_mock_studio_and_the_hub_and_stops_both(tmp_path) -
             await process.wait()
     with socket.socket() as s:  # the mock studio went down with the hub
         assert s.connect_ex(("127.0.0.1", studio_port)) != 0
+
+
+async def test_reconcile_reports_and_exits_zero_when_nothing_needs_a_human(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "hub.toml").write_text(f'providers = []\n\n[hub]\ndatabase_url = "sqlite:///{tmp_path}/var/r.db"\n')
+    process = await hub_cli("--config", str(tmp_path / "hub.toml"), "reconcile", "--older-than", "0")
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, out.decode()
+    assert "examined 0 open round(s)" in out.decode()

@@ -84,32 +84,46 @@ class Wallet:
 
         return Money(currency, await self._db.run(_read))
 
-    async def transactions(self, operator_id: str, player_id: str, currency: str, page_size: int,
-                           page_token: str) -> pb.ListTransactionsResponse:
-        if currency:
-            exponent(currency)
-        if not 0 <= page_size <= 500:
+    async def transactions(self, operator_id: str, request: pb.ListTransactionsRequest) -> pb.ListTransactionsResponse:
+        """Newest first, filtered by player, currency, round, kind and time window; keyset-paginated."""
+        if request.currency:
+            exponent(request.currency)
+        if not 0 <= request.page_size <= 500:
             raise DomainError(Reason.INVALID_ARGUMENT, "page_size must be 0..500")
-        limit = page_size or 50
-        after = _decode_token(page_token) if page_token else None
+        kinds = {v: k for k, v in KINDS.items()}
+        if request.kind and request.kind not in kinds:
+            raise DomainError(Reason.INVALID_ARGUMENT, f"unknown transaction kind {request.kind}")
+        created_after = _time(request, "created_after")
+        created_before = _time(request, "created_before")
+        if created_after and created_before and created_after >= created_before:
+            raise DomainError(Reason.INVALID_ARGUMENT, "created_after must be before created_before")
+        limit = request.page_size or 50
+        after = _decode_token(request.page_token) if request.page_token else None
         t = ledger_transactions
+        query = select(t).where(t.c.operator_id == operator_id)
+        for wanted, column in ((request.player_id, t.c.player_id), (request.currency, t.c.currency),
+                               (request.round_id, t.c.round_id), (kinds.get(request.kind), t.c.kind)):
+            if wanted:
+                query = query.where(column == wanted)
+        if created_after:
+            query = query.where(t.c.created_at >= created_after)
+        if created_before:
+            query = query.where(t.c.created_at < created_before)
+        if after:
+            created, tx_id = after
+            query = query.where(or_(t.c.created_at < created,
+                                    and_(t.c.created_at == created, t.c.transaction_id < tx_id)))
+        query = query.order_by(t.c.created_at.desc(), t.c.transaction_id.desc()).limit(limit + 1)
 
         def _read(uow: UnitOfWork) -> list:  # type: ignore[type-arg]
-            require_player(uow, operator_id, player_id)
-            query = select(t).where(t.c.operator_id == operator_id, t.c.player_id == player_id)
-            if currency:
-                query = query.where(t.c.currency == currency)
-            if after:
-                created, tx_id = after
-                query = query.where(or_(t.c.created_at < created,
-                                        and_(t.c.created_at == created, t.c.transaction_id < tx_id)))
-            return list(uow.conn.execute(
-                query.order_by(t.c.created_at.desc(), t.c.transaction_id.desc()).limit(limit + 1)))
+            if request.player_id:
+                require_player(uow, operator_id, request.player_id)
+            return list(uow.conn.execute(query))
 
         rows = await self._db.run(_read)
         response = pb.ListTransactionsResponse(transactions=[
             pb.Transaction(
-                transaction_id=r.transaction_id, kind=KINDS[r.kind],
+                transaction_id=r.transaction_id, kind=KINDS[r.kind], player_id=r.player_id,
                 amount=common_pb2.Money(currency=r.currency, amount_minor=r.amount),
                 balance_after=common_pb2.Money(currency=r.currency, amount_minor=r.balance_after),
                 round_id=r.round_id or "", idempotency_key=r.idempotency_key,
@@ -119,6 +133,15 @@ class Wallet:
             last = rows[limit - 1]
             response.next_page_token = _encode_token(last.created_at, last.transaction_id)
         return response
+
+
+def _time(request: pb.ListTransactionsRequest, name: str) -> datetime | None:
+    if not request.HasField(name):
+        return None
+    try:
+        return getattr(request, name).ToDatetime()  # naive UTC, as stored
+    except (ValueError, OverflowError):
+        raise DomainError(Reason.INVALID_ARGUMENT, f"{name} is not a valid time") from None
 
 
 def _encode_token(created_at: datetime, transaction_id: str) -> str:

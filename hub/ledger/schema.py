@@ -77,6 +77,8 @@ ledger_transactions = Table(
     Column("created_at", Timestamp, nullable=False),
     UniqueConstraint("operator_id", "idempotency_key"),
     Index(None, "operator_id", "player_id", "created_at"),
+    Index(None, "operator_id", "round_id"),  # a round's transactions, read at every settlement
+    Index(None, "operator_id", "created_at"),  # operator-wide listings and reports
 )
 
 postings = Table(

@@ -37,5 +37,4 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
     @unary
     async def ListTransactions(self, operator_id: str, request: pb.ListTransactionsRequest,
                                context: grpc.aio.ServicerContext) -> pb.ListTransactionsResponse:
-        return await self.wallet.transactions(operator_id, request.player_id, request.currency,
-                                              request.page_size, request.page_token)
+        return await self.wallet.transactions(operator_id, request)

@@ -131,3 +131,42 @@ async def test_list_transactions_pages_newest_first(hub: Client) -> None:
         await hub.wallet.ListTransactions(pb.ListTransactionsRequest(player_id=player_id, page_token="%%%"),
                                           metadata=hub.metadata)
     assert reason_of(err.value) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
+
+
+async def test_list_transactions_filters_by_round_kind_time_and_player(hub: Client) -> None:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from tests.e2e.play_client import opened_stream
+
+    player_id, token = await hub.new_player(deposit=1_000)
+    other_id, _ = await hub.new_player(deposit=500)
+    stream = await opened_stream(hub, token)
+    stream.bet(100, "f-1")
+    first_round = (await stream.until("settled"))[-1].settled.round_id
+    stream.bet(200, "f-2")
+    await stream.until("settled")
+    await stream.close()
+
+    async def listed(**filters: object) -> list[pb.Transaction]:
+        return list((await hub.wallet.ListTransactions(pb.ListTransactionsRequest(**filters),  # type: ignore[arg-type]
+                                                       metadata=hub.metadata)).transactions)
+
+    round_txs = await listed(player_id=player_id, round_id=first_round)
+    assert [(t.kind, t.amount.amount_minor) for t in round_txs] == [(pb.TRANSACTION_KIND_BET, -100)]
+    assert [t.amount.amount_minor for t in await listed(player_id=player_id, kind=pb.TRANSACTION_KIND_BET)] == [
+        -200, -100]
+    everyone = await listed(kind=pb.TRANSACTION_KIND_DEPOSIT)  # operator-wide
+    assert {(t.player_id, t.amount.amount_minor) for t in everyone} == {(player_id, 1_000), (other_id, 500)}
+
+    newest = (await listed(player_id=player_id))[0].created_at
+    assert await listed(player_id=player_id, created_after=newest) == [(await listed(player_id=player_id))[0]]
+    assert len(await listed(player_id=player_id, created_before=newest)) == 2  # deposit and first bet
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await listed(player_id=player_id, created_after=newest, created_before=newest)
+    assert reason_of(err.value) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await listed(kind=99)
+    assert reason_of(err.value) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await listed(created_after=Timestamp(seconds=2**62))
+    assert reason_of(err.value) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")

@@ -26,7 +26,7 @@ from casinohub.v1 import common_pb2 as casinohub_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!casinohub/v1/wallet_service.proto\x12\x0c\x63\x61sinohub.v1\x1a\x19\x63\x61sinohub/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"8\n\x11GetBalanceRequest\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\":\n\x12GetBalanceResponse\x12$\n\x07\x62\x61lance\x18\x01 \x01(\x0b\x32\x13.casinohub.v1.Money\"a\n\x0e\x44\x65positRequest\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12#\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x13.casinohub.v1.Money\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"O\n\x0f\x44\x65positResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12$\n\x07\x62\x61lance\x18\x02 \x01(\x0b\x32\x13.casinohub.v1.Money\"b\n\x0fWithdrawRequest\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12#\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x13.casinohub.v1.Money\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"P\n\x10WithdrawResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12$\n\x07\x62\x61lance\x18\x02 \x01(\x0b\x32\x13.casinohub.v1.Money\"e\n\x17ListTransactionsRequest\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"\xfe\x01\n\x0bTransaction\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.casinohub.v1.TransactionKind\x12#\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x13.casinohub.v1.Money\x12*\n\rbalance_after\x18\x04 \x01(\x0b\x32\x13.casinohub.v1.Money\x12\x10\n\x08round_id\x18\x05 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"d\n\x18ListTransactionsResponse\x12/\n\x0ctransactions\x18\x01 \x03(\x0b\x32\x19.casinohub.v1.Transaction\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xc5\x01\n\x0fTransactionKind\x12 \n\x1cTRANSACTION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18TRANSACTION_KIND_DEPOSIT\x10\x01\x12\x1f\n\x1bTRANSACTION_KIND_WITHDRAWAL\x10\x02\x12\x18\n\x14TRANSACTION_KIND_BET\x10\x03\x12\x18\n\x14TRANSACTION_KIND_WIN\x10\x04\x12\x1d\n\x19TRANSACTION_KIND_ROLLBACK\x10\x05\x32\xe0\x02\n\rWalletService\x12T\n\nGetBalance\x12\x1f.casinohub.v1.GetBalanceRequest\x1a .casinohub.v1.GetBalanceResponse\"\x03\x90\x02\x01\x12\x46\n\x07\x44\x65posit\x12\x1c.casinohub.v1.DepositRequest\x1a\x1d.casinohub.v1.DepositResponse\x12I\n\x08Withdraw\x12\x1d.casinohub.v1.WithdrawRequest\x1a\x1e.casinohub.v1.WithdrawResponse\x12\x66\n\x10ListTransactions\x12%.casinohub.v1.ListTransactionsRequest\x1a&.casinohub.v1.ListTransactionsResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!casinohub/v1/wallet_service.proto\x12\x0c\x63\x61sinohub.v1\x1a\x19\x63\x61sinohub/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"8\n\x11GetBalanceRequest\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\":\n\x12GetBalanceResponse\x12$\n\x07\x62\x61lance\x18\x01 \x01(\x0b\x32\x13.casinohub.v1.Money\"a\n\x0e\x44\x65positRequest\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12#\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x13.casinohub.v1.Money\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"O\n\x0f\x44\x65positResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12$\n\x07\x62\x61lance\x18\x02 \x01(\x0b\x32\x13.casinohub.v1.Money\"b\n\x0fWithdrawRequest\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12#\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x13.casinohub.v1.Money\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"P\n\x10WithdrawResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12$\n\x07\x62\x61lance\x18\x02 \x01(\x0b\x32\x13.casinohub.v1.Money\"\x8b\x02\n\x17ListTransactionsRequest\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\x10\n\x08round_id\x18\x05 \x01(\t\x12+\n\x04kind\x18\x06 \x01(\x0e\x32\x1d.casinohub.v1.TransactionKind\x12\x31\n\rcreated_after\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x91\x02\n\x0bTransaction\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.casinohub.v1.TransactionKind\x12#\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x13.casinohub.v1.Money\x12*\n\rbalance_after\x18\x04 \x01(\x0b\x32\x13.casinohub.v1.Money\x12\x10\n\x08round_id\x18\x05 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tplayer_id\x18\x08 \x01(\t\"d\n\x18ListTransactionsResponse\x12/\n\x0ctransactions\x18\x01 \x03(\x0b\x32\x19.casinohub.v1.Transaction\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xc5\x01\n\x0fTransactionKind\x12 \n\x1cTRANSACTION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18TRANSACTION_KIND_DEPOSIT\x10\x01\x12\x1f\n\x1bTRANSACTION_KIND_WITHDRAWAL\x10\x02\x12\x18\n\x14TRANSACTION_KIND_BET\x10\x03\x12\x18\n\x14TRANSACTION_KIND_WIN\x10\x04\x12\x1d\n\x19TRANSACTION_KIND_ROLLBACK\x10\x05\x32\xe0\x02\n\rWalletService\x12T\n\nGetBalance\x12\x1f.casinohub.v1.GetBalanceRequest\x1a .casinohub.v1.GetBalanceResponse\"\x03\x90\x02\x01\x12\x46\n\x07\x44\x65posit\x12\x1c.casinohub.v1.DepositRequest\x1a\x1d.casinohub.v1.DepositResponse\x12I\n\x08Withdraw\x12\x1d.casinohub.v1.WithdrawRequest\x1a\x1e.casinohub.v1.WithdrawResponse\x12\x66\n\x10ListTransactions\x12%.casinohub.v1.ListTransactionsRequest\x1a&.casinohub.v1.ListTransactionsResponse\"\x03\x90\x02\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,8 +37,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WALLETSERVICE'].methods_by_name['GetBalance']._serialized_options = b'\220\002\001'
   _globals['_WALLETSERVICE'].methods_by_name['ListTransactions']._loaded_options = None
   _globals['_WALLETSERVICE'].methods_by_name['ListTransactions']._serialized_options = b'\220\002\001'
-  _globals['_TRANSACTIONKIND']._serialized_start=1054
-  _globals['_TRANSACTIONKIND']._serialized_end=1251
+  _globals['_TRANSACTIONKIND']._serialized_start=1240
+  _globals['_TRANSACTIONKIND']._serialized_end=1437
   _globals['_GETBALANCEREQUEST']._serialized_start=111
   _globals['_GETBALANCEREQUEST']._serialized_end=167
   _globals['_GETBALANCERESPONSE']._serialized_start=169
@@ -51,12 +51,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WITHDRAWREQUEST']._serialized_end=507
   _globals['_WITHDRAWRESPONSE']._serialized_start=509
   _globals['_WITHDRAWRESPONSE']._serialized_end=589
-  _globals['_LISTTRANSACTIONSREQUEST']._serialized_start=591
-  _globals['_LISTTRANSACTIONSREQUEST']._serialized_end=692
-  _globals['_TRANSACTION']._serialized_start=695
-  _globals['_TRANSACTION']._serialized_end=949
-  _globals['_LISTTRANSACTIONSRESPONSE']._serialized_start=951
-  _globals['_LISTTRANSACTIONSRESPONSE']._serialized_end=1051
-  _globals['_WALLETSERVICE']._serialized_start=1254
-  _globals['_WALLETSERVICE']._serialized_end=1606
+  _globals['_LISTTRANSACTIONSREQUEST']._serialized_start=592
+  _globals['_LISTTRANSACTIONSREQUEST']._serialized_end=859
+  _globals['_TRANSACTION']._serialized_start=862
+  _globals['_TRANSACTION']._serialized_end=1135
+  _globals['_LISTTRANSACTIONSRESPONSE']._serialized_start=1137
+  _globals['_LISTTRANSACTIONSRESPONSE']._serialized_end=1237
+  _globals['_WALLETSERVICE']._serialized_start=1440
+  _globals['_WALLETSERVICE']._serialized_end=1792
 # @@protoc_insertion_point(module_scope)

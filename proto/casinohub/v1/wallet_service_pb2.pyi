@@ -194,12 +194,30 @@ class ListTransactionsRequest(_message.Message):
     CURRENCY_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    ROUND_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    CREATED_AFTER_FIELD_NUMBER: _builtins.int
+    CREATED_BEFORE_FIELD_NUMBER: _builtins.int
     player_id: _builtins.str
+    """Empty means every player of the operator."""
     currency: _builtins.str
     """Empty means every currency."""
     page_size: _builtins.int
     """1..500; 0 means 50."""
     page_token: _builtins.str
+    """From a previous response; the other fields must stay the same between pages."""
+    round_id: _builtins.str
+    """Only this round's transactions; empty means any."""
+    kind: Global___TransactionKind.ValueType
+    """Only this kind; UNSPECIFIED means any."""
+    @_builtins.property
+    def created_after(self) -> _timestamp_pb2.Timestamp:
+        """Only transactions created at or after this time (unset: no lower bound)."""
+
+    @_builtins.property
+    def created_before(self) -> _timestamp_pb2.Timestamp:
+        """Only transactions created before this time (unset: no upper bound)."""
+
     def __init__(
         self,
         *,
@@ -207,10 +225,14 @@ class ListTransactionsRequest(_message.Message):
         currency: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        round_id: _builtins.str = ...,
+        kind: Global___TransactionKind.ValueType = ...,
+        created_after: _timestamp_pb2.Timestamp | None = ...,
+        created_before: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency", b"currency", "page_size", b"page_size", "page_token", b"page_token", "player_id", b"player_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before", "currency", b"currency", "kind", b"kind", "page_size", b"page_size", "page_token", b"page_token", "player_id", b"player_id", "round_id", b"round_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -227,10 +249,12 @@ class Transaction(_message.Message):
     ROUND_ID_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    PLAYER_ID_FIELD_NUMBER: _builtins.int
     transaction_id: _builtins.str
     kind: Global___TransactionKind.ValueType
     round_id: _builtins.str
     idempotency_key: _builtins.str
+    player_id: _builtins.str
     @_builtins.property
     def amount(self) -> _common_pb2.Money:
         """Signed change to the player's cash: negative for bets and withdrawals."""
@@ -251,10 +275,11 @@ class Transaction(_message.Message):
         round_id: _builtins.str = ...,
         idempotency_key: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        player_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "balance_after", b"balance_after", "created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "balance_after", b"balance_after", "created_at", b"created_at", "idempotency_key", b"idempotency_key", "kind", b"kind", "round_id", b"round_id", "transaction_id", b"transaction_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "balance_after", b"balance_after", "created_at", b"created_at", "idempotency_key", b"idempotency_key", "kind", b"kind", "player_id", b"player_id", "round_id", b"round_id", "transaction_id", b"transaction_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -94,8 +94,9 @@ class WalletServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListTransactions(self, request, context):
-        """The player's ledger transactions, newest first.
-        Returns NOT_FOUND / PLAYER_NOT_FOUND, INVALID_ARGUMENT for a bad page_token.
+        """Ledger transactions, newest first: one player's, or (player_id empty) every player's of the
+        operator, filtered by round, kind and time window. Returns NOT_FOUND / PLAYER_NOT_FOUND,
+        INVALID_ARGUMENT for a bad page_token, page_size, kind or time window.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -52,8 +52,9 @@ class WalletServiceStub:
     Deposit plus FAILED_PRECONDITION / INSUFFICIENT_FUNDS.
     """
     ListTransactions: _grpc.UnaryUnaryMultiCallable[_wallet_service_pb2.ListTransactionsRequest, _wallet_service_pb2.ListTransactionsResponse]
-    """The player's ledger transactions, newest first.
-    Returns NOT_FOUND / PLAYER_NOT_FOUND, INVALID_ARGUMENT for a bad page_token.
+    """Ledger transactions, newest first: one player's, or (player_id empty) every player's of the
+    operator, filtered by round, kind and time window. Returns NOT_FOUND / PLAYER_NOT_FOUND,
+    INVALID_ARGUMENT for a bad page_token, page_size, kind or time window.
     """
 
 @_typing.type_check_only
@@ -80,8 +81,9 @@ class WalletServiceAsyncStub(WalletServiceStub):
     Deposit plus FAILED_PRECONDITION / INSUFFICIENT_FUNDS.
     """
     ListTransactions: _aio.UnaryUnaryMultiCallable[_wallet_service_pb2.ListTransactionsRequest, _wallet_service_pb2.ListTransactionsResponse]  # type: ignore[assignment]
-    """The player's ledger transactions, newest first.
-    Returns NOT_FOUND / PLAYER_NOT_FOUND, INVALID_ARGUMENT for a bad page_token.
+    """Ledger transactions, newest first: one player's, or (player_id empty) every player's of the
+    operator, filtered by round, kind and time window. Returns NOT_FOUND / PLAYER_NOT_FOUND,
+    INVALID_ARGUMENT for a bad page_token, page_size, kind or time window.
     """
 
 class WalletServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -129,8 +131,9 @@ class WalletServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _wallet_service_pb2.ListTransactionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_wallet_service_pb2.ListTransactionsResponse, _abc.Awaitable[_wallet_service_pb2.ListTransactionsResponse]]:
-        """The player's ledger transactions, newest first.
-        Returns NOT_FOUND / PLAYER_NOT_FOUND, INVALID_ARGUMENT for a bad page_token.
+        """Ledger transactions, newest first: one player's, or (player_id empty) every player's of the
+        operator, filtered by round, kind and time window. Returns NOT_FOUND / PLAYER_NOT_FOUND,
+        INVALID_ARGUMENT for a bad page_token, page_size, kind or time window.
         """
 
 def add_WalletServiceServicer_to_server(servicer: WalletServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

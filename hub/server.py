@@ -38,6 +38,7 @@ class HubServer:
         self._background: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        await self._set_health(await self.hub.db.ping())  # answer health correctly from the first call
         await self.grpc.start()
         self._background.append(asyncio.create_task(self._watch_database()))
         if self.hub.config.reconcile_interval_s > 0:
@@ -54,11 +55,13 @@ class HubServer:
     async def _watch_database(self) -> None:
         """Health follows the database: NOT_SERVING while it cannot be reached."""
         while True:
-            serving = await self.hub.db.ping()
-            status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
-            for name in ("", *SERVICES):
-                await self._health.set(name, status)
             await asyncio.sleep(self.hub.config.health_interval_s)
+            await self._set_health(await self.hub.db.ping())
+
+    async def _set_health(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", *SERVICES):
+            await self._health.set(name, status)
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting calls, let in-flight calls and rounds finish, then release everything."""

@@ -10,6 +10,7 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.silent = False  # a black hole: connections stay open but nothing gets through
         self.port = 0
 
     async def start(self) -> int:
@@ -47,10 +48,10 @@ class TcpProxy:
         await asyncio.gather(self._pipe(client_reader, upstream_writer), self._pipe(upstream_reader, client_writer))
         self._writers -= {client_writer, upstream_writer}
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
+                if not self.silent:
+                    writer.write(data)
+                    await writer.drain()
         writer.transport.abort()

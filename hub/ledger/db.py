@@ -43,8 +43,19 @@ def make_engine(url: str, pool_size: int = 8) -> Engine:
                                pool_size=pool_size, max_overflow=0)
         _sqlite_write_transactions(engine)
         return engine
+    # Socket timeouts: without them a connection whose peer went silent (a network partition) blocks its
+    # worker thread forever, and with it graceful shutdown. 60 s outlasts InnoDB's 50 s lock wait.
     return create_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True, pool_recycle=3600,
-                         isolation_level="READ COMMITTED", connect_args={"connect_timeout": 5})
+                         isolation_level="READ COMMITTED",
+                         connect_args={"connect_timeout": 5, "read_timeout": 60, "write_timeout": 60})
+
+
+def make_probe_engine(url: str) -> Engine:
+    """One short-timeout connection for health checks: an answer within seconds, or "unreachable"."""
+    if make_url(url).get_backend_name() == "sqlite":
+        return create_engine(url, pool_size=1, max_overflow=0, connect_args={"timeout": 5})
+    return create_engine(url, pool_size=1, max_overflow=0, pool_pre_ping=False,
+                         connect_args={"connect_timeout": 3, "read_timeout": 5, "write_timeout": 5})
 
 
 def _sqlite_write_transactions(engine: Engine) -> None:
@@ -74,6 +85,7 @@ class Database:
 
     def __init__(self, engine: Engine, workers: int = 8):
         self.engine = engine
+        self._probe = make_probe_engine(engine.url.render_as_string(hide_password=False))
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
 
     @classmethod
@@ -111,18 +123,22 @@ class Database:
         raise AssertionError("unreachable")
 
     async def ping(self) -> bool:
+        """Can the database answer a query within seconds? Runs beside, not in, the ledger's workers."""
+
         def _ping() -> bool:
-            with self.engine.connect() as conn:
+            with self._probe.connect() as conn:
                 conn.execute(text("SELECT 1"))
             return True
 
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, _ping)
-        except Exception:  # any failure means "not serving"; the reason is logged
-            log.warning("db.ping_failed", exc_info=True)
+            return await asyncio.to_thread(_ping)
+        except Exception as exc:  # any failure means "not serving"
+            log.warning("db.ping_failed", error=str(exc).splitlines()[0])
+            self._probe.dispose()  # do not reuse a connection that just failed
             return False
 
     def close(self) -> None:
         """Wait for in-flight units of work (settlements finish), then release connections."""
         self._executor.shutdown(wait=True)
         self.engine.dispose()
+        self._probe.dispose()

@@ -20,7 +20,7 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 async def wait_for_status(client: Client, service: str, expected: int) -> None:
     stub = health_pb2_grpc.HealthStub(client.channel)
-    for _ in range(100):
+    for _ in range(300):
         if (await stub.Check(health_pb2.HealthCheckRequest(service=service))).status == expected:
             return
         await asyncio.sleep(0.1)
@@ -50,6 +50,25 @@ async def test_health_is_not_serving_while_the_database_is_unreachable(mariadb_u
         await proxy.start()
         await wait_for_status(client, "", SERVING)
         assert await client.balance(player_id) == 100
+    finally:
+        await client.channel.close()
+        await client.server.stop(grace=1)
+        await proxy.close()
+
+
+@pytest.mark.mariadb
+async def test_a_database_that_goes_silent_is_detected_too(mariadb_url: str) -> None:
+    """A partition leaves sockets open but silent: without read timeouts the probe would hang forever."""
+    url = make_url(mariadb_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 3306)
+    await proxy.start()
+    client = await start_hub(url.set(port=proxy.port).render_as_string(hide_password=False), {})
+    try:
+        await wait_for_status(client, "", SERVING)
+        proxy.silent = True
+        await wait_for_status(client, "", NOT_SERVING)
+        proxy.silent = False
+        await wait_for_status(client, "", SERVING)
     finally:
         await client.channel.close()
         await client.server.stop(grace=1)

@@ -1,0 +1,288 @@
+"""`hub serve` as real OS processes for crash and multi-process tests: start, wait for SERVING, kill -9.
+
+Each hub writes its JSON log to a file (a pipe nobody reads would fill up and block the hub). Every
+helper is bounded: waits poll health with a deadline, and `HubProcess.kill()` is safe to call twice.
+"""
+
+import asyncio
+import contextlib
+import json
+import os
+import pathlib
+import socket
+import sys
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy import create_engine, select
+from sqlalchemy.pool import NullPool
+
+from casinohub.v1 import game_service_pb2 as gpb
+from hub.ledger.schema import bets, game_sessions, ledger_transactions, rounds
+from mock_providers.reelhouse.server import STUDIO, Studio, start_server
+from tests.conftest import Client
+from tests.e2e.play_client import PlayStream
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+GAME = "reelhouse:fruit-classic"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def new_operator_id() -> str:
+    return f"op-{uuid.uuid4().hex[:12]}"
+
+
+def write_config(path: pathlib.Path, *, port: int, database_url: str, operator_id: str, studio_url: str,
+                 secret: str, db_workers: int = 6, provider_timeout_s: float = 5.0) -> pathlib.Path:
+    path.write_text(
+        f'[hub]\nlisten = "127.0.0.1:{port}"\ndatabase_url = "{database_url}"\n'
+        f'sandbox_operator_id = "{operator_id}"\nhealth_interval_s = 0.5\nshutdown_grace_s = 2.0\n'
+        f'db_workers = {db_workers}\n\n'
+        f'[[providers]]\nname = "reelhouse"\nadapter = "reelhouse"\nurl = "{studio_url}"\n'
+        f'secret = "{secret}"\ntimeout_s = {provider_timeout_s}\n')
+    return path
+
+
+@dataclass
+class HubProcess:
+    """One `python -m hub.cli --config FILE serve` child process."""
+
+    config: pathlib.Path
+    port: int
+    log_path: pathlib.Path
+    process: asyncio.subprocess.Process | None = None
+    channel: grpc.aio.Channel | None = None
+
+    @classmethod
+    async def start(cls, config: pathlib.Path, port: int, log_path: pathlib.Path) -> "HubProcess":
+        hub = cls(config, port, log_path)
+        log = open(log_path, "ab")  # noqa: SIM115 - the child keeps its own copy of the descriptor
+        try:
+            hub.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "hub.cli", "--config", str(config), "serve",
+                stdout=log, stderr=asyncio.subprocess.STDOUT, env={**os.environ})
+        finally:
+            log.close()
+        hub.channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        return hub
+
+    async def wait_serving(self, timeout: float = 90.0) -> None:
+        """Poll health until SERVING; fail with the hub's log if it exits or never gets there."""
+        assert self.process is not None and self.channel is not None
+        health = health_pb2_grpc.HealthStub(self.channel)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if self.process.returncode is not None:
+                raise AssertionError(f"hub on port {self.port} exited with {self.process.returncode}:\n"
+                                     f"{self.log_tail()}")
+            try:
+                if (await health.Check(health_pb2.HealthCheckRequest(), timeout=2)).status == SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"hub on port {self.port} not SERVING after {timeout}s:\n{self.log_tail()}")
+
+    def client(self, database_url: str, operator_id: str) -> Client:
+        return Client(server=None, port=self.port, channel=self.channel,  # type: ignore[arg-type]
+                      operator_id=operator_id, database_url=database_url)
+
+    async def kill(self) -> None:
+        """SIGKILL (no grace, no cleanup in the hub) and reap; idempotent. The channel stays open, so
+        calls in flight fail as a client really sees a crash (UNAVAILABLE), not as a local cancel."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await asyncio.wait_for(self.process.wait(), 30)
+
+    async def close(self) -> None:
+        """Kill the process if still running, then close the channel; idempotent."""
+        await self.kill()
+        if self.channel is not None:
+            await self.channel.close()
+            self.channel = None
+
+    async def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it does not exit within a bounded wait."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), 20)
+            except TimeoutError:
+                pass
+        await self.close()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def log_errors(self) -> list[str]:
+        """Log lines at level error (e.g. rpc.failed: a hub bug answered with INTERNAL)."""
+        found = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("level") in ("error", "critical"):
+                found.append(line)
+        return found
+
+
+async def ledger_check_cli(config: pathlib.Path, operator_id: str) -> tuple[int, str]:
+    """`hub --config FILE ledger check --operator X` as a separate process: (exit code, output)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hub.cli", "--config", str(config), "ledger", "check", "--operator", operator_id,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env={**os.environ})
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), 120)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    return process.returncode or 0, output.decode(errors="replace")
+
+
+@dataclass
+class LedgerRows:
+    """This operator's ledger straight from the database."""
+
+    transactions: dict[str, dict] = field(default_factory=dict)  # transaction_id -> row
+    by_key: dict[str, list[dict]] = field(default_factory=dict)  # idempotency_key -> rows
+    rounds: dict[str, dict] = field(default_factory=dict)  # round_id -> row
+    bets: dict[str, dict] = field(default_factory=dict)  # bet_id -> row
+    player_balance: dict[str, int] = field(default_factory=dict)  # player_id -> sum of its transactions
+    sessions: dict[str, int] = field(default_factory=dict)  # game_session_id -> last_seq
+
+    def bet_key(self, row: dict) -> str:
+        """The client's bet key a bet, win or rollback row belongs to (Play rounds hold one bet); for a
+        deposit or withdrawal, its own key."""
+        if row["kind"] in ("win", "rollback"):
+            return next(b["bet_id"] for b in self.bets.values() if b["round_id"] == row["round_id"])
+        return row["idempotency_key"]
+
+    def round_kinds(self, round_id: str) -> list[str]:
+        return sorted(r["kind"] for r in self.transactions.values() if r["round_id"] == round_id)
+    transaction_id_rows: int = 0  # rows counted, to prove no transaction id appears twice
+
+
+def read_ledger(database_url: str, operator_id: str) -> LedgerRows:
+    engine = create_engine(database_url, poolclass=NullPool)
+    rows = LedgerRows()
+    try:
+        with engine.connect() as conn:
+            for r in conn.execute(select(ledger_transactions).where(
+                    ledger_transactions.c.operator_id == operator_id)).mappings():
+                row = dict(r)
+                rows.transaction_id_rows += 1
+                rows.transactions[row["transaction_id"]] = row
+                rows.by_key.setdefault(row["idempotency_key"], []).append(row)
+                rows.player_balance[row["player_id"]] = rows.player_balance.get(row["player_id"], 0) + row["amount"]
+            for r in conn.execute(select(rounds).where(rounds.c.operator_id == operator_id)).mappings():
+                rows.rounds[r["round_id"]] = dict(r)
+            for r in conn.execute(select(bets).where(bets.c.operator_id == operator_id)).mappings():
+                rows.bets[r["bet_id"]] = dict(r)
+            for session_id, last_seq in conn.execute(select(
+                    game_sessions.c.game_session_id, game_sessions.c.last_seq).where(
+                    game_sessions.c.operator_id == operator_id)):
+                rows.sessions[session_id] = last_seq
+    finally:
+        engine.dispose()
+    return rows
+
+
+@contextlib.asynccontextmanager
+async def studio_server(secret: str) -> AsyncIterator[tuple[str, Studio]]:
+    """The Reelhouse mock studio in this test process (its Faults are set directly)."""
+    runner, port = await start_server(port=0, secret=secret)
+    try:
+        yield f"http://127.0.0.1:{port}", runner.app[STUDIO]
+    finally:
+        await runner.cleanup()
+
+
+@dataclass
+class Acks:
+    """Every effect a client saw acknowledged, by ledger transaction id."""
+
+    effects: dict[str, tuple[str, int, str]] = field(default_factory=dict)  # tx id -> (player, amount, kind)
+    balances: dict[str, int] = field(default_factory=dict)  # tx id -> balance the response reported
+    refunds: dict[str, tuple[str, int]] = field(default_factory=dict)  # bet key -> (player, refund)
+    rounds: dict[str, tuple[str, int]] = field(default_factory=dict)  # round id -> (outcome, win)
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def ack(self, tx_id: str, player: str, amount: int, kind: str, balance: int | None = None) -> None:
+        assert tx_id, f"an acknowledged {kind} without a transaction id"
+        seen = self.effects.setdefault(tx_id, (player, amount, kind))
+        assert seen == (player, amount, kind), f"transaction {tx_id} acknowledged as {seen} and {kind} {amount}"
+        if balance is not None:
+            assert self.balances.setdefault(tx_id, balance) == balance, (tx_id, self.balances[tx_id], balance)
+
+    def expected_balance(self, player: str) -> int:
+        return (sum(a for p, a, _ in self.effects.values() if p == player)
+                + sum(a for p, a in self.refunds.values() if p == player))
+
+
+async def play_bet(stream: PlayStream, key: str, amount: int, events: list[gpb.PlayResponse] | None = None,
+                   timeout: float = 60.0) -> list[gpb.PlayResponse]:
+    """Send one bet and read its events up to its end (settled, or an error event for this key).
+    Events are appended to `events` as they arrive, so a caller keeps what it saw if the stream dies."""
+    events = [] if events is None else events
+    stream.bet(amount, key)
+    while True:
+        event = await stream.next(timeout=timeout)
+        events.append(event)
+        kind = event.WhichOneof("event")
+        if kind == "settled" or (kind == "error" and event.error.idempotency_key == key):
+            return events
+
+
+def record_bet(acks: Acks, player: str, key: str, amount: int, events: list[gpb.PlayResponse],
+               complete: bool = True) -> str:
+    """Book what the bet's events acknowledged; returns how it ended ("in_flight" if cut short)."""
+    kinds = [e.WhichOneof("event") for e in events]
+    if kinds == ["error"]:
+        reason = events[0].error.error.reason
+        assert reason in ("REQUEST_IN_PROGRESS", "INSUFFICIENT_FUNDS"), events[0]
+        acks.counts[f"bet_refused_{reason}"] += 1
+        return reason
+    if not complete and kinds in ([], ["round_opened"]):
+        return "unacknowledged"
+    if not complete and kinds == ["round_opened", "bet_accepted"]:
+        accepted = events[1].bet_accepted
+        acks.ack(accepted.transaction_id, player, -amount, "bet", accepted.balance.amount_minor)
+        return "in_flight"
+    assert kinds in (["round_opened", "bet_accepted", "outcome", "settled"],
+                     ["round_opened", "bet_accepted", "error"]), kinds
+    accepted = events[1].bet_accepted
+    assert accepted.amount.amount_minor == amount
+    assert events[0].round_opened.idempotency_key == key
+    acks.ack(accepted.transaction_id, player, -amount, "bet", accepted.balance.amount_minor)
+    round_id = accepted.round_id
+    if kinds[-1] == "settled":
+        settled = events[-1].settled
+        win = settled.win.amount_minor
+        assert settled.transaction_ids[0] == accepted.transaction_id
+        if win:
+            assert len(settled.transaction_ids) == 2
+            acks.ack(settled.transaction_ids[1], player, win, "win")
+        else:
+            assert list(settled.transaction_ids) == [accepted.transaction_id]
+        acks.rounds.setdefault(round_id, ("settled", win))
+        return "settled"
+    error = events[-1].error
+    assert error.round_id == round_id and error.error.reason == "PROVIDER_UNAVAILABLE", error
+    acks.refunds.setdefault(key, (player, amount))
+    acks.rounds.setdefault(round_id, ("rolled_back", 0))
+    return "rolled_back"

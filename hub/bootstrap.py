@@ -53,4 +53,4 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     await catalog.refresh()
     play = Play(db, catalog, players, config.house_shards, timedelta(seconds=config.game_session_ttl_s))
     reconciler = Reconciler(db, catalog, config.house_shards, timedelta(seconds=config.reconcile_after_s))
-    return Hub(config, db, operators, players, Wallet(db, config.house_shards), catalog, play, reconciler, adapters)
+    return Hub(config, db, operators, players, Wallet(db, config.house_shards, config.cashier_limits), catalog, play, reconciler, adapters)

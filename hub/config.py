@@ -28,6 +28,16 @@ class ProviderSettings:
 
 
 @dataclass(frozen=True)
+class CashierLimit:
+    """One operator's cashier limits in one currency; 0 means no limit."""
+
+    operator_id: str
+    currency: str
+    daily_deposit_minor: int = 0  # per player, per UTC day
+    max_withdrawal_minor: int = 0  # per withdrawal request
+
+
+@dataclass(frozen=True)
 class Config:
     listen: str = "127.0.0.1:50051"
     database_url: str = "sqlite:///var/casinohub.db"
@@ -45,13 +55,14 @@ class Config:
     log_format: str = "json"  # json | console
     # Extra currencies (crypto) and their minor-unit exponents, e.g. {"DOGE": 8}; ISO ones are built in.
     currencies: dict[str, int] = field(default_factory=dict)
+    cashier_limits: tuple[CashierLimit, ...] = ()
     providers: tuple[ProviderSettings, ...] = field(
         default_factory=lambda: tuple(ProviderSettings(**p) for p in DEFAULT_PROVIDERS))
 
 
 def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Config:
-    """Config from an optional TOML file (`[hub]` keys, a `[currencies]` table, `[[providers]]` tables),
-    then HUB_<KEY> environment variables for the scalar keys."""
+    """Config from an optional TOML file (`[hub]` keys, a `[currencies]` table, `[[cashier_limits]]` and
+    `[[providers]]` tables), then HUB_<KEY> environment variables for the scalar keys."""
     env = dict(os.environ if env is None else env)
     path = path or env.get("HUB_CONFIG")
     values: dict[str, Any] = {}
@@ -60,11 +71,13 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
         values.update(document.get("hub", {}))
         if "currencies" in document:
             values["currencies"] = {code: int(exp) for code, exp in document["currencies"].items()}
+        if "cashier_limits" in document:
+            values["cashier_limits"] = tuple(CashierLimit(**limit) for limit in document["cashier_limits"])
         if "providers" in document:
             values["providers"] = tuple(ProviderSettings(**p) for p in document["providers"])
     for f in fields(Config):
         raw = env.get(f"HUB_{f.name.upper()}")
-        if raw is not None and f.name not in ("providers", "currencies"):
+        if raw is not None and f.name not in ("providers", "currencies", "cashier_limits"):
             values[f.name] = type(getattr(Config(), f.name))(raw)
     unknown = set(values) - {f.name for f in fields(Config)}
     if unknown:

@@ -61,6 +61,10 @@ class Reason(enum.Enum):
     ROUND_CLOSED = (grpc.StatusCode.FAILED_PRECONDITION, False)
     ROUND_ALREADY_SETTLED = (grpc.StatusCode.FAILED_PRECONDITION, False)
     PLAYER_BLOCKED = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    DEPOSIT_LIMIT_EXCEEDED = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    WITHDRAWAL_LIMIT_EXCEEDED = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    WITHDRAWAL_NOT_FOUND = (grpc.StatusCode.NOT_FOUND, False)
+    WITHDRAWAL_NOT_PENDING = (grpc.StatusCode.FAILED_PRECONDITION, False)
 
 
 class DomainError(Exception):

@@ -10,70 +10,158 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import or_, and_, select
+from google.protobuf.message import Message
+from sqlalchemy import and_, func, or_, select, update
 
 from casinohub.v1 import common_pb2, wallet_service_pb2 as pb
 from hub.clock import to_timestamp, utcnow
+from hub.config import CashierLimit
 from hub.errors import DomainError, Reason
 from hub.ledger import idempotency, postings
 from hub.ledger.db import Database
-from hub.ledger.schema import ledger_transactions
+from hub.ledger.schema import ledger_transactions, withdrawals
 from hub.ledger.uow import UnitOfWork
 from hub.money import Money, exponent, positive_amount
 from hub.players import require_player
 
 KINDS = {
     "deposit": pb.TRANSACTION_KIND_DEPOSIT, "withdrawal": pb.TRANSACTION_KIND_WITHDRAWAL,
+    "withdrawal_paid": pb.TRANSACTION_KIND_WITHDRAWAL_PAID,
+    "withdrawal_released": pb.TRANSACTION_KIND_WITHDRAWAL_RELEASED,
     "bet": pb.TRANSACTION_KIND_BET, "win": pb.TRANSACTION_KIND_WIN, "rollback": pb.TRANSACTION_KIND_ROLLBACK,
 }
+PENDING, APPROVED, REJECTED = "PENDING", "APPROVED", "REJECTED"
+
+
+def _money(currency: str, amount: int) -> common_pb2.Money:
+    return common_pb2.Money(currency=currency, amount_minor=amount)
 
 
 class Wallet:
-    def __init__(self, db: Database, house_shards: int):
+    def __init__(self, db: Database, house_shards: int, limits: tuple[CashierLimit, ...] = ()):
         self._db = db
         self._shards = house_shards
+        self._limits = {(limit.operator_id, limit.currency): limit for limit in limits}
 
     async def deposit(self, operator_id: str, player_id: str, amount: Money, key: str) -> pb.DepositResponse:
-        return await self._cashier(operator_id, player_id, amount, key, "deposit", +1, pb.DepositResponse)
+        money = positive_amount(amount.currency, amount.amount_minor)
+        cash, outside = postings.player_cash(player_id, money.currency), postings.external(money.currency)
+
+        def _apply(uow: UnitOfWork, transaction_id: str, now: datetime) -> pb.DepositResponse:
+            balance = self._post(uow, operator_id, player_id, money, "deposit", transaction_id, key, now,
+                                 [postings.Leg(cash, money.amount_minor), postings.Leg(outside, -money.amount_minor)])
+            self._check_daily_deposits(uow, operator_id, player_id, money.currency, now)
+            return pb.DepositResponse(transaction_id=transaction_id, balance=_money(money.currency, balance))
+
+        return await self._keyed(operator_id, player_id, key, ("deposit", money), _apply, pb.DepositResponse)
 
     async def withdraw(self, operator_id: str, player_id: str, amount: Money, key: str) -> pb.WithdrawResponse:
-        return await self._cashier(operator_id, player_id, amount, key, "withdrawal", -1, pb.WithdrawResponse)
-
-    async def _cashier(self, operator_id: str, player_id: str, amount: Money, key: str, kind: str, sign: int,
-                       response_type: Callable[..., pb.DepositResponse | pb.WithdrawResponse]):  # type: ignore[no-untyped-def]
+        """Moves the amount from cash into the player's hold; it leaves the hold when the operator decides."""
         money = positive_amount(amount.currency, amount.amount_minor)
-        idempotency.validate_key(key)
-        request_fp = idempotency.fingerprint(kind, player_id, money.currency, money.amount_minor)
-        player = postings.player_cash(player_id, money.currency)
-        outside = postings.external(money.currency)
+        limit = self._limits.get((operator_id, money.currency))
+        if limit and limit.max_withdrawal_minor and money.amount_minor > limit.max_withdrawal_minor:
+            raise DomainError(Reason.WITHDRAWAL_LIMIT_EXCEEDED,
+                              f"withdrawals are limited to {limit.max_withdrawal_minor} minor {money.currency}")
+        cash, hold = postings.player_cash(player_id, money.currency), postings.player_hold(player_id, money.currency)
 
-        def _prepare(uow: UnitOfWork) -> None:
-            require_player(uow, operator_id, player_id)
-            postings.ensure_accounts(uow, operator_id, [player, outside])
+        def _apply(uow: UnitOfWork, transaction_id: str, now: datetime) -> pb.WithdrawResponse:
+            balance = self._post(uow, operator_id, player_id, money, "withdrawal", transaction_id, key, now,
+                                 [postings.Leg(cash, -money.amount_minor), postings.Leg(hold, money.amount_minor)])
+            withdrawal_id = str(uuid.uuid4())
+            uow.conn.execute(withdrawals.insert().values(
+                operator_id=operator_id, withdrawal_id=withdrawal_id, player_id=player_id, currency=money.currency,
+                amount=money.amount_minor, status=PENDING, hold_transaction_id=transaction_id, created_at=now))
+            return pb.WithdrawResponse(transaction_id=transaction_id, balance=_money(money.currency, balance),
+                                       withdrawal_id=withdrawal_id, status=pb.WITHDRAWAL_STATUS_PENDING)
+
+        return await self._keyed(operator_id, player_id, key, ("withdrawal", money), _apply, pb.WithdrawResponse)
+
+    async def approve_withdrawal(self, operator_id: str, withdrawal_id: str) -> pb.ApproveWithdrawalResponse:
+        transaction_id, _ = await self._decide(operator_id, withdrawal_id, APPROVED)
+        return pb.ApproveWithdrawalResponse(transaction_id=transaction_id, status=pb.WITHDRAWAL_STATUS_APPROVED)
+
+    async def reject_withdrawal(self, operator_id: str, withdrawal_id: str) -> pb.RejectWithdrawalResponse:
+        transaction_id, balance = await self._decide(operator_id, withdrawal_id, REJECTED)
+        return pb.RejectWithdrawalResponse(transaction_id=transaction_id, status=pb.WITHDRAWAL_STATUS_REJECTED,
+                                           balance=balance)
+
+    async def _decide(self, operator_id: str, withdrawal_id: str, decision: str) -> tuple[str, common_pb2.Money]:
+        """Pay out (hold -> external) or release (hold -> cash) a pending withdrawal, exactly once."""
+
+        def _tx(uow: UnitOfWork) -> tuple[str, common_pb2.Money]:
+            row = uow.conn.execute(select(withdrawals).where(
+                withdrawals.c.operator_id == operator_id, withdrawals.c.withdrawal_id == withdrawal_id,
+            ).with_for_update()).one_or_none()
+            if row is None:
+                raise DomainError(Reason.WITHDRAWAL_NOT_FOUND, f"no withdrawal {withdrawal_id!r}")
+            cash = postings.player_cash(row.player_id, row.currency)
+            if row.status == decision:  # asked again: the same answer, no second movement
+                return row.decision_transaction_id, _money(row.currency, postings.balance(uow, operator_id, cash))
+            if row.status != PENDING:
+                raise DomainError(Reason.WITHDRAWAL_NOT_PENDING, f"withdrawal {withdrawal_id!r} is {row.status}")
+            now, transaction_id = utcnow(), str(uuid.uuid4())
+            hold = postings.player_hold(row.player_id, row.currency)
+            to = postings.external(row.currency) if decision == APPROVED else cash
+            kind = "withdrawal_paid" if decision == APPROVED else "withdrawal_released"
+            postings.ensure_accounts(uow, operator_id, [hold, to])
+            balance = postings.post(
+                uow, operator_id=operator_id, transaction_id=transaction_id, kind=kind, player_id=row.player_id,
+                currency=row.currency, round_id=None, idempotency_key=f"{withdrawal_id}:{kind}", now=now,
+                legs=[postings.Leg(hold, -row.amount), postings.Leg(to, row.amount)])
+            uow.conn.execute(update(withdrawals).where(
+                withdrawals.c.operator_id == operator_id, withdrawals.c.withdrawal_id == withdrawal_id,
+            ).values(status=decision, decision_transaction_id=transaction_id, decided_at=now))
             uow.commit()
+            return transaction_id, _money(row.currency, balance)
 
-        def _apply(uow: UnitOfWork) -> bytes:
+        return await self._db.run(_tx)
+
+    async def _keyed(self, operator_id: str, player_id: str, key: str, request: tuple[str, Money],
+                     apply: Callable[[UnitOfWork, str, datetime], Message], response_type: type[Message]):  # type: ignore[no-untyped-def]
+        """Run a money movement once per idempotency key: the stored response, or apply and store it,
+        in one transaction."""
+        idempotency.validate_key(key)
+        kind, money = request
+        request_fp = idempotency.fingerprint(kind, player_id, money.currency, money.amount_minor)
+
+        def _tx(uow: UnitOfWork) -> bytes:
             stored = idempotency.lookup(uow, operator_id, key, request_fp)
             if stored is not None:
                 return stored
             now = utcnow()
             idempotency.claim(uow, operator_id, key, request_fp, now)
-            transaction_id = str(uuid.uuid4())
-            new_balance = postings.post(
-                uow, operator_id=operator_id, transaction_id=transaction_id, kind=kind, player_id=player_id,
-                currency=money.currency, round_id=None, idempotency_key=key, now=now,
-                legs=[postings.Leg(player, sign * money.amount_minor),
-                      postings.Leg(outside, -sign * money.amount_minor)])
-            response = response_type(
-                transaction_id=transaction_id,
-                balance=common_pb2.Money(currency=money.currency, amount_minor=new_balance),
-            ).SerializeToString(deterministic=True)
+            require_player(uow, operator_id, player_id)
+            response = apply(uow, str(uuid.uuid4()), now).SerializeToString(deterministic=True)
             idempotency.complete(uow, operator_id, key, response)
             uow.commit()
             return response
 
-        await self._db.run(_prepare)
-        return response_type.FromString(await self._db.run(_apply))  # type: ignore[attr-defined]
+        return response_type.FromString(await self._db.run(_tx))
+
+    @staticmethod
+    def _post(uow: UnitOfWork, operator_id: str, player_id: str, money: Money, kind: str, transaction_id: str,
+              key: str, now: datetime, legs: list[postings.Leg]) -> int:
+        postings.ensure_accounts(uow, operator_id, [leg.account for leg in legs])
+        return postings.post(uow, operator_id=operator_id, transaction_id=transaction_id, kind=kind,
+                             player_id=player_id, currency=money.currency, round_id=None, idempotency_key=key,
+                             legs=legs, now=now)
+
+    def _check_daily_deposits(self, uow: UnitOfWork, operator_id: str, player_id: str, currency: str,
+                              now: datetime) -> None:
+        """Runs after the deposit is posted, while the player's cash row is locked: concurrent deposits of
+        one player queue on that lock, so they cannot both slip under the limit."""
+        limit = self._limits.get((operator_id, currency))
+        if not limit or not limit.daily_deposit_minor:
+            return
+        t = ledger_transactions
+        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        total = uow.conn.execute(select(func.coalesce(func.sum(t.c.amount), 0)).where(
+            t.c.operator_id == operator_id, t.c.player_id == player_id, t.c.currency == currency,
+            t.c.kind == "deposit", t.c.created_at >= today)).scalar_one()
+        if total > limit.daily_deposit_minor:
+            raise DomainError(Reason.DEPOSIT_LIMIT_EXCEEDED,
+                              f"deposits today would reach {total} of a daily limit of {limit.daily_deposit_minor} "
+                              f"minor {currency}")
 
     async def balance(self, operator_id: str, player_id: str, currency: str) -> Money:
         exponent(currency)

@@ -6,7 +6,7 @@ Violation kinds, per operator:
   balance_mismatch              an account's balance is not the sum of its entries or not its latest entry's
                                 balance_after, or an entry's balance_after is not the previous one plus its
                                 amount
-  negative_balance              a player_cash account is below zero
+  negative_balance              a player's cash or withdrawal hold is below zero
   chain_broken                  an entry's hash does not chain from the previous entry (hub.ledger.chain), or
                                 the chain does not end at accounts.last_entry_hash
   transaction_without_postings  a ledger_transactions row with no postings
@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Row, create_engine, exists, func, select, uni
 from sqlalchemy.pool import NullPool
 
 from hub.ledger.chain import GENESIS, entry_hash
-from hub.ledger.postings import PLAYER_CASH
+from hub.ledger.postings import NEVER_NEGATIVE
 from hub.ledger.schema import accounts, ledger_transactions, operators, postings
 
 BATCH = 5_000
@@ -151,8 +151,8 @@ def _check_accounts(conn: Connection, report: Report) -> None:
 
 def _check_account(conn: Connection, report: Report, account: Row[Any]) -> None:
     subject = f"account {account.account_id}"
-    if account.kind == PLAYER_CASH and account.balance < 0:
-        report.flag("negative_balance", subject, f"player cash balance {account.balance}")
+    if account.kind in NEVER_NEGATIVE and account.balance < 0:
+        report.flag("negative_balance", subject, f"{account.kind} balance {account.balance}")
     total, balance_after, prev_hash = 0, 0, GENESIS
     for entry in _entries(conn, account.account_id):
         report.checked["entries"] += 1

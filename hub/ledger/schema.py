@@ -53,7 +53,7 @@ accounts = Table(
     "accounts", metadata,
     Column("account_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("operator_id", String(64), nullable=False),
-    Column("kind", String(16), nullable=False),  # player_cash | house | external
+    Column("kind", String(16), nullable=False),  # player_cash | player_hold | house | external
     Column("owner", String(ID), nullable=False),  # player id, house shard number, or "" for external
     Column("currency", String(8), nullable=False),
     Column("balance", BigInteger, nullable=False),
@@ -66,7 +66,8 @@ ledger_transactions = Table(
     "ledger_transactions", metadata,
     Column("transaction_id", String(ID), primary_key=True),
     Column("operator_id", String(64), nullable=False),
-    Column("kind", String(16), nullable=False),  # deposit | withdrawal | bet | win | rollback
+    # deposit | withdrawal | withdrawal_paid | withdrawal_released | bet | win | rollback
+    Column("kind", String(24), nullable=False),
     Column("player_id", String(ID), nullable=False),
     Column("currency", String(8), nullable=False),
     Column("amount", BigInteger, nullable=False),  # signed change to the player's cash
@@ -135,6 +136,21 @@ rounds = Table(
     Column("opened_at", Timestamp, nullable=False),
     Column("closed_at", Timestamp),
     Index(None, "operator_id", "status", "opened_at"),
+)
+
+withdrawals = Table(
+    "withdrawals", metadata,
+    Column("operator_id", String(64), primary_key=True),
+    Column("withdrawal_id", String(ID), primary_key=True),
+    Column("player_id", String(ID), nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),  # PENDING | APPROVED | REJECTED
+    Column("hold_transaction_id", String(ID), nullable=False),
+    Column("decision_transaction_id", String(ID)),  # the payout or the release
+    Column("created_at", Timestamp, nullable=False),
+    Column("decided_at", Timestamp),
+    Index(None, "operator_id", "status", "created_at"),
 )
 
 bets = Table(

@@ -38,3 +38,13 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
     async def ListTransactions(self, operator_id: str, request: pb.ListTransactionsRequest,
                                context: grpc.aio.ServicerContext) -> pb.ListTransactionsResponse:
         return await self.wallet.transactions(operator_id, request)
+
+    @unary
+    async def ApproveWithdrawal(self, operator_id: str, request: pb.ApproveWithdrawalRequest,
+                                context: grpc.aio.ServicerContext) -> pb.ApproveWithdrawalResponse:
+        return await self.wallet.approve_withdrawal(operator_id, request.withdrawal_id)
+
+    @unary
+    async def RejectWithdrawal(self, operator_id: str, request: pb.RejectWithdrawalRequest,
+                               context: grpc.aio.ServicerContext) -> pb.RejectWithdrawalResponse:
+        return await self.wallet.reject_withdrawal(operator_id, request.withdrawal_id)

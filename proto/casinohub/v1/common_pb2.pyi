@@ -90,6 +90,14 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """FAILED_PRECONDITION: a rollback arrived after its round settled."""
     ERROR_REASON_PLAYER_BLOCKED: _ErrorReason.ValueType  # 30
     """FAILED_PRECONDITION: the player is blocked; bets are refused (wins and rollbacks are still paid)."""
+    ERROR_REASON_DEPOSIT_LIMIT_EXCEEDED: _ErrorReason.ValueType  # 31
+    """FAILED_PRECONDITION: the deposit would pass the player's daily deposit limit."""
+    ERROR_REASON_WITHDRAWAL_LIMIT_EXCEEDED: _ErrorReason.ValueType  # 32
+    """FAILED_PRECONDITION: the withdrawal is above the operator's maximum."""
+    ERROR_REASON_WITHDRAWAL_NOT_FOUND: _ErrorReason.ValueType  # 33
+    """NOT_FOUND: no such withdrawal for this operator."""
+    ERROR_REASON_WITHDRAWAL_NOT_PENDING: _ErrorReason.ValueType  # 34
+    """FAILED_PRECONDITION: the withdrawal was already decided the other way."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Stable machine-readable error reasons. Every error the hub returns carries a
@@ -166,6 +174,14 @@ ERROR_REASON_ROUND_ALREADY_SETTLED: ErrorReason.ValueType  # 29
 """FAILED_PRECONDITION: a rollback arrived after its round settled."""
 ERROR_REASON_PLAYER_BLOCKED: ErrorReason.ValueType  # 30
 """FAILED_PRECONDITION: the player is blocked; bets are refused (wins and rollbacks are still paid)."""
+ERROR_REASON_DEPOSIT_LIMIT_EXCEEDED: ErrorReason.ValueType  # 31
+"""FAILED_PRECONDITION: the deposit would pass the player's daily deposit limit."""
+ERROR_REASON_WITHDRAWAL_LIMIT_EXCEEDED: ErrorReason.ValueType  # 32
+"""FAILED_PRECONDITION: the withdrawal is above the operator's maximum."""
+ERROR_REASON_WITHDRAWAL_NOT_FOUND: ErrorReason.ValueType  # 33
+"""NOT_FOUND: no such withdrawal for this operator."""
+ERROR_REASON_WITHDRAWAL_NOT_PENDING: ErrorReason.ValueType  # 34
+"""FAILED_PRECONDITION: the withdrawal was already decided the other way."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _ApplyState:

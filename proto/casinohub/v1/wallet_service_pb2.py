@@ -26,7 +26,7 @@ from casinohub.v1 import common_pb2 as casinohub_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!casinohub/v1/wallet_service.proto\x12\x0c\x63\x61sinohub.v1\x1a\x19\x63\x61sinohub/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"8\n\x11GetBalanceRequest\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\":\n\x12GetBalanceResponse\x12$\n\x07\x62\x61lance\x18\x01 \x01(\x0b\x32\x13.casinohub.v1.Money\"a\n\x0e\x44\x65positRequest\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12#\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x13.casinohub.v1.Money\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"O\n\x0f\x44\x65positResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12$\n\x07\x62\x61lance\x18\x02 \x01(\x0b\x32\x13.casinohub.v1.Money\"b\n\x0fWithdrawRequest\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12#\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x13.casinohub.v1.Money\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"P\n\x10WithdrawResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12$\n\x07\x62\x61lance\x18\x02 \x01(\x0b\x32\x13.casinohub.v1.Money\"\x8b\x02\n\x17ListTransactionsRequest\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\x10\n\x08round_id\x18\x05 \x01(\t\x12+\n\x04kind\x18\x06 \x01(\x0e\x32\x1d.casinohub.v1.TransactionKind\x12\x31\n\rcreated_after\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x91\x02\n\x0bTransaction\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.casinohub.v1.TransactionKind\x12#\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x13.casinohub.v1.Money\x12*\n\rbalance_after\x18\x04 \x01(\x0b\x32\x13.casinohub.v1.Money\x12\x10\n\x08round_id\x18\x05 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tplayer_id\x18\x08 \x01(\t\"d\n\x18ListTransactionsResponse\x12/\n\x0ctransactions\x18\x01 \x03(\x0b\x32\x19.casinohub.v1.Transaction\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xc5\x01\n\x0fTransactionKind\x12 \n\x1cTRANSACTION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18TRANSACTION_KIND_DEPOSIT\x10\x01\x12\x1f\n\x1bTRANSACTION_KIND_WITHDRAWAL\x10\x02\x12\x18\n\x14TRANSACTION_KIND_BET\x10\x03\x12\x18\n\x14TRANSACTION_KIND_WIN\x10\x04\x12\x1d\n\x19TRANSACTION_KIND_ROLLBACK\x10\x05\x32\xe0\x02\n\rWalletService\x12T\n\nGetBalance\x12\x1f.casinohub.v1.GetBalanceRequest\x1a .casinohub.v1.GetBalanceResponse\"\x03\x90\x02\x01\x12\x46\n\x07\x44\x65posit\x12\x1c.casinohub.v1.DepositRequest\x1a\x1d.casinohub.v1.DepositResponse\x12I\n\x08Withdraw\x12\x1d.casinohub.v1.WithdrawRequest\x1a\x1e.casinohub.v1.WithdrawResponse\x12\x66\n\x10ListTransactions\x12%.casinohub.v1.ListTransactionsRequest\x1a&.casinohub.v1.ListTransactionsResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!casinohub/v1/wallet_service.proto\x12\x0c\x63\x61sinohub.v1\x1a\x19\x63\x61sinohub/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"8\n\x11GetBalanceRequest\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\":\n\x12GetBalanceResponse\x12$\n\x07\x62\x61lance\x18\x01 \x01(\x0b\x32\x13.casinohub.v1.Money\"a\n\x0e\x44\x65positRequest\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12#\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x13.casinohub.v1.Money\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"O\n\x0f\x44\x65positResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12$\n\x07\x62\x61lance\x18\x02 \x01(\x0b\x32\x13.casinohub.v1.Money\"b\n\x0fWithdrawRequest\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12#\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x13.casinohub.v1.Money\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"\x97\x01\n\x10WithdrawResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12$\n\x07\x62\x61lance\x18\x02 \x01(\x0b\x32\x13.casinohub.v1.Money\x12\x15\n\rwithdrawal_id\x18\x03 \x01(\t\x12.\n\x06status\x18\x04 \x01(\x0e\x32\x1e.casinohub.v1.WithdrawalStatus\"1\n\x18\x41pproveWithdrawalRequest\x12\x15\n\rwithdrawal_id\x18\x01 \x01(\t\"c\n\x19\x41pproveWithdrawalResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12.\n\x06status\x18\x02 \x01(\x0e\x32\x1e.casinohub.v1.WithdrawalStatus\"0\n\x17RejectWithdrawalRequest\x12\x15\n\rwithdrawal_id\x18\x01 \x01(\t\"\x88\x01\n\x18RejectWithdrawalResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12.\n\x06status\x18\x02 \x01(\x0e\x32\x1e.casinohub.v1.WithdrawalStatus\x12$\n\x07\x62\x61lance\x18\x03 \x01(\x0b\x32\x13.casinohub.v1.Money\"\x8b\x02\n\x17ListTransactionsRequest\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\x10\n\x08round_id\x18\x05 \x01(\t\x12+\n\x04kind\x18\x06 \x01(\x0e\x32\x1d.casinohub.v1.TransactionKind\x12\x31\n\rcreated_after\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x91\x02\n\x0bTransaction\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.casinohub.v1.TransactionKind\x12#\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x13.casinohub.v1.Money\x12*\n\rbalance_after\x18\x04 \x01(\x0b\x32\x13.casinohub.v1.Money\x12\x10\n\x08round_id\x18\x05 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tplayer_id\x18\x08 \x01(\t\"d\n\x18ListTransactionsResponse\x12/\n\x0ctransactions\x18\x01 \x03(\x0b\x32\x19.casinohub.v1.Transaction\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x94\x01\n\x10WithdrawalStatus\x12!\n\x1dWITHDRAWAL_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19WITHDRAWAL_STATUS_PENDING\x10\x01\x12\x1e\n\x1aWITHDRAWAL_STATUS_APPROVED\x10\x02\x12\x1e\n\x1aWITHDRAWAL_STATUS_REJECTED\x10\x03*\x95\x02\n\x0fTransactionKind\x12 \n\x1cTRANSACTION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18TRANSACTION_KIND_DEPOSIT\x10\x01\x12\x1f\n\x1bTRANSACTION_KIND_WITHDRAWAL\x10\x02\x12\x18\n\x14TRANSACTION_KIND_BET\x10\x03\x12\x18\n\x14TRANSACTION_KIND_WIN\x10\x04\x12\x1d\n\x19TRANSACTION_KIND_ROLLBACK\x10\x05\x12$\n TRANSACTION_KIND_WITHDRAWAL_PAID\x10\x06\x12(\n$TRANSACTION_KIND_WITHDRAWAL_RELEASED\x10\x07\x32\xa9\x04\n\rWalletService\x12T\n\nGetBalance\x12\x1f.casinohub.v1.GetBalanceRequest\x1a .casinohub.v1.GetBalanceResponse\"\x03\x90\x02\x01\x12\x46\n\x07\x44\x65posit\x12\x1c.casinohub.v1.DepositRequest\x1a\x1d.casinohub.v1.DepositResponse\x12I\n\x08Withdraw\x12\x1d.casinohub.v1.WithdrawRequest\x1a\x1e.casinohub.v1.WithdrawResponse\x12\x64\n\x11\x41pproveWithdrawal\x12&.casinohub.v1.ApproveWithdrawalRequest\x1a\'.casinohub.v1.ApproveWithdrawalResponse\x12\x61\n\x10RejectWithdrawal\x12%.casinohub.v1.RejectWithdrawalRequest\x1a&.casinohub.v1.RejectWithdrawalResponse\x12\x66\n\x10ListTransactions\x12%.casinohub.v1.ListTransactionsRequest\x1a&.casinohub.v1.ListTransactionsResponse\"\x03\x90\x02\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,8 +37,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WALLETSERVICE'].methods_by_name['GetBalance']._serialized_options = b'\220\002\001'
   _globals['_WALLETSERVICE'].methods_by_name['ListTransactions']._loaded_options = None
   _globals['_WALLETSERVICE'].methods_by_name['ListTransactions']._serialized_options = b'\220\002\001'
-  _globals['_TRANSACTIONKIND']._serialized_start=1240
-  _globals['_TRANSACTIONKIND']._serialized_end=1437
+  _globals['_WITHDRAWALSTATUS']._serialized_start=1653
+  _globals['_WITHDRAWALSTATUS']._serialized_end=1801
+  _globals['_TRANSACTIONKIND']._serialized_start=1804
+  _globals['_TRANSACTIONKIND']._serialized_end=2081
   _globals['_GETBALANCEREQUEST']._serialized_start=111
   _globals['_GETBALANCEREQUEST']._serialized_end=167
   _globals['_GETBALANCERESPONSE']._serialized_start=169
@@ -49,14 +51,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DEPOSITRESPONSE']._serialized_end=407
   _globals['_WITHDRAWREQUEST']._serialized_start=409
   _globals['_WITHDRAWREQUEST']._serialized_end=507
-  _globals['_WITHDRAWRESPONSE']._serialized_start=509
-  _globals['_WITHDRAWRESPONSE']._serialized_end=589
-  _globals['_LISTTRANSACTIONSREQUEST']._serialized_start=592
-  _globals['_LISTTRANSACTIONSREQUEST']._serialized_end=859
-  _globals['_TRANSACTION']._serialized_start=862
-  _globals['_TRANSACTION']._serialized_end=1135
-  _globals['_LISTTRANSACTIONSRESPONSE']._serialized_start=1137
-  _globals['_LISTTRANSACTIONSRESPONSE']._serialized_end=1237
-  _globals['_WALLETSERVICE']._serialized_start=1440
-  _globals['_WALLETSERVICE']._serialized_end=1792
+  _globals['_WITHDRAWRESPONSE']._serialized_start=510
+  _globals['_WITHDRAWRESPONSE']._serialized_end=661
+  _globals['_APPROVEWITHDRAWALREQUEST']._serialized_start=663
+  _globals['_APPROVEWITHDRAWALREQUEST']._serialized_end=712
+  _globals['_APPROVEWITHDRAWALRESPONSE']._serialized_start=714
+  _globals['_APPROVEWITHDRAWALRESPONSE']._serialized_end=813
+  _globals['_REJECTWITHDRAWALREQUEST']._serialized_start=815
+  _globals['_REJECTWITHDRAWALREQUEST']._serialized_end=863
+  _globals['_REJECTWITHDRAWALRESPONSE']._serialized_start=866
+  _globals['_REJECTWITHDRAWALRESPONSE']._serialized_end=1002
+  _globals['_LISTTRANSACTIONSREQUEST']._serialized_start=1005
+  _globals['_LISTTRANSACTIONSREQUEST']._serialized_end=1272
+  _globals['_TRANSACTION']._serialized_start=1275
+  _globals['_TRANSACTION']._serialized_end=1548
+  _globals['_LISTTRANSACTIONSRESPONSE']._serialized_start=1550
+  _globals['_LISTTRANSACTIONSRESPONSE']._serialized_end=1650
+  _globals['_WALLETSERVICE']._serialized_start=2084
+  _globals['_WALLETSERVICE']._serialized_end=2637
 # @@protoc_insertion_point(module_scope)

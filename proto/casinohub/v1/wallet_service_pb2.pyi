@@ -21,6 +21,27 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _WithdrawalStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WithdrawalStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WithdrawalStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WITHDRAWAL_STATUS_UNSPECIFIED: _WithdrawalStatus.ValueType  # 0
+    WITHDRAWAL_STATUS_PENDING: _WithdrawalStatus.ValueType  # 1
+    """Held: no longer in the player's cash, not yet paid out."""
+    WITHDRAWAL_STATUS_APPROVED: _WithdrawalStatus.ValueType  # 2
+    WITHDRAWAL_STATUS_REJECTED: _WithdrawalStatus.ValueType  # 3
+
+class WithdrawalStatus(_WithdrawalStatus, metaclass=_WithdrawalStatusEnumTypeWrapper): ...
+
+WITHDRAWAL_STATUS_UNSPECIFIED: WithdrawalStatus.ValueType  # 0
+WITHDRAWAL_STATUS_PENDING: WithdrawalStatus.ValueType  # 1
+"""Held: no longer in the player's cash, not yet paid out."""
+WITHDRAWAL_STATUS_APPROVED: WithdrawalStatus.ValueType  # 2
+WITHDRAWAL_STATUS_REJECTED: WithdrawalStatus.ValueType  # 3
+Global___WithdrawalStatus: _TypeAlias = WithdrawalStatus  # noqa: Y015
+
 class _TransactionKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -33,6 +54,10 @@ class _TransactionKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Trans
     TRANSACTION_KIND_BET: _TransactionKind.ValueType  # 3
     TRANSACTION_KIND_WIN: _TransactionKind.ValueType  # 4
     TRANSACTION_KIND_ROLLBACK: _TransactionKind.ValueType  # 5
+    TRANSACTION_KIND_WITHDRAWAL_PAID: _TransactionKind.ValueType  # 6
+    """A pending withdrawal paid out (moves the hold, not the cash: amount 0)."""
+    TRANSACTION_KIND_WITHDRAWAL_RELEASED: _TransactionKind.ValueType  # 7
+    """A rejected withdrawal returned to cash."""
 
 class TransactionKind(_TransactionKind, metaclass=_TransactionKindEnumTypeWrapper): ...
 
@@ -42,6 +67,10 @@ TRANSACTION_KIND_WITHDRAWAL: TransactionKind.ValueType  # 2
 TRANSACTION_KIND_BET: TransactionKind.ValueType  # 3
 TRANSACTION_KIND_WIN: TransactionKind.ValueType  # 4
 TRANSACTION_KIND_ROLLBACK: TransactionKind.ValueType  # 5
+TRANSACTION_KIND_WITHDRAWAL_PAID: TransactionKind.ValueType  # 6
+"""A pending withdrawal paid out (moves the hold, not the cash: amount 0)."""
+TRANSACTION_KIND_WITHDRAWAL_RELEASED: TransactionKind.ValueType  # 7
+"""A rejected withdrawal returned to cash."""
 Global___TransactionKind: _TypeAlias = TransactionKind  # noqa: Y015
 
 @_typing.final
@@ -169,22 +198,121 @@ class WithdrawResponse(_message.Message):
 
     TRANSACTION_ID_FIELD_NUMBER: _builtins.int
     BALANCE_FIELD_NUMBER: _builtins.int
+    WITHDRAWAL_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
     transaction_id: _builtins.str
+    """The transaction that moved the amount from cash to the hold."""
+    withdrawal_id: _builtins.str
+    status: Global___WithdrawalStatus.ValueType
     @_builtins.property
-    def balance(self) -> _common_pb2.Money: ...
+    def balance(self) -> _common_pb2.Money:
+        """Cash balance after the hold."""
+
     def __init__(
         self,
         *,
         transaction_id: _builtins.str = ...,
         balance: _common_pb2.Money | None = ...,
+        withdrawal_id: _builtins.str = ...,
+        status: Global___WithdrawalStatus.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "transaction_id", b"transaction_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "status", b"status", "transaction_id", b"transaction_id", "withdrawal_id", b"withdrawal_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WithdrawResponse: _TypeAlias = WithdrawResponse  # noqa: Y015
+
+@_typing.final
+class ApproveWithdrawalRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WITHDRAWAL_ID_FIELD_NUMBER: _builtins.int
+    withdrawal_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        withdrawal_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["withdrawal_id", b"withdrawal_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveWithdrawalRequest: _TypeAlias = ApproveWithdrawalRequest  # noqa: Y015
+
+@_typing.final
+class ApproveWithdrawalResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSACTION_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    transaction_id: _builtins.str
+    """The payout transaction (hold to the operator's external account)."""
+    status: Global___WithdrawalStatus.ValueType
+    def __init__(
+        self,
+        *,
+        transaction_id: _builtins.str = ...,
+        status: Global___WithdrawalStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status", "transaction_id", b"transaction_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveWithdrawalResponse: _TypeAlias = ApproveWithdrawalResponse  # noqa: Y015
+
+@_typing.final
+class RejectWithdrawalRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WITHDRAWAL_ID_FIELD_NUMBER: _builtins.int
+    withdrawal_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        withdrawal_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["withdrawal_id", b"withdrawal_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RejectWithdrawalRequest: _TypeAlias = RejectWithdrawalRequest  # noqa: Y015
+
+@_typing.final
+class RejectWithdrawalResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSACTION_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    BALANCE_FIELD_NUMBER: _builtins.int
+    transaction_id: _builtins.str
+    """The release transaction (hold back to cash)."""
+    status: Global___WithdrawalStatus.ValueType
+    @_builtins.property
+    def balance(self) -> _common_pb2.Money:
+        """Cash balance after the release."""
+
+    def __init__(
+        self,
+        *,
+        transaction_id: _builtins.str = ...,
+        status: Global___WithdrawalStatus.ValueType = ...,
+        balance: _common_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "status", b"status", "transaction_id", b"transaction_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RejectWithdrawalResponse: _TypeAlias = RejectWithdrawalResponse  # noqa: Y015
 
 @_typing.final
 class ListTransactionsRequest(_message.Message):

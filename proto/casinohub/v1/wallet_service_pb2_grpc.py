@@ -53,6 +53,16 @@ class WalletServiceStub:
                 request_serializer=casinohub_dot_v1_dot_wallet__service__pb2.WithdrawRequest.SerializeToString,
                 response_deserializer=casinohub_dot_v1_dot_wallet__service__pb2.WithdrawResponse.FromString,
                 _registered_method=True)
+        self.ApproveWithdrawal = channel.unary_unary(
+                '/casinohub.v1.WalletService/ApproveWithdrawal',
+                request_serializer=casinohub_dot_v1_dot_wallet__service__pb2.ApproveWithdrawalRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_wallet__service__pb2.ApproveWithdrawalResponse.FromString,
+                _registered_method=True)
+        self.RejectWithdrawal = channel.unary_unary(
+                '/casinohub.v1.WalletService/RejectWithdrawal',
+                request_serializer=casinohub_dot_v1_dot_wallet__service__pb2.RejectWithdrawalRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_wallet__service__pb2.RejectWithdrawalResponse.FromString,
+                _registered_method=True)
         self.ListTransactions = channel.unary_unary(
                 '/casinohub.v1.WalletService/ListTransactions',
                 request_serializer=casinohub_dot_v1_dot_wallet__service__pb2.ListTransactionsRequest.SerializeToString,
@@ -86,8 +96,28 @@ class WalletServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Withdraw(self, request, context):
-        """Debits the player to the operator's external account. Same errors as
-        Deposit plus FAILED_PRECONDITION / INSUFFICIENT_FUNDS.
+        """Requests a withdrawal: the amount leaves the player's cash at once and is
+        held (status PENDING) until the operator approves (paid out) or rejects it
+        (released back to cash). Same errors as Deposit plus FAILED_PRECONDITION /
+        INSUFFICIENT_FUNDS and FAILED_PRECONDITION / WITHDRAWAL_LIMIT_EXCEEDED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveWithdrawal(self, request, context):
+        """Pays out a pending withdrawal (idempotent: approving it again answers the
+        same). Returns NOT_FOUND / WITHDRAWAL_NOT_FOUND, FAILED_PRECONDITION /
+        WITHDRAWAL_NOT_PENDING if it was rejected.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RejectWithdrawal(self, request, context):
+        """Releases a pending withdrawal back to the player's cash (idempotent).
+        Returns NOT_FOUND / WITHDRAWAL_NOT_FOUND, FAILED_PRECONDITION /
+        WITHDRAWAL_NOT_PENDING if it was approved.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -119,6 +149,16 @@ def add_WalletServiceServicer_to_server(servicer, server):
                     servicer.Withdraw,
                     request_deserializer=casinohub_dot_v1_dot_wallet__service__pb2.WithdrawRequest.FromString,
                     response_serializer=casinohub_dot_v1_dot_wallet__service__pb2.WithdrawResponse.SerializeToString,
+            ),
+            'ApproveWithdrawal': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveWithdrawal,
+                    request_deserializer=casinohub_dot_v1_dot_wallet__service__pb2.ApproveWithdrawalRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_wallet__service__pb2.ApproveWithdrawalResponse.SerializeToString,
+            ),
+            'RejectWithdrawal': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectWithdrawal,
+                    request_deserializer=casinohub_dot_v1_dot_wallet__service__pb2.RejectWithdrawalRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_wallet__service__pb2.RejectWithdrawalResponse.SerializeToString,
             ),
             'ListTransactions': grpc.unary_unary_rpc_method_handler(
                     servicer.ListTransactions,
@@ -211,6 +251,60 @@ class WalletService:
             '/casinohub.v1.WalletService/Withdraw',
             casinohub_dot_v1_dot_wallet__service__pb2.WithdrawRequest.SerializeToString,
             casinohub_dot_v1_dot_wallet__service__pb2.WithdrawResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveWithdrawal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.WalletService/ApproveWithdrawal',
+            casinohub_dot_v1_dot_wallet__service__pb2.ApproveWithdrawalRequest.SerializeToString,
+            casinohub_dot_v1_dot_wallet__service__pb2.ApproveWithdrawalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectWithdrawal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.WalletService/RejectWithdrawal',
+            casinohub_dot_v1_dot_wallet__service__pb2.RejectWithdrawalRequest.SerializeToString,
+            casinohub_dot_v1_dot_wallet__service__pb2.RejectWithdrawalResponse.FromString,
             options,
             channel_credentials,
             insecure,

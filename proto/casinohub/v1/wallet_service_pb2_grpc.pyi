@@ -48,8 +48,20 @@ class WalletServiceStub:
     ALREADY_EXISTS / IDEMPOTENCY_KEY_REUSED.
     """
     Withdraw: _grpc.UnaryUnaryMultiCallable[_wallet_service_pb2.WithdrawRequest, _wallet_service_pb2.WithdrawResponse]
-    """Debits the player to the operator's external account. Same errors as
-    Deposit plus FAILED_PRECONDITION / INSUFFICIENT_FUNDS.
+    """Requests a withdrawal: the amount leaves the player's cash at once and is
+    held (status PENDING) until the operator approves (paid out) or rejects it
+    (released back to cash). Same errors as Deposit plus FAILED_PRECONDITION /
+    INSUFFICIENT_FUNDS and FAILED_PRECONDITION / WITHDRAWAL_LIMIT_EXCEEDED.
+    """
+    ApproveWithdrawal: _grpc.UnaryUnaryMultiCallable[_wallet_service_pb2.ApproveWithdrawalRequest, _wallet_service_pb2.ApproveWithdrawalResponse]
+    """Pays out a pending withdrawal (idempotent: approving it again answers the
+    same). Returns NOT_FOUND / WITHDRAWAL_NOT_FOUND, FAILED_PRECONDITION /
+    WITHDRAWAL_NOT_PENDING if it was rejected.
+    """
+    RejectWithdrawal: _grpc.UnaryUnaryMultiCallable[_wallet_service_pb2.RejectWithdrawalRequest, _wallet_service_pb2.RejectWithdrawalResponse]
+    """Releases a pending withdrawal back to the player's cash (idempotent).
+    Returns NOT_FOUND / WITHDRAWAL_NOT_FOUND, FAILED_PRECONDITION /
+    WITHDRAWAL_NOT_PENDING if it was approved.
     """
     ListTransactions: _grpc.UnaryUnaryMultiCallable[_wallet_service_pb2.ListTransactionsRequest, _wallet_service_pb2.ListTransactionsResponse]
     """Ledger transactions, newest first: one player's, or (player_id empty) every player's of the
@@ -77,8 +89,20 @@ class WalletServiceAsyncStub(WalletServiceStub):
     ALREADY_EXISTS / IDEMPOTENCY_KEY_REUSED.
     """
     Withdraw: _aio.UnaryUnaryMultiCallable[_wallet_service_pb2.WithdrawRequest, _wallet_service_pb2.WithdrawResponse]  # type: ignore[assignment]
-    """Debits the player to the operator's external account. Same errors as
-    Deposit plus FAILED_PRECONDITION / INSUFFICIENT_FUNDS.
+    """Requests a withdrawal: the amount leaves the player's cash at once and is
+    held (status PENDING) until the operator approves (paid out) or rejects it
+    (released back to cash). Same errors as Deposit plus FAILED_PRECONDITION /
+    INSUFFICIENT_FUNDS and FAILED_PRECONDITION / WITHDRAWAL_LIMIT_EXCEEDED.
+    """
+    ApproveWithdrawal: _aio.UnaryUnaryMultiCallable[_wallet_service_pb2.ApproveWithdrawalRequest, _wallet_service_pb2.ApproveWithdrawalResponse]  # type: ignore[assignment]
+    """Pays out a pending withdrawal (idempotent: approving it again answers the
+    same). Returns NOT_FOUND / WITHDRAWAL_NOT_FOUND, FAILED_PRECONDITION /
+    WITHDRAWAL_NOT_PENDING if it was rejected.
+    """
+    RejectWithdrawal: _aio.UnaryUnaryMultiCallable[_wallet_service_pb2.RejectWithdrawalRequest, _wallet_service_pb2.RejectWithdrawalResponse]  # type: ignore[assignment]
+    """Releases a pending withdrawal back to the player's cash (idempotent).
+    Returns NOT_FOUND / WITHDRAWAL_NOT_FOUND, FAILED_PRECONDITION /
+    WITHDRAWAL_NOT_PENDING if it was approved.
     """
     ListTransactions: _aio.UnaryUnaryMultiCallable[_wallet_service_pb2.ListTransactionsRequest, _wallet_service_pb2.ListTransactionsResponse]  # type: ignore[assignment]
     """Ledger transactions, newest first: one player's, or (player_id empty) every player's of the
@@ -121,8 +145,32 @@ class WalletServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _wallet_service_pb2.WithdrawRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_wallet_service_pb2.WithdrawResponse, _abc.Awaitable[_wallet_service_pb2.WithdrawResponse]]:
-        """Debits the player to the operator's external account. Same errors as
-        Deposit plus FAILED_PRECONDITION / INSUFFICIENT_FUNDS.
+        """Requests a withdrawal: the amount leaves the player's cash at once and is
+        held (status PENDING) until the operator approves (paid out) or rejects it
+        (released back to cash). Same errors as Deposit plus FAILED_PRECONDITION /
+        INSUFFICIENT_FUNDS and FAILED_PRECONDITION / WITHDRAWAL_LIMIT_EXCEEDED.
+        """
+
+    @_abc_1.abstractmethod
+    def ApproveWithdrawal(
+        self,
+        request: _wallet_service_pb2.ApproveWithdrawalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_wallet_service_pb2.ApproveWithdrawalResponse, _abc.Awaitable[_wallet_service_pb2.ApproveWithdrawalResponse]]:
+        """Pays out a pending withdrawal (idempotent: approving it again answers the
+        same). Returns NOT_FOUND / WITHDRAWAL_NOT_FOUND, FAILED_PRECONDITION /
+        WITHDRAWAL_NOT_PENDING if it was rejected.
+        """
+
+    @_abc_1.abstractmethod
+    def RejectWithdrawal(
+        self,
+        request: _wallet_service_pb2.RejectWithdrawalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_wallet_service_pb2.RejectWithdrawalResponse, _abc.Awaitable[_wallet_service_pb2.RejectWithdrawalResponse]]:
+        """Releases a pending withdrawal back to the player's cash (idempotent).
+        Returns NOT_FOUND / WITHDRAWAL_NOT_FOUND, FAILED_PRECONDITION /
+        WITHDRAWAL_NOT_PENDING if it was approved.
         """
 
     @_abc_1.abstractmethod

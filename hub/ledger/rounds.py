@@ -26,7 +26,7 @@ from hub.errors import DomainError, Reason
 from hub.ledger import idempotency, postings
 from hub.ledger.schema import bets, game_sessions, players, rounds
 from hub.ledger.uow import UnitOfWork
-from hub.money import positive_amount
+from hub.money import INT64_MAX, positive_amount
 
 ACTIVE, ROLLED_BACK, TOMBSTONE = "ACTIVE", "ROLLED_BACK", "TOMBSTONE"
 OPEN, SETTLED, VOIDED = "OPEN", "SETTLED", "VOIDED"
@@ -122,6 +122,8 @@ class RoundLedger:
             raise DomainError(Reason.ROUND_CLOSED, f"round {cmd.round_id!r} is {round_.status}")
         elif (round_.player_id, round_.currency) != (cmd.player_id, cmd.currency):
             raise DomainError(Reason.INVALID_ARGUMENT, f"round {cmd.round_id!r} belongs to another player or currency")
+        elif round_.bet_amount + cmd.amount > INT64_MAX:
+            raise DomainError(Reason.INVALID_AMOUNT, f"round {cmd.round_id!r} would total more than int64 in bets")
         transaction_id = str(uuid.uuid4())
         balance = self._post(uow, cmd.operator_id, cmd.player_id, cmd.currency, "bet", transaction_id,
                              cmd.round_id, cmd.bet_id, -cmd.amount, now)
@@ -153,6 +155,8 @@ class RoundLedger:
             raise DomainError(Reason.TRANSACTION_ROLLED_BACK, f"every bet of round {cmd.round_id!r} was rolled back")
         if round_.status != OPEN:
             raise DomainError(Reason.ROUND_CLOSED, f"round {cmd.round_id!r} is {round_.status}")
+        if round_.win_amount + cmd.amount > INT64_MAX:
+            raise DomainError(Reason.INVALID_AMOUNT, f"round {cmd.round_id!r} would total more than int64 in wins")
         transaction_id = str(uuid.uuid4())
         balance = self._post(uow, cmd.operator_id, round_.player_id, round_.currency, "win", transaction_id,
                              cmd.round_id, cmd.win_id, cmd.amount, now)

@@ -225,3 +225,16 @@ async def test_bets_of_another_player_cannot_join_a_round(books: Books) -> None:
     with pytest.raises(DomainError):
         await books.tx(lambda uow: books.rounds.bet(uow, other, utcnow()))
     assert await books.balance() == 900
+
+
+async def test_round_totals_cannot_overflow_int64(books: Books) -> None:
+    """Found by the state machine: a bet, its rollback and a second bet of int64 max each overflowed
+    rounds.bet_amount (a raw database error on MariaDB, a float on SQLite)."""
+    from hub.money import INT64_MAX
+
+    await Wallet(books.db, 8).deposit(books.operator_id, books.player_id, Money(USD, INT64_MAX - 1_000), "top-up")
+    await books.bet("huge-1", INT64_MAX)
+    await books.rollback("huge-1", "rb-huge-1")
+    await refused(books.bet("huge-2", INT64_MAX), Reason.INVALID_AMOUNT)
+    assert await books.balance() == INT64_MAX
+    books.assert_ledger_ok()

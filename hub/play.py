@@ -21,7 +21,7 @@ import structlog
 from sqlalchemy import select, update
 
 from adapters.base import (
-    LaunchInput, PlayInput, PlayResult, ProviderAdapter, ProviderError, ProviderProtocolError,
+    LaunchInput, PlayInput, PlayResult, ProviderError, ProviderProtocolError,
     ProviderRejected, ProviderTimeout,
 )
 from casinohub.v1 import common_pb2, game_service_pb2 as pb

@@ -25,9 +25,9 @@ MARIADB_SERVER = os.environ.get("CASINOHUB_TEST_MARIADB", "root@127.0.0.1:3306")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-@pytest.fixture(scope="session")
-def mariadb_url() -> Iterator[str]:
-    """A throwaway database on the shared MariaDB server, migrated once per test session."""
+def throwaway_mariadb_database() -> Iterator[str]:
+    """Create a database on the shared MariaDB server, yield its URL, drop it. Fails (never skips) in CI
+    when MariaDB is unreachable."""
     user, _, hostport = MARIADB_SERVER.partition("@")
     host, _, port = hostport.partition(":")
     name = f"casinohub_test_{uuid.uuid4().hex[:12]}"
@@ -39,12 +39,24 @@ def mariadb_url() -> Iterator[str]:
         pytest.skip(f"MariaDB at {MARIADB_SERVER} unreachable: {exc}")
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
-    url = f"mysql+pymysql://{user}@{host}:{port or 3306}/{name}?charset=utf8mb4"
-    upgrade(url)
-    yield url
+    yield f"mysql+pymysql://{user}@{host}:{port or 3306}/{name}?charset=utf8mb4"
     with conn.cursor() as cur:
         cur.execute(f"DROP DATABASE {name}")
     conn.close()
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> Iterator[str]:
+    """A throwaway database, migrated once per test session; tests share it, isolated by operator."""
+    for url in throwaway_mariadb_database():
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture
+def empty_mariadb_url() -> Iterator[str]:
+    """A brand-new, unmigrated throwaway database."""
+    yield from throwaway_mariadb_database()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])

@@ -12,7 +12,6 @@ import random
 from collections import Counter
 
 import grpc
-import pytest
 
 from casinohub.v1 import common_pb2, game_service_pb2 as gpb, wallet_service_pb2 as wpb
 from tests.conftest import Client

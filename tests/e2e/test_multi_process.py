@@ -9,16 +9,13 @@ client saw is recorded; afterwards the ledger must hold exactly the acknowledged
 
 import asyncio
 import random
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 
 import grpc
-import pymysql
 import pytest
 
 from casinohub.v1 import common_pb2, wallet_service_pb2 as wpb
-from tests.conftest import IN_CI, MARIADB_SERVER, Client
+from tests.conftest import Client
 from tests.e2e.play_client import PlayStream, launch
 from tests.e2e.processes import (
     GAME, Acks, HubProcess, free_port, ledger_check_cli, new_operator_id, play_bet, read_ledger, record_bet,
@@ -225,26 +222,6 @@ async def test_three_hub_processes_share_wallets_exactly_once(tmp_path, mariadb_
     kinds = Counter(kind for _, _, kind in acks.effects.values())
     print(f"\nmulti-process: {dict(kinds)}, refunds {len(acks.refunds)}, rounds {len(acks.rounds)}, "
           f"key races retried in the hubs {retries}, counts {dict(acks.counts)}")
-
-
-@pytest.fixture
-def empty_mariadb_url() -> Iterator[str]:
-    """A brand-new, unmigrated database on the shared MariaDB server (fails in CI if unreachable)."""
-    user, _, hostport = MARIADB_SERVER.partition("@")
-    host, _, port = hostport.partition(":")
-    name = f"casinohub_test_{uuid.uuid4().hex[:12]}"
-    try:
-        conn = pymysql.connect(host=host, port=int(port or 3306), user=user, password="", connect_timeout=5)
-    except pymysql.err.OperationalError as exc:
-        if IN_CI:
-            pytest.fail(f"MariaDB at {MARIADB_SERVER} is required in CI and unreachable: {exc}")
-        pytest.skip(f"MariaDB at {MARIADB_SERVER} unreachable: {exc}")
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
-    yield f"mysql+pymysql://{user}@{host}:{port or 3306}/{name}?charset=utf8mb4"
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE {name}")
-    conn.close()
 
 
 async def test_three_hub_processes_start_together_on_an_empty_database(tmp_path, empty_mariadb_url: str) -> None:  # type: ignore[no-untyped-def]

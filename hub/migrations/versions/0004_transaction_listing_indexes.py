@@ -5,7 +5,6 @@ Revises: 0003
 Create Date: 2026-11-24 19:39:34.490589
 """
 from alembic import op
-import sqlalchemy as sa
 
 
 revision = '0004'

@@ -103,7 +103,6 @@ class Wallet:
             hold = postings.player_hold(row.player_id, row.currency)
             to = postings.external(row.currency) if decision == APPROVED else cash
             kind = "withdrawal_paid" if decision == APPROVED else "withdrawal_released"
-            postings.ensure_accounts(uow, operator_id, [hold, to])
             balance = postings.post(
                 uow, operator_id=operator_id, transaction_id=transaction_id, kind=kind, player_id=row.player_id,
                 currency=row.currency, round_id=None, idempotency_key=f"{withdrawal_id}:{kind}", now=now,
@@ -141,7 +140,6 @@ class Wallet:
     @staticmethod
     def _post(uow: UnitOfWork, operator_id: str, player_id: str, money: Money, kind: str, transaction_id: str,
               key: str, now: datetime, legs: list[postings.Leg]) -> int:
-        postings.ensure_accounts(uow, operator_id, [leg.account for leg in legs])
         return postings.post(uow, operator_id=operator_id, transaction_id=transaction_id, kind=kind,
                              player_id=player_id, currency=money.currency, round_id=None, idempotency_key=key,
                              legs=legs, now=now)

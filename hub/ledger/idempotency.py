@@ -48,13 +48,12 @@ def lookup(uow: UnitOfWork, operator_id: str, key: str, request_fingerprint: str
     return row.response
 
 
-def claim(uow: UnitOfWork, operator_id: str, key: str, request_fingerprint: str, now: datetime,
-          response: bytes | None = None) -> None:
+def claim(uow: UnitOfWork, operator_id: str, key: str, request_fingerprint: str, now: datetime) -> None:
     """Insert the record first: a concurrent duplicate blocks on (or fails at) this unique row before it
     touches any account, and is rerun to see the winner's record."""
     uow.conn.execute(idempotency_keys.insert().values(
         operator_id=operator_id, idempotency_key=key, fingerprint=request_fingerprint,
-        response=response, created_at=now))
+        response=None, created_at=now))
 
 
 def complete(uow: UnitOfWork, operator_id: str, key: str, response: bytes) -> None:

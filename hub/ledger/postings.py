@@ -56,8 +56,8 @@ def external(currency: str) -> AccountRef:
     return AccountRef(EXTERNAL, "", currency)
 
 
-def ensure_accounts(uow: UnitOfWork, operator_id: str, refs: list[AccountRef]) -> None:
-    """Create missing accounts (balance 0) so post() can lock them.
+def _ensure_accounts(uow: UnitOfWork, operator_id: str, refs: list[AccountRef]) -> None:
+    """Create missing accounts (balance 0) so they can be locked.
 
     On MariaDB the rows are created and committed on a separate connection: creating them inside the
     posting transaction would let two first bets hold shared locks on the same new house row and then
@@ -101,7 +101,8 @@ class _Locked:
 
 
 def _lock(uow: UnitOfWork, operator_id: str, refs: list[AccountRef]) -> dict[AccountRef, _Locked]:
-    """SELECT ... FOR UPDATE in account_id order: every transaction locks in the same order."""
+    """SELECT ... FOR UPDATE in one statement: InnoDB locks the rows in the order it scans the unique
+    (operator, kind, owner, currency) index, the same for every transaction, so they cannot deadlock."""
     match = or_(*(and_(accounts.c.kind == r.kind, accounts.c.owner == r.owner,
                        accounts.c.currency == r.currency) for r in refs))
     rows = uow.conn.execute(
@@ -121,14 +122,17 @@ def _lock(uow: UnitOfWork, operator_id: str, refs: list[AccountRef]) -> dict[Acc
 
 def post(uow: UnitOfWork, *, operator_id: str, transaction_id: str, kind: str, player_id: str,
          currency: str, round_id: str | None, idempotency_key: str, legs: list[Leg], now: datetime) -> int:
-    """Apply one balanced ledger transaction; returns the player's cash balance afterwards."""
+    """Apply one balanced ledger transaction, creating any account it touches for the first time;
+    returns the player's cash balance afterwards."""
     sums: dict[str, int] = defaultdict(int)
     for leg in legs:
         sums[leg.account.currency] += leg.amount
     if any(sums.values()):
         raise ValueError(f"unbalanced transaction {transaction_id}: {dict(sums)}")
 
-    locked = _lock(uow, operator_id, sorted({leg.account for leg in legs}, key=lambda r: (r.kind, r.owner)))
+    touched = list({leg.account for leg in legs})
+    _ensure_accounts(uow, operator_id, touched)
+    locked = _lock(uow, operator_id, touched)
     entries = []
     for leg in legs:  # entries are inserted in this order, so posting_id order is chain order
         account = locked[leg.account]

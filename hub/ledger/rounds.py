@@ -257,7 +257,6 @@ class RoundLedger:
               transaction_id: str, round_id: str, key: str, player_change: int, now: datetime) -> int:
         player = postings.player_cash(player_id, currency)
         house = postings.house(player_id, currency, self._shards)
-        postings.ensure_accounts(uow, operator_id, [player, house])
         return postings.post(
             uow, operator_id=operator_id, transaction_id=transaction_id, kind=kind, player_id=player_id,
             currency=currency, round_id=round_id, idempotency_key=key,

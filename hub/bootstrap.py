@@ -9,12 +9,15 @@ from adapters.base import ProviderAdapter
 from hub.catalog import Catalog
 from hub.config import Config
 from hub.ledger.db import Database
+from hub.ledger.rounds import RoundLedger
 from hub.migrate import upgrade
 from hub.money import add_currency
 from hub.operators import Operators
 from hub.play import Play
 from hub.players import Players
+from hub.promotions import Promotions
 from hub.reconciler import Reconciler
+from hub.reports import Reports
 from hub.wallet import Wallet
 
 
@@ -29,6 +32,8 @@ class Hub:
     play: Play
     reconciler: Reconciler
     adapters: dict[str, ProviderAdapter]
+    reports: Reports
+    promotions: Promotions
 
     async def close(self) -> None:
         await self.play.drain()
@@ -51,6 +56,9 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
         adapters = {p.name: registry.create(p.adapter, p.adapter_config()) for p in config.providers}
     catalog = Catalog(adapters)
     await catalog.refresh()
-    play = Play(db, catalog, players, config.house_shards, timedelta(seconds=config.game_session_ttl_s))
-    reconciler = Reconciler(db, catalog, config.house_shards, timedelta(seconds=config.reconcile_after_s))
-    return Hub(config, db, operators, players, Wallet(db, config.house_shards, config.cashier_limits), catalog, play, reconciler, adapters)
+    rounds = RoundLedger(config.house_shards, config.bonus_spending)
+    play = Play(db, catalog, players, rounds, timedelta(seconds=config.game_session_ttl_s))
+    reconciler = Reconciler(db, catalog, rounds, timedelta(seconds=config.reconcile_after_s))
+    wallet = Wallet(db, config.house_shards, config.cashier_limits)
+    return Hub(config, db, operators, players, wallet, catalog, play, reconciler, adapters, Reports(db),
+               Promotions(db, catalog, config.house_shards))

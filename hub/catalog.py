@@ -25,6 +25,18 @@ class CatalogGame:
     provider: str
     info: GameInfo
 
+    def check_bet(self, currency: str, amount_minor: int) -> None:
+        """Refuse a stake outside the game's limits or finer than its provider can express."""
+        if currency not in self.info.currencies:
+            raise DomainError(Reason.CURRENCY_MISMATCH, f"{self.game_id} does not accept {currency}")
+        limit = next(lim for lim in self.info.bet_limits if lim.currency == currency)
+        if not limit.min_minor <= amount_minor <= limit.max_minor:
+            raise DomainError(Reason.BET_OUT_OF_LIMITS,
+                              f"bet must be between {limit.min_minor} and {limit.max_minor} minor units")
+        if amount_minor % limit.step_minor:
+            raise DomainError(Reason.AMOUNT_NOT_REPRESENTABLE,
+                              f"bet must be a multiple of {limit.step_minor} minor units for this provider")
+
 
 class Catalog:
     def __init__(self, adapters: dict[str, ProviderAdapter]):

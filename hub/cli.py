@@ -1,4 +1,4 @@
-"""`hub` console script: serve, dev (serve with the sandbox studios), migrate, ledger check."""
+"""`hub` console script: serve, dev (serve with the sandbox studios), migrate, ledger check and totals."""
 
 import argparse
 import asyncio
@@ -9,6 +9,8 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from urllib.parse import urlsplit
+
+import structlog
 
 from hub import config as hub_config
 from hub.logs import configure
@@ -30,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     check = ledger.add_parser("check", help="verify sums, balances and hash chains; exit 1 on any violation")
     check.add_argument("--operator", help="check only this operator (default: every operator)")
     check.add_argument("--json", action="store_true", help="print the reports as JSON")
+    totals = ledger.add_parser("totals", help="what each kind of account holds per currency (the house as "
+                                              "the sum of its shards); the same numbers as ReportService")
+    totals.add_argument("--operator", help="only this operator (default: every operator with accounts)")
+    totals.add_argument("--currency", help="only this currency (default: every currency)")
+    totals.add_argument("--json", action="store_true", help="print the totals as JSON")
     reconcile = commands.add_parser(
         "reconcile", help="settle or refund rounds left open, against each provider's record; exit 1 if any "
                           "round needs a human")
@@ -44,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         upgrade(cfg.database_url)
         print(f"database at newest schema: {cfg.database_url.split('@')[-1]}")
         return 0
+    if args.command == "ledger" and args.ledger_command == "totals":
+        return ledger_totals(cfg, args.operator, args.currency or "", args.json)
     if args.command == "ledger":
         return ledger_check(cfg.database_url, args.operator, args.json)
     if args.command == "reconcile":
@@ -83,6 +92,48 @@ def ledger_check(url: str, operator_id: str | None, as_json: bool) -> int:
         print("\n".join([report.render() for report in reports]
                         + [f"ledger check: {'clean' if ok else 'VIOLATIONS FOUND'}"]))
     return 0 if ok else 1
+
+
+TOTALS_COLUMNS = ("house", "house_shards", "player_cash", "player_hold", "player_bonus", "promotion",
+                  "external", "other", "net")
+
+
+def ledger_totals(cfg: hub_config.Config, operator_id: str | None, currency: str, as_json: bool) -> int:
+    """Straight from the database through hub.reports, the code GetLedgerTotals runs: no server needed."""
+    from hub.errors import DomainError  # imported late, like ledger check
+    from hub.ledger.db import Database
+    from hub.money import add_currency
+    from hub.reports import Reports
+
+    for code, exponent in cfg.currencies.items():
+        add_currency(code, exponent)
+    # Logs (a database retry, an unlisted account kind) to stderr: stdout is the report, parsed with --json.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+
+    async def _collect(reports: Reports) -> dict[str, list[dict[str, object]]]:
+        operators = [operator_id] if operator_id else await reports.operators()
+        return {op: [t.as_dict() for t in await reports.ledger_totals(op, currency)] for op in operators}
+
+    db = Database.from_url(cfg.database_url, workers=1)
+    try:
+        by_operator = asyncio.run(_collect(Reports(db)))
+    except DomainError as err:
+        print(f"hub ledger totals: {err.message}", file=sys.stderr)
+        return 2
+    finally:
+        db.close()
+    if as_json:
+        print(json.dumps({"operators": [{"operator_id": op, "totals": totals}
+                                        for op, totals in by_operator.items()]}, indent=2))
+        return 0
+    header = ("operator", "currency", *TOTALS_COLUMNS)
+    rows = [header] + [(op, str(t["currency"]), *(str(t[c]) for c in TOTALS_COLUMNS))
+                       for op, totals in by_operator.items() for t in totals]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    print("amounts in minor units; net is zero on an intact ledger")
+    for row in rows:  # text left, numbers right
+        print("  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths))))
+    return 0
 
 
 @contextlib.contextmanager

@@ -45,7 +45,8 @@ class Config:
     sandbox_operator_id: str = "sandbox"
     db_workers: int = 8
     max_concurrent_rpcs: int = 1000
-    house_shards: int = 8
+    house_shards: int = 8  # house and promotion accounts per operator and currency
+    bonus_spending: str = "cash_first"  # cash_first | bonus_first: which balance a bet spends first
     session_ttl_s: int = 86_400
     game_session_ttl_s: int = 14_400
     shutdown_grace_s: float = 10.0

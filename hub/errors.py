@@ -65,6 +65,10 @@ class Reason(enum.Enum):
     WITHDRAWAL_LIMIT_EXCEEDED = (grpc.StatusCode.FAILED_PRECONDITION, False)
     WITHDRAWAL_NOT_FOUND = (grpc.StatusCode.NOT_FOUND, False)
     WITHDRAWAL_NOT_PENDING = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    BONUS_ALREADY_ACTIVE = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    BONUS_NOT_FOUND = (grpc.StatusCode.NOT_FOUND, False)
+    BONUS_NOT_ACTIVE = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    FREE_ROUND_BET_MISMATCH = (grpc.StatusCode.FAILED_PRECONDITION, False)
 
 
 class DomainError(Exception):

@@ -28,7 +28,7 @@ from casinohub.v1 import common_pb2, game_service_pb2 as pb
 from hub.catalog import Catalog, CatalogGame
 from hub.clock import to_timestamp, utcnow
 from hub.errors import DomainError, Reason, State
-from hub.ledger import idempotency, postings
+from hub.ledger import free_rounds, idempotency, postings
 from hub.ledger.db import Database
 from hub.ledger.rounds import OPEN, Bet, Rollback, RoundLedger, Win, rollback_key, win_key
 from hub.ledger.schema import game_sessions, ledger_transactions, play_events, rounds
@@ -73,12 +73,12 @@ def _money(currency: str, amount: int) -> common_pb2.Money:
 
 
 class Play:
-    def __init__(self, db: Database, catalog: Catalog, players: Players, house_shards: int,
+    def __init__(self, db: Database, catalog: Catalog, players: Players, rounds: RoundLedger,
                  game_session_ttl: timedelta):
         self._db = db
         self._catalog = catalog
         self._players = players
-        self._rounds = RoundLedger(house_shards)
+        self._rounds = rounds
         self._ttl = game_session_ttl
         self._in_flight: set[asyncio.Task[None]] = set()
 
@@ -136,9 +136,11 @@ class Play:
 
     async def opened(self, session: GameSession) -> pb.PlayResponse:
         def _tx(uow: UnitOfWork) -> list[pb.PlayResponse]:
-            balance = self._balance(uow, session)
+            wallet = postings.wallet(uow, session.operator_id, session.player_id, session.currency)
             events = self._append(uow, session, None, [pb.PlayResponse(session_opened=pb.SessionOpened(
-                game_session_id=session.game_session_id, game_id=session.game_id, balance=balance))])
+                game_session_id=session.game_session_id, game_id=session.game_id,
+                balance=_money(session.currency, wallet.cash), bonus_balance=_money(session.currency, wallet.bonus),
+                free_rounds_left=self._free_rounds_left(uow, session)))])
             uow.commit()
             return events
 
@@ -211,13 +213,7 @@ class Play:
         if money.currency != session.currency:
             raise DomainError(Reason.CURRENCY_MISMATCH,
                               f"this game session plays in {session.currency}, not {money.currency}")
-        limit = next(lim for lim in game.info.bet_limits if lim.currency == money.currency)
-        if not limit.min_minor <= money.amount_minor <= limit.max_minor:
-            raise DomainError(Reason.BET_OUT_OF_LIMITS,
-                              f"bet must be between {limit.min_minor} and {limit.max_minor} minor units")
-        if money.amount_minor % limit.step_minor:
-            raise DomainError(Reason.AMOUNT_NOT_REPRESENTABLE,
-                              f"bet must be a multiple of {limit.step_minor} minor units for this provider")
+        game.check_bet(money.currency, money.amount_minor)
 
     @staticmethod
     def _check_win(game: CatalogGame, money: Money, result: PlayResult) -> None:
@@ -233,7 +229,7 @@ class Play:
         receipt = self._rounds.bet(uow, Bet(
             operator_id=session.operator_id, player_id=session.player_id, currency=money.currency,
             round_id=round_id, game_id=session.game_id, bet_id=key, amount=money.amount_minor,
-            game_session_id=session.game_session_id), utcnow())
+            game_session_id=session.game_session_id, free_rounds=True), utcnow())
         if receipt.replayed:
             status = uow.conn.execute(select(rounds.c.status).where(
                 rounds.c.round_id == round_id, rounds.c.operator_id == session.operator_id)).scalar_one()
@@ -246,7 +242,9 @@ class Play:
             pb.PlayResponse(round_opened=pb.RoundOpened(round_id=round_id, idempotency_key=key)),
             pb.PlayResponse(bet_accepted=pb.BetAccepted(
                 round_id=round_id, transaction_id=receipt.transaction_id,
-                amount=_money(money.currency, money.amount_minor), balance=_money(money.currency, receipt.balance))),
+                amount=_money(money.currency, money.amount_minor), balance=_money(money.currency, receipt.balance),
+                bonus_balance=_money(money.currency, receipt.bonus_balance), free_round=receipt.free_round,
+                free_rounds_left=self._free_rounds_left(uow, session))),
         ])
         uow.commit()
         return OpenedRound(round_id, events, replayed=False)
@@ -265,11 +263,13 @@ class Play:
         ).values(provider_round_id=result.provider_round_id, result=result.result,
                  proof=json.dumps(_proof_json(proof))))
         win = _money(money.currency, result.win_minor)
+        wallet = postings.wallet(uow, session.operator_id, session.player_id, session.currency)
         events = self._append(uow, session, round_id, [
             pb.PlayResponse(outcome=pb.Outcome(round_id=round_id, result=result.result, win=win, proof=proof)),
             pb.PlayResponse(settled=pb.Settled(
                 round_id=round_id, transaction_ids=self._transaction_ids(uow, session.operator_id, round_id),
-                win=win, balance=self._balance(uow, session))),
+                win=win, balance=_money(money.currency, wallet.cash),
+                bonus_balance=_money(money.currency, wallet.bonus))),
         ])
         uow.commit()
         return events
@@ -305,6 +305,11 @@ class Play:
             return events
 
         return (await self._db.run(_tx))[0]
+
+    @staticmethod
+    def _free_rounds_left(uow: UnitOfWork, session: GameSession) -> int:
+        return free_rounds.left(uow, session.operator_id, session.player_id, session.game_id, session.currency,
+                                utcnow())
 
     def _balance(self, uow: UnitOfWork, session: GameSession) -> common_pb2.Money:
         player = postings.player_cash(session.player_id, session.currency)

@@ -108,8 +108,10 @@ class Players:
         return row.player_id
 
 
-def require_player(uow: UnitOfWork, operator_id: str, player_id: str) -> None:
-    found = uow.conn.execute(select(players.c.player_id).where(
-        players.c.operator_id == operator_id, players.c.player_id == player_id)).first()
-    if not found:
+def require_player(uow: UnitOfWork, operator_id: str, player_id: str) -> str:
+    """The player's status (active | blocked); PLAYER_NOT_FOUND if the operator has no such player."""
+    status = uow.conn.execute(select(players.c.status).where(
+        players.c.operator_id == operator_id, players.c.player_id == player_id)).scalar_one_or_none()
+    if status is None:
         raise DomainError(Reason.PLAYER_NOT_FOUND, f"no player {player_id!r}")
+    return status

@@ -42,10 +42,10 @@ class ReconcileReport:
 
 
 class Reconciler:
-    def __init__(self, db: Database, catalog: Catalog, house_shards: int, older_than: timedelta):
+    def __init__(self, db: Database, catalog: Catalog, rounds: RoundLedger, older_than: timedelta):
         self._db = db
         self._catalog = catalog
-        self._rounds = RoundLedger(house_shards)
+        self._rounds = rounds
         self._older_than = older_than
 
     async def run_once(self, operator_id: str | None = None) -> ReconcileReport:

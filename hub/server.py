@@ -6,18 +6,25 @@ import signal
 
 import grpc
 import structlog
+from casinohub.v1 import (
+    game_service_pb2,
+    game_service_pb2_grpc,
+    player_service_pb2,
+    player_service_pb2_grpc,
+    report_service_pb2,
+    report_service_pb2_grpc,
+    wallet_service_pb2,
+    wallet_service_pb2_grpc,
+)
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from adapters.base import ProviderAdapter
-from casinohub.v1 import (
-    game_service_pb2, game_service_pb2_grpc, player_service_pb2, player_service_pb2_grpc, wallet_service_pb2,
-    wallet_service_pb2_grpc,
-)
 from hub.bootstrap import Hub, bootstrap
 from hub.config import Config
 from hub.servicers.game import GameServicer
 from hub.servicers.player import PlayerServicer
+from hub.servicers.report import ReportServicer
 from hub.servicers.wallet import WalletServicer
 
 log = structlog.get_logger(__name__)
@@ -25,6 +32,7 @@ SERVICES = [
     game_service_pb2.DESCRIPTOR.services_by_name["GameService"].full_name,
     wallet_service_pb2.DESCRIPTOR.services_by_name["WalletService"].full_name,
     player_service_pb2.DESCRIPTOR.services_by_name["PlayerService"].full_name,
+    report_service_pb2.DESCRIPTOR.services_by_name["ReportService"].full_name,
 ]
 
 
@@ -49,7 +57,8 @@ class HubServer:
             await asyncio.sleep(self.hub.config.reconcile_interval_s)
             try:
                 await self.hub.reconciler.run_once()
-            except Exception:  # noqa: BLE001 - a failed pass (database down) is retried next interval
+                await self.hub.promotions.expire_due()
+            except Exception:
                 log.warning("reconcile.failed", exc_info=True)
 
     async def _watch_database(self) -> None:
@@ -80,11 +89,13 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
     server = grpc.aio.server(maximum_concurrent_rpcs=config.max_concurrent_rpcs)
     default = config.sandbox_operator_id
     game_service_pb2_grpc.add_GameServiceServicer_to_server(
-        GameServicer(hub.catalog, hub.play, hub.operators, default), server)
+        GameServicer(hub.catalog, hub.play, hub.promotions, hub.operators, default), server)
     wallet_service_pb2_grpc.add_WalletServiceServicer_to_server(
-        WalletServicer(hub.wallet, hub.operators, default), server)
+        WalletServicer(hub.wallet, hub.promotions, hub.operators, default), server)
     player_service_pb2_grpc.add_PlayerServiceServicer_to_server(
         PlayerServicer(hub.players, hub.operators, default), server)
+    report_service_pb2_grpc.add_ReportServiceServicer_to_server(
+        ReportServicer(hub.reports, hub.operators, default), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

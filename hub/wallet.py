@@ -17,18 +17,21 @@ from casinohub.v1 import common_pb2, wallet_service_pb2 as pb
 from hub.clock import to_timestamp, utcnow
 from hub.config import CashierLimit
 from hub.errors import DomainError, Reason
-from hub.ledger import idempotency, postings
+from hub.ledger import bonuses, free_rounds, idempotency, postings
 from hub.ledger.db import Database
 from hub.ledger.schema import ledger_transactions, withdrawals
 from hub.ledger.uow import UnitOfWork
 from hub.money import Money, exponent, positive_amount
 from hub.players import require_player
+from hub.promotions import bonus_message, grant_message
 
 KINDS = {
     "deposit": pb.TRANSACTION_KIND_DEPOSIT, "withdrawal": pb.TRANSACTION_KIND_WITHDRAWAL,
     "withdrawal_paid": pb.TRANSACTION_KIND_WITHDRAWAL_PAID,
     "withdrawal_released": pb.TRANSACTION_KIND_WITHDRAWAL_RELEASED,
     "bet": pb.TRANSACTION_KIND_BET, "win": pb.TRANSACTION_KIND_WIN, "rollback": pb.TRANSACTION_KIND_ROLLBACK,
+    "bonus_granted": pb.TRANSACTION_KIND_BONUS_GRANTED, "bonus_converted": pb.TRANSACTION_KIND_BONUS_CONVERTED,
+    "bonus_expired": pb.TRANSACTION_KIND_BONUS_EXPIRED, "bonus_forfeited": pb.TRANSACTION_KIND_BONUS_FORFEITED,
 }
 PENDING, APPROVED, REJECTED = "PENDING", "APPROVED", "REJECTED"
 
@@ -106,7 +109,7 @@ class Wallet:
             balance = postings.post(
                 uow, operator_id=operator_id, transaction_id=transaction_id, kind=kind, player_id=row.player_id,
                 currency=row.currency, round_id=None, idempotency_key=f"{withdrawal_id}:{kind}", now=now,
-                legs=[postings.Leg(hold, -row.amount), postings.Leg(to, row.amount)])
+                legs=[postings.Leg(hold, -row.amount), postings.Leg(to, row.amount)]).cash
             uow.conn.execute(update(withdrawals).where(
                 withdrawals.c.operator_id == operator_id, withdrawals.c.withdrawal_id == withdrawal_id,
             ).values(status=decision, decision_transaction_id=transaction_id, decided_at=now))
@@ -124,14 +127,11 @@ class Wallet:
         request_fp = idempotency.fingerprint(kind, player_id, money.currency, money.amount_minor)
 
         def _tx(uow: UnitOfWork) -> bytes:
-            stored = idempotency.lookup(uow, operator_id, key, request_fp)
-            if stored is not None:
-                return stored
-            now = utcnow()
-            idempotency.claim(uow, operator_id, key, request_fp, now)
-            require_player(uow, operator_id, player_id)
-            response = apply(uow, str(uuid.uuid4()), now).SerializeToString(deterministic=True)
-            idempotency.complete(uow, operator_id, key, response)
+            def _apply(now: datetime) -> bytes:
+                require_player(uow, operator_id, player_id)
+                return apply(uow, str(uuid.uuid4()), now).SerializeToString(deterministic=True)
+
+            response = idempotency.once(uow, operator_id, key, request_fp, _apply)
             uow.commit()
             return response
 
@@ -142,7 +142,7 @@ class Wallet:
               key: str, now: datetime, legs: list[postings.Leg]) -> int:
         return postings.post(uow, operator_id=operator_id, transaction_id=transaction_id, kind=kind,
                              player_id=player_id, currency=money.currency, round_id=None, idempotency_key=key,
-                             legs=legs, now=now)
+                             legs=legs, now=now).cash
 
     def _check_daily_deposits(self, uow: UnitOfWork, operator_id: str, player_id: str, currency: str,
                               now: datetime) -> None:
@@ -161,14 +161,22 @@ class Wallet:
                               f"deposits today would reach {total} of a daily limit of {limit.daily_deposit_minor} "
                               f"minor {currency}")
 
-    async def balance(self, operator_id: str, player_id: str, currency: str) -> Money:
+    async def balance(self, operator_id: str, player_id: str, currency: str) -> pb.GetBalanceResponse:
         exponent(currency)
 
-        def _read(uow: UnitOfWork) -> int:
+        def _read(uow: UnitOfWork) -> pb.GetBalanceResponse:
             require_player(uow, operator_id, player_id)
-            return postings.balance(uow, operator_id, postings.player_cash(player_id, currency))
+            now = utcnow()
+            wallet = postings.wallet(uow, operator_id, player_id, currency)
+            response = pb.GetBalanceResponse(
+                balance=_money(currency, wallet.cash), bonus_balance=_money(currency, wallet.bonus),
+                free_rounds=[grant_message(g) for g in free_rounds.usable(uow, operator_id, player_id, currency, now)])
+            active = bonuses.current(uow, operator_id, player_id, currency)
+            if active is not None:
+                response.active_bonus.CopyFrom(bonus_message(uow, active))
+            return response
 
-        return Money(currency, await self._db.run(_read))
+        return await self._db.run(_read)
 
     async def transactions(self, operator_id: str, request: pb.ListTransactionsRequest) -> pb.ListTransactionsResponse:
         """Newest first, filtered by player, currency, round, kind and time window; keyset-paginated."""
@@ -213,7 +221,9 @@ class Wallet:
                 amount=common_pb2.Money(currency=r.currency, amount_minor=r.amount),
                 balance_after=common_pb2.Money(currency=r.currency, amount_minor=r.balance_after),
                 round_id=r.round_id or "", idempotency_key=r.idempotency_key,
-                created_at=to_timestamp(r.created_at))
+                created_at=to_timestamp(r.created_at),
+                bonus_amount=common_pb2.Money(currency=r.currency, amount_minor=r.bonus_amount),
+                bonus_balance_after=common_pb2.Money(currency=r.currency, amount_minor=r.bonus_balance_after))
             for r in rows[:limit]])
         if len(rows) > limit:
             last = rows[limit - 1]

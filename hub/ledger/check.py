@@ -6,7 +6,9 @@ Violation kinds, per operator:
   balance_mismatch              an account's balance is not the sum of its entries or not its latest entry's
                                 balance_after, or an entry's balance_after is not the previous one plus its
                                 amount
-  negative_balance              a player's cash or withdrawal hold is below zero
+  negative_balance              a player's cash, withdrawal hold or bonus balance is below zero
+  bonus_without_active_bonus    a bonus balance is not zero but the wallet has no active bonus (a bonus's
+                                money must leave with it when it converts, expires or is forfeited)
   chain_broken                  an entry's hash does not chain from the previous entry (hub.ledger.chain), or
                                 the chain does not end at accounts.last_entry_hash
   transaction_without_postings  a ledger_transactions row with no postings
@@ -26,8 +28,9 @@ from sqlalchemy import Connection, Row, create_engine, exists, func, select, uni
 from sqlalchemy.pool import NullPool
 
 from hub.ledger.chain import GENESIS, entry_hash
-from hub.ledger.postings import NEVER_NEGATIVE
-from hub.ledger.schema import accounts, ledger_transactions, operators, postings
+from hub.ledger.bonuses import ACTIVE
+from hub.ledger.postings import NEVER_NEGATIVE, PLAYER_BONUS
+from hub.ledger.schema import accounts, bonuses, ledger_transactions, operators, postings
 
 BATCH = 5_000
 LISTED = 1_000  # violations listed per operator; beyond that they are only counted
@@ -103,7 +106,18 @@ def check_operator(conn: Connection, operator_id: str) -> Report:
     _check_transactions_have_postings(conn, report)
     _check_sums(conn, report)
     _check_accounts(conn, report)
+    _check_bonus_balances(conn, report)
     return report
+
+
+def _check_bonus_balances(conn: Connection, report: Report) -> None:
+    a, b = accounts, bonuses
+    for account_id, balance in conn.execute(select(a.c.account_id, a.c.balance).where(
+            a.c.operator_id == report.operator_id, a.c.kind == PLAYER_BONUS, a.c.balance != 0,
+            ~exists().where(b.c.operator_id == a.c.operator_id, b.c.player_id == a.c.owner,
+                            b.c.currency == a.c.currency, b.c.status == ACTIVE))):
+        report.flag("bonus_without_active_bonus", f"account {account_id}",
+                    f"bonus balance {balance} with no active bonus")
 
 
 def _check_sums(conn: Connection, report: Report) -> None:

@@ -7,10 +7,12 @@ Refusals that applied nothing (insufficient funds, bad input) are not recorded: 
 """
 
 import hashlib
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select, update
 
+from hub.clock import utcnow
 from hub.errors import DomainError, Reason, State
 from hub.ledger.schema import idempotency_keys
 from hub.ledger.uow import UnitOfWork
@@ -54,6 +56,20 @@ def claim(uow: UnitOfWork, operator_id: str, key: str, request_fingerprint: str,
     uow.conn.execute(idempotency_keys.insert().values(
         operator_id=operator_id, idempotency_key=key, fingerprint=request_fingerprint,
         response=None, created_at=now))
+
+
+def once(uow: UnitOfWork, operator_id: str, key: str, request_fingerprint: str,
+         apply: Callable[[datetime], bytes]) -> bytes:
+    """The stored response of key, or apply(now) and store its response, in the caller's transaction
+    (which the caller commits)."""
+    stored = lookup(uow, operator_id, validate_key(key), request_fingerprint)
+    if stored is not None:
+        return stored
+    now = utcnow()
+    claim(uow, operator_id, key, request_fingerprint, now)
+    response = apply(now)
+    complete(uow, operator_id, key, response)
+    return response
 
 
 def complete(uow: UnitOfWork, operator_id: str, key: str, response: bytes) -> None:

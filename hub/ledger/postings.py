@@ -21,9 +21,11 @@ from hub.money import INT64_MAX
 
 PLAYER_CASH = "player_cash"
 PLAYER_HOLD = "player_hold"  # a player's money reserved for a pending withdrawal
-NEVER_NEGATIVE = {PLAYER_CASH, PLAYER_HOLD}
+PLAYER_BONUS = "player_bonus"  # promotional money, withdrawable only once its wagering is met
+NEVER_NEGATIVE = {PLAYER_CASH, PLAYER_HOLD, PLAYER_BONUS}
 HOUSE = "house"
 EXTERNAL = "external"
+PROMOTION = "promotion"  # the operator's promotional budget: funds bonuses and free rounds
 
 
 @dataclass(frozen=True)
@@ -47,9 +49,22 @@ def player_hold(player_id: str, currency: str) -> AccountRef:
     return AccountRef(PLAYER_HOLD, player_id, currency)
 
 
+def player_bonus(player_id: str, currency: str) -> AccountRef:
+    return AccountRef(PLAYER_BONUS, player_id, currency)
+
+
+def promotion(player_id: str, currency: str, shards: int) -> AccountRef:
+    """The operator's promotion shard for this player, picked like the house shard (no hot row)."""
+    return AccountRef(PROMOTION, _shard(player_id, shards), currency)
+
+
 def house(player_id: str, currency: str, shards: int) -> AccountRef:
     """The player's house shard: a stable pick spreads concurrent players over several rows."""
-    return AccountRef(HOUSE, str(zlib.crc32(player_id.encode()) % shards), currency)
+    return AccountRef(HOUSE, _shard(player_id, shards), currency)
+
+
+def _shard(player_id: str, shards: int) -> str:
+    return str(zlib.crc32(player_id.encode()) % shards)
 
 
 def external(currency: str) -> AccountRef:
@@ -91,6 +106,27 @@ def balance(uow: UnitOfWork, operator_id: str, ref: AccountRef) -> int:
     return value or 0
 
 
+@dataclass(frozen=True)
+class Balances:
+    """A player's wallet right after a transaction."""
+
+    cash: int
+    bonus: int
+
+
+def wallet(uow: UnitOfWork, operator_id: str, player_id: str, currency: str) -> Balances:
+    return Balances(balance(uow, operator_id, player_cash(player_id, currency)),
+                    balance(uow, operator_id, player_bonus(player_id, currency)))
+
+
+def lock_balances(uow: UnitOfWork, operator_id: str, refs: list[AccountRef]) -> dict[AccountRef, int]:
+    """Lock accounts before deciding a transaction's legs from their balances (how a bet splits between
+    cash and bonus). Pass every account the later post() touches: the same single sorted statement
+    then holds them all, and post() re-locking rows this transaction holds waits for nothing."""
+    _ensure_accounts(uow, operator_id, refs)
+    return {ref: row.balance for ref, row in _lock(uow, operator_id, refs).items()}
+
+
 @dataclass
 class _Locked:
     """A locked account row, updated in memory as the transaction's legs are applied."""
@@ -121,9 +157,9 @@ def _lock(uow: UnitOfWork, operator_id: str, refs: list[AccountRef]) -> dict[Acc
 
 
 def post(uow: UnitOfWork, *, operator_id: str, transaction_id: str, kind: str, player_id: str,
-         currency: str, round_id: str | None, idempotency_key: str, legs: list[Leg], now: datetime) -> int:
+         currency: str, round_id: str | None, idempotency_key: str, legs: list[Leg], now: datetime) -> Balances:
     """Apply one balanced ledger transaction, creating any account it touches for the first time;
-    returns the player's cash balance afterwards."""
+    returns the player's wallet afterwards."""
     sums: dict[str, int] = defaultdict(int)
     for leg in legs:
         sums[leg.account.currency] += leg.amount
@@ -142,8 +178,8 @@ def post(uow: UnitOfWork, *, operator_id: str, transaction_id: str, kind: str, p
         if leg.account.kind == PLAYER_CASH and account.balance < 0:
             raise DomainError(Reason.INSUFFICIENT_FUNDS,
                               f"balance {account.balance - leg.amount} is below {-leg.amount}")
-        if leg.account.kind == PLAYER_HOLD and account.balance < 0:  # callers guard this: a bug, not input
-            raise ValueError(f"hold of {leg.account.owner} would go negative in {transaction_id}")
+        if leg.account.kind in NEVER_NEGATIVE and account.balance < 0:  # callers guard these: a bug, not input
+            raise ValueError(f"{leg.account.kind} of {leg.account.owner} would go negative in {transaction_id}")
         account.last_entry_hash = entry_hash(account.last_entry_hash, account.account_id, transaction_id,
                                              leg.account.currency, leg.amount, account.balance)
         entries.append({"transaction_id": transaction_id, "operator_id": operator_id,
@@ -157,12 +193,13 @@ def post(uow: UnitOfWork, *, operator_id: str, transaction_id: str, kind: str, p
                     version=accounts.c.version + 1)
         )
     uow.conn.execute(postings.insert(), entries)
-    cash = player_cash(player_id, currency)
-    player_balance = locked[cash].balance if cash in locked else balance(uow, operator_id, cash)
-    player_change = sum(leg.amount for leg in legs if leg.account == cash)
+    after, change = [], []
+    for ref in (player_cash(player_id, currency), player_bonus(player_id, currency)):
+        after.append(locked[ref].balance if ref in locked else balance(uow, operator_id, ref))
+        change.append(sum(leg.amount for leg in legs if leg.account == ref))
     uow.conn.execute(ledger_transactions.insert().values(
         transaction_id=transaction_id, operator_id=operator_id, kind=kind, player_id=player_id,
-        currency=currency, amount=player_change, balance_after=player_balance, round_id=round_id,
-        idempotency_key=idempotency_key, created_at=now,
+        currency=currency, amount=change[0], balance_after=after[0], bonus_amount=change[1],
+        bonus_balance_after=after[1], round_id=round_id, idempotency_key=idempotency_key, created_at=now,
     ))
-    return player_balance
+    return Balances(*after)

@@ -13,6 +13,12 @@ first attempt is returned for a replay, byte for byte. Everything runs in the ca
 | bet or win on a closed round        | ROUND_CLOSED                                                |
 | rollback after the round settled    | ROUND_ALREADY_SETTLED                                       |
 | blocked player / expired session    | bets refused; wins and rollbacks still paid                 |
+| rollback naming another player/currency | INVALID_ARGUMENT, nothing refunded                      |
+
+Money: a bet is paid from a free round (Play only), else from cash and the active bonus in the configured
+order (hub.ledger.bonuses); a win is split between cash and bonus in proportion to what its bets spent;
+a rollback returns each part where it came from. When a round settles, its standing stakes count toward
+the wagering of the bonus they were placed under.
 """
 
 import json
@@ -20,13 +26,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from hub.errors import DomainError, Reason
-from hub.ledger import idempotency, postings
-from hub.ledger.schema import bets, game_sessions, players, rounds
+from hub.ledger import bonuses, free_rounds, idempotency, postings
+from hub.ledger.schema import bets, game_sessions, rounds
 from hub.ledger.uow import UnitOfWork
 from hub.money import INT64_MAX, positive_amount
+from hub.players import require_player
 
 ACTIVE, ROLLED_BACK, TOMBSTONE = "ACTIVE", "ROLLED_BACK", "TOMBSTONE"
 OPEN, SETTLED, VOIDED = "OPEN", "SETTLED", "VOIDED"
@@ -40,11 +47,14 @@ class Receipt:
     currency: str
     balance: int  # the player's cash right after the operation
     transaction_id: str = ""  # empty when no money moved (a tombstone, a repeated rollback)
+    bonus_balance: int = 0
+    free_round: bool = False  # the bet used a free round
     replayed: bool = False  # set on replays only; never stored
 
     def encode(self) -> bytes:
         return json.dumps({"round_id": self.round_id, "currency": self.currency, "balance": self.balance,
-                           "transaction_id": self.transaction_id}, sort_keys=True).encode()
+                           "transaction_id": self.transaction_id, "bonus_balance": self.bonus_balance,
+                           "free_round": self.free_round}, sort_keys=True).encode()
 
     @classmethod
     def decode(cls, raw: bytes) -> "Receipt":
@@ -61,6 +71,7 @@ class Bet:
     bet_id: str  # the bet's idempotency key (a provider's transaction id)
     amount: int
     game_session_id: str | None = None  # checked for expiry when given
+    free_rounds: bool = False  # use one of the player's free rounds in this game, if any (Play does)
 
 
 @dataclass(frozen=True)
@@ -98,9 +109,18 @@ def active_bets(uow: UnitOfWork, operator_id: str, round_id: str) -> list[str]:
     ).order_by(bets.c.created_at)).scalars())
 
 
+def standing_stakes(uow: UnitOfWork, operator_id: str, round_id: str) -> list[bonuses.Stake]:
+    return [bonuses.Stake(r.amount, r.bonus_amount, r.bonus_id) for r in uow.conn.execute(
+        select(bets.c.amount, bets.c.bonus_amount, bets.c.bonus_id).where(
+            bets.c.operator_id == operator_id, bets.c.round_id == round_id, bets.c.status == ACTIVE))]
+
+
 class RoundLedger:
-    def __init__(self, house_shards: int):
+    def __init__(self, house_shards: int, bonus_spending: str = bonuses.CASH_FIRST):
+        if bonus_spending not in bonuses.SPENDING_ORDERS:
+            raise ValueError(f"bonus_spending must be one of {bonuses.SPENDING_ORDERS}")
         self._shards = house_shards
+        self._spending = bonus_spending
 
     def bet(self, uow: UnitOfWork, cmd: Bet, now: datetime) -> Receipt:
         positive_amount(cmd.currency, cmd.amount)
@@ -124,17 +144,32 @@ class RoundLedger:
             raise DomainError(Reason.INVALID_ARGUMENT, f"round {cmd.round_id!r} belongs to another player or currency")
         elif round_.bet_amount + cmd.amount > INT64_MAX:
             raise DomainError(Reason.INVALID_AMOUNT, f"round {cmd.round_id!r} would total more than int64 in bets")
+        cash, bonus, house = self._lock_wallet(uow, cmd.operator_id, cmd.player_id, cmd.currency)
+        free_round_id = (free_rounds.take(uow, cmd.operator_id, cmd.player_id, cmd.game_id, cmd.currency,
+                                          cmd.amount, now) if cmd.free_rounds else None)
+        bonus_id, cash_part, bonus_part = None, 0, 0
+        if free_round_id:
+            payer = [postings.Leg(postings.promotion(cmd.player_id, cmd.currency, self._shards), -cmd.amount)]
+        else:
+            active = bonuses.active(uow, cmd.operator_id, cmd.player_id, cmd.currency, now, self._shards)
+            bonus_id = active.bonus_id if active else None
+            cash_part, bonus_part = bonuses.split_stake(
+                cmd.amount, postings.balance(uow, cmd.operator_id, cash),
+                postings.balance(uow, cmd.operator_id, bonus) if active else 0, self._spending)
+            payer = [postings.Leg(cash, -cash_part), postings.Leg(bonus, -bonus_part)]
         transaction_id = str(uuid.uuid4())
-        balance = self._post(uow, cmd.operator_id, cmd.player_id, cmd.currency, "bet", transaction_id,
-                             cmd.round_id, cmd.bet_id, -cmd.amount, now)
+        after = self._post(uow, cmd.operator_id, cmd.player_id, cmd.currency, "bet", transaction_id,
+                           cmd.round_id, cmd.bet_id, [*payer, postings.Leg(house, cmd.amount)], now)
         uow.conn.execute(bets.insert().values(
             operator_id=cmd.operator_id, bet_id=cmd.bet_id, round_id=cmd.round_id, player_id=cmd.player_id,
-            currency=cmd.currency, amount=cmd.amount, status=ACTIVE, transaction_id=transaction_id, created_at=now))
+            currency=cmd.currency, amount=cmd.amount, cash_amount=cash_part, bonus_amount=bonus_part,
+            bonus_id=bonus_id, free_round_id=free_round_id, status=ACTIVE, transaction_id=transaction_id,
+            created_at=now))
         uow.conn.execute(update(rounds)
                          .where(rounds.c.round_id == cmd.round_id, rounds.c.operator_id == cmd.operator_id)
                          .values(bet_amount=rounds.c.bet_amount + cmd.amount))
-        return self._complete(uow, cmd.operator_id, cmd.bet_id,
-                              Receipt(cmd.round_id, cmd.currency, balance, transaction_id))
+        return self._complete(uow, cmd.operator_id, cmd.bet_id, Receipt(
+            cmd.round_id, cmd.currency, after.cash, transaction_id, after.bonus, free_round=bool(free_round_id)))
 
     def win(self, uow: UnitOfWork, cmd: Win, now: datetime) -> Receipt:
         request_fp = idempotency.fingerprint("win", cmd.round_id, cmd.amount, cmd.bet_id)
@@ -151,20 +186,27 @@ class RoundLedger:
                 raise DomainError(Reason.BET_NOT_FOUND, f"no bet {cmd.bet_id!r} in round {cmd.round_id!r}")
             if bet.status == ROLLED_BACK:
                 raise DomainError(Reason.TRANSACTION_ROLLED_BACK, f"bet {cmd.bet_id!r} was rolled back")
-        elif not active_bets(uow, cmd.operator_id, cmd.round_id):
+            stakes = [bonuses.Stake(bet.amount, bet.bonus_amount, bet.bonus_id)]
+        elif not (stakes := standing_stakes(uow, cmd.operator_id, cmd.round_id)):
             raise DomainError(Reason.TRANSACTION_ROLLED_BACK, f"every bet of round {cmd.round_id!r} was rolled back")
         if round_.status != OPEN:
             raise DomainError(Reason.ROUND_CLOSED, f"round {cmd.round_id!r} is {round_.status}")
         if round_.win_amount + cmd.amount > INT64_MAX:
             raise DomainError(Reason.INVALID_AMOUNT, f"round {cmd.round_id!r} would total more than int64 in wins")
+        cash, _, house = self._lock_wallet(uow, cmd.operator_id, round_.player_id, round_.currency)
+        cash_part, bonus_parts = bonuses.split_win(cmd.amount, stakes)
+        legs = [postings.Leg(house, -cmd.amount), postings.Leg(cash, cash_part)]
+        for bonus_id, part in bonus_parts.items():
+            legs.append(postings.Leg(bonuses.destination(uow, cmd.operator_id, bonus_id, round_.player_id,
+                                                         round_.currency, now, self._shards), part))
         transaction_id = str(uuid.uuid4())
-        balance = self._post(uow, cmd.operator_id, round_.player_id, round_.currency, "win", transaction_id,
-                             cmd.round_id, cmd.win_id, cmd.amount, now)
+        after = self._post(uow, cmd.operator_id, round_.player_id, round_.currency, "win", transaction_id,
+                           cmd.round_id, cmd.win_id, legs, now)
         uow.conn.execute(update(rounds)
                          .where(rounds.c.round_id == cmd.round_id, rounds.c.operator_id == cmd.operator_id)
                          .values(win_amount=rounds.c.win_amount + cmd.amount))
         return self._complete(uow, cmd.operator_id, cmd.win_id,
-                              Receipt(cmd.round_id, round_.currency, balance, transaction_id))
+                              Receipt(cmd.round_id, round_.currency, after.cash, transaction_id, after.bonus))
 
     def rollback(self, uow: UnitOfWork, cmd: Rollback, now: datetime) -> Receipt:
         request_fp = idempotency.fingerprint("rollback", cmd.bet_id, cmd.player_id, cmd.currency)
@@ -175,24 +217,22 @@ class RoundLedger:
         if bet is None:
             # The rollback overtook its bet (e.g. the bet timed out at the provider): remember the id so
             # the bet, if it ever arrives, is refused instead of charged.
-            self._require_player(uow, cmd.operator_id, cmd.player_id)
+            require_player(uow, cmd.operator_id, cmd.player_id)
             uow.conn.execute(bets.insert().values(
                 operator_id=cmd.operator_id, bet_id=cmd.bet_id, round_id=None, player_id=cmd.player_id,
                 currency=cmd.currency, amount=0, status=TOMBSTONE, transaction_id=None, created_at=now))
-            receipt = Receipt("", cmd.currency, self._balance(uow, cmd.operator_id, cmd.player_id, cmd.currency))
+            receipt = self._receipt_now(uow, cmd.operator_id, "", cmd.player_id, cmd.currency)
+        elif (bet.player_id, bet.currency) != (cmd.player_id, cmd.currency):
+            raise DomainError(Reason.INVALID_ARGUMENT,
+                              f"bet {cmd.bet_id!r} belongs to another player or currency")
         elif bet.status != ACTIVE:  # already rolled back or tombstoned under another rollback id
-            receipt = Receipt(bet.round_id or "", bet.currency,
-                              self._balance(uow, cmd.operator_id, bet.player_id, bet.currency))
+            receipt = self._receipt_now(uow, cmd.operator_id, bet.round_id or "", bet.player_id, bet.currency)
         else:
             round_ = self._round(uow, cmd.operator_id, bet.round_id)
             if round_.status == SETTLED:
                 raise DomainError(Reason.ROUND_ALREADY_SETTLED, f"round {bet.round_id!r} is settled")
-            transaction_id = str(uuid.uuid4())
-            balance = self._post(uow, cmd.operator_id, bet.player_id, bet.currency, "rollback", transaction_id,
-                                 bet.round_id, cmd.rollback_id, bet.amount, now)
-            uow.conn.execute(update(bets).where(bets.c.operator_id == cmd.operator_id, bets.c.bet_id == cmd.bet_id)
-                             .values(status=ROLLED_BACK))
-            receipt = Receipt(bet.round_id, bet.currency, balance, transaction_id)
+            after = self._refund(uow, bet, cmd.rollback_id, now)
+            receipt = Receipt(bet.round_id, bet.currency, after.cash, after.transaction_id, after.bonus)
         return self._complete(uow, cmd.operator_id, cmd.rollback_id, receipt)
 
     def close(self, uow: UnitOfWork, operator_id: str, round_id: str, now: datetime, void: bool = False) -> str:
@@ -205,6 +245,12 @@ class RoundLedger:
         status = VOIDED if void else SETTLED if active_bets(uow, operator_id, round_id) else ROLLED_BACK
         uow.conn.execute(update(rounds).where(rounds.c.round_id == round_id, rounds.c.operator_id == operator_id)
                          .values(status=status, closed_at=now))
+        if status == SETTLED:
+            for bonus_id, stake in uow.conn.execute(
+                    select(bets.c.bonus_id, func.sum(bets.c.amount)).where(
+                        bets.c.operator_id == operator_id, bets.c.round_id == round_id, bets.c.status == ACTIVE,
+                        bets.c.bonus_id.is_not(None)).group_by(bets.c.bonus_id)).all():
+                bonuses.wager(uow, operator_id, bonus_id, int(stake), now, self._shards)
         return status
 
     # -- helpers -------------------------------------------------------------------------------------
@@ -232,16 +278,8 @@ class RoundLedger:
         query = select(bets).where(bets.c.operator_id == operator_id, bets.c.bet_id == bet_id)
         return uow.conn.execute(query.with_for_update() if lock else query).one_or_none()
 
-    @staticmethod
-    def _require_player(uow: UnitOfWork, operator_id: str, player_id: str) -> str:
-        status = uow.conn.execute(select(players.c.status).where(
-            players.c.operator_id == operator_id, players.c.player_id == player_id)).scalar_one_or_none()
-        if status is None:
-            raise DomainError(Reason.PLAYER_NOT_FOUND, f"no player {player_id!r}")
-        return status
-
     def _check_may_bet(self, uow: UnitOfWork, cmd: Bet, now: datetime) -> None:
-        if self._require_player(uow, cmd.operator_id, cmd.player_id) != "active":
+        if require_player(uow, cmd.operator_id, cmd.player_id) != "active":
             raise DomainError(Reason.PLAYER_BLOCKED, "the player is blocked from betting")
         if cmd.game_session_id is not None:
             expires_at = uow.conn.execute(select(game_sessions.c.expires_at).where(
@@ -250,16 +288,50 @@ class RoundLedger:
             if expires_at is None or expires_at <= now:
                 raise DomainError(Reason.GAME_SESSION_CLOSED, "game session expired; launch the game again")
 
-    def _balance(self, uow: UnitOfWork, operator_id: str, player_id: str, currency: str) -> int:
-        return postings.balance(uow, operator_id, postings.player_cash(player_id, currency))
+    def _receipt_now(self, uow: UnitOfWork, operator_id: str, round_id: str, player_id: str,
+                     currency: str) -> Receipt:
+        """The answer when no money moves: the wallet as it stands."""
+        now = postings.wallet(uow, operator_id, player_id, currency)
+        return Receipt(round_id, currency, now.cash, bonus_balance=now.bonus)
 
-    def _post(self, uow: UnitOfWork, operator_id: str, player_id: str, currency: str, kind: str,
-              transaction_id: str, round_id: str, key: str, player_change: int, now: datetime) -> int:
-        player = postings.player_cash(player_id, currency)
-        house = postings.house(player_id, currency, self._shards)
+    def _lock_wallet(self, uow: UnitOfWork, operator_id: str, player_id: str,
+                     currency: str) -> tuple[postings.AccountRef, postings.AccountRef, postings.AccountRef]:
+        """Lock the player's cash, bonus and house shard in one statement, before any bonus or grant row."""
+        refs = (postings.player_cash(player_id, currency), postings.player_bonus(player_id, currency),
+                postings.house(player_id, currency, self._shards))
+        postings.lock_balances(uow, operator_id, list(refs))
+        return refs
+
+    def _refund(self, uow: UnitOfWork, bet, key: str, now: datetime) -> "_Refunded":  # type: ignore[no-untyped-def]
+        """Return each part of a bet's stake where it came from; the bet becomes ROLLED_BACK."""
+        cash, _, house = self._lock_wallet(uow, bet.operator_id, bet.player_id, bet.currency)
+        legs = [postings.Leg(house, -bet.amount), postings.Leg(cash, bet.cash_amount)]
+        if bet.bonus_amount:
+            legs.append(postings.Leg(bonuses.destination(uow, bet.operator_id, bet.bonus_id, bet.player_id,
+                                                         bet.currency, now, self._shards), bet.bonus_amount))
+        free = bet.amount - bet.cash_amount - bet.bonus_amount
+        if free:
+            legs.append(postings.Leg(postings.promotion(bet.player_id, bet.currency, self._shards), free))
+        if bet.free_round_id:
+            free_rounds.give_back(uow, bet.operator_id, bet.free_round_id)
+        transaction_id = str(uuid.uuid4())
+        after = self._post(uow, bet.operator_id, bet.player_id, bet.currency, "rollback", transaction_id,
+                           bet.round_id, key, legs, now)
+        uow.conn.execute(update(bets).where(bets.c.operator_id == bet.operator_id, bets.c.bet_id == bet.bet_id)
+                         .values(status=ROLLED_BACK))
+        return _Refunded(after.cash, after.bonus, transaction_id)
+
+    @staticmethod
+    def _post(uow: UnitOfWork, operator_id: str, player_id: str, currency: str, kind: str, transaction_id: str,
+              round_id: str, key: str, legs: list[postings.Leg], now: datetime) -> postings.Balances:
         return postings.post(
             uow, operator_id=operator_id, transaction_id=transaction_id, kind=kind, player_id=player_id,
             currency=currency, round_id=round_id, idempotency_key=key,
-            legs=[postings.Leg(player, player_change), postings.Leg(house, -player_change)], now=now)
+            legs=[leg for leg in legs if leg.amount], now=now)
 
 
+@dataclass(frozen=True)
+class _Refunded:
+    cash: int
+    bonus: int
+    transaction_id: str

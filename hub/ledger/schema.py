@@ -1,7 +1,16 @@
 """The hub's tables (SQLAlchemy Core). Every operator-owned row carries operator_id; every query filters by it."""
 
 from sqlalchemy import (
-    BigInteger, Column, DateTime, Index, Integer, LargeBinary, MetaData, String, Table, Text,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.dialects import mysql
@@ -72,6 +81,8 @@ ledger_transactions = Table(
     Column("currency", String(8), nullable=False),
     Column("amount", BigInteger, nullable=False),  # signed change to the player's cash
     Column("balance_after", BigInteger, nullable=False),
+    Column("bonus_amount", BigInteger, nullable=False, server_default="0"),  # signed change to the bonus balance
+    Column("bonus_balance_after", BigInteger, nullable=False, server_default="0"),
     Column("round_id", String(ID)),
     # Every money movement is keyed; the unique constraint makes a second effect impossible.
     Column("idempotency_key", String(160), nullable=False),
@@ -161,6 +172,11 @@ bets = Table(
     Column("player_id", String(ID), nullable=False),
     Column("currency", String(8), nullable=False),
     Column("amount", BigInteger, nullable=False),
+    # How the stake was paid: cash_amount + bonus_amount, or (free_round_id set) all by the operator.
+    Column("cash_amount", BigInteger, nullable=False, server_default="0"),
+    Column("bonus_amount", BigInteger, nullable=False, server_default="0"),
+    Column("bonus_id", String(ID)),  # the wallet's active bonus when the bet was placed: it wagers toward it
+    Column("free_round_id", String(ID)),  # the free-round grant that paid the stake
     # ACTIVE | ROLLED_BACK | TOMBSTONE (a rollback arrived before its bet: the id is refused from then on)
     Column("status", String(16), nullable=False),
     Column("transaction_id", String(ID)),  # the debit; NULL for a tombstone
@@ -177,4 +193,38 @@ play_events = Table(
     Column("payload", Blob, nullable=False),  # serialized casinohub.v1.PlayResponse
     Column("created_at", Timestamp, nullable=False),
     Index(None, "round_id"),
+)
+
+bonuses = Table(
+    "bonuses", metadata,
+    Column("operator_id", String(64), primary_key=True),
+    Column("bonus_id", String(ID), primary_key=True),
+    Column("player_id", String(ID), nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("amount", BigInteger, nullable=False),  # granted
+    Column("wagering_required", BigInteger, nullable=False),
+    Column("wagered", BigInteger, nullable=False),  # stakes of settled rounds so far
+    Column("status", String(16), nullable=False),  # ACTIVE | CONVERTED | EXPIRED | FORFEITED
+    Column("grant_transaction_id", String(ID), nullable=False),
+    Column("closing_transaction_id", String(ID)),
+    Column("expires_at", Timestamp, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("closed_at", Timestamp),
+    Index(None, "operator_id", "player_id", "currency", "status"),
+    Index(None, "status", "expires_at"),  # the expiry sweep, across operators
+)
+
+free_round_grants = Table(
+    "free_round_grants", metadata,
+    Column("operator_id", String(64), primary_key=True),
+    Column("grant_id", String(ID), primary_key=True),
+    Column("player_id", String(ID), nullable=False),
+    Column("game_id", String(128), nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("bet_amount", BigInteger, nullable=False),
+    Column("rounds", Integer, nullable=False),
+    Column("rounds_left", Integer, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Index(None, "operator_id", "player_id", "game_id", "currency"),
 )

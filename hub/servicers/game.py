@@ -8,6 +8,7 @@ from hub.catalog import Catalog
 from hub.errors import DomainError, Reason
 from hub.operators import Operators
 from hub.play import GameSession, Play
+from hub.promotions import Promotions
 from hub.servicers.calls import abort, abort_unexpected, bind_call, unary
 
 log = structlog.get_logger("hub.rpc")
@@ -17,11 +18,18 @@ GAME_TYPE_NAMES = {v: k for k, v in GAME_TYPES.items()}
 
 
 class GameServicer(game_service_pb2_grpc.GameServiceServicer):
-    def __init__(self, catalog: Catalog, play: Play, operators: Operators, default_operator: str):
+    def __init__(self, catalog: Catalog, play: Play, promotions: Promotions, operators: Operators,
+                 default_operator: str):
         self.catalog = catalog
         self.play = play
+        self.promotions = promotions
         self.operators = operators
         self.default_operator = default_operator
+
+    @unary
+    async def GrantFreeRounds(self, operator_id: str, request: pb.GrantFreeRoundsRequest,
+                              context: grpc.aio.ServicerContext) -> pb.GrantFreeRoundsResponse:
+        return await self.promotions.grant_free_rounds(operator_id, request)
 
     @unary
     async def ListGames(self, operator_id: str, request: pb.ListGamesRequest,

@@ -1,24 +1,24 @@
 import grpc
 
-from casinohub.v1 import common_pb2, wallet_service_pb2 as pb, wallet_service_pb2_grpc
+from casinohub.v1 import wallet_service_pb2 as pb, wallet_service_pb2_grpc
 from hub.money import Money
 from hub.operators import Operators
+from hub.promotions import Promotions
 from hub.servicers.calls import unary
 from hub.wallet import Wallet
 
 
 class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
-    def __init__(self, wallet: Wallet, operators: Operators, default_operator: str):
+    def __init__(self, wallet: Wallet, promotions: Promotions, operators: Operators, default_operator: str):
         self.wallet = wallet
+        self.promotions = promotions
         self.operators = operators
         self.default_operator = default_operator
 
     @unary
     async def GetBalance(self, operator_id: str, request: pb.GetBalanceRequest,
                          context: grpc.aio.ServicerContext) -> pb.GetBalanceResponse:
-        balance = await self.wallet.balance(operator_id, request.player_id, request.currency)
-        return pb.GetBalanceResponse(balance=common_pb2.Money(currency=balance.currency,
-                                                              amount_minor=balance.amount_minor))
+        return await self.wallet.balance(operator_id, request.player_id, request.currency)
 
     @unary
     async def Deposit(self, operator_id: str, request: pb.DepositRequest,
@@ -38,6 +38,21 @@ class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
     async def ListTransactions(self, operator_id: str, request: pb.ListTransactionsRequest,
                                context: grpc.aio.ServicerContext) -> pb.ListTransactionsResponse:
         return await self.wallet.transactions(operator_id, request)
+
+    @unary
+    async def GrantBonus(self, operator_id: str, request: pb.GrantBonusRequest,
+                         context: grpc.aio.ServicerContext) -> pb.GrantBonusResponse:
+        return await self.promotions.grant_bonus(operator_id, request)
+
+    @unary
+    async def ForfeitBonus(self, operator_id: str, request: pb.ForfeitBonusRequest,
+                           context: grpc.aio.ServicerContext) -> pb.ForfeitBonusResponse:
+        return await self.promotions.forfeit_bonus(operator_id, request.bonus_id)
+
+    @unary
+    async def GetBonus(self, operator_id: str, request: pb.GetBonusRequest,
+                       context: grpc.aio.ServicerContext) -> pb.GetBonusResponse:
+        return await self.promotions.get_bonus(operator_id, request.bonus_id)
 
     @unary
     async def ApproveWithdrawal(self, operator_id: str, request: pb.ApproveWithdrawalRequest,

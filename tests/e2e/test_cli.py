@@ -1,6 +1,8 @@
-"""The console script as a newcomer uses it: `hub migrate`, and `hub dev` (what `make run` starts)."""
+"""The console script as a newcomer uses it: `hub migrate`, `hub dev` (what `make run` starts),
+`hub reconcile` and `hub ledger totals`."""
 
 import asyncio
+import json
 import signal
 import socket
 import sys
@@ -9,7 +11,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import create_engine, inspect
 
-from casinohub.v1 import game_service_pb2 as pb, game_service_pb2_grpc
+from casinohub.v1 import (
+    game_service_pb2 as pb, game_service_pb2_grpc, report_service_pb2, report_service_pb2_grpc,
+)
+from tests.conftest import Client
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
@@ -72,3 +77,30 @@ async def test_reconcile_reports_and_exits_zero_when_nothing_needs_a_human(tmp_p
     out, _ = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, out.decode()
     assert "examined 0 open round(s)" in out.decode()
+
+
+async def test_ledger_totals_json_matches_the_report_service(hub: Client, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    for amount in (1_000, 2_500):
+        await hub.new_player(deposit=amount)
+    await hub.new_player(deposit=700, currency="JPY")
+    (tmp_path / "hub.toml").write_text(f'[hub]\ndatabase_url = "{hub.database_url}"\n')
+    process = await hub_cli("--config", str(tmp_path / "hub.toml"), "ledger", "totals", "--operator",
+                            hub.operator_id, "--json")
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, out.decode()
+    [report] = json.loads(out)["operators"]
+    assert report["operator_id"] == hub.operator_id
+    served = await report_service_pb2_grpc.ReportServiceStub(hub.channel).GetLedgerTotals(
+        report_service_pb2.GetLedgerTotalsRequest(), metadata=hub.metadata)
+    assert report["totals"] == [
+        {"currency": t.currency, "house": t.house.amount_minor, "house_shards": t.house_shards,
+         "player_cash": t.player_cash.amount_minor, "player_hold": t.player_hold.amount_minor,
+         "player_bonus": t.player_bonus.amount_minor, "promotion": t.promotion.amount_minor,
+         "external": t.external.amount_minor, "other": 0, "net": t.net.amount_minor} for t in served.totals]
+    assert [(t["currency"], t["player_cash"], t["external"], t["net"]) for t in report["totals"]] == [
+        ("JPY", 700, -700, 0), ("USD", 3_500, -3_500, 0)]
+
+    process = await hub_cli("--config", str(tmp_path / "hub.toml"), "ledger", "totals", "--operator",
+                            hub.operator_id, "--currency", "XXX")
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2 and "unknown currency 'XXX'" in out.decode()

@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import Row, create_engine, select, text
 
 from casinohub.v1 import common_pb2, wallet_service_pb2 as wallet_pb
@@ -65,8 +66,9 @@ def player_entries(hub: Client, player_id: str) -> list[Row[Any]]:
 async def test_a_ledger_written_by_the_hub_is_clean(hub: Client, player: str) -> None:
     clean = report(hub)
     assert clean.ok and clean.violations == []
-    # two players' cash, the first player's withdrawal hold, the external account and one house shard
-    assert dict(clean.checked) == {"transactions": 8, "postings": 16, "accounts": 5, "entries": 16}
+    # two players' cash, the first player's withdrawal hold and (empty) bonus balance, the external account
+    # and one house shard
+    assert dict(clean.checked) == {"transactions": 8, "postings": 16, "accounts": 6, "entries": 16}
     everyone = check(hub.database_url)  # without an operator: every operator in the database
     assert [r for r in everyone if r.operator_id == hub.operator_id][0].ok
 
@@ -117,6 +119,19 @@ async def test_negative_player_balance(hub: Client, player: str) -> None:
     found = report(hub)
     assert set(found.counts) == {"negative_balance", "balance_mismatch"}
     assert ("negative_balance", f"account {account_id}") in {(v.kind, v.subject) for v in found.violations}
+
+
+async def test_bonus_money_left_behind_by_an_ended_bonus(hub: Client, player: str) -> None:
+    granted = await hub.wallet.GrantBonus(wallet_pb.GrantBonusRequest(
+        player_id=player, idempotency_key="bonus-1", amount=common_pb2.Money(currency="USD", amount_minor=300),
+        wagering_requirement=common_pb2.Money(currency="USD", amount_minor=9_000),
+        expires_at=Timestamp(seconds=4_102_444_800)), metadata=hub.metadata)
+    assert report(hub).ok
+    # Marking the bonus ended in SQL without moving its money out leaves an orphaned bonus balance.
+    sql(hub, "UPDATE bonuses SET status = 'FORFEITED' WHERE bonus_id = :id", id=granted.bonus.bonus_id)
+    found = report(hub)
+    assert set(found.counts) == {"bonus_without_active_bonus"}
+    assert found.violations[0].detail == "bonus balance 300 with no active bonus"
 
 
 async def test_swapped_entries_keep_every_sum_but_break_the_chain(hub: Client, player: str) -> None:

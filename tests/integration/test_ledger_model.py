@@ -210,6 +210,8 @@ class Model:
             def tombstone() -> None:
                 self.bets[r.bet_id] = MBet(None, r.player, r.currency, 0, TOMBSTONE)
             return Apply("", r.currency, self.balances[r.player, r.currency], False, tombstone)
+        if (bet.player, bet.currency) != (r.player, r.currency):  # never refund to someone the bet isn't
+            return Refuse(Reason.INVALID_ARGUMENT)
         if bet.status != ACTIVE:  # already rolled back or tombstoned: answer with the bet's own balance
             return Apply(bet.round_id or "", bet.currency, self.balances[bet.player, bet.currency], False,
                          lambda: None)

@@ -5,6 +5,7 @@ isort:skip_file
 
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -98,6 +99,14 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """NOT_FOUND: no such withdrawal for this operator."""
     ERROR_REASON_WITHDRAWAL_NOT_PENDING: _ErrorReason.ValueType  # 34
     """FAILED_PRECONDITION: the withdrawal was already decided the other way."""
+    ERROR_REASON_BONUS_ALREADY_ACTIVE: _ErrorReason.ValueType  # 35
+    """FAILED_PRECONDITION: the wallet already has an active bonus; forfeit it first."""
+    ERROR_REASON_BONUS_NOT_FOUND: _ErrorReason.ValueType  # 36
+    """NOT_FOUND: no such bonus for this operator."""
+    ERROR_REASON_BONUS_NOT_ACTIVE: _ErrorReason.ValueType  # 37
+    """FAILED_PRECONDITION: the bonus was already converted or expired."""
+    ERROR_REASON_FREE_ROUND_BET_MISMATCH: _ErrorReason.ValueType  # 38
+    """FAILED_PRECONDITION: the player has free rounds in this game; bet exactly their value."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Stable machine-readable error reasons. Every error the hub returns carries a
@@ -182,6 +191,14 @@ ERROR_REASON_WITHDRAWAL_NOT_FOUND: ErrorReason.ValueType  # 33
 """NOT_FOUND: no such withdrawal for this operator."""
 ERROR_REASON_WITHDRAWAL_NOT_PENDING: ErrorReason.ValueType  # 34
 """FAILED_PRECONDITION: the withdrawal was already decided the other way."""
+ERROR_REASON_BONUS_ALREADY_ACTIVE: ErrorReason.ValueType  # 35
+"""FAILED_PRECONDITION: the wallet already has an active bonus; forfeit it first."""
+ERROR_REASON_BONUS_NOT_FOUND: ErrorReason.ValueType  # 36
+"""NOT_FOUND: no such bonus for this operator."""
+ERROR_REASON_BONUS_NOT_ACTIVE: ErrorReason.ValueType  # 37
+"""FAILED_PRECONDITION: the bonus was already converted or expired."""
+ERROR_REASON_FREE_ROUND_BET_MISMATCH: ErrorReason.ValueType  # 38
+"""FAILED_PRECONDITION: the player has free rounds in this game; bet exactly their value."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _ApplyState:
@@ -274,3 +291,52 @@ class ErrorDetail(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ErrorDetail: _TypeAlias = ErrorDetail  # noqa: Y015
+
+@_typing.final
+class FreeRoundGrant(_message.Message):
+    """Free rounds granted to a player in one game: each Play bet in that game
+    uses one (at exactly the bet value) before any of the player's money.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRANT_ID_FIELD_NUMBER: _builtins.int
+    PLAYER_ID_FIELD_NUMBER: _builtins.int
+    GAME_ID_FIELD_NUMBER: _builtins.int
+    BET_FIELD_NUMBER: _builtins.int
+    ROUNDS_FIELD_NUMBER: _builtins.int
+    ROUNDS_LEFT_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    grant_id: _builtins.str
+    player_id: _builtins.str
+    game_id: _builtins.str
+    rounds: _builtins.int
+    rounds_left: _builtins.int
+    @_builtins.property
+    def bet(self) -> Global___Money:
+        """The stake of each free round, paid by the operator."""
+
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        grant_id: _builtins.str = ...,
+        player_id: _builtins.str = ...,
+        game_id: _builtins.str = ...,
+        bet: Global___Money | None = ...,
+        rounds: _builtins.int = ...,
+        rounds_left: _builtins.int = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bet", b"bet", "created_at", b"created_at", "expires_at", b"expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bet", b"bet", "created_at", b"created_at", "expires_at", b"expires_at", "game_id", b"game_id", "grant_id", b"grant_id", "player_id", b"player_id", "rounds", b"rounds", "rounds_left", b"rounds_left"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FreeRoundGrant: _TypeAlias = FreeRoundGrant  # noqa: Y015

@@ -64,6 +64,68 @@ ROUND_STATUS_VOIDED: RoundStatus.ValueType  # 4
 Global___RoundStatus: _TypeAlias = RoundStatus  # noqa: Y015
 
 @_typing.final
+class GrantFreeRoundsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAYER_ID_FIELD_NUMBER: _builtins.int
+    GAME_ID_FIELD_NUMBER: _builtins.int
+    BET_FIELD_NUMBER: _builtins.int
+    ROUNDS_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    player_id: _builtins.str
+    game_id: _builtins.str
+    rounds: _builtins.int
+    """1..1000."""
+    idempotency_key: _builtins.str
+    """1..128 characters, unique per operator."""
+    @_builtins.property
+    def bet(self) -> _common_pb2.Money:
+        """The stake of each round; its currency is the wallet the rounds play in."""
+
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """Must be in the future."""
+
+    def __init__(
+        self,
+        *,
+        player_id: _builtins.str = ...,
+        game_id: _builtins.str = ...,
+        bet: _common_pb2.Money | None = ...,
+        rounds: _builtins.int = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bet", b"bet", "expires_at", b"expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bet", b"bet", "expires_at", b"expires_at", "game_id", b"game_id", "idempotency_key", b"idempotency_key", "player_id", b"player_id", "rounds", b"rounds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GrantFreeRoundsRequest: _TypeAlias = GrantFreeRoundsRequest  # noqa: Y015
+
+@_typing.final
+class GrantFreeRoundsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRANT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def grant(self) -> _common_pb2.FreeRoundGrant: ...
+    def __init__(
+        self,
+        *,
+        grant: _common_pb2.FreeRoundGrant | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["grant", b"grant"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grant", b"grant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GrantFreeRoundsResponse: _TypeAlias = GrantFreeRoundsResponse  # noqa: Y015
+
+@_typing.final
 class Game(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -410,20 +472,30 @@ class SessionOpened(_message.Message):
     GAME_SESSION_ID_FIELD_NUMBER: _builtins.int
     GAME_ID_FIELD_NUMBER: _builtins.int
     BALANCE_FIELD_NUMBER: _builtins.int
+    BONUS_BALANCE_FIELD_NUMBER: _builtins.int
+    FREE_ROUNDS_LEFT_FIELD_NUMBER: _builtins.int
     game_session_id: _builtins.str
     game_id: _builtins.str
+    free_rounds_left: _builtins.int
+    """Free rounds left in this game (all grants together)."""
     @_builtins.property
-    def balance(self) -> _common_pb2.Money: ...
+    def balance(self) -> _common_pb2.Money:
+        """Cash."""
+
+    @_builtins.property
+    def bonus_balance(self) -> _common_pb2.Money: ...
     def __init__(
         self,
         *,
         game_session_id: _builtins.str = ...,
         game_id: _builtins.str = ...,
         balance: _common_pb2.Money | None = ...,
+        bonus_balance: _common_pb2.Money | None = ...,
+        free_rounds_left: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "bonus_balance", b"bonus_balance"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "game_id", b"game_id", "game_session_id", b"game_session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "bonus_balance", b"bonus_balance", "free_rounds_left", b"free_rounds_left", "game_id", b"game_id", "game_session_id", b"game_session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -459,12 +531,23 @@ class BetAccepted(_message.Message):
     TRANSACTION_ID_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     BALANCE_FIELD_NUMBER: _builtins.int
+    BONUS_BALANCE_FIELD_NUMBER: _builtins.int
+    FREE_ROUND_FIELD_NUMBER: _builtins.int
+    FREE_ROUNDS_LEFT_FIELD_NUMBER: _builtins.int
     round_id: _builtins.str
     transaction_id: _builtins.str
+    free_round: _builtins.bool
+    """The bet used a free round: the operator paid the stake."""
+    free_rounds_left: _builtins.int
+    """Free rounds left in this game after this bet."""
     @_builtins.property
     def amount(self) -> _common_pb2.Money: ...
     @_builtins.property
-    def balance(self) -> _common_pb2.Money: ...
+    def balance(self) -> _common_pb2.Money:
+        """Cash after the bet."""
+
+    @_builtins.property
+    def bonus_balance(self) -> _common_pb2.Money: ...
     def __init__(
         self,
         *,
@@ -472,10 +555,13 @@ class BetAccepted(_message.Message):
         transaction_id: _builtins.str = ...,
         amount: _common_pb2.Money | None = ...,
         balance: _common_pb2.Money | None = ...,
+        bonus_balance: _common_pb2.Money | None = ...,
+        free_round: _builtins.bool = ...,
+        free_rounds_left: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "balance", b"balance"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "balance", b"balance", "bonus_balance", b"bonus_balance"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "balance", b"balance", "round_id", b"round_id", "transaction_id", b"transaction_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "balance", b"balance", "bonus_balance", b"bonus_balance", "free_round", b"free_round", "free_rounds_left", b"free_rounds_left", "round_id", b"round_id", "transaction_id", b"transaction_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -550,6 +636,7 @@ class Settled(_message.Message):
     TRANSACTION_IDS_FIELD_NUMBER: _builtins.int
     WIN_FIELD_NUMBER: _builtins.int
     BALANCE_FIELD_NUMBER: _builtins.int
+    BONUS_BALANCE_FIELD_NUMBER: _builtins.int
     round_id: _builtins.str
     @_builtins.property
     def transaction_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -558,7 +645,11 @@ class Settled(_message.Message):
     @_builtins.property
     def win(self) -> _common_pb2.Money: ...
     @_builtins.property
-    def balance(self) -> _common_pb2.Money: ...
+    def balance(self) -> _common_pb2.Money:
+        """Cash after the win."""
+
+    @_builtins.property
+    def bonus_balance(self) -> _common_pb2.Money: ...
     def __init__(
         self,
         *,
@@ -566,10 +657,11 @@ class Settled(_message.Message):
         transaction_ids: _abc.Iterable[_builtins.str] | None = ...,
         win: _common_pb2.Money | None = ...,
         balance: _common_pb2.Money | None = ...,
+        bonus_balance: _common_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "win", b"win"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "bonus_balance", b"bonus_balance", "win", b"win"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "round_id", b"round_id", "transaction_ids", b"transaction_ids", "win", b"win"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "bonus_balance", b"bonus_balance", "round_id", b"round_id", "transaction_ids", b"transaction_ids", "win", b"win"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -58,6 +58,11 @@ class GameServiceStub:
                 request_serializer=casinohub_dot_v1_dot_game__service__pb2.GetRoundRequest.SerializeToString,
                 response_deserializer=casinohub_dot_v1_dot_game__service__pb2.GetRoundResponse.FromString,
                 _registered_method=True)
+        self.GrantFreeRounds = channel.unary_unary(
+                '/casinohub.v1.GameService/GrantFreeRounds',
+                request_serializer=casinohub_dot_v1_dot_game__service__pb2.GrantFreeRoundsRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_game__service__pb2.GrantFreeRoundsResponse.FromString,
+                _registered_method=True)
 
 
 class GameServiceServicer:
@@ -107,6 +112,22 @@ class GameServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GrantFreeRounds(self, request, context):
+        """Grants the player free rounds in one game, paid from the operator's
+        promotion account. While a grant has rounds left, every Play bet in that
+        game must be for exactly its bet value and uses one of them instead of the
+        player's money (a rolled-back free round is given back); wins go to cash.
+        Returns NOT_FOUND (PLAYER_NOT_FOUND, GAME_NOT_FOUND), INVALID_ARGUMENT
+        (INVALID_AMOUNT, UNKNOWN_CURRENCY, INVALID_IDEMPOTENCY_KEY,
+        BET_OUT_OF_LIMITS, INVALID_ARGUMENT for rounds outside 1..1000 or a
+        missing or past expires_at), FAILED_PRECONDITION (CURRENCY_MISMATCH,
+        AMOUNT_NOT_REPRESENTABLE, PLAYER_BLOCKED), ALREADY_EXISTS /
+        IDEMPOTENCY_KEY_REUSED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GameServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -129,6 +150,11 @@ def add_GameServiceServicer_to_server(servicer, server):
                     servicer.GetRound,
                     request_deserializer=casinohub_dot_v1_dot_game__service__pb2.GetRoundRequest.FromString,
                     response_serializer=casinohub_dot_v1_dot_game__service__pb2.GetRoundResponse.SerializeToString,
+            ),
+            'GrantFreeRounds': grpc.unary_unary_rpc_method_handler(
+                    servicer.GrantFreeRounds,
+                    request_deserializer=casinohub_dot_v1_dot_game__service__pb2.GrantFreeRoundsRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_game__service__pb2.GrantFreeRoundsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -243,6 +269,33 @@ class GameService:
             '/casinohub.v1.GameService/GetRound',
             casinohub_dot_v1_dot_game__service__pb2.GetRoundRequest.SerializeToString,
             casinohub_dot_v1_dot_game__service__pb2.GetRoundResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GrantFreeRounds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.GameService/GrantFreeRounds',
+            casinohub_dot_v1_dot_game__service__pb2.GrantFreeRoundsRequest.SerializeToString,
+            casinohub_dot_v1_dot_game__service__pb2.GrantFreeRoundsResponse.FromString,
             options,
             channel_credentials,
             insecure,

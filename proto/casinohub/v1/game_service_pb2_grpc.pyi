@@ -61,6 +61,18 @@ class GameServiceStub:
     """Returns one round with its bets, win and provably-fair proof.
     Returns NOT_FOUND / ROUND_NOT_FOUND for unknown or foreign rounds.
     """
+    GrantFreeRounds: _grpc.UnaryUnaryMultiCallable[_game_service_pb2.GrantFreeRoundsRequest, _game_service_pb2.GrantFreeRoundsResponse]
+    """Grants the player free rounds in one game, paid from the operator's
+    promotion account. While a grant has rounds left, every Play bet in that
+    game must be for exactly its bet value and uses one of them instead of the
+    player's money (a rolled-back free round is given back); wins go to cash.
+    Returns NOT_FOUND (PLAYER_NOT_FOUND, GAME_NOT_FOUND), INVALID_ARGUMENT
+    (INVALID_AMOUNT, UNKNOWN_CURRENCY, INVALID_IDEMPOTENCY_KEY,
+    BET_OUT_OF_LIMITS, INVALID_ARGUMENT for rounds outside 1..1000 or a
+    missing or past expires_at), FAILED_PRECONDITION (CURRENCY_MISMATCH,
+    AMOUNT_NOT_REPRESENTABLE, PLAYER_BLOCKED), ALREADY_EXISTS /
+    IDEMPOTENCY_KEY_REUSED.
+    """
 
 @_typing.type_check_only
 class GameServiceAsyncStub(GameServiceStub):
@@ -94,6 +106,18 @@ class GameServiceAsyncStub(GameServiceStub):
     GetRound: _aio.UnaryUnaryMultiCallable[_game_service_pb2.GetRoundRequest, _game_service_pb2.GetRoundResponse]  # type: ignore[assignment]
     """Returns one round with its bets, win and provably-fair proof.
     Returns NOT_FOUND / ROUND_NOT_FOUND for unknown or foreign rounds.
+    """
+    GrantFreeRounds: _aio.UnaryUnaryMultiCallable[_game_service_pb2.GrantFreeRoundsRequest, _game_service_pb2.GrantFreeRoundsResponse]  # type: ignore[assignment]
+    """Grants the player free rounds in one game, paid from the operator's
+    promotion account. While a grant has rounds left, every Play bet in that
+    game must be for exactly its bet value and uses one of them instead of the
+    player's money (a rolled-back free round is given back); wins go to cash.
+    Returns NOT_FOUND (PLAYER_NOT_FOUND, GAME_NOT_FOUND), INVALID_ARGUMENT
+    (INVALID_AMOUNT, UNKNOWN_CURRENCY, INVALID_IDEMPOTENCY_KEY,
+    BET_OUT_OF_LIMITS, INVALID_ARGUMENT for rounds outside 1..1000 or a
+    missing or past expires_at), FAILED_PRECONDITION (CURRENCY_MISMATCH,
+    AMOUNT_NOT_REPRESENTABLE, PLAYER_BLOCKED), ALREADY_EXISTS /
+    IDEMPOTENCY_KEY_REUSED.
     """
 
 class GameServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -149,6 +173,24 @@ class GameServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_game_service_pb2.GetRoundResponse, _abc.Awaitable[_game_service_pb2.GetRoundResponse]]:
         """Returns one round with its bets, win and provably-fair proof.
         Returns NOT_FOUND / ROUND_NOT_FOUND for unknown or foreign rounds.
+        """
+
+    @_abc_1.abstractmethod
+    def GrantFreeRounds(
+        self,
+        request: _game_service_pb2.GrantFreeRoundsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_game_service_pb2.GrantFreeRoundsResponse, _abc.Awaitable[_game_service_pb2.GrantFreeRoundsResponse]]:
+        """Grants the player free rounds in one game, paid from the operator's
+        promotion account. While a grant has rounds left, every Play bet in that
+        game must be for exactly its bet value and uses one of them instead of the
+        player's money (a rolled-back free round is given back); wins go to cash.
+        Returns NOT_FOUND (PLAYER_NOT_FOUND, GAME_NOT_FOUND), INVALID_ARGUMENT
+        (INVALID_AMOUNT, UNKNOWN_CURRENCY, INVALID_IDEMPOTENCY_KEY,
+        BET_OUT_OF_LIMITS, INVALID_ARGUMENT for rounds outside 1..1000 or a
+        missing or past expires_at), FAILED_PRECONDITION (CURRENCY_MISMATCH,
+        AMOUNT_NOT_REPRESENTABLE, PLAYER_BLOCKED), ALREADY_EXISTS /
+        IDEMPOTENCY_KEY_REUSED.
         """
 
 def add_GameServiceServicer_to_server(servicer: GameServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

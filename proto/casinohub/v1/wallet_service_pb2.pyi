@@ -21,6 +21,35 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _BonusStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BonusStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BonusStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BONUS_STATUS_UNSPECIFIED: _BonusStatus.ValueType  # 0
+    BONUS_STATUS_ACTIVE: _BonusStatus.ValueType  # 1
+    """Spendable; wagering in progress."""
+    BONUS_STATUS_CONVERTED: _BonusStatus.ValueType  # 2
+    """Wagering was met: the bonus balance became cash."""
+    BONUS_STATUS_EXPIRED: _BonusStatus.ValueType  # 3
+    """Reached expires_at: the rest returned to the operator."""
+    BONUS_STATUS_FORFEITED: _BonusStatus.ValueType  # 4
+    """Ended by the operator: the rest returned to the operator."""
+
+class BonusStatus(_BonusStatus, metaclass=_BonusStatusEnumTypeWrapper): ...
+
+BONUS_STATUS_UNSPECIFIED: BonusStatus.ValueType  # 0
+BONUS_STATUS_ACTIVE: BonusStatus.ValueType  # 1
+"""Spendable; wagering in progress."""
+BONUS_STATUS_CONVERTED: BonusStatus.ValueType  # 2
+"""Wagering was met: the bonus balance became cash."""
+BONUS_STATUS_EXPIRED: BonusStatus.ValueType  # 3
+"""Reached expires_at: the rest returned to the operator."""
+BONUS_STATUS_FORFEITED: BonusStatus.ValueType  # 4
+"""Ended by the operator: the rest returned to the operator."""
+Global___BonusStatus: _TypeAlias = BonusStatus  # noqa: Y015
+
 class _WithdrawalStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -58,6 +87,14 @@ class _TransactionKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Trans
     """A pending withdrawal paid out (moves the hold, not the cash: amount 0)."""
     TRANSACTION_KIND_WITHDRAWAL_RELEASED: _TransactionKind.ValueType  # 7
     """A rejected withdrawal returned to cash."""
+    TRANSACTION_KIND_BONUS_GRANTED: _TransactionKind.ValueType  # 8
+    """Promotion account to the bonus balance."""
+    TRANSACTION_KIND_BONUS_CONVERTED: _TransactionKind.ValueType  # 9
+    """Wagering met: bonus balance to cash."""
+    TRANSACTION_KIND_BONUS_EXPIRED: _TransactionKind.ValueType  # 10
+    """Bonus balance back to the promotion account at expiry."""
+    TRANSACTION_KIND_BONUS_FORFEITED: _TransactionKind.ValueType  # 11
+    """Bonus balance back to the promotion account, ended by the operator."""
 
 class TransactionKind(_TransactionKind, metaclass=_TransactionKindEnumTypeWrapper): ...
 
@@ -71,6 +108,14 @@ TRANSACTION_KIND_WITHDRAWAL_PAID: TransactionKind.ValueType  # 6
 """A pending withdrawal paid out (moves the hold, not the cash: amount 0)."""
 TRANSACTION_KIND_WITHDRAWAL_RELEASED: TransactionKind.ValueType  # 7
 """A rejected withdrawal returned to cash."""
+TRANSACTION_KIND_BONUS_GRANTED: TransactionKind.ValueType  # 8
+"""Promotion account to the bonus balance."""
+TRANSACTION_KIND_BONUS_CONVERTED: TransactionKind.ValueType  # 9
+"""Wagering met: bonus balance to cash."""
+TRANSACTION_KIND_BONUS_EXPIRED: TransactionKind.ValueType  # 10
+"""Bonus balance back to the promotion account at expiry."""
+TRANSACTION_KIND_BONUS_FORFEITED: TransactionKind.ValueType  # 11
+"""Bonus balance back to the promotion account, ended by the operator."""
 Global___TransactionKind: _TypeAlias = TransactionKind  # noqa: Y015
 
 @_typing.final
@@ -100,20 +145,250 @@ class GetBalanceResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     BALANCE_FIELD_NUMBER: _builtins.int
+    BONUS_BALANCE_FIELD_NUMBER: _builtins.int
+    ACTIVE_BONUS_FIELD_NUMBER: _builtins.int
+    FREE_ROUNDS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def balance(self) -> _common_pb2.Money: ...
+    def balance(self) -> _common_pb2.Money:
+        """Cash: what the player can withdraw."""
+
+    @_builtins.property
+    def bonus_balance(self) -> _common_pb2.Money:
+        """Promotional money, spendable on bets but not withdrawable until wagered."""
+
+    @_builtins.property
+    def active_bonus(self) -> Global___Bonus:
+        """The wallet's active bonus, unset if none."""
+
+    @_builtins.property
+    def free_rounds(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.FreeRoundGrant]:
+        """Unexpired free-round grants in this currency with rounds left, oldest first."""
+
     def __init__(
         self,
         *,
         balance: _common_pb2.Money | None = ...,
+        bonus_balance: _common_pb2.Money | None = ...,
+        active_bonus: Global___Bonus | None = ...,
+        free_rounds: _abc.Iterable[_common_pb2.FreeRoundGrant] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["active_bonus", b"active_bonus", "balance", b"balance", "bonus_balance", b"bonus_balance"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_bonus", b"active_bonus", "balance", b"balance", "bonus_balance", b"bonus_balance", "free_rounds", b"free_rounds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetBalanceResponse: _TypeAlias = GetBalanceResponse  # noqa: Y015
+
+@_typing.final
+class Bonus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BONUS_ID_FIELD_NUMBER: _builtins.int
+    PLAYER_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    WAGERING_REQUIREMENT_FIELD_NUMBER: _builtins.int
+    WAGERED_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    CLOSED_AT_FIELD_NUMBER: _builtins.int
+    CLOSING_TRANSACTION_ID_FIELD_NUMBER: _builtins.int
+    BALANCE_FIELD_NUMBER: _builtins.int
+    bonus_id: _builtins.str
+    player_id: _builtins.str
+    status: Global___BonusStatus.ValueType
+    closing_transaction_id: _builtins.str
+    """The ledger transaction that converted, expired or forfeited it."""
+    @_builtins.property
+    def amount(self) -> _common_pb2.Money:
+        """What was granted."""
+
+    @_builtins.property
+    def wagering_requirement(self) -> _common_pb2.Money:
+        """Stakes of settled rounds needed before the bonus converts to cash."""
+
+    @_builtins.property
+    def wagered(self) -> _common_pb2.Money:
+        """Stakes of settled rounds counted so far (bets placed while the bonus was
+        active, cash and bonus alike; free rounds and rolled-back bets excluded).
+        """
+
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def closed_at(self) -> _timestamp_pb2.Timestamp:
+        """When it converted, expired or was forfeited."""
+
+    @_builtins.property
+    def balance(self) -> _common_pb2.Money:
+        """What is left of it now: the wallet's bonus balance while active, zero once it ended."""
+
+    def __init__(
+        self,
+        *,
+        bonus_id: _builtins.str = ...,
+        player_id: _builtins.str = ...,
+        amount: _common_pb2.Money | None = ...,
+        wagering_requirement: _common_pb2.Money | None = ...,
+        wagered: _common_pb2.Money | None = ...,
+        status: Global___BonusStatus.ValueType = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        closed_at: _timestamp_pb2.Timestamp | None = ...,
+        closing_transaction_id: _builtins.str = ...,
+        balance: _common_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "balance", b"balance", "closed_at", b"closed_at", "created_at", b"created_at", "expires_at", b"expires_at", "wagered", b"wagered", "wagering_requirement", b"wagering_requirement"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "balance", b"balance", "bonus_id", b"bonus_id", "closed_at", b"closed_at", "closing_transaction_id", b"closing_transaction_id", "created_at", b"created_at", "expires_at", b"expires_at", "player_id", b"player_id", "status", b"status", "wagered", b"wagered", "wagering_requirement", b"wagering_requirement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Bonus: _TypeAlias = Bonus  # noqa: Y015
+
+@_typing.final
+class GrantBonusRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAYER_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    WAGERING_REQUIREMENT_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    player_id: _builtins.str
+    idempotency_key: _builtins.str
+    """1..128 characters, unique per operator."""
+    @_builtins.property
+    def amount(self) -> _common_pb2.Money: ...
+    @_builtins.property
+    def wagering_requirement(self) -> _common_pb2.Money:
+        """Positive, in the same currency as amount (e.g. 35 times the amount)."""
+
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """Must be in the future."""
+
+    def __init__(
+        self,
+        *,
+        player_id: _builtins.str = ...,
+        amount: _common_pb2.Money | None = ...,
+        wagering_requirement: _common_pb2.Money | None = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "expires_at", b"expires_at", "wagering_requirement", b"wagering_requirement"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "expires_at", b"expires_at", "idempotency_key", b"idempotency_key", "player_id", b"player_id", "wagering_requirement", b"wagering_requirement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GrantBonusRequest: _TypeAlias = GrantBonusRequest  # noqa: Y015
+
+@_typing.final
+class GrantBonusResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSACTION_ID_FIELD_NUMBER: _builtins.int
+    BONUS_FIELD_NUMBER: _builtins.int
+    transaction_id: _builtins.str
+    """The transaction that credited the bonus balance."""
+    @_builtins.property
+    def bonus(self) -> Global___Bonus: ...
+    def __init__(
+        self,
+        *,
+        transaction_id: _builtins.str = ...,
+        bonus: Global___Bonus | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bonus", b"bonus"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bonus", b"bonus", "transaction_id", b"transaction_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GrantBonusResponse: _TypeAlias = GrantBonusResponse  # noqa: Y015
+
+@_typing.final
+class ForfeitBonusRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BONUS_ID_FIELD_NUMBER: _builtins.int
+    bonus_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        bonus_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bonus_id", b"bonus_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ForfeitBonusRequest: _TypeAlias = ForfeitBonusRequest  # noqa: Y015
+
+@_typing.final
+class ForfeitBonusResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BONUS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bonus(self) -> Global___Bonus: ...
+    def __init__(
+        self,
+        *,
+        bonus: Global___Bonus | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bonus", b"bonus"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bonus", b"bonus"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ForfeitBonusResponse: _TypeAlias = ForfeitBonusResponse  # noqa: Y015
+
+@_typing.final
+class GetBonusRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BONUS_ID_FIELD_NUMBER: _builtins.int
+    bonus_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        bonus_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bonus_id", b"bonus_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBonusRequest: _TypeAlias = GetBonusRequest  # noqa: Y015
+
+@_typing.final
+class GetBonusResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BONUS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bonus(self) -> Global___Bonus: ...
+    def __init__(
+        self,
+        *,
+        bonus: Global___Bonus | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bonus", b"bonus"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bonus", b"bonus"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBonusResponse: _TypeAlias = GetBonusResponse  # noqa: Y015
 
 @_typing.final
 class DepositRequest(_message.Message):
@@ -378,6 +653,8 @@ class Transaction(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     PLAYER_ID_FIELD_NUMBER: _builtins.int
+    BONUS_AMOUNT_FIELD_NUMBER: _builtins.int
+    BONUS_BALANCE_AFTER_FIELD_NUMBER: _builtins.int
     transaction_id: _builtins.str
     kind: Global___TransactionKind.ValueType
     round_id: _builtins.str
@@ -393,6 +670,14 @@ class Transaction(_message.Message):
 
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def bonus_amount(self) -> _common_pb2.Money:
+        """Signed change to the player's bonus balance."""
+
+    @_builtins.property
+    def bonus_balance_after(self) -> _common_pb2.Money:
+        """Player's bonus balance right after this transaction."""
+
     def __init__(
         self,
         *,
@@ -404,10 +689,12 @@ class Transaction(_message.Message):
         idempotency_key: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         player_id: _builtins.str = ...,
+        bonus_amount: _common_pb2.Money | None = ...,
+        bonus_balance_after: _common_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "balance_after", b"balance_after", "created_at", b"created_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "balance_after", b"balance_after", "bonus_amount", b"bonus_amount", "bonus_balance_after", b"bonus_balance_after", "created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "balance_after", b"balance_after", "created_at", b"created_at", "idempotency_key", b"idempotency_key", "kind", b"kind", "player_id", b"player_id", "round_id", b"round_id", "transaction_id", b"transaction_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "balance_after", b"balance_after", "bonus_amount", b"bonus_amount", "bonus_balance_after", b"bonus_balance_after", "created_at", b"created_at", "idempotency_key", b"idempotency_key", "kind", b"kind", "player_id", b"player_id", "round_id", b"round_id", "transaction_id", b"transaction_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -68,6 +68,21 @@ class WalletServiceStub:
                 request_serializer=casinohub_dot_v1_dot_wallet__service__pb2.ListTransactionsRequest.SerializeToString,
                 response_deserializer=casinohub_dot_v1_dot_wallet__service__pb2.ListTransactionsResponse.FromString,
                 _registered_method=True)
+        self.GrantBonus = channel.unary_unary(
+                '/casinohub.v1.WalletService/GrantBonus',
+                request_serializer=casinohub_dot_v1_dot_wallet__service__pb2.GrantBonusRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_wallet__service__pb2.GrantBonusResponse.FromString,
+                _registered_method=True)
+        self.ForfeitBonus = channel.unary_unary(
+                '/casinohub.v1.WalletService/ForfeitBonus',
+                request_serializer=casinohub_dot_v1_dot_wallet__service__pb2.ForfeitBonusRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_wallet__service__pb2.ForfeitBonusResponse.FromString,
+                _registered_method=True)
+        self.GetBonus = channel.unary_unary(
+                '/casinohub.v1.WalletService/GetBonus',
+                request_serializer=casinohub_dot_v1_dot_wallet__service__pb2.GetBonusRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_wallet__service__pb2.GetBonusResponse.FromString,
+                _registered_method=True)
 
 
 class WalletServiceServicer:
@@ -78,7 +93,8 @@ class WalletServiceServicer:
     """
 
     def GetBalance(self, request, context):
-        """Cash balance of one of the player's wallets (zero if never funded).
+        """Cash and bonus balance of one of the player's wallets (zero if never
+        funded), the wallet's active bonus and its usable free rounds.
         Returns NOT_FOUND / PLAYER_NOT_FOUND, INVALID_ARGUMENT / UNKNOWN_CURRENCY.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -132,6 +148,37 @@ class WalletServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GrantBonus(self, request, context):
+        """Credits promotional money to the wallet's bonus balance, from the
+        operator's promotion account. Bets spend cash first, then bonus (the
+        hub's bonus_spending setting can reverse that); a win is split between
+        cash and bonus in proportion to what its bets spent. Once the stakes of
+        settled rounds reach wagering_requirement, the bonus balance converts to
+        cash; at expires_at whatever is left returns to the promotion account.
+        One active bonus per wallet. Returns the Deposit errors plus
+        FAILED_PRECONDITION (BONUS_ALREADY_ACTIVE, PLAYER_BLOCKED) and
+        INVALID_ARGUMENT / INVALID_ARGUMENT for a missing or past expires_at.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ForfeitBonus(self, request, context):
+        """Ends an active bonus now: its balance returns to the promotion account
+        (idempotent). Returns NOT_FOUND / BONUS_NOT_FOUND, FAILED_PRECONDITION /
+        BONUS_NOT_ACTIVE if it was converted or expired.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBonus(self, request, context):
+        """One bonus with its wagering progress. Returns NOT_FOUND / BONUS_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WalletServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -164,6 +211,21 @@ def add_WalletServiceServicer_to_server(servicer, server):
                     servicer.ListTransactions,
                     request_deserializer=casinohub_dot_v1_dot_wallet__service__pb2.ListTransactionsRequest.FromString,
                     response_serializer=casinohub_dot_v1_dot_wallet__service__pb2.ListTransactionsResponse.SerializeToString,
+            ),
+            'GrantBonus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GrantBonus,
+                    request_deserializer=casinohub_dot_v1_dot_wallet__service__pb2.GrantBonusRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_wallet__service__pb2.GrantBonusResponse.SerializeToString,
+            ),
+            'ForfeitBonus': grpc.unary_unary_rpc_method_handler(
+                    servicer.ForfeitBonus,
+                    request_deserializer=casinohub_dot_v1_dot_wallet__service__pb2.ForfeitBonusRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_wallet__service__pb2.ForfeitBonusResponse.SerializeToString,
+            ),
+            'GetBonus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBonus,
+                    request_deserializer=casinohub_dot_v1_dot_wallet__service__pb2.GetBonusRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_wallet__service__pb2.GetBonusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -332,6 +394,87 @@ class WalletService:
             '/casinohub.v1.WalletService/ListTransactions',
             casinohub_dot_v1_dot_wallet__service__pb2.ListTransactionsRequest.SerializeToString,
             casinohub_dot_v1_dot_wallet__service__pb2.ListTransactionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GrantBonus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.WalletService/GrantBonus',
+            casinohub_dot_v1_dot_wallet__service__pb2.GrantBonusRequest.SerializeToString,
+            casinohub_dot_v1_dot_wallet__service__pb2.GrantBonusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ForfeitBonus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.WalletService/ForfeitBonus',
+            casinohub_dot_v1_dot_wallet__service__pb2.ForfeitBonusRequest.SerializeToString,
+            casinohub_dot_v1_dot_wallet__service__pb2.ForfeitBonusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBonus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.WalletService/GetBonus',
+            casinohub_dot_v1_dot_wallet__service__pb2.GetBonusRequest.SerializeToString,
+            casinohub_dot_v1_dot_wallet__service__pb2.GetBonusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -38,7 +38,8 @@ class WalletServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> WalletServiceAsyncStub: ...
     GetBalance: _grpc.UnaryUnaryMultiCallable[_wallet_service_pb2.GetBalanceRequest, _wallet_service_pb2.GetBalanceResponse]
-    """Cash balance of one of the player's wallets (zero if never funded).
+    """Cash and bonus balance of one of the player's wallets (zero if never
+    funded), the wallet's active bonus and its usable free rounds.
     Returns NOT_FOUND / PLAYER_NOT_FOUND, INVALID_ARGUMENT / UNKNOWN_CURRENCY.
     """
     Deposit: _grpc.UnaryUnaryMultiCallable[_wallet_service_pb2.DepositRequest, _wallet_service_pb2.DepositResponse]
@@ -68,6 +69,24 @@ class WalletServiceStub:
     operator, filtered by round, kind and time window. Returns NOT_FOUND / PLAYER_NOT_FOUND,
     INVALID_ARGUMENT for a bad page_token, page_size, kind or time window.
     """
+    GrantBonus: _grpc.UnaryUnaryMultiCallable[_wallet_service_pb2.GrantBonusRequest, _wallet_service_pb2.GrantBonusResponse]
+    """Credits promotional money to the wallet's bonus balance, from the
+    operator's promotion account. Bets spend cash first, then bonus (the
+    hub's bonus_spending setting can reverse that); a win is split between
+    cash and bonus in proportion to what its bets spent. Once the stakes of
+    settled rounds reach wagering_requirement, the bonus balance converts to
+    cash; at expires_at whatever is left returns to the promotion account.
+    One active bonus per wallet. Returns the Deposit errors plus
+    FAILED_PRECONDITION (BONUS_ALREADY_ACTIVE, PLAYER_BLOCKED) and
+    INVALID_ARGUMENT / INVALID_ARGUMENT for a missing or past expires_at.
+    """
+    ForfeitBonus: _grpc.UnaryUnaryMultiCallable[_wallet_service_pb2.ForfeitBonusRequest, _wallet_service_pb2.ForfeitBonusResponse]
+    """Ends an active bonus now: its balance returns to the promotion account
+    (idempotent). Returns NOT_FOUND / BONUS_NOT_FOUND, FAILED_PRECONDITION /
+    BONUS_NOT_ACTIVE if it was converted or expired.
+    """
+    GetBonus: _grpc.UnaryUnaryMultiCallable[_wallet_service_pb2.GetBonusRequest, _wallet_service_pb2.GetBonusResponse]
+    """One bonus with its wagering progress. Returns NOT_FOUND / BONUS_NOT_FOUND."""
 
 @_typing.type_check_only
 class WalletServiceAsyncStub(WalletServiceStub):
@@ -79,7 +98,8 @@ class WalletServiceAsyncStub(WalletServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetBalance: _aio.UnaryUnaryMultiCallable[_wallet_service_pb2.GetBalanceRequest, _wallet_service_pb2.GetBalanceResponse]  # type: ignore[assignment]
-    """Cash balance of one of the player's wallets (zero if never funded).
+    """Cash and bonus balance of one of the player's wallets (zero if never
+    funded), the wallet's active bonus and its usable free rounds.
     Returns NOT_FOUND / PLAYER_NOT_FOUND, INVALID_ARGUMENT / UNKNOWN_CURRENCY.
     """
     Deposit: _aio.UnaryUnaryMultiCallable[_wallet_service_pb2.DepositRequest, _wallet_service_pb2.DepositResponse]  # type: ignore[assignment]
@@ -109,6 +129,24 @@ class WalletServiceAsyncStub(WalletServiceStub):
     operator, filtered by round, kind and time window. Returns NOT_FOUND / PLAYER_NOT_FOUND,
     INVALID_ARGUMENT for a bad page_token, page_size, kind or time window.
     """
+    GrantBonus: _aio.UnaryUnaryMultiCallable[_wallet_service_pb2.GrantBonusRequest, _wallet_service_pb2.GrantBonusResponse]  # type: ignore[assignment]
+    """Credits promotional money to the wallet's bonus balance, from the
+    operator's promotion account. Bets spend cash first, then bonus (the
+    hub's bonus_spending setting can reverse that); a win is split between
+    cash and bonus in proportion to what its bets spent. Once the stakes of
+    settled rounds reach wagering_requirement, the bonus balance converts to
+    cash; at expires_at whatever is left returns to the promotion account.
+    One active bonus per wallet. Returns the Deposit errors plus
+    FAILED_PRECONDITION (BONUS_ALREADY_ACTIVE, PLAYER_BLOCKED) and
+    INVALID_ARGUMENT / INVALID_ARGUMENT for a missing or past expires_at.
+    """
+    ForfeitBonus: _aio.UnaryUnaryMultiCallable[_wallet_service_pb2.ForfeitBonusRequest, _wallet_service_pb2.ForfeitBonusResponse]  # type: ignore[assignment]
+    """Ends an active bonus now: its balance returns to the promotion account
+    (idempotent). Returns NOT_FOUND / BONUS_NOT_FOUND, FAILED_PRECONDITION /
+    BONUS_NOT_ACTIVE if it was converted or expired.
+    """
+    GetBonus: _aio.UnaryUnaryMultiCallable[_wallet_service_pb2.GetBonusRequest, _wallet_service_pb2.GetBonusResponse]  # type: ignore[assignment]
+    """One bonus with its wagering progress. Returns NOT_FOUND / BONUS_NOT_FOUND."""
 
 class WalletServiceServicer(metaclass=_abc_1.ABCMeta):
     """The player's wallet: the money of record. Every money-moving call is
@@ -123,7 +161,8 @@ class WalletServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _wallet_service_pb2.GetBalanceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_wallet_service_pb2.GetBalanceResponse, _abc.Awaitable[_wallet_service_pb2.GetBalanceResponse]]:
-        """Cash balance of one of the player's wallets (zero if never funded).
+        """Cash and bonus balance of one of the player's wallets (zero if never
+        funded), the wallet's active bonus and its usable free rounds.
         Returns NOT_FOUND / PLAYER_NOT_FOUND, INVALID_ARGUMENT / UNKNOWN_CURRENCY.
         """
 
@@ -183,5 +222,41 @@ class WalletServiceServicer(metaclass=_abc_1.ABCMeta):
         operator, filtered by round, kind and time window. Returns NOT_FOUND / PLAYER_NOT_FOUND,
         INVALID_ARGUMENT for a bad page_token, page_size, kind or time window.
         """
+
+    @_abc_1.abstractmethod
+    def GrantBonus(
+        self,
+        request: _wallet_service_pb2.GrantBonusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_wallet_service_pb2.GrantBonusResponse, _abc.Awaitable[_wallet_service_pb2.GrantBonusResponse]]:
+        """Credits promotional money to the wallet's bonus balance, from the
+        operator's promotion account. Bets spend cash first, then bonus (the
+        hub's bonus_spending setting can reverse that); a win is split between
+        cash and bonus in proportion to what its bets spent. Once the stakes of
+        settled rounds reach wagering_requirement, the bonus balance converts to
+        cash; at expires_at whatever is left returns to the promotion account.
+        One active bonus per wallet. Returns the Deposit errors plus
+        FAILED_PRECONDITION (BONUS_ALREADY_ACTIVE, PLAYER_BLOCKED) and
+        INVALID_ARGUMENT / INVALID_ARGUMENT for a missing or past expires_at.
+        """
+
+    @_abc_1.abstractmethod
+    def ForfeitBonus(
+        self,
+        request: _wallet_service_pb2.ForfeitBonusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_wallet_service_pb2.ForfeitBonusResponse, _abc.Awaitable[_wallet_service_pb2.ForfeitBonusResponse]]:
+        """Ends an active bonus now: its balance returns to the promotion account
+        (idempotent). Returns NOT_FOUND / BONUS_NOT_FOUND, FAILED_PRECONDITION /
+        BONUS_NOT_ACTIVE if it was converted or expired.
+        """
+
+    @_abc_1.abstractmethod
+    def GetBonus(
+        self,
+        request: _wallet_service_pb2.GetBonusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_wallet_service_pb2.GetBonusResponse, _abc.Awaitable[_wallet_service_pb2.GetBonusResponse]]:
+        """One bonus with its wagering progress. Returns NOT_FOUND / BONUS_NOT_FOUND."""
 
 def add_WalletServiceServicer_to_server(servicer: WalletServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -244,7 +244,8 @@ class Play:
                 round_id=round_id, transaction_id=receipt.transaction_id,
                 amount=_money(money.currency, money.amount_minor), balance=_money(money.currency, receipt.balance),
                 bonus_balance=_money(money.currency, receipt.bonus_balance), free_round=receipt.free_round,
-                free_rounds_left=self._free_rounds_left(uow, session))),
+                # A bet that found no free round to use means none are left in this game.
+                free_rounds_left=self._free_rounds_left(uow, session) if receipt.free_round else 0)),
         ])
         uow.commit()
         return OpenedRound(round_id, events, replayed=False)

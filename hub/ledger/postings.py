@@ -7,7 +7,7 @@ version increases with every change; every entry extends its account's hash chai
 
 import zlib
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import and_, or_, select, tuple_, update
@@ -98,6 +98,9 @@ def _ensure_accounts(uow: UnitOfWork, operator_id: str, refs: list[AccountRef]) 
 
 
 def balance(uow: UnitOfWork, operator_id: str, ref: AccountRef) -> int:
+    held = uow.held.get((operator_id, ref))
+    if held is not None:
+        return held.balance
     value = uow.conn.execute(
         select(accounts.c.balance).where(
             accounts.c.operator_id == operator_id, accounts.c.kind == ref.kind,
@@ -121,10 +124,21 @@ def wallet(uow: UnitOfWork, operator_id: str, player_id: str, currency: str) -> 
 
 def lock_balances(uow: UnitOfWork, operator_id: str, refs: list[AccountRef]) -> dict[AccountRef, int]:
     """Lock accounts before deciding a transaction's legs from their balances (how a bet splits between
-    cash and bonus). Pass every account the later post() touches: the same single sorted statement
-    then holds them all, and post() re-locking rows this transaction holds waits for nothing."""
-    _ensure_accounts(uow, operator_id, refs)
-    return {ref: row.balance for ref, row in _lock(uow, operator_id, refs).items()}
+    cash and bonus), creating any that do not exist yet; returns their balances."""
+    return {ref: row.balance for ref, row in _hold(uow, operator_id, refs).items()}
+
+
+def _hold(uow: UnitOfWork, operator_id: str, refs: list[AccountRef]) -> dict[AccountRef, "_Locked"]:
+    """The rows of refs, locked by this transaction: those it does not hold yet are locked in one
+    statement. Callers lock a player's accounts and house shard together before anything else, and
+    promotion shards (last in index order) only after: no two transactions wait on each other."""
+    missing = sorted({ref for ref in refs if (operator_id, ref) not in uow.held},
+                     key=lambda r: (r.kind, r.owner, r.currency))
+    if missing:
+        _ensure_accounts(uow, operator_id, missing)
+        for ref, row in _lock(uow, operator_id, missing).items():
+            uow.held[operator_id, ref] = row
+    return {ref: uow.held[operator_id, ref] for ref in refs}
 
 
 @dataclass
@@ -166,9 +180,9 @@ def post(uow: UnitOfWork, *, operator_id: str, transaction_id: str, kind: str, p
     if any(sums.values()):
         raise ValueError(f"unbalanced transaction {transaction_id}: {dict(sums)}")
 
-    touched = list({leg.account for leg in legs})
-    _ensure_accounts(uow, operator_id, touched)
-    locked = _lock(uow, operator_id, touched)
+    held = _hold(uow, operator_id, [leg.account for leg in legs])
+    # Work on copies: a refused transaction leaves the held rows' state as the database has it.
+    locked = {ref: replace(row) for ref, row in held.items()}
     entries = []
     for leg in legs:  # entries are inserted in this order, so posting_id order is chain order
         account = locked[leg.account]
@@ -186,7 +200,8 @@ def post(uow: UnitOfWork, *, operator_id: str, transaction_id: str, kind: str, p
                         "account_id": account.account_id, "currency": leg.account.currency,
                         "amount": leg.amount, "balance_after": account.balance,
                         "entry_hash": account.last_entry_hash})
-    for account in locked.values():
+    for ref, account in locked.items():
+        uow.held[operator_id, ref] = account
         uow.conn.execute(
             update(accounts).where(accounts.c.account_id == account.account_id)
             .values(balance=account.balance, last_entry_hash=account.last_entry_hash,

@@ -1,6 +1,7 @@
 """Unit of work: one database transaction that rolls back unless commit() is called explicitly."""
 
 from types import TracebackType
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 
@@ -9,6 +10,9 @@ class UnitOfWork:
     def __init__(self, engine: Engine):
         self._engine = engine
         self.conn: Connection
+        # Account rows this transaction holds locked, with their current state (hub.ledger.postings):
+        # posting again to them needs no second lock statement, and reading them no query.
+        self.held: dict[Any, Any] = {}
 
     def __enter__(self) -> "UnitOfWork":
         self.conn = self._engine.connect()

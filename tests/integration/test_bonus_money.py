@@ -225,3 +225,15 @@ async def test_expired_free_rounds_are_not_used(books: Books) -> None:
     await grant_free_rounds(books, expires_in=timedelta(seconds=-1))
     receipt = await books.bet("b1", 300, free_rounds=True)
     assert not receipt.free_round and receipt.balance == 700
+
+
+async def test_concurrent_grants_to_one_wallet_leave_one_active_bonus(books: Books) -> None:
+    results = await asyncio.gather(*(grant(books, amount=100 + i, key=f"race-{i}") for i in range(6)),
+                                   return_exceptions=True)
+    granted = [r for r in results if isinstance(r, str)]
+    assert len(granted) == 1, results
+    assert all(isinstance(r, DomainError) and r.reason is Reason.BONUS_ALREADY_ACTIVE
+               for r in results if not isinstance(r, str))
+    active = await books.db.run(lambda uow: uow.conn.execute(select(bonus_table.c.amount).where(
+        bonus_table.c.operator_id == books.operator_id, bonus_table.c.status == bonuses.ACTIVE)).scalars().all())
+    assert [await books.bonus()] == active

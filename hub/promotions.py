@@ -26,16 +26,20 @@ def _money(currency: str, amount: int) -> common_pb2.Money:
     return common_pb2.Money(currency=currency, amount_minor=amount)
 
 
-def bonus_message(uow: UnitOfWork, row: Row[Any]) -> pb.Bonus:
+def bonus_message(uow: UnitOfWork, row: Row[Any], now: datetime) -> pb.Bonus:
+    """A bonus as a reader should see it: past its expiry it reads EXPIRED (closed at expires_at) with
+    nothing left, even before the sweep has moved its money back."""
+    status = bonuses.effective_status(row, now)
     balance = (postings.balance(uow, row.operator_id, postings.player_bonus(row.player_id, row.currency))
-               if row.status == bonuses.ACTIVE else 0)
+               if status == bonuses.ACTIVE else 0)
+    closed_at = row.closed_at or (row.expires_at if status == bonuses.EXPIRED else None)
     return pb.Bonus(
         bonus_id=row.bonus_id, player_id=row.player_id, amount=_money(row.currency, row.amount),
         balance=_money(row.currency, balance),
         wagering_requirement=_money(row.currency, row.wagering_required),
-        wagered=_money(row.currency, row.wagered), status=pb.BonusStatus.Value(f"BONUS_STATUS_{row.status}"),
+        wagered=_money(row.currency, row.wagered), status=pb.BonusStatus.Value(f"BONUS_STATUS_{status}"),
         expires_at=to_timestamp(row.expires_at), created_at=to_timestamp(row.created_at),
-        closed_at=to_timestamp(row.closed_at), closing_transaction_id=row.closing_transaction_id or "")
+        closed_at=to_timestamp(closed_at), closing_transaction_id=row.closing_transaction_id or "")
 
 
 def grant_message(row: Row[Any]) -> common_pb2.FreeRoundGrant:
@@ -90,7 +94,7 @@ class Promotions:
                     amount=amount.amount_minor, wagering_required=wagering.amount_minor, expires_at=expires_at,
                     key=request.idempotency_key, now=now, shards=self._shards)
                 row = bonuses.load(uow, operator_id, bonus_id)
-                return pb.GrantBonusResponse(transaction_id=transaction_id, bonus=bonus_message(uow, row)
+                return pb.GrantBonusResponse(transaction_id=transaction_id, bonus=bonus_message(uow, row, now)
                                              ).SerializeToString(deterministic=True)
 
             response = idempotency.once(uow, operator_id, request.idempotency_key, request_fp, _apply)
@@ -101,19 +105,23 @@ class Promotions:
 
     async def forfeit_bonus(self, operator_id: str, bonus_id: str) -> pb.ForfeitBonusResponse:
         def _tx(uow: UnitOfWork) -> pb.Bonus:
-            row = bonuses.forfeit(uow, operator_id, bonus_id, utcnow(), self._shards)
-            message = bonus_message(uow, row)
-            uow.commit()
+            now = utcnow()
+            row = bonuses.forfeit(uow, operator_id, bonus_id, now, self._shards)
+            message = bonus_message(uow, row, now)
+            uow.commit()  # an expiry found on the way stays done, even though the forfeit is refused
             return message
 
-        return pb.ForfeitBonusResponse(bonus=await self._db.run(_tx))
+        bonus = await self._db.run(_tx)
+        if bonus.status != pb.BONUS_STATUS_FORFEITED:
+            raise DomainError(Reason.BONUS_NOT_ACTIVE, f"bonus {bonus_id!r} is {pb.BonusStatus.Name(bonus.status)}")
+        return pb.ForfeitBonusResponse(bonus=bonus)
 
     async def get_bonus(self, operator_id: str, bonus_id: str) -> pb.GetBonusResponse:
         def _read(uow: UnitOfWork) -> pb.Bonus:
             row = bonuses.load(uow, operator_id, bonus_id)
             if row is None:
                 raise DomainError(Reason.BONUS_NOT_FOUND, f"no bonus {bonus_id!r}")
-            return bonus_message(uow, row)
+            return bonus_message(uow, row, utcnow())
 
         return pb.GetBonusResponse(bonus=await self._db.run(_read))
 

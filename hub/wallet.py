@@ -171,9 +171,11 @@ class Wallet:
             response = pb.GetBalanceResponse(
                 balance=_money(currency, wallet.cash), bonus_balance=_money(currency, wallet.bonus),
                 free_rounds=[grant_message(g) for g in free_rounds.usable(uow, operator_id, player_id, currency, now)])
-            active = bonuses.current(uow, operator_id, player_id, currency)
+            active = bonuses.current(uow, operator_id, player_id, currency, now)
             if active is not None:
-                response.active_bonus.CopyFrom(bonus_message(uow, active))
+                response.active_bonus.CopyFrom(bonus_message(uow, active, now))
+            else:  # money of an expired bonus not yet swept back is not the player's to spend
+                response.bonus_balance.amount_minor = 0
             return response
 
         return await self._db.run(_read)

@@ -72,11 +72,18 @@ def load(uow: UnitOfWork, operator_id: str, bonus_id: str, lock: bool = False) -
     return uow.conn.execute(query.with_for_update() if lock else query).one_or_none()
 
 
-def current(uow: UnitOfWork, operator_id: str, player_id: str, currency: str) -> Row[Any] | None:
-    """The wallet's ACTIVE bonus as stored, for reading (it may be past its expiry until swept)."""
-    return uow.conn.execute(select(bonuses).where(
+def current(uow: UnitOfWork, operator_id: str, player_id: str, currency: str, now: datetime) -> Row[Any] | None:
+    """The wallet's active bonus, for reading: None once it is past its expiry, though its money moves
+    back only when the next bet, win or refund touches the wallet, or the sweep runs."""
+    row = uow.conn.execute(select(bonuses).where(
         bonuses.c.operator_id == operator_id, bonuses.c.player_id == player_id, bonuses.c.currency == currency,
         bonuses.c.status == ACTIVE)).one_or_none()
+    return row if row is not None and row.expires_at > now else None
+
+
+def effective_status(row: Row[Any], now: datetime) -> str:
+    """What a reader is told: an active bonus past its expiry is EXPIRED, swept or not."""
+    return EXPIRED if row.status == ACTIVE and row.expires_at <= now else row.status
 
 
 def active(uow: UnitOfWork, operator_id: str, player_id: str, currency: str, now: datetime,
@@ -165,17 +172,17 @@ def wager(uow: UnitOfWork, operator_id: str, bonus_id: str, stake: int, now: dat
 
 
 def forfeit(uow: UnitOfWork, operator_id: str, bonus_id: str, now: datetime, shards: int) -> Row[Any]:
-    """End an active bonus at the operator's request (asking again answers the same); returns its row."""
+    """End an active bonus at the operator's request (asking again answers the same); returns its row.
+    One found past its expiry is expired instead and returned EXPIRED: the caller commits that, then
+    answers BONUS_NOT_ACTIVE. One that had already converted or expired is refused here."""
     row = load(uow, operator_id, bonus_id)
     if row is None:
         raise DomainError(Reason.BONUS_NOT_FOUND, f"no bonus {bonus_id!r}")
     postings.lock_balances(uow, operator_id, wallet_accounts(row.player_id, row.currency))
     row = load(uow, operator_id, bonus_id, lock=True)
-    if row.status == ACTIVE and row.expires_at <= now:
-        end(uow, row, EXPIRED, now, shards)
-    elif row.status == ACTIVE:
-        end(uow, row, FORFEITED, now, shards)
-    row = load(uow, operator_id, bonus_id)
+    if row.status == ACTIVE:
+        end(uow, row, EXPIRED if row.expires_at <= now else FORFEITED, now, shards)
+        return load(uow, operator_id, bonus_id)
     if row.status != FORFEITED:
         raise DomainError(Reason.BONUS_NOT_ACTIVE, f"bonus {bonus_id!r} is {row.status}")
     return row

@@ -85,7 +85,11 @@ class Database:
 
     def __init__(self, engine: Engine, workers: int = 8):
         self.engine = engine
-        self._probe = make_probe_engine(engine.url.render_as_string(hide_password=False))
+        url = engine.url.render_as_string(hide_password=False)
+        self._probe = make_probe_engine(url)
+        # One side connection per worker at most: never exhausted, so a worker holding locks while it
+        # creates an account cannot wait on workers that wait on its locks (SQLite needs none).
+        self._side = engine if self.dialect == "sqlite" else make_engine(url, pool_size=workers)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
 
     @classmethod
@@ -108,7 +112,7 @@ class Database:
     def _run_sync(self, fn: Callable[[UnitOfWork], T]) -> T:
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                with UnitOfWork(self.engine) as uow:
+                with UnitOfWork(self.engine, self._side) as uow:
                     return fn(uow)
             except IntegrityError:
                 if attempt == ATTEMPTS:
@@ -141,4 +145,5 @@ class Database:
         """Wait for in-flight units of work (settlements finish), then release connections."""
         self._executor.shutdown(wait=True)
         self.engine.dispose()
+        self._side.dispose()
         self._probe.dispose()

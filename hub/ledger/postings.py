@@ -92,7 +92,7 @@ def _ensure_accounts(uow: UnitOfWork, operator_id: str, refs: list[AccountRef]) 
     if uow.conn.dialect.name == "sqlite":
         uow.conn.execute(sqlite.insert(accounts).on_conflict_do_nothing(), rows)
         return
-    with uow.conn.engine.connect() as side:
+    with uow.side_engine.connect() as side:
         side.execute(mysql.insert(accounts).prefix_with("IGNORE"), rows)
         side.commit()
 

@@ -7,8 +7,11 @@ from sqlalchemy import Connection, Engine
 
 
 class UnitOfWork:
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, side_engine: Engine | None = None):
         self._engine = engine
+        # Connections for work that must commit on its own (creating accounts, hub.ledger.postings),
+        # from a pool of their own: a transaction holding row locks must always be able to get one.
+        self.side_engine = side_engine or engine
         self.conn: Connection
         # Account rows this transaction holds locked, with their current state (hub.ledger.postings):
         # posting again to them needs no second lock statement, and reading them no query.

@@ -33,7 +33,10 @@ class _BonusStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BonusStat
     BONUS_STATUS_CONVERTED: _BonusStatus.ValueType  # 2
     """Wagering was met: the bonus balance became cash."""
     BONUS_STATUS_EXPIRED: _BonusStatus.ValueType  # 3
-    """Reached expires_at: the rest returned to the operator."""
+    """Reached expires_at: the rest returns to the operator. It reads EXPIRED from
+    expires_at on; the money moves (closing_transaction_id) at the next bet,
+    win or refund of the wallet, or the hub's periodic sweep.
+    """
     BONUS_STATUS_FORFEITED: _BonusStatus.ValueType  # 4
     """Ended by the operator: the rest returned to the operator."""
 
@@ -45,7 +48,10 @@ BONUS_STATUS_ACTIVE: BonusStatus.ValueType  # 1
 BONUS_STATUS_CONVERTED: BonusStatus.ValueType  # 2
 """Wagering was met: the bonus balance became cash."""
 BONUS_STATUS_EXPIRED: BonusStatus.ValueType  # 3
-"""Reached expires_at: the rest returned to the operator."""
+"""Reached expires_at: the rest returns to the operator. It reads EXPIRED from
+expires_at on; the money moves (closing_transaction_id) at the next bet,
+win or refund of the wallet, or the hub's periodic sweep.
+"""
 BONUS_STATUS_FORFEITED: BonusStatus.ValueType  # 4
 """Ended by the operator: the rest returned to the operator."""
 Global___BonusStatus: _TypeAlias = BonusStatus  # noqa: Y015
@@ -162,7 +168,9 @@ class GetBalanceResponse(_message.Message):
 
     @_builtins.property
     def free_rounds(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.FreeRoundGrant]:
-        """Unexpired free-round grants in this currency with rounds left, oldest first."""
+        """Unexpired free-round grants in this currency with rounds left, in the
+        order Play uses them: soonest expiry first.
+        """
 
     def __init__(
         self,

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
 
+from casinohub.v1 import common_pb2
 from hub.errors import DomainError, Reason
 
 # ISO 4217 minor-unit exponents, plus crypto currencies with the hub's own exponents.
@@ -21,6 +22,10 @@ INT64_MAX = 2**63 - 1
 class Money:
     currency: str
     amount_minor: int
+
+
+def money_message(currency: str, amount_minor: int) -> common_pb2.Money:
+    return common_pb2.Money(currency=currency, amount_minor=amount_minor)
 
 
 def exponent(currency: str) -> int:

@@ -33,7 +33,7 @@ from hub.ledger.db import Database
 from hub.ledger.rounds import OPEN, Bet, Rollback, RoundLedger, Win, rollback_key, win_key
 from hub.ledger.schema import game_sessions, ledger_transactions, play_events, rounds
 from hub.ledger.uow import UnitOfWork
-from hub.money import Money, exponent, positive_amount
+from hub.money import Money, exponent, money_message, positive_amount
 from hub.players import Players
 
 log = structlog.get_logger(__name__)
@@ -67,9 +67,6 @@ class OpenedRound:
     events: list[pb.PlayResponse]
     replayed: bool  # the key was seen before: events are the stored ones, nothing was debited
 
-
-def _money(currency: str, amount: int) -> common_pb2.Money:
-    return common_pb2.Money(currency=currency, amount_minor=amount)
 
 
 class Play:
@@ -139,7 +136,7 @@ class Play:
             wallet = postings.wallet(uow, session.operator_id, session.player_id, session.currency)
             events = self._append(uow, session, None, [pb.PlayResponse(session_opened=pb.SessionOpened(
                 game_session_id=session.game_session_id, game_id=session.game_id,
-                balance=_money(session.currency, wallet.cash), bonus_balance=_money(session.currency, wallet.bonus),
+                balance=money_message(session.currency, wallet.cash), bonus_balance=money_message(session.currency, wallet.bonus),
                 free_rounds_left=self._free_rounds_left(uow, session)))])
             uow.commit()
             return events
@@ -242,8 +239,8 @@ class Play:
             pb.PlayResponse(round_opened=pb.RoundOpened(round_id=round_id, idempotency_key=key)),
             pb.PlayResponse(bet_accepted=pb.BetAccepted(
                 round_id=round_id, transaction_id=receipt.transaction_id,
-                amount=_money(money.currency, money.amount_minor), balance=_money(money.currency, receipt.balance),
-                bonus_balance=_money(money.currency, receipt.bonus_balance), free_round=receipt.free_round,
+                amount=money_message(money.currency, money.amount_minor), balance=money_message(money.currency, receipt.balance),
+                bonus_balance=money_message(money.currency, receipt.bonus_balance), free_round=receipt.free_round,
                 # A bet that found no free round to use means none are left in this game.
                 free_rounds_left=self._free_rounds_left(uow, session) if receipt.free_round else 0)),
         ])
@@ -263,14 +260,14 @@ class Play:
             rounds.c.round_id == round_id, rounds.c.operator_id == session.operator_id,
         ).values(provider_round_id=result.provider_round_id, result=result.result,
                  proof=json.dumps(_proof_json(proof))))
-        win = _money(money.currency, result.win_minor)
+        win = money_message(money.currency, result.win_minor)
         wallet = postings.wallet(uow, session.operator_id, session.player_id, session.currency)
         events = self._append(uow, session, round_id, [
             pb.PlayResponse(outcome=pb.Outcome(round_id=round_id, result=result.result, win=win, proof=proof)),
             pb.PlayResponse(settled=pb.Settled(
                 round_id=round_id, transaction_ids=self._transaction_ids(uow, session.operator_id, round_id),
-                win=win, balance=_money(money.currency, wallet.cash),
-                bonus_balance=_money(money.currency, wallet.bonus))),
+                win=win, balance=money_message(money.currency, wallet.cash),
+                bonus_balance=money_message(money.currency, wallet.bonus))),
         ])
         uow.commit()
         return events
@@ -285,7 +282,7 @@ class Play:
         err = DomainError(err.reason, err.message, State.NOT_APPLIED)
         events = self._append(uow, session, round_id, [pb.PlayResponse(error=pb.PlayError(
             idempotency_key=key, round_id=round_id, error=err.to_detail(),
-            balance=_money(money.currency, receipt.balance)))])
+            balance=money_message(money.currency, receipt.balance)))])
         uow.commit()
         return events
 
@@ -314,7 +311,7 @@ class Play:
 
     def _balance(self, uow: UnitOfWork, session: GameSession) -> common_pb2.Money:
         player = postings.player_cash(session.player_id, session.currency)
-        return _money(session.currency, postings.balance(uow, session.operator_id, player))
+        return money_message(session.currency, postings.balance(uow, session.operator_id, player))
 
     @staticmethod
     def _append(uow: UnitOfWork, session: GameSession, round_id: str | None,
@@ -364,7 +361,7 @@ class Play:
         return pb.Round(
             round_id=row.round_id, game_id=row.game_id, player_id=row.player_id,
             game_session_id=row.game_session_id, status=pb.RoundStatus.Value(f"ROUND_STATUS_{row.status}"),
-            bet=_money(row.currency, row.bet_amount), win=_money(row.currency, row.win_amount),
+            bet=money_message(row.currency, row.bet_amount), win=money_message(row.currency, row.win_amount),
             result=row.result or "", proof=pb.ProvablyFairProof(**json.loads(row.proof)) if row.proof else None,
             transaction_ids=transaction_ids, opened_at=to_timestamp(row.opened_at),
             closed_at=to_timestamp(row.closed_at))

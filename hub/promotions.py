@@ -15,15 +15,12 @@ from hub.errors import DomainError, Reason
 from hub.ledger import bonuses, free_rounds, idempotency, postings
 from hub.ledger.db import Database
 from hub.ledger.uow import UnitOfWork
-from hub.money import positive_amount
+from hub.money import money_message, positive_amount
 from hub.players import require_player
 
 log = structlog.get_logger(__name__)
 SWEEP_BATCH = 200
 
-
-def _money(currency: str, amount: int) -> common_pb2.Money:
-    return common_pb2.Money(currency=currency, amount_minor=amount)
 
 
 def bonus_message(uow: UnitOfWork, row: Row[Any], now: datetime) -> pb.Bonus:
@@ -34,10 +31,10 @@ def bonus_message(uow: UnitOfWork, row: Row[Any], now: datetime) -> pb.Bonus:
                if status == bonuses.ACTIVE else 0)
     closed_at = row.closed_at or (row.expires_at if status == bonuses.EXPIRED else None)
     return pb.Bonus(
-        bonus_id=row.bonus_id, player_id=row.player_id, amount=_money(row.currency, row.amount),
-        balance=_money(row.currency, balance),
-        wagering_requirement=_money(row.currency, row.wagering_required),
-        wagered=_money(row.currency, row.wagered), status=pb.BonusStatus.Value(f"BONUS_STATUS_{status}"),
+        bonus_id=row.bonus_id, player_id=row.player_id, amount=money_message(row.currency, row.amount),
+        balance=money_message(row.currency, balance),
+        wagering_requirement=money_message(row.currency, row.wagering_required),
+        wagered=money_message(row.currency, row.wagered), status=pb.BonusStatus.Value(f"BONUS_STATUS_{status}"),
         expires_at=to_timestamp(row.expires_at), created_at=to_timestamp(row.created_at),
         closed_at=to_timestamp(closed_at), closing_transaction_id=row.closing_transaction_id or "")
 
@@ -45,7 +42,7 @@ def bonus_message(uow: UnitOfWork, row: Row[Any], now: datetime) -> pb.Bonus:
 def grant_message(row: Row[Any]) -> common_pb2.FreeRoundGrant:
     return common_pb2.FreeRoundGrant(
         grant_id=row.grant_id, player_id=row.player_id, game_id=row.game_id,
-        bet=_money(row.currency, row.bet_amount), rounds=row.rounds, rounds_left=row.rounds_left,
+        bet=money_message(row.currency, row.bet_amount), rounds=row.rounds, rounds_left=row.rounds_left,
         expires_at=to_timestamp(row.expires_at), created_at=to_timestamp(row.created_at))
 
 
@@ -81,27 +78,21 @@ class Promotions:
             raise DomainError(Reason.INVALID_ARGUMENT, "wagering_requirement must be in the bonus's currency")
         positive_amount(wagering.currency, wagering.amount_minor)
         expires_at = _expiry(request.expires_at, request.HasField("expires_at"))
-        idempotency.validate_key(request.idempotency_key)
         request_fp = idempotency.fingerprint("bonus", request.player_id, amount.currency, amount.amount_minor,
                                              wagering.amount_minor, expires_at.isoformat())
 
-        def _tx(uow: UnitOfWork) -> bytes:
-            def _apply(now: datetime) -> bytes:
-                _require_future(expires_at, now)
-                _require_active_player(uow, operator_id, request.player_id)
-                bonus_id, transaction_id = bonuses.grant(
-                    uow, operator_id=operator_id, player_id=request.player_id, currency=amount.currency,
-                    amount=amount.amount_minor, wagering_required=wagering.amount_minor, expires_at=expires_at,
-                    key=request.idempotency_key, now=now, shards=self._shards)
-                row = bonuses.load(uow, operator_id, bonus_id)
-                return pb.GrantBonusResponse(transaction_id=transaction_id, bonus=bonus_message(uow, row, now)
-                                             ).SerializeToString(deterministic=True)
+        def _apply(uow: UnitOfWork, now: datetime) -> pb.GrantBonusResponse:
+            _require_future(expires_at, now)
+            _require_active_player(uow, operator_id, request.player_id)
+            bonus_id, transaction_id = bonuses.grant(
+                uow, operator_id=operator_id, player_id=request.player_id, currency=amount.currency,
+                amount=amount.amount_minor, wagering_required=wagering.amount_minor, expires_at=expires_at,
+                key=request.idempotency_key, now=now, shards=self._shards)
+            row = bonuses.load(uow, operator_id, bonus_id)
+            return pb.GrantBonusResponse(transaction_id=transaction_id, bonus=bonus_message(uow, row, now))
 
-            response = idempotency.once(uow, operator_id, request.idempotency_key, request_fp, _apply)
-            uow.commit()
-            return response
-
-        return pb.GrantBonusResponse.FromString(await self._db.run(_tx))
+        return await idempotency.run_once(self._db, operator_id, request.idempotency_key, request_fp, _apply,
+                                          pb.GrantBonusResponse)
 
     async def forfeit_bonus(self, operator_id: str, bonus_id: str) -> pb.ForfeitBonusResponse:
         def _tx(uow: UnitOfWork) -> pb.Bonus:
@@ -155,18 +146,14 @@ class Promotions:
         request_fp = idempotency.fingerprint("free_rounds", request.player_id, request.game_id, bet.currency,
                                              bet.amount_minor, request.rounds, expires_at.isoformat())
 
-        def _tx(uow: UnitOfWork) -> bytes:
-            def _apply(now: datetime) -> bytes:
-                _require_future(expires_at, now)
-                _require_active_player(uow, operator_id, request.player_id)
-                row = free_rounds.grant(
-                    uow, operator_id=operator_id, player_id=request.player_id, game_id=request.game_id,
-                    currency=bet.currency, bet_amount=bet.amount_minor, rounds=request.rounds,
-                    expires_at=expires_at, now=now)
-                return game_pb.GrantFreeRoundsResponse(grant=grant_message(row)).SerializeToString(deterministic=True)
+        def _apply(uow: UnitOfWork, now: datetime) -> game_pb.GrantFreeRoundsResponse:
+            _require_future(expires_at, now)
+            _require_active_player(uow, operator_id, request.player_id)
+            row = free_rounds.grant(
+                uow, operator_id=operator_id, player_id=request.player_id, game_id=request.game_id,
+                currency=bet.currency, bet_amount=bet.amount_minor, rounds=request.rounds,
+                expires_at=expires_at, now=now)
+            return game_pb.GrantFreeRoundsResponse(grant=grant_message(row))
 
-            response = idempotency.once(uow, operator_id, request.idempotency_key, request_fp, _apply)
-            uow.commit()
-            return response
-
-        return game_pb.GrantFreeRoundsResponse.FromString(await self._db.run(_tx))
+        return await idempotency.run_once(self._db, operator_id, request.idempotency_key, request_fp, _apply,
+                                          game_pb.GrantFreeRoundsResponse)

@@ -21,7 +21,7 @@ from hub.ledger import bonuses, free_rounds, idempotency, postings
 from hub.ledger.db import Database
 from hub.ledger.schema import ledger_transactions, withdrawals
 from hub.ledger.uow import UnitOfWork
-from hub.money import Money, exponent, positive_amount
+from hub.money import Money, exponent, money_message, positive_amount
 from hub.players import require_player
 from hub.promotions import bonus_message, grant_message
 
@@ -35,9 +35,6 @@ KINDS = {
 }
 PENDING, APPROVED, REJECTED = "PENDING", "APPROVED", "REJECTED"
 
-
-def _money(currency: str, amount: int) -> common_pb2.Money:
-    return common_pb2.Money(currency=currency, amount_minor=amount)
 
 
 class Wallet:
@@ -54,7 +51,7 @@ class Wallet:
             balance = self._post(uow, operator_id, player_id, money, "deposit", transaction_id, key, now,
                                  [postings.Leg(cash, money.amount_minor), postings.Leg(outside, -money.amount_minor)])
             self._check_daily_deposits(uow, operator_id, player_id, money.currency, now)
-            return pb.DepositResponse(transaction_id=transaction_id, balance=_money(money.currency, balance))
+            return pb.DepositResponse(transaction_id=transaction_id, balance=money_message(money.currency, balance))
 
         return await self._keyed(operator_id, player_id, key, ("deposit", money), _apply, pb.DepositResponse)
 
@@ -74,7 +71,7 @@ class Wallet:
             uow.conn.execute(withdrawals.insert().values(
                 operator_id=operator_id, withdrawal_id=withdrawal_id, player_id=player_id, currency=money.currency,
                 amount=money.amount_minor, status=PENDING, hold_transaction_id=transaction_id, created_at=now))
-            return pb.WithdrawResponse(transaction_id=transaction_id, balance=_money(money.currency, balance),
+            return pb.WithdrawResponse(transaction_id=transaction_id, balance=money_message(money.currency, balance),
                                        withdrawal_id=withdrawal_id, status=pb.WITHDRAWAL_STATUS_PENDING)
 
         return await self._keyed(operator_id, player_id, key, ("withdrawal", money), _apply, pb.WithdrawResponse)
@@ -99,7 +96,7 @@ class Wallet:
                 raise DomainError(Reason.WITHDRAWAL_NOT_FOUND, f"no withdrawal {withdrawal_id!r}")
             cash = postings.player_cash(row.player_id, row.currency)
             if row.status == decision:  # asked again: the same answer, no second movement
-                return row.decision_transaction_id, _money(row.currency, postings.balance(uow, operator_id, cash))
+                return row.decision_transaction_id, money_message(row.currency, postings.balance(uow, operator_id, cash))
             if row.status != PENDING:
                 raise DomainError(Reason.WITHDRAWAL_NOT_PENDING, f"withdrawal {withdrawal_id!r} is {row.status}")
             now, transaction_id = utcnow(), str(uuid.uuid4())
@@ -114,7 +111,7 @@ class Wallet:
                 withdrawals.c.operator_id == operator_id, withdrawals.c.withdrawal_id == withdrawal_id,
             ).values(status=decision, decision_transaction_id=transaction_id, decided_at=now))
             uow.commit()
-            return transaction_id, _money(row.currency, balance)
+            return transaction_id, money_message(row.currency, balance)
 
         return await self._db.run(_tx)
 
@@ -122,20 +119,14 @@ class Wallet:
                      apply: Callable[[UnitOfWork, str, datetime], Message], response_type: type[Message]):  # type: ignore[no-untyped-def]
         """Run a money movement once per idempotency key: the stored response, or apply and store it,
         in one transaction."""
-        idempotency.validate_key(key)
         kind, money = request
         request_fp = idempotency.fingerprint(kind, player_id, money.currency, money.amount_minor)
 
-        def _tx(uow: UnitOfWork) -> bytes:
-            def _apply(now: datetime) -> bytes:
-                require_player(uow, operator_id, player_id)
-                return apply(uow, str(uuid.uuid4()), now).SerializeToString(deterministic=True)
+        def _apply(uow: UnitOfWork, now: datetime) -> Message:
+            require_player(uow, operator_id, player_id)
+            return apply(uow, str(uuid.uuid4()), now)
 
-            response = idempotency.once(uow, operator_id, key, request_fp, _apply)
-            uow.commit()
-            return response
-
-        return response_type.FromString(await self._db.run(_tx))
+        return await idempotency.run_once(self._db, operator_id, key, request_fp, _apply, response_type)
 
     @staticmethod
     def _post(uow: UnitOfWork, operator_id: str, player_id: str, money: Money, kind: str, transaction_id: str,
@@ -169,7 +160,7 @@ class Wallet:
             now = utcnow()
             wallet = postings.wallet(uow, operator_id, player_id, currency)
             response = pb.GetBalanceResponse(
-                balance=_money(currency, wallet.cash), bonus_balance=_money(currency, wallet.bonus),
+                balance=money_message(currency, wallet.cash), bonus_balance=money_message(currency, wallet.bonus),
                 free_rounds=[grant_message(g) for g in free_rounds.usable(uow, operator_id, player_id, currency, now)])
             active = bonuses.current(uow, operator_id, player_id, currency, now)
             if active is not None:
@@ -220,12 +211,12 @@ class Wallet:
         response = pb.ListTransactionsResponse(transactions=[
             pb.Transaction(
                 transaction_id=r.transaction_id, kind=KINDS[r.kind], player_id=r.player_id,
-                amount=common_pb2.Money(currency=r.currency, amount_minor=r.amount),
-                balance_after=common_pb2.Money(currency=r.currency, amount_minor=r.balance_after),
+                amount=money_message(r.currency, r.amount),
+                balance_after=money_message(r.currency, r.balance_after),
                 round_id=r.round_id or "", idempotency_key=r.idempotency_key,
                 created_at=to_timestamp(r.created_at),
-                bonus_amount=common_pb2.Money(currency=r.currency, amount_minor=r.bonus_amount),
-                bonus_balance_after=common_pb2.Money(currency=r.currency, amount_minor=r.bonus_balance_after))
+                bonus_amount=money_message(r.currency, r.bonus_amount),
+                bonus_balance_after=money_message(r.currency, r.bonus_balance_after))
             for r in rows[:limit]])
         if len(rows) > limit:
             last = rows[limit - 1]

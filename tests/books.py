@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+import pytest
 from sqlalchemy import select
 
 from hub.clock import utcnow
+from hub.errors import DomainError, Reason
 from hub.ledger import bonuses, postings
 from hub.ledger.check import check
 from hub.ledger.db import Database
@@ -95,3 +97,10 @@ async def open_books(database_url: str, cash: int = 1_000,
         yield Books(database_url, db, RoundLedger(SHARDS, bonus_spending), operator_id, player_id)
     finally:
         db.close()
+
+
+async def refused(call: "object", reason: Reason) -> DomainError:
+    with pytest.raises(DomainError) as err:
+        await call  # type: ignore[misc]
+    assert err.value.reason is reason, err.value
+    return err.value

@@ -116,7 +116,7 @@ def destination(uow: UnitOfWork, operator_id: str, bonus_id: str, player_id: str
 def grant(uow: UnitOfWork, *, operator_id: str, player_id: str, currency: str, amount: int,
           wagering_required: int, expires_at: datetime, key: str, now: datetime, shards: int) -> tuple[str, str]:
     """Credit a new active bonus from the promotion account; returns (bonus id, transaction id)."""
-    postings.lock_balances(uow, operator_id, wallet_accounts(player_id, currency))
+    postings.lock(uow, operator_id, wallet_accounts(player_id, currency))
     if active(uow, operator_id, player_id, currency, now, shards) is not None:
         raise DomainError(Reason.BONUS_ALREADY_ACTIVE,
                           f"the player's {currency} wallet already has an active bonus; forfeit it first")
@@ -151,15 +151,26 @@ def end(uow: UnitOfWork, row: Row[Any], status: str, now: datetime, shards: int)
     return transaction_id
 
 
+def _lock_row(uow: UnitOfWork, operator_id: str, bonus_id: str) -> Row[Any] | None:
+    """The bonus row, locked after its wallet's accounts (the locking order above)."""
+    row = load(uow, operator_id, bonus_id)
+    if row is None:
+        return None
+    postings.lock(uow, operator_id, wallet_accounts(row.player_id, row.currency))
+    return load(uow, operator_id, bonus_id, lock=True)
+
+
+def _lock_active(uow: UnitOfWork, operator_id: str, bonus_id: str) -> Row[Any] | None:
+    """The bonus row, locked, if it is still active; None for an unknown or ended bonus."""
+    row = _lock_row(uow, operator_id, bonus_id)
+    return row if row is not None and row.status == ACTIVE else None
+
+
 def wager(uow: UnitOfWork, operator_id: str, bonus_id: str, stake: int, now: datetime, shards: int) -> None:
     """Count a settled round's stake toward the bonus it was placed under; convert once the requirement
     is met. Nothing happens for a bonus that already ended."""
-    row = load(uow, operator_id, bonus_id)
-    if row is None or row.status != ACTIVE:
-        return
-    postings.lock_balances(uow, operator_id, wallet_accounts(row.player_id, row.currency))
-    row = load(uow, operator_id, bonus_id, lock=True)
-    if row.status != ACTIVE:
+    row = _lock_active(uow, operator_id, bonus_id)
+    if row is None:
         return
     if row.expires_at <= now:
         end(uow, row, EXPIRED, now, shards)
@@ -175,11 +186,9 @@ def forfeit(uow: UnitOfWork, operator_id: str, bonus_id: str, now: datetime, sha
     """End an active bonus at the operator's request (asking again answers the same); returns its row.
     One found past its expiry is expired instead and returned EXPIRED: the caller commits that, then
     answers BONUS_NOT_ACTIVE. One that had already converted or expired is refused here."""
-    row = load(uow, operator_id, bonus_id)
+    row = _lock_row(uow, operator_id, bonus_id)
     if row is None:
         raise DomainError(Reason.BONUS_NOT_FOUND, f"no bonus {bonus_id!r}")
-    postings.lock_balances(uow, operator_id, wallet_accounts(row.player_id, row.currency))
-    row = load(uow, operator_id, bonus_id, lock=True)
     if row.status == ACTIVE:
         end(uow, row, EXPIRED if row.expires_at <= now else FORFEITED, now, shards)
         return load(uow, operator_id, bonus_id)
@@ -190,12 +199,8 @@ def forfeit(uow: UnitOfWork, operator_id: str, bonus_id: str, now: datetime, sha
 
 def expire(uow: UnitOfWork, operator_id: str, bonus_id: str, now: datetime, shards: int) -> bool:
     """Expire one bonus if it is still active and due; True if it did."""
-    row = load(uow, operator_id, bonus_id)
-    if row is None or row.status != ACTIVE or row.expires_at > now:
-        return False
-    postings.lock_balances(uow, operator_id, wallet_accounts(row.player_id, row.currency))
-    row = load(uow, operator_id, bonus_id, lock=True)
-    if row.status != ACTIVE:
+    row = _lock_active(uow, operator_id, bonus_id)
+    if row is None or row.expires_at > now:
         return False
     end(uow, row, EXPIRED, now, shards)
     return True

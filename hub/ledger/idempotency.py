@@ -9,15 +9,20 @@ Refusals that applied nothing (insufficient funds, bad input) are not recorded: 
 import hashlib
 from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
+
+from google.protobuf.message import Message
 
 from sqlalchemy import select, update
 
 from hub.clock import utcnow
 from hub.errors import DomainError, Reason, State
+from hub.ledger.db import Database
 from hub.ledger.schema import idempotency_keys
 from hub.ledger.uow import UnitOfWork
 
 MAX_KEY_LENGTH = 128
+M = TypeVar("M", bound=Message)
 
 
 def validate_key(key: str) -> str:
@@ -70,6 +75,21 @@ def once(uow: UnitOfWork, operator_id: str, key: str, request_fingerprint: str,
     response = apply(now)
     complete(uow, operator_id, key, response)
     return response
+
+
+async def run_once(db: Database, operator_id: str, key: str, request_fingerprint: str,
+                   apply: Callable[[UnitOfWork, datetime], M], response_type: type[M]) -> M:
+    """A keyed request in one transaction of its own: the stored response, or apply(uow, now) and store
+    its response with the effect."""
+    validate_key(key)
+
+    def _tx(uow: UnitOfWork) -> bytes:
+        response = once(uow, operator_id, key, request_fingerprint,
+                        lambda now: apply(uow, now).SerializeToString(deterministic=True))
+        uow.commit()
+        return response
+
+    return response_type.FromString(await db.run(_tx))
 
 
 def complete(uow: UnitOfWork, operator_id: str, key: str, response: bytes) -> None:

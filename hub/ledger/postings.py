@@ -122,10 +122,10 @@ def wallet(uow: UnitOfWork, operator_id: str, player_id: str, currency: str) -> 
                     balance(uow, operator_id, player_bonus(player_id, currency)))
 
 
-def lock_balances(uow: UnitOfWork, operator_id: str, refs: list[AccountRef]) -> dict[AccountRef, int]:
+def lock(uow: UnitOfWork, operator_id: str, refs: list[AccountRef]) -> None:
     """Lock accounts before deciding a transaction's legs from their balances (how a bet splits between
-    cash and bonus), creating any that do not exist yet; returns their balances."""
-    return {ref: row.balance for ref, row in _hold(uow, operator_id, refs).items()}
+    cash and bonus), creating any that do not exist yet; balance() then reads them without a query."""
+    _hold(uow, operator_id, refs)
 
 
 def _hold(uow: UnitOfWork, operator_id: str, refs: list[AccountRef]) -> dict[AccountRef, "_Locked"]:

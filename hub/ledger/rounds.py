@@ -26,7 +26,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from hub.errors import DomainError, Reason
 from hub.ledger import bonuses, free_rounds, idempotency, postings
@@ -231,8 +231,7 @@ class RoundLedger:
             round_ = self._round(uow, cmd.operator_id, bet.round_id)
             if round_.status == SETTLED:
                 raise DomainError(Reason.ROUND_ALREADY_SETTLED, f"round {bet.round_id!r} is settled")
-            after = self._refund(uow, bet, cmd.rollback_id, now)
-            receipt = Receipt(bet.round_id, bet.currency, after.cash, after.transaction_id, after.bonus)
+            receipt = self._refund(uow, bet, cmd.rollback_id, now)
         return self._complete(uow, cmd.operator_id, cmd.rollback_id, receipt)
 
     def close(self, uow: UnitOfWork, operator_id: str, round_id: str, now: datetime, void: bool = False) -> str:
@@ -242,15 +241,17 @@ class RoundLedger:
             raise DomainError(Reason.ROUND_NOT_FOUND, f"no round {round_id!r}")
         if round_.status != OPEN:
             return round_.status
-        status = VOIDED if void else SETTLED if active_bets(uow, operator_id, round_id) else ROLLED_BACK
+        stakes = standing_stakes(uow, operator_id, round_id)
+        status = VOIDED if void else SETTLED if stakes else ROLLED_BACK
         uow.conn.execute(update(rounds).where(rounds.c.round_id == round_id, rounds.c.operator_id == operator_id)
                          .values(status=status, closed_at=now))
         if status == SETTLED:
-            for bonus_id, stake in uow.conn.execute(
-                    select(bets.c.bonus_id, func.sum(bets.c.amount)).where(
-                        bets.c.operator_id == operator_id, bets.c.round_id == round_id, bets.c.status == ACTIVE,
-                        bets.c.bonus_id.is_not(None)).group_by(bets.c.bonus_id)).all():
-                bonuses.wager(uow, operator_id, bonus_id, int(stake), now, self._shards)
+            wagered: dict[str, int] = {}
+            for stake in stakes:
+                if stake.bonus_id:
+                    wagered[stake.bonus_id] = wagered.get(stake.bonus_id, 0) + stake.amount
+            for bonus_id, amount in wagered.items():
+                bonuses.wager(uow, operator_id, bonus_id, amount, now, self._shards)
         return status
 
     # -- helpers -------------------------------------------------------------------------------------
@@ -291,18 +292,18 @@ class RoundLedger:
     def _receipt_now(self, uow: UnitOfWork, operator_id: str, round_id: str, player_id: str,
                      currency: str) -> Receipt:
         """The answer when no money moves: the wallet as it stands."""
-        now = postings.wallet(uow, operator_id, player_id, currency)
-        return Receipt(round_id, currency, now.cash, bonus_balance=now.bonus)
+        wallet = postings.wallet(uow, operator_id, player_id, currency)
+        return Receipt(round_id, currency, wallet.cash, bonus_balance=wallet.bonus)
 
     def _lock_wallet(self, uow: UnitOfWork, operator_id: str, player_id: str,
                      currency: str) -> tuple[postings.AccountRef, postings.AccountRef, postings.AccountRef]:
         """Lock the player's cash, bonus and house shard in one statement, before any bonus or grant row."""
         refs = (postings.player_cash(player_id, currency), postings.player_bonus(player_id, currency),
                 postings.house(player_id, currency, self._shards))
-        postings.lock_balances(uow, operator_id, list(refs))
+        postings.lock(uow, operator_id, list(refs))
         return refs
 
-    def _refund(self, uow: UnitOfWork, bet, key: str, now: datetime) -> "_Refunded":  # type: ignore[no-untyped-def]
+    def _refund(self, uow: UnitOfWork, bet, key: str, now: datetime) -> Receipt:  # type: ignore[no-untyped-def]
         """Return each part of a bet's stake where it came from; the bet becomes ROLLED_BACK."""
         cash, _, house = self._lock_wallet(uow, bet.operator_id, bet.player_id, bet.currency)
         legs = [postings.Leg(house, -bet.amount), postings.Leg(cash, bet.cash_amount)]
@@ -319,7 +320,7 @@ class RoundLedger:
                            bet.round_id, key, legs, now)
         uow.conn.execute(update(bets).where(bets.c.operator_id == bet.operator_id, bets.c.bet_id == bet.bet_id)
                          .values(status=ROLLED_BACK))
-        return _Refunded(after.cash, after.bonus, transaction_id)
+        return Receipt(bet.round_id, bet.currency, after.cash, transaction_id, after.bonus)
 
     @staticmethod
     def _post(uow: UnitOfWork, operator_id: str, player_id: str, currency: str, kind: str, transaction_id: str,
@@ -329,9 +330,3 @@ class RoundLedger:
             currency=currency, round_id=round_id, idempotency_key=key,
             legs=[leg for leg in legs if leg.amount], now=now)
 
-
-@dataclass(frozen=True)
-class _Refunded:
-    cash: int
-    bonus: int
-    transaction_id: str

@@ -1,15 +1,15 @@
 import grpc
-from casinohub.v1 import common_pb2, report_service_pb2_grpc
-from casinohub.v1 import report_service_pb2 as pb
 
+from casinohub.v1 import report_service_pb2 as pb, report_service_pb2_grpc
+from hub.money import money_message
 from hub.operators import Operators
 from hub.reports import CurrencyTotals, Reports
 from hub.servicers.calls import unary
 
 
 def _totals(t: CurrencyTotals) -> pb.CurrencyTotals:
-    def money(amount: int) -> common_pb2.Money:
-        return common_pb2.Money(currency=t.currency, amount_minor=amount)
+    def money(amount: int):  # type: ignore[no-untyped-def]
+        return money_message(t.currency, amount)
 
     return pb.CurrencyTotals(
         currency=t.currency, house=money(t.house), house_shards=t.house_shards,

@@ -14,7 +14,7 @@ from hub.errors import DomainError, Reason
 from hub.ledger import bonuses, free_rounds, postings
 from hub.ledger.schema import bonuses as bonus_table, free_round_grants, ledger_transactions
 from hub.promotions import Promotions
-from tests.books import GAME, SHARDS, USD, Books, open_books
+from tests.books import GAME, SHARDS, USD, Books, open_books, refused
 
 
 @pytest.fixture
@@ -39,12 +39,6 @@ async def bonus_row(books: Books, bonus_id: str):  # type: ignore[no-untyped-def
 async def promotion_total(books: Books) -> int:
     return sum([await books.db.run(lambda uow, s=s: postings.balance(
         uow, books.operator_id, postings.AccountRef(postings.PROMOTION, str(s), USD))) for s in range(SHARDS)])
-
-
-async def refused(call: "object", reason: Reason) -> None:
-    with pytest.raises(DomainError) as err:
-        await call  # type: ignore[misc]
-    assert err.value.reason is reason, err.value
 
 
 async def test_a_grant_moves_promotion_money_into_the_bonus_balance(books: Books) -> None:

@@ -17,20 +17,13 @@ from hub.ledger.rounds import Bet
 from hub.ledger.schema import game_sessions, players, rounds
 from hub.money import Money
 from hub.wallet import Wallet
-from tests.books import USD, Books, open_books
+from tests.books import USD, Books, open_books, refused
 
 
 @pytest.fixture
 async def books(database_url: str) -> AsyncIterator[Books]:
     async with open_books(database_url) as opened:
         yield opened
-
-
-async def refused(call: "object", reason: Reason) -> DomainError:
-    with pytest.raises(DomainError) as err:
-        await call  # type: ignore[misc]
-    assert err.value.reason is reason, err.value
-    return err.value
 
 
 async def test_same_key_same_request_returns_the_stored_receipt_without_a_second_effect(books: Books) -> None:

@@ -69,6 +69,12 @@ class Reason(enum.Enum):
     BONUS_NOT_FOUND = (grpc.StatusCode.NOT_FOUND, False)
     BONUS_NOT_ACTIVE = (grpc.StatusCode.FAILED_PRECONDITION, False)
     FREE_ROUND_BET_MISMATCH = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    STREAM_ALREADY_OPEN = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    SEQ_OUT_OF_RANGE = (grpc.StatusCode.OUT_OF_RANGE, False)
+    MALFORMED_REQUEST = (grpc.StatusCode.INVALID_ARGUMENT, False)
+    FIELD_TOO_LONG = (grpc.StatusCode.INVALID_ARGUMENT, False)
+    INVALID_PAGE_TOKEN = (grpc.StatusCode.INVALID_ARGUMENT, False)
+    AMOUNT_ABOVE_MAXIMUM = (grpc.StatusCode.INVALID_ARGUMENT, False)
 
 
 class DomainError(Exception):

@@ -107,6 +107,22 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """FAILED_PRECONDITION: the bonus was already converted or expired."""
     ERROR_REASON_FREE_ROUND_BET_MISMATCH: _ErrorReason.ValueType  # 38
     """FAILED_PRECONDITION: the player has free rounds in this game; bet exactly their value."""
+    ERROR_REASON_STREAM_ALREADY_OPEN: _ErrorReason.ValueType  # 39
+    """FAILED_PRECONDITION: the stream is already attached to a game session; send
+    Open or Resume once per stream (open a new stream for another session).
+    """
+    ERROR_REASON_SEQ_OUT_OF_RANGE: _ErrorReason.ValueType  # 40
+    """OUT_OF_RANGE: Resume.last_seen_seq is beyond the last event of the game session."""
+    ERROR_REASON_MALFORMED_REQUEST: _ErrorReason.ValueType  # 41
+    """INVALID_ARGUMENT: the request bytes are not a valid message of the RPC's request type."""
+    ERROR_REASON_FIELD_TOO_LONG: _ErrorReason.ValueType  # 42
+    """INVALID_ARGUMENT: a string field is longer than its documented maximum
+    (ErrorInfo metadata "field" names it, "max_length" gives the limit).
+    """
+    ERROR_REASON_INVALID_PAGE_TOKEN: _ErrorReason.ValueType  # 43
+    """INVALID_ARGUMENT: page_token was not issued by the hub for this same query."""
+    ERROR_REASON_AMOUNT_ABOVE_MAXIMUM: _ErrorReason.ValueType  # 44
+    """INVALID_ARGUMENT: the amount is above the hub's per-transaction maximum for its currency."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Stable machine-readable error reasons. Every error the hub returns carries a
@@ -199,6 +215,22 @@ ERROR_REASON_BONUS_NOT_ACTIVE: ErrorReason.ValueType  # 37
 """FAILED_PRECONDITION: the bonus was already converted or expired."""
 ERROR_REASON_FREE_ROUND_BET_MISMATCH: ErrorReason.ValueType  # 38
 """FAILED_PRECONDITION: the player has free rounds in this game; bet exactly their value."""
+ERROR_REASON_STREAM_ALREADY_OPEN: ErrorReason.ValueType  # 39
+"""FAILED_PRECONDITION: the stream is already attached to a game session; send
+Open or Resume once per stream (open a new stream for another session).
+"""
+ERROR_REASON_SEQ_OUT_OF_RANGE: ErrorReason.ValueType  # 40
+"""OUT_OF_RANGE: Resume.last_seen_seq is beyond the last event of the game session."""
+ERROR_REASON_MALFORMED_REQUEST: ErrorReason.ValueType  # 41
+"""INVALID_ARGUMENT: the request bytes are not a valid message of the RPC's request type."""
+ERROR_REASON_FIELD_TOO_LONG: ErrorReason.ValueType  # 42
+"""INVALID_ARGUMENT: a string field is longer than its documented maximum
+(ErrorInfo metadata "field" names it, "max_length" gives the limit).
+"""
+ERROR_REASON_INVALID_PAGE_TOKEN: ErrorReason.ValueType  # 43
+"""INVALID_ARGUMENT: page_token was not issued by the hub for this same query."""
+ERROR_REASON_AMOUNT_ABOVE_MAXIMUM: ErrorReason.ValueType  # 44
+"""INVALID_ARGUMENT: the amount is above the hub's per-transaction maximum for its currency."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _ApplyState:

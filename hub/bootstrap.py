@@ -6,12 +6,13 @@ from datetime import timedelta
 
 from adapters import registry
 from adapters.base import ProviderAdapter
+from hub import page_tokens
 from hub.catalog import Catalog
 from hub.config import Config
 from hub.ledger.db import Database
 from hub.ledger.rounds import RoundLedger
 from hub.migrate import upgrade
-from hub.money import add_currency
+from hub.money import add_currency, set_max_transaction
 from hub.operators import Operators
 from hub.play import Play
 from hub.players import Players
@@ -46,6 +47,8 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     """Migrate (the embedded default needs no separate step), then build every component once."""
     for code, exponent in config.currencies.items():
         add_currency(code, exponent)
+    for code, amount in config.max_transaction_minor.items():
+        set_max_transaction(code, amount)
     await asyncio.to_thread(upgrade, config.database_url)  # blocking I/O stays off the event loop
     db = Database.from_url(config.database_url, workers=config.db_workers)
     operators = Operators(db)
@@ -54,7 +57,7 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     players = Players(db, timedelta(seconds=config.session_ttl_s))
     if adapters is None:
         adapters = {p.name: registry.create(p.adapter, p.adapter_config()) for p in config.providers}
-    catalog = Catalog(adapters)
+    catalog = Catalog(adapters, await page_tokens.load(db))
     await catalog.refresh()
     rounds = RoundLedger(config.house_shards, config.bonus_spending)
     play = Play(db, catalog, players, rounds, timedelta(seconds=config.game_session_ttl_s))

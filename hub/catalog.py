@@ -5,15 +5,14 @@ a provider that cannot be reached keeps its last known games and is retried on t
 """
 
 import asyncio
-import base64
-import binascii
 import time
 from dataclasses import dataclass
 
 import structlog
 
 from adapters.base import CatalogInput, GameInfo, ProviderAdapter, ProviderError
-from hub.errors import DomainError, Reason
+from hub.errors import DomainError, Reason, quote
+from hub.page_tokens import PageTokens
 
 log = structlog.get_logger(__name__)
 REFRESH_AFTER_S = 60.0
@@ -39,8 +38,9 @@ class CatalogGame:
 
 
 class Catalog:
-    def __init__(self, adapters: dict[str, ProviderAdapter]):
+    def __init__(self, adapters: dict[str, ProviderAdapter], page_tokens: PageTokens):
         self.adapters = adapters
+        self._page_tokens = page_tokens
         self._games: dict[str, CatalogGame] = {}
         self._fetched_at: dict[str, float] = {}
         self._lock = asyncio.Lock()
@@ -67,14 +67,15 @@ class Catalog:
             await self.refresh()
         found = self._games.get(game_id)
         if found is None:
-            raise DomainError(Reason.GAME_NOT_FOUND, f"no game {game_id!r}")
+            raise DomainError(Reason.GAME_NOT_FOUND, f"no game {quote(game_id)}")
         return found, self.adapters[found.provider]
 
-    async def list(self, *, game_type: str, provider: str, currency: str, page_size: int,
+    async def list(self, *, operator_id: str, game_type: str, provider: str, currency: str, page_size: int,
                    page_token: str) -> tuple[list[CatalogGame], str]:
         if not 0 <= page_size <= 500:
             raise DomainError(Reason.INVALID_ARGUMENT, "page_size must be 0..500")
-        after = _decode(page_token) if page_token else ""
+        query = ("ListGames", operator_id, game_type, provider, currency)
+        after = str(self._page_tokens.read(page_token, query)[0]) if page_token else ""
         await self.refresh()
         matching = [
             g for gid, g in sorted(self._games.items())
@@ -85,15 +86,4 @@ class Catalog:
         ]
         page = matching[: page_size or 100]
         more = len(matching) > len(page)
-        return page, _encode(page[-1].game_id) if more else ""
-
-
-def _encode(game_id: str) -> str:
-    return base64.urlsafe_b64encode(game_id.encode()).decode()
-
-
-def _decode(token: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
-    except (ValueError, binascii.Error, UnicodeError):
-        raise DomainError(Reason.INVALID_ARGUMENT, "malformed page_token") from None
+        return page, self._page_tokens.issue(query, [page[-1].game_id]) if more else ""

@@ -56,14 +56,17 @@ class Config:
     log_format: str = "json"  # json | console
     # Extra currencies (crypto) and their minor-unit exponents, e.g. {"DOGE": 8}; ISO ones are built in.
     currencies: dict[str, int] = field(default_factory=dict)
+    # The most one transaction may move, per currency, e.g. {"USD": 1_000_000_000}; by default a billion
+    # major units (at most int64-max / 1e6 minor units).
+    max_transaction_minor: dict[str, int] = field(default_factory=dict)
     cashier_limits: tuple[CashierLimit, ...] = ()
     providers: tuple[ProviderSettings, ...] = field(
         default_factory=lambda: tuple(ProviderSettings(**p) for p in DEFAULT_PROVIDERS))
 
 
 def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Config:
-    """Config from an optional TOML file (`[hub]` keys, a `[currencies]` table, `[[cashier_limits]]` and
-    `[[providers]]` tables), then HUB_<KEY> environment variables for the scalar keys."""
+    """Config from an optional TOML file (`[hub]` keys, `[currencies]` and `[max_transaction_minor]` tables,
+    `[[cashier_limits]]` and `[[providers]]` tables), then HUB_<KEY> environment variables for the scalar keys."""
     env = dict(os.environ if env is None else env)
     path = path or env.get("HUB_CONFIG")
     values: dict[str, Any] = {}
@@ -72,13 +75,15 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
         values.update(document.get("hub", {}))
         if "currencies" in document:
             values["currencies"] = {code: int(exp) for code, exp in document["currencies"].items()}
+        if "max_transaction_minor" in document:
+            values["max_transaction_minor"] = {code: int(v) for code, v in document["max_transaction_minor"].items()}
         if "cashier_limits" in document:
             values["cashier_limits"] = tuple(CashierLimit(**limit) for limit in document["cashier_limits"])
         if "providers" in document:
             values["providers"] = tuple(ProviderSettings(**p) for p in document["providers"])
     for f in fields(Config):
         raw = env.get(f"HUB_{f.name.upper()}")
-        if raw is not None and f.name not in ("providers", "currencies", "cashier_limits"):
+        if raw is not None and f.name not in ("providers", "currencies", "cashier_limits", "max_transaction_minor"):
             values[f.name] = type(getattr(Config(), f.name))(raw)
     unknown = set(values) - {f.name for f in fields(Config)}
     if unknown:

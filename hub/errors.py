@@ -80,17 +80,19 @@ class Reason(enum.Enum):
 class DomainError(Exception):
     """A refusal the client caused or can act on. `state` says whether anything was applied."""
 
-    def __init__(self, reason: Reason, message: str, state: State = State.NOT_APPLIED):
+    def __init__(self, reason: Reason, message: str, state: State = State.NOT_APPLIED,
+                 metadata: dict[str, str] | None = None):
         super().__init__(message)
         self.reason = reason
         self.message = message
         self.state = state
+        self.metadata = metadata or {}  # extra ErrorInfo metadata, e.g. which field was too long
 
     def to_status(self) -> grpc.Status:
         info = error_details_pb2.ErrorInfo(
             reason=self.reason.name,
             domain=DOMAIN,
-            metadata={"retryable": str(self.reason.retryable).lower(), "state": self.state.value},
+            metadata={**self.metadata, "retryable": str(self.reason.retryable).lower(), "state": self.state.value},
         )
         status = status_pb2.Status(code=self.reason.code.value[0], message=self.message)
         status.details.add().Pack(info)
@@ -105,6 +107,11 @@ class DomainError(Exception):
             retryable=self.reason.retryable,
             state=common_pb2.ApplyState.Value(f"APPLY_STATE_{self.state.value}"),
         )
+
+
+def quote(value: str, limit: int = 40) -> str:
+    """A client-sent value for an error message or a log line: at most a short prefix of it."""
+    return repr(value if len(value) <= limit else value[:limit] + "…")
 
 
 # Sanity: grpc's enum values carry the google.rpc.Code numbers we pack.

@@ -6,7 +6,7 @@ from datetime import datetime
 from fractions import Fraction
 
 from casinohub.v1 import common_pb2
-from hub.errors import DomainError, Reason
+from hub.errors import DomainError, Reason, quote
 
 # ISO 4217 minor-unit exponents, plus crypto currencies with the hub's own exponents.
 CURRENCY_EXPONENTS: dict[str, int] = {
@@ -16,6 +16,12 @@ CURRENCY_EXPONENTS: dict[str, int] = {
     "BTC": 8, "ETH": 8, "USDT": 6,
 }
 INT64_MAX = 2**63 - 1
+# The most one transaction may move, per currency (configurable). Without it one deposit of int64-max
+# would fill the operator's external account and every later deposit in that currency would overflow it.
+# Process-wide, like the currency table; no maximum may exceed CEILING, so a million transactions at
+# the maximum still fit in an int64 account.
+MAX_TRANSACTION_MINOR: dict[str, int] = {}
+MAX_TRANSACTION_CEILING = INT64_MAX // 10**6
 
 
 @dataclass(frozen=True)
@@ -32,15 +38,33 @@ def exponent(currency: str) -> int:
     try:
         return CURRENCY_EXPONENTS[currency]
     except KeyError:
-        raise DomainError(Reason.UNKNOWN_CURRENCY, f"unknown currency {currency!r}") from None
+        raise DomainError(Reason.UNKNOWN_CURRENCY, f"unknown currency {quote(currency)}") from None
+
+
+def max_transaction(currency: str) -> int:
+    """The configured maximum, else a billion major units (at most the ceiling)."""
+    configured = MAX_TRANSACTION_MINOR.get(currency)
+    return configured if configured else min(10 ** (exponent(currency) + 9), MAX_TRANSACTION_CEILING)
 
 
 def positive_amount(currency: str, amount_minor: int) -> Money:
-    """Validate a money-moving amount: known currency, 0 < amount <= int64 max."""
+    """Validate an amount a client asks to move: known currency, 1 .. the currency's per-transaction maximum."""
     exponent(currency)
     if amount_minor <= 0 or amount_minor > INT64_MAX:
         raise DomainError(Reason.INVALID_AMOUNT, f"amount must be between 1 and {INT64_MAX} minor units")
+    if amount_minor > (most := max_transaction(currency)):
+        raise DomainError(Reason.AMOUNT_ABOVE_MAXIMUM,
+                          f"one transaction moves at most {most} minor {currency}",
+                          metadata={"max_amount_minor": str(most)})
     return Money(currency, amount_minor)
+
+
+def set_max_transaction(currency: str, amount_minor: int) -> None:
+    """Set a currency's per-transaction maximum from configuration."""
+    exponent(currency)
+    if not 0 < amount_minor <= MAX_TRANSACTION_CEILING:
+        raise ValueError(f"max_transaction_minor of {currency} must be 1..{MAX_TRANSACTION_CEILING}")
+    MAX_TRANSACTION_MINOR[currency] = amount_minor
 
 
 def to_scaled_units(currency: str, amount_minor: int, units_per_major: int) -> int:

@@ -4,7 +4,7 @@ x-operator-id header and the hub creates the sandbox operator at start-up."""
 from sqlalchemy import select
 
 from hub.clock import utcnow
-from hub.errors import DomainError, Reason
+from hub.errors import DomainError, Reason, quote
 from hub.ledger.db import Database
 from hub.ledger.schema import operators
 from hub.ledger.uow import UnitOfWork
@@ -38,6 +38,6 @@ class Operators:
             ).first() is not None
 
         if not await self._db.run(_exists):
-            raise DomainError(Reason.UNKNOWN_OPERATOR, f"unknown operator {operator_id!r}")
+            raise DomainError(Reason.UNKNOWN_OPERATOR, f"unknown operator {quote(operator_id)}")
         self._known.add(operator_id)
         return operator_id

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from hub.clock import utcnow
-from hub.errors import DomainError, Reason
+from hub.errors import DomainError, Reason, quote
 from hub.ledger.db import Database
 from hub.ledger.schema import player_sessions, players
 from hub.ledger.uow import UnitOfWork
@@ -54,7 +54,7 @@ class Players:
             taken = uow.conn.execute(select(players.c.player_id).where(
                 players.c.operator_id == operator_id, players.c.username == username)).first()
             if taken:
-                raise DomainError(Reason.PLAYER_EXISTS, f"username {username!r} is taken")
+                raise DomainError(Reason.PLAYER_EXISTS, f"username {quote(username)} is taken")
             uow.conn.execute(players.insert().values(
                 player_id=player_id, operator_id=operator_id, username=username,
                 password_hash=password_hash, status="active", created_at=utcnow()))
@@ -63,7 +63,7 @@ class Players:
         try:
             await self._db.run(_insert)
         except IntegrityError:  # lost a race for the same username
-            raise DomainError(Reason.PLAYER_EXISTS, f"username {username!r} is taken") from None
+            raise DomainError(Reason.PLAYER_EXISTS, f"username {quote(username)} is taken") from None
         return player_id
 
     async def login(self, operator_id: str, username: str, password: str) -> Session:
@@ -113,5 +113,5 @@ def require_player(uow: UnitOfWork, operator_id: str, player_id: str) -> str:
     status = uow.conn.execute(select(players.c.status).where(
         players.c.operator_id == operator_id, players.c.player_id == player_id)).scalar_one_or_none()
     if status is None:
-        raise DomainError(Reason.PLAYER_NOT_FOUND, f"no player {player_id!r}")
+        raise DomainError(Reason.PLAYER_NOT_FOUND, f"no player {quote(player_id)}")
     return status

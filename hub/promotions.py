@@ -11,7 +11,7 @@ from sqlalchemy import Row
 from casinohub.v1 import common_pb2, game_service_pb2 as game_pb, wallet_service_pb2 as pb
 from hub.catalog import Catalog
 from hub.clock import to_timestamp, utcnow
-from hub.errors import DomainError, Reason
+from hub.errors import DomainError, Reason, quote
 from hub.ledger import bonuses, free_rounds, idempotency, postings
 from hub.ledger.db import Database
 from hub.ledger.uow import UnitOfWork
@@ -76,7 +76,8 @@ class Promotions:
         wagering = request.wagering_requirement
         if wagering.currency != amount.currency:
             raise DomainError(Reason.INVALID_ARGUMENT, "wagering_requirement must be in the bonus's currency")
-        positive_amount(wagering.currency, wagering.amount_minor)
+        if wagering.amount_minor <= 0:  # a count of stakes, not money moved: no per-transaction maximum
+            raise DomainError(Reason.INVALID_AMOUNT, "wagering_requirement must be positive")
         expires_at = _expiry(request.expires_at, request.HasField("expires_at"))
         request_fp = idempotency.fingerprint("bonus", request.player_id, amount.currency, amount.amount_minor,
                                              wagering.amount_minor, expires_at.isoformat())
@@ -104,14 +105,14 @@ class Promotions:
 
         bonus = await self._db.run(_tx)
         if bonus.status != pb.BONUS_STATUS_FORFEITED:
-            raise DomainError(Reason.BONUS_NOT_ACTIVE, f"bonus {bonus_id!r} is {pb.BonusStatus.Name(bonus.status)}")
+            raise DomainError(Reason.BONUS_NOT_ACTIVE, f"bonus {quote(bonus_id)} is {pb.BonusStatus.Name(bonus.status)}")
         return pb.ForfeitBonusResponse(bonus=bonus)
 
     async def get_bonus(self, operator_id: str, bonus_id: str) -> pb.GetBonusResponse:
         def _read(uow: UnitOfWork) -> pb.Bonus:
             row = bonuses.load(uow, operator_id, bonus_id)
             if row is None:
-                raise DomainError(Reason.BONUS_NOT_FOUND, f"no bonus {bonus_id!r}")
+                raise DomainError(Reason.BONUS_NOT_FOUND, f"no bonus {quote(bonus_id)}")
             return bonus_message(uow, row, utcnow())
 
         return pb.GetBonusResponse(bonus=await self._db.run(_read))

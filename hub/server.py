@@ -22,18 +22,20 @@ from grpc_reflection.v1alpha import reflection
 from adapters.base import ProviderAdapter
 from hub.bootstrap import Hub, bootstrap
 from hub.config import Config
+from hub.servicers.edge import RequestChecks
 from hub.servicers.game import GameServicer
 from hub.servicers.player import PlayerServicer
 from hub.servicers.report import ReportServicer
 from hub.servicers.wallet import WalletServicer
 
 log = structlog.get_logger(__name__)
-SERVICES = [
-    game_service_pb2.DESCRIPTOR.services_by_name["GameService"].full_name,
-    wallet_service_pb2.DESCRIPTOR.services_by_name["WalletService"].full_name,
-    player_service_pb2.DESCRIPTOR.services_by_name["PlayerService"].full_name,
-    report_service_pb2.DESCRIPTOR.services_by_name["ReportService"].full_name,
+SERVICE_DESCRIPTORS = [
+    game_service_pb2.DESCRIPTOR.services_by_name["GameService"],
+    wallet_service_pb2.DESCRIPTOR.services_by_name["WalletService"],
+    player_service_pb2.DESCRIPTOR.services_by_name["PlayerService"],
+    report_service_pb2.DESCRIPTOR.services_by_name["ReportService"],
 ]
+SERVICES = [service.full_name for service in SERVICE_DESCRIPTORS]
 
 
 class HubServer:
@@ -86,7 +88,7 @@ class HubServer:
 async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | None = None) -> tuple[HubServer, int]:
     """Build the hub and bind it to config.listen (port 0 picks a free port). Call start() to serve."""
     hub = await bootstrap(config, adapters)
-    server = grpc.aio.server(maximum_concurrent_rpcs=config.max_concurrent_rpcs)
+    server = grpc.aio.server(interceptors=[RequestChecks()], maximum_concurrent_rpcs=config.max_concurrent_rpcs)
     default = config.sandbox_operator_id
     game_service_pb2_grpc.add_GameServiceServicer_to_server(
         GameServicer(hub.catalog, hub.play, hub.promotions, hub.operators, default), server)

@@ -16,7 +16,7 @@ from sqlalchemy import and_, func, or_, select, update
 from casinohub.v1 import common_pb2, wallet_service_pb2 as pb
 from hub.clock import to_timestamp, utcnow
 from hub.config import CashierLimit
-from hub.errors import DomainError, Reason
+from hub.errors import DomainError, Reason, quote
 from hub.ledger import bonuses, free_rounds, idempotency, postings
 from hub.ledger.db import Database
 from hub.ledger.schema import ledger_transactions, withdrawals
@@ -93,12 +93,12 @@ class Wallet:
                 withdrawals.c.operator_id == operator_id, withdrawals.c.withdrawal_id == withdrawal_id,
             ).with_for_update()).one_or_none()
             if row is None:
-                raise DomainError(Reason.WITHDRAWAL_NOT_FOUND, f"no withdrawal {withdrawal_id!r}")
+                raise DomainError(Reason.WITHDRAWAL_NOT_FOUND, f"no withdrawal {quote(withdrawal_id)}")
             cash = postings.player_cash(row.player_id, row.currency)
             if row.status == decision:  # asked again: the same answer, no second movement
                 return row.decision_transaction_id, money_message(row.currency, postings.balance(uow, operator_id, cash))
             if row.status != PENDING:
-                raise DomainError(Reason.WITHDRAWAL_NOT_PENDING, f"withdrawal {withdrawal_id!r} is {row.status}")
+                raise DomainError(Reason.WITHDRAWAL_NOT_PENDING, f"withdrawal {quote(withdrawal_id)} is {row.status}")
             now, transaction_id = utcnow(), str(uuid.uuid4())
             hold = postings.player_hold(row.player_id, row.currency)
             to = postings.external(row.currency) if decision == APPROVED else cash

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Row, select, update
 
-from hub.errors import DomainError, Reason
+from hub.errors import DomainError, Reason, quote
 from hub.ledger import postings
 from hub.ledger.schema import bonuses
 from hub.ledger.uow import UnitOfWork
@@ -188,12 +188,12 @@ def forfeit(uow: UnitOfWork, operator_id: str, bonus_id: str, now: datetime, sha
     answers BONUS_NOT_ACTIVE. One that had already converted or expired is refused here."""
     row = _lock_row(uow, operator_id, bonus_id)
     if row is None:
-        raise DomainError(Reason.BONUS_NOT_FOUND, f"no bonus {bonus_id!r}")
+        raise DomainError(Reason.BONUS_NOT_FOUND, f"no bonus {quote(bonus_id)}")
     if row.status == ACTIVE:
         end(uow, row, EXPIRED if row.expires_at <= now else FORFEITED, now, shards)
         return load(uow, operator_id, bonus_id)
     if row.status != FORFEITED:
-        raise DomainError(Reason.BONUS_NOT_ACTIVE, f"bonus {bonus_id!r} is {row.status}")
+        raise DomainError(Reason.BONUS_NOT_ACTIVE, f"bonus {quote(bonus_id)} is {row.status}")
     return row
 
 

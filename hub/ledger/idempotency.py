@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 from sqlalchemy import select, update
 
 from hub.clock import utcnow
-from hub.errors import DomainError, Reason, State
+from hub.errors import DomainError, Reason, State, quote
 from hub.ledger.db import Database
 from hub.ledger.schema import idempotency_keys
 from hub.ledger.uow import UnitOfWork
@@ -47,10 +47,10 @@ def lookup(uow: UnitOfWork, operator_id: str, key: str, request_fingerprint: str
         return None
     if row.fingerprint != request_fingerprint:
         raise DomainError(Reason.IDEMPOTENCY_KEY_REUSED,
-                          f"idempotency_key {key!r} was already used with a different request")
+                          f"idempotency_key {quote(key)} was already used with a different request")
     if row.response is None:
         # Whether the first request will apply is not known yet: retry with the same key to find out.
-        raise DomainError(Reason.REQUEST_IN_PROGRESS, f"a request with idempotency_key {key!r} is in progress",
+        raise DomainError(Reason.REQUEST_IN_PROGRESS, f"a request with idempotency_key {quote(key)} is in progress",
                           State.UNKNOWN)
     return row.response
 

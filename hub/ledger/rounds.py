@@ -28,7 +28,7 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
-from hub.errors import DomainError, Reason
+from hub.errors import DomainError, Reason, quote
 from hub.ledger import bonuses, free_rounds, idempotency, postings
 from hub.ledger.schema import bets, game_sessions, rounds
 from hub.ledger.uow import UnitOfWork
@@ -130,7 +130,7 @@ class RoundLedger:
         if stored:
             return stored
         if self._bet_row(uow, cmd.operator_id, cmd.bet_id) is not None:  # only a tombstone has no receipt
-            raise DomainError(Reason.TRANSACTION_ROLLED_BACK, f"bet {cmd.bet_id!r} was rolled back before it arrived")
+            raise DomainError(Reason.TRANSACTION_ROLLED_BACK, f"bet {quote(cmd.bet_id)} was rolled back before it arrived")
         self._check_may_bet(uow, cmd, now)
         round_ = self._round(uow, cmd.operator_id, cmd.round_id)
         if round_ is None:
@@ -139,11 +139,11 @@ class RoundLedger:
                 player_id=cmd.player_id, game_id=cmd.game_id, currency=cmd.currency, status=OPEN,
                 bet_amount=0, win_amount=0, opened_at=now))
         elif round_.status != OPEN:
-            raise DomainError(Reason.ROUND_CLOSED, f"round {cmd.round_id!r} is {round_.status}")
+            raise DomainError(Reason.ROUND_CLOSED, f"round {quote(cmd.round_id)} is {round_.status}")
         elif (round_.player_id, round_.currency) != (cmd.player_id, cmd.currency):
-            raise DomainError(Reason.INVALID_ARGUMENT, f"round {cmd.round_id!r} belongs to another player or currency")
+            raise DomainError(Reason.INVALID_ARGUMENT, f"round {quote(cmd.round_id)} belongs to another player or currency")
         elif round_.bet_amount + cmd.amount > INT64_MAX:
-            raise DomainError(Reason.INVALID_AMOUNT, f"round {cmd.round_id!r} would total more than int64 in bets")
+            raise DomainError(Reason.INVALID_AMOUNT, f"round {quote(cmd.round_id)} would total more than int64 in bets")
         cash, bonus, house = self._lock_wallet(uow, cmd.operator_id, cmd.player_id, cmd.currency)
         free_round_id = (free_rounds.take(uow, cmd.operator_id, cmd.player_id, cmd.game_id, cmd.currency,
                                           cmd.amount, now) if cmd.free_rounds else None)
@@ -178,21 +178,22 @@ class RoundLedger:
             return stored
         round_ = self._round(uow, cmd.operator_id, cmd.round_id)
         if round_ is None:
-            raise DomainError(Reason.BET_NOT_FOUND, f"no round {cmd.round_id!r} to pay a win on")
-        positive_amount(round_.currency, cmd.amount)
+            raise DomainError(Reason.BET_NOT_FOUND, f"no round {quote(cmd.round_id)} to pay a win on")
+        if cmd.amount <= 0:  # no upper bound: a win is money owed (game limits bound it, in Play)
+            raise DomainError(Reason.INVALID_AMOUNT, "a win must be positive")
         if cmd.bet_id:
             bet = self._bet_row(uow, cmd.operator_id, cmd.bet_id)
             if bet is None or bet.status == TOMBSTONE or bet.round_id != cmd.round_id:
-                raise DomainError(Reason.BET_NOT_FOUND, f"no bet {cmd.bet_id!r} in round {cmd.round_id!r}")
+                raise DomainError(Reason.BET_NOT_FOUND, f"no bet {quote(cmd.bet_id)} in round {quote(cmd.round_id)}")
             if bet.status == ROLLED_BACK:
-                raise DomainError(Reason.TRANSACTION_ROLLED_BACK, f"bet {cmd.bet_id!r} was rolled back")
+                raise DomainError(Reason.TRANSACTION_ROLLED_BACK, f"bet {quote(cmd.bet_id)} was rolled back")
             stakes = [bonuses.Stake(bet.amount, bet.bonus_amount, bet.bonus_id)]
         elif not (stakes := standing_stakes(uow, cmd.operator_id, cmd.round_id)):
-            raise DomainError(Reason.TRANSACTION_ROLLED_BACK, f"every bet of round {cmd.round_id!r} was rolled back")
+            raise DomainError(Reason.TRANSACTION_ROLLED_BACK, f"every bet of round {quote(cmd.round_id)} was rolled back")
         if round_.status != OPEN:
-            raise DomainError(Reason.ROUND_CLOSED, f"round {cmd.round_id!r} is {round_.status}")
+            raise DomainError(Reason.ROUND_CLOSED, f"round {quote(cmd.round_id)} is {round_.status}")
         if round_.win_amount + cmd.amount > INT64_MAX:
-            raise DomainError(Reason.INVALID_AMOUNT, f"round {cmd.round_id!r} would total more than int64 in wins")
+            raise DomainError(Reason.INVALID_AMOUNT, f"round {quote(cmd.round_id)} would total more than int64 in wins")
         cash, _, house = self._lock_wallet(uow, cmd.operator_id, round_.player_id, round_.currency)
         cash_part, bonus_parts = bonuses.split_win(cmd.amount, stakes)
         legs = [postings.Leg(house, -cmd.amount), postings.Leg(cash, cash_part)]
@@ -224,13 +225,13 @@ class RoundLedger:
             receipt = self._receipt_now(uow, cmd.operator_id, "", cmd.player_id, cmd.currency)
         elif (bet.player_id, bet.currency) != (cmd.player_id, cmd.currency):
             raise DomainError(Reason.INVALID_ARGUMENT,
-                              f"bet {cmd.bet_id!r} belongs to another player or currency")
+                              f"bet {quote(cmd.bet_id)} belongs to another player or currency")
         elif bet.status != ACTIVE:  # already rolled back or tombstoned under another rollback id
             receipt = self._receipt_now(uow, cmd.operator_id, bet.round_id or "", bet.player_id, bet.currency)
         else:
             round_ = self._round(uow, cmd.operator_id, bet.round_id)
             if round_.status == SETTLED:
-                raise DomainError(Reason.ROUND_ALREADY_SETTLED, f"round {bet.round_id!r} is settled")
+                raise DomainError(Reason.ROUND_ALREADY_SETTLED, f"round {quote(bet.round_id)} is settled")
             receipt = self._refund(uow, bet, cmd.rollback_id, now)
         return self._complete(uow, cmd.operator_id, cmd.rollback_id, receipt)
 
@@ -238,7 +239,7 @@ class RoundLedger:
         """Close an open round (idempotent): SETTLED if a bet stood, else ROLLED_BACK; returns the status."""
         round_ = self._round(uow, operator_id, round_id)
         if round_ is None:
-            raise DomainError(Reason.ROUND_NOT_FOUND, f"no round {round_id!r}")
+            raise DomainError(Reason.ROUND_NOT_FOUND, f"no round {quote(round_id)}")
         if round_.status != OPEN:
             return round_.status
         stakes = standing_stakes(uow, operator_id, round_id)

@@ -228,3 +228,11 @@ free_round_grants = Table(
     Column("created_at", Timestamp, nullable=False),
     Index(None, "operator_id", "player_id", "game_id", "currency"),
 )
+
+hub_keys = Table(
+    "hub_keys", metadata,
+    # Hub-wide, not an operator's: secrets generated on first start and shared by every hub process.
+    Column("name", String(64), primary_key=True),
+    Column("secret", String(128), nullable=False),  # hex
+    Column("created_at", Timestamp, nullable=False),
+)

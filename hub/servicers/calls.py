@@ -31,8 +31,9 @@ def bind_call(context: grpc.aio.ServicerContext, method: str, default_operator: 
     metadata = _metadata(context)
     operator_id = metadata.get(OPERATOR_HEADER, default_operator)
     structlog.contextvars.clear_contextvars()
+    # Header values are client input: logs carry a prefix at most (an unknown operator is refused later).
     structlog.contextvars.bind_contextvars(
-        request_id=metadata.get(REQUEST_ID_HEADER) or str(uuid.uuid4()), operator=operator_id, rpc=method)
+        request_id=(metadata.get(REQUEST_ID_HEADER) or str(uuid.uuid4()))[:64], operator=operator_id[:64], rpc=method)
     return operator_id
 
 

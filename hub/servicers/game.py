@@ -37,7 +37,7 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
         if request.game_type and request.game_type not in GAME_TYPE_NAMES:
             raise DomainError(Reason.INVALID_ARGUMENT, f"unknown game_type {request.game_type}")
         games, next_token = await self.catalog.list(
-            game_type=GAME_TYPE_NAMES.get(request.game_type, ""), provider=request.provider,
+            operator_id=operator_id, game_type=GAME_TYPE_NAMES.get(request.game_type, ""), provider=request.provider,
             currency=request.currency, page_size=request.page_size, page_token=request.page_token)
         return pb.ListGamesResponse(next_page_token=next_token, games=[
             pb.Game(game_id=g.game_id, provider=g.provider, name=g.info.name,

@@ -172,7 +172,7 @@ async def test_grant_bonus_same_key_with_a_different_amount_is_refused(hub: Clie
     (500, 1_000, USD, "", "k", DAY, (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")),
     (500, 1_000, "XXX", "XXX", "k", DAY, (grpc.StatusCode.INVALID_ARGUMENT, "UNKNOWN_CURRENCY")),
     (500, 1_000, USD, USD, "", DAY, (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_IDEMPOTENCY_KEY")),
-    (500, 1_000, USD, USD, "k" * 129, DAY, (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_IDEMPOTENCY_KEY")),
+    (500, 1_000, USD, USD, "k" * 129, DAY, (grpc.StatusCode.INVALID_ARGUMENT, "FIELD_TOO_LONG")),
     (500, 1_000, USD, USD, "k", None, (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")),
     (500, 1_000, USD, USD, "k", -60, (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")),
     (500, 1_000, USD, USD, "k", 0, (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")),

@@ -6,7 +6,7 @@ import grpc
 import pytest
 
 from casinohub.v1 import common_pb2, wallet_service_pb2 as pb
-from hub.money import INT64_MAX
+from hub.money import INT64_MAX, MAX_TRANSACTION_MINOR, max_transaction
 from tests.conftest import Client
 from tests.errors import error_info, reason_of
 
@@ -73,7 +73,9 @@ async def test_withdraw_debits_and_refuses_overdraft(hub: Client) -> None:
     (100, "XXX", "k", (grpc.StatusCode.INVALID_ARGUMENT, "UNKNOWN_CURRENCY")),
     (100, "", "k", (grpc.StatusCode.INVALID_ARGUMENT, "UNKNOWN_CURRENCY")),
     (100, USD, "", (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_IDEMPOTENCY_KEY")),
-    (100, USD, "k" * 129, (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_IDEMPOTENCY_KEY")),
+    (100, USD, "k" * 129, (grpc.StatusCode.INVALID_ARGUMENT, "FIELD_TOO_LONG")),
+    (100, "U" * 5000, "k", (grpc.StatusCode.INVALID_ARGUMENT, "FIELD_TOO_LONG")),
+    (2**63 - 1, USD, "k", (grpc.StatusCode.INVALID_ARGUMENT, "AMOUNT_ABOVE_MAXIMUM")),
 ])
 async def test_bad_deposits_are_refused_precisely_and_change_nothing(
         hub: Client, amount: int, currency: str, key: str, expected: tuple[grpc.StatusCode, str]) -> None:
@@ -86,13 +88,30 @@ async def test_bad_deposits_are_refused_precisely_and_change_nothing(
     assert hub.ledger_counts() == counts
 
 
-async def test_balance_overflow_is_refused(hub: Client) -> None:
-    player_id, _ = await hub.new_player()
-    await hub.wallet.Deposit(deposit(player_id, INT64_MAX, "big-1"), metadata=hub.metadata)
+async def test_one_transaction_moves_at_most_the_currency_maximum(hub: Client) -> None:
+    """One player's int64-max deposit used to fill the operator's external account, so every later
+    deposit in that currency, anyone's, overflowed it. Now no transaction can move that much."""
+    greedy, _ = await hub.new_player()
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await hub.wallet.Deposit(deposit(player_id, 1, "big-2"), metadata=hub.metadata)
-    assert reason_of(err.value) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_AMOUNT")
-    assert await hub.balance(player_id) == INT64_MAX
+        await hub.wallet.Deposit(deposit(greedy, INT64_MAX, "big-1"), metadata=hub.metadata)
+    assert reason_of(err.value) == (grpc.StatusCode.INVALID_ARGUMENT, "AMOUNT_ABOVE_MAXIMUM")
+    most = max_transaction(USD)
+    assert error_info(err.value).metadata["max_amount_minor"] == str(most) == str(10**11)  # $1bn by default
+    await hub.wallet.Deposit(deposit(greedy, most, "big-2"), metadata=hub.metadata)
+    other, _ = await hub.new_player()
+    await hub.wallet.Deposit(deposit(other, 100, "small-1"), metadata=hub.metadata)
+    assert (await hub.balance(greedy), await hub.balance(other)) == (most, 100)
+
+
+async def test_the_maximum_is_configurable_per_currency(hub: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(MAX_TRANSACTION_MINOR, USD, 5_000)  # what `max_transaction_minor` config sets
+    player_id, _ = await hub.new_player(deposit=5_000)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await hub.wallet.Withdraw(pb.WithdrawRequest(
+            player_id=player_id, idempotency_key="w", amount=common_pb2.Money(currency=USD, amount_minor=5_001)),
+            metadata=hub.metadata)
+    assert reason_of(err.value) == (grpc.StatusCode.INVALID_ARGUMENT, "AMOUNT_ABOVE_MAXIMUM")
+    assert await hub.balance(player_id) == 5_000
 
 
 async def test_unknown_player_and_unknown_operator(hub: Client) -> None:

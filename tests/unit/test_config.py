@@ -12,12 +12,13 @@ def test_defaults_need_nothing_installed() -> None:
 def test_file_then_environment_override(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "hub.toml"
     path.write_text('[hub]\nlisten = "0.0.0.0:6000"\nhouse_shards = 4\n\n'
-                    '[currencies]\nDOGE = 8\n\n'
+                    '[currencies]\nDOGE = 8\n\n[max_transaction_minor]\nUSD = 1000000\n\n'
                     '[[providers]]\nname = "a"\nadapter = "reelhouse"\nurl = "http://x"\nsecret = "s"\n')
     config = load(path, env={"HUB_HOUSE_SHARDS": "16", "HUB_DATABASE_URL": "sqlite:///other.db"})
     assert (config.listen, config.house_shards, config.database_url) == ("0.0.0.0:6000", 16, "sqlite:///other.db")
     assert [(p.name, p.timeout_s) for p in config.providers] == [("a", 5.0)]
     assert config.currencies == {"DOGE": 8}
+    assert config.max_transaction_minor == {"USD": 1_000_000}
     assert isinstance(config, Config)
 
 
@@ -26,3 +27,12 @@ def test_unknown_key_is_an_error_not_ignored(tmp_path) -> None:  # type: ignore[
     path.write_text('[hub]\nlisten_adress = "typo"\n')
     with pytest.raises(ValueError, match="listen_adress"):
         load(path, env={})
+
+
+def test_a_maximum_above_the_ceiling_or_for_an_unknown_currency_is_refused() -> None:
+    from hub.money import MAX_TRANSACTION_CEILING, set_max_transaction
+    from hub.errors import DomainError
+    with pytest.raises(ValueError):
+        set_max_transaction("USD", MAX_TRANSACTION_CEILING + 1)
+    with pytest.raises(DomainError):
+        set_max_transaction("XXX", 100)

@@ -34,7 +34,7 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_CURRENCY_MISMATCH: _ErrorReason.ValueType  # 4
     """FAILED_PRECONDITION: the currency differs from the wallet's or game session's."""
     ERROR_REASON_INVALID_IDEMPOTENCY_KEY: _ErrorReason.ValueType  # 5
-    """INVALID_ARGUMENT: idempotency_key missing or longer than 128 characters."""
+    """INVALID_ARGUMENT: idempotency_key missing (longer than 128 characters is FIELD_TOO_LONG)."""
     ERROR_REASON_IDEMPOTENCY_KEY_REUSED: _ErrorReason.ValueType  # 6
     """ALREADY_EXISTS: the key was used before with a different request."""
     ERROR_REASON_REQUEST_IN_PROGRESS: _ErrorReason.ValueType  # 7
@@ -142,7 +142,7 @@ ERROR_REASON_UNKNOWN_CURRENCY: ErrorReason.ValueType  # 3
 ERROR_REASON_CURRENCY_MISMATCH: ErrorReason.ValueType  # 4
 """FAILED_PRECONDITION: the currency differs from the wallet's or game session's."""
 ERROR_REASON_INVALID_IDEMPOTENCY_KEY: ErrorReason.ValueType  # 5
-"""INVALID_ARGUMENT: idempotency_key missing or longer than 128 characters."""
+"""INVALID_ARGUMENT: idempotency_key missing (longer than 128 characters is FIELD_TOO_LONG)."""
 ERROR_REASON_IDEMPOTENCY_KEY_REUSED: ErrorReason.ValueType  # 6
 """ALREADY_EXISTS: the key was used before with a different request."""
 ERROR_REASON_REQUEST_IN_PROGRESS: ErrorReason.ValueType  # 7

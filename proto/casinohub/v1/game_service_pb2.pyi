@@ -180,7 +180,10 @@ class ListGamesRequest(_message.Message):
     page_size: _builtins.int
     """Maximum games to return, 1..500; 0 means 100."""
     page_token: _builtins.str
-    """From a previous ListGamesResponse.next_page_token."""
+    """From a previous ListGamesResponse.next_page_token, with the same filters
+    (page_size may change). Opaque and signed: anything else is INVALID_ARGUMENT /
+    INVALID_PAGE_TOKEN.
+    """
     game_type: Global___GameType.ValueType
     """Filters; empty / UNSPECIFIED means any."""
     provider: _builtins.str

@@ -74,7 +74,8 @@ class GameServiceServicer:
 
     def ListGames(self, request, context):
         """Lists the aggregated catalog of all enabled providers, ordered by game_id.
-        Returns INVALID_ARGUMENT for a bad page_token or page_size.
+        Returns INVALID_ARGUMENT for a bad page_size and INVALID_ARGUMENT /
+        INVALID_PAGE_TOKEN for a page_token not issued for this same query.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -39,7 +39,8 @@ class GameServiceStub:
     def __new__(cls, channel: _aio.Channel) -> GameServiceAsyncStub: ...
     ListGames: _grpc.UnaryUnaryMultiCallable[_game_service_pb2.ListGamesRequest, _game_service_pb2.ListGamesResponse]
     """Lists the aggregated catalog of all enabled providers, ordered by game_id.
-    Returns INVALID_ARGUMENT for a bad page_token or page_size.
+    Returns INVALID_ARGUMENT for a bad page_size and INVALID_ARGUMENT /
+    INVALID_PAGE_TOKEN for a page_token not issued for this same query.
     """
     LaunchGame: _grpc.UnaryUnaryMultiCallable[_game_service_pb2.LaunchGameRequest, _game_service_pb2.LaunchGameResponse]
     """Opens a game session for the player holding session_token in one of the
@@ -85,7 +86,8 @@ class GameServiceAsyncStub(GameServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListGames: _aio.UnaryUnaryMultiCallable[_game_service_pb2.ListGamesRequest, _game_service_pb2.ListGamesResponse]  # type: ignore[assignment]
     """Lists the aggregated catalog of all enabled providers, ordered by game_id.
-    Returns INVALID_ARGUMENT for a bad page_token or page_size.
+    Returns INVALID_ARGUMENT for a bad page_size and INVALID_ARGUMENT /
+    INVALID_PAGE_TOKEN for a page_token not issued for this same query.
     """
     LaunchGame: _aio.UnaryUnaryMultiCallable[_game_service_pb2.LaunchGameRequest, _game_service_pb2.LaunchGameResponse]  # type: ignore[assignment]
     """Opens a game session for the player holding session_token in one of the
@@ -134,7 +136,8 @@ class GameServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_game_service_pb2.ListGamesResponse, _abc.Awaitable[_game_service_pb2.ListGamesResponse]]:
         """Lists the aggregated catalog of all enabled providers, ordered by game_id.
-        Returns INVALID_ARGUMENT for a bad page_token or page_size.
+        Returns INVALID_ARGUMENT for a bad page_size and INVALID_ARGUMENT /
+        INVALID_PAGE_TOKEN for a page_token not issued for this same query.
         """
 
     @_abc_1.abstractmethod

@@ -88,7 +88,11 @@ accounts = table(
 
 ledger_transactions = table(
     "ledger_transactions",
-    Column("transaction_id", String(ID), primary_key=True),
+    # Ledger order. Numbered as the row is inserted, which post() does while it holds the player's
+    # wallet: one player's transactions are numbered in the order they were applied, so their
+    # balance_after values chain in seq order (created_at is taken before the locks: it does not).
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("transaction_id", String(ID), nullable=False, unique=True),
     Column("operator_id", String(64), nullable=False),
     # deposit | withdrawal | withdrawal_paid | withdrawal_released | bet | win | rollback
     Column("kind", String(24), nullable=False),
@@ -103,9 +107,11 @@ ledger_transactions = table(
     Column("idempotency_key", String(160), nullable=False),
     Column("created_at", Timestamp, nullable=False),
     UniqueConstraint("operator_id", "idempotency_key"),
-    Index(None, "operator_id", "player_id", "created_at"),
+    Index(None, "operator_id", "player_id", "seq"),  # a player's history
+    Index(None, "operator_id", "seq"),  # the operator's history
+    Index(None, "operator_id", "player_id", "created_at"),  # time windows, daily deposit limits
+    Index(None, "operator_id", "created_at"),
     Index(None, "operator_id", "round_id"),  # a round's transactions, read at every settlement
-    Index(None, "operator_id", "created_at"),  # operator-wide listings and reports
 )
 
 postings = table(

@@ -1,17 +1,18 @@
 """Migrations that change how existing data is stored, run on databases holding data."""
 
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 from alembic import command
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import IntegrityError
 
-from hub.ledger.schema import COLLATION, metadata
+from hub.ledger.schema import COLLATION, ledger_transactions, metadata
 from hub.migrate import alembic_config, upgrade
 from tests.conftest import throwaway_mariadb_database
 
-pytestmark = pytest.mark.mariadb
+mariadb_only = pytest.mark.mariadb
 
 
 def collations(url: str) -> dict[str, str]:
@@ -37,13 +38,15 @@ def assert_byte_for_byte(url: str, tables: set[str]) -> None:
     assert {name: c for name, c in found.items() if c != COLLATION} == {}
 
 
-@pytest.fixture(params=[None, "latin1"], ids=["server-default", "latin1"])
+@pytest.fixture(params=[pytest.param(None, id="server-default", marks=mariadb_only),
+                        pytest.param("latin1", id="latin1", marks=mariadb_only)])
 def fresh_mariadb_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """An empty database created with the server's defaults, or with latin1 (MariaDB's own default
     before 11.6, so common on older production servers)."""
     yield from throwaway_mariadb_database(request.param)
 
 
+@mariadb_only
 def test_every_text_column_of_a_migrated_database_compares_byte_for_byte(mariadb_url: str) -> None:
     assert_byte_for_byte(mariadb_url, {*metadata.tables, "alembic_version"})
 
@@ -53,7 +56,9 @@ def test_tables_created_from_the_schema_compare_byte_for_byte(fresh_mariadb_url:
     metadata.create_all(engine)
     engine.dispose()
     found = collations(fresh_mariadb_url)
-    assert {name: c for name, c in found.items() if name and c != COLLATION} == {}
+    del found[""]  # the database's default is the migrations' business
+    assert set(metadata.tables) <= found.keys()
+    assert {name: c for name, c in found.items() if c != COLLATION} == {}
 
 
 def test_upgrade_converts_existing_tables_and_keeps_their_rows(fresh_mariadb_url: str) -> None:
@@ -82,4 +87,44 @@ def test_upgrade_converts_existing_tables_and_keeps_their_rows(fresh_mariadb_url
             conn.execute(text("INSERT INTO idempotency_keys VALUES ('Acme', :key, 'fp', NULL, '2026-01-01')"),
                          {"key": key})
         assert conn.execute(text("SELECT COUNT(*) FROM idempotency_keys WHERE operator_id = 'Acme'")).scalar() == 4
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=mariadb_only)])
+def empty_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/hub.db"
+    else:
+        yield from throwaway_mariadb_database()
+
+
+def test_upgrade_numbers_existing_transactions_in_the_order_their_postings_were_written(empty_url: str) -> None:
+    command.upgrade(alembic_config(empty_url), "0007")
+    # Applied (postings written) in the order a, b, c; stamped b, c, a: the clock was read before the locks.
+    applied = [("a", "2026-01-01 00:00:03", 1), ("b", "2026-01-01 00:00:01", 3), ("c", "2026-01-01 00:00:02", 5)]
+    engine = create_engine(empty_url)
+    with engine.begin() as conn:
+        for tx, created_at, posting_id in applied:
+            conn.execute(text(
+                "INSERT INTO ledger_transactions (transaction_id, operator_id, kind, player_id, currency, amount,"
+                " balance_after, bonus_amount, bonus_balance_after, round_id, idempotency_key, created_at)"
+                " VALUES (:tx, 'op', 'deposit', 'p', 'USD', 10, :balance, 0, 0, NULL, :tx, :created_at)"),
+                {"tx": tx, "balance": 10 * posting_id, "created_at": created_at})
+            conn.execute(text(
+                "INSERT INTO postings (posting_id, transaction_id, operator_id, account_id, currency, amount,"
+                " balance_after, entry_hash) VALUES (:id, :tx, 'op', 1, 'USD', 10, 0, ''),"
+                " (:id + 1, :tx, 'op', 2, 'USD', -10, 0, '')"), {"id": posting_id, "tx": tx})
+    engine.dispose()
+
+    upgrade(empty_url)
+
+    engine = create_engine(empty_url)
+    t = ledger_transactions
+    with engine.begin() as conn:
+        assert conn.execute(select(t.c.seq, t.c.transaction_id, t.c.balance_after).order_by(t.c.seq)).all() == [
+            (1, "a", 10), (2, "b", 30), (3, "c", 50)]
+        conn.execute(t.insert().values(
+            transaction_id="d", operator_id="op", kind="deposit", player_id="p", currency="USD", amount=10,
+            balance_after=60, idempotency_key="d", created_at=datetime(2026, 1, 1)))
+        assert conn.execute(select(t.c.seq).where(t.c.transaction_id == "d")).scalar_one() == 4
     engine.dispose()

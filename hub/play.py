@@ -343,7 +343,7 @@ class Play:
         return list(uow.conn.execute(select(ledger_transactions.c.transaction_id).where(
             ledger_transactions.c.round_id == round_id,
             ledger_transactions.c.operator_id == operator_id,
-        ).order_by(ledger_transactions.c.created_at, ledger_transactions.c.kind)).scalars())
+        ).order_by(ledger_transactions.c.seq)).scalars())
 
     # -- rounds --------------------------------------------------------------------------------------
 

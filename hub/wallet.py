@@ -6,12 +6,13 @@ response commit together or not at all.
 
 import base64
 import binascii
+import re
 import uuid
 from collections.abc import Callable
 from datetime import datetime
 
 from google.protobuf.message import Message
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, select, update
 
 from casinohub.v1 import common_pb2, wallet_service_pb2 as pb
 from hub.clock import to_timestamp, utcnow
@@ -21,7 +22,7 @@ from hub.ledger import bonuses, free_rounds, idempotency, postings
 from hub.ledger.db import Database
 from hub.ledger.schema import ledger_transactions, withdrawals
 from hub.ledger.uow import UnitOfWork
-from hub.money import Money, exponent, money_message, positive_amount
+from hub.money import INT64_MAX, Money, exponent, money_message, positive_amount
 from hub.players import require_player
 from hub.promotions import bonus_message, grant_message
 
@@ -172,7 +173,8 @@ class Wallet:
         return await self._db.run(_read)
 
     async def transactions(self, operator_id: str, request: pb.ListTransactionsRequest) -> pb.ListTransactionsResponse:
-        """Newest first, filtered by player, currency, round, kind and time window; keyset-paginated."""
+        """Newest first in ledger order, filtered by player, currency, round, kind and time window;
+        keyset-paginated."""
         if request.currency:
             exponent(request.currency)
         if not 0 <= request.page_size <= 500:
@@ -196,11 +198,11 @@ class Wallet:
             query = query.where(t.c.created_at >= created_after)
         if created_before:
             query = query.where(t.c.created_at < created_before)
-        if after:
-            created, tx_id = after
-            query = query.where(or_(t.c.created_at < created,
-                                    and_(t.c.created_at == created, t.c.transaction_id < tx_id)))
-        query = query.order_by(t.c.created_at.desc(), t.c.transaction_id.desc()).limit(limit + 1)
+        if after is not None:
+            query = query.where(t.c.seq < after)
+        # seq, not created_at: the order the ledger applied them, in which balance_after chains. A page
+        # boundary is a seq, so transactions committed between pages never shift it.
+        query = query.order_by(t.c.seq.desc()).limit(limit + 1)
 
         def _read(uow: UnitOfWork) -> list:  # type: ignore[type-arg]
             if request.player_id:
@@ -219,8 +221,7 @@ class Wallet:
                 bonus_balance_after=money_message(r.currency, r.bonus_balance_after))
             for r in rows[:limit]])
         if len(rows) > limit:
-            last = rows[limit - 1]
-            response.next_page_token = _encode_token(last.created_at, last.transaction_id)
+            response.next_page_token = _encode_token(rows[limit - 1].seq)
         return response
 
 
@@ -233,13 +234,16 @@ def _time(request: pb.ListTransactionsRequest, name: str) -> datetime | None:
         raise DomainError(Reason.INVALID_ARGUMENT, f"{name} is not a valid time") from None
 
 
-def _encode_token(created_at: datetime, transaction_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{transaction_id}".encode()).decode()
+def _encode_token(seq: int) -> str:
+    return base64.urlsafe_b64encode(str(seq).encode()).decode()
 
 
-def _decode_token(token: str) -> tuple[datetime, str]:
+def _decode_token(token: str) -> int:
+    """The seq a page ends at: the next page starts below it."""
     try:
-        created, tx_id = base64.urlsafe_b64decode(token.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(created), tx_id
+        digits = base64.urlsafe_b64decode(token.encode()).decode()
     except (ValueError, binascii.Error, UnicodeError):
-        raise DomainError(Reason.INVALID_ARGUMENT, "malformed page_token") from None
+        digits = ""
+    if not re.fullmatch(r"[1-9][0-9]{0,18}", digits) or int(digits) > INT64_MAX:
+        raise DomainError(Reason.INVALID_ARGUMENT, "malformed page_token")
+    return int(digits)

@@ -25,9 +25,10 @@ MARIADB_SERVER = os.environ.get("CASINOHUB_TEST_MARIADB", "root@127.0.0.1:3306")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def throwaway_mariadb_database() -> Iterator[str]:
+def throwaway_mariadb_database(charset: str | None = None) -> Iterator[str]:
     """Create a database on the shared MariaDB server, yield its URL, drop it. Fails (never skips) in CI
-    when MariaDB is unreachable."""
+    when MariaDB is unreachable. It gets the server's default character set and collation unless charset
+    is given: the hub must not depend on how its database was created."""
     user, _, hostport = MARIADB_SERVER.partition("@")
     host, _, port = hostport.partition(":")
     name = f"casinohub_test_{uuid.uuid4().hex[:12]}"
@@ -38,7 +39,7 @@ def throwaway_mariadb_database() -> Iterator[str]:
             pytest.fail(f"MariaDB at {MARIADB_SERVER} is required in CI and unreachable: {exc}")
         pytest.skip(f"MariaDB at {MARIADB_SERVER} unreachable: {exc}")
     with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+        cur.execute(f"CREATE DATABASE {name}" + (f" CHARACTER SET {charset}" if charset else ""))
     yield f"mysql+pymysql://{user}@{host}:{port or 3306}/{name}?charset=utf8mb4"
     with conn.cursor() as cur:
         cur.execute(f"DROP DATABASE {name}")

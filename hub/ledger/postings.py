@@ -2,7 +2,8 @@
 
 Invariants enforced here, for every ledger transaction: postings sum to zero per currency; a player's
 cash never goes negative; every entry records the account's running balance; each account row's
-version increases with every change; every entry extends its account's hash chain (hub.ledger.chain).
+version increases with every change; every entry extends its account's hash chain (hub.ledger.chain);
+a player's transactions are numbered (ledger_transactions.seq) in the order they were applied.
 """
 
 import zlib
@@ -180,9 +181,13 @@ def post(uow: UnitOfWork, *, operator_id: str, transaction_id: str, kind: str, p
     if any(sums.values()):
         raise ValueError(f"unbalanced transaction {transaction_id}: {dict(sums)}")
 
-    held = _hold(uow, operator_id, [leg.account for leg in legs])
+    wallet_refs = (player_cash(player_id, currency), player_bonus(player_id, currency))
+    # The player's wallet is held even when no leg moves it (a payout from the hold, say): two
+    # transactions of one player then never run at once, so seq numbers them in the order they were
+    # applied and each balance_after is read from a locked row, chaining from the previous one.
+    held = _hold(uow, operator_id, [*wallet_refs, *(leg.account for leg in legs)])
     # Work on copies: a refused transaction leaves the held rows' state as the database has it.
-    locked = {ref: replace(row) for ref, row in held.items()}
+    locked = {leg.account: replace(held[leg.account]) for leg in legs}
     entries = []
     for leg in legs:  # entries are inserted in this order, so posting_id order is chain order
         account = locked[leg.account]
@@ -208,10 +213,8 @@ def post(uow: UnitOfWork, *, operator_id: str, transaction_id: str, kind: str, p
                     version=accounts.c.version + 1)
         )
     uow.conn.execute(postings.insert(), entries)
-    after, change = [], []
-    for ref in (player_cash(player_id, currency), player_bonus(player_id, currency)):
-        after.append(locked[ref].balance if ref in locked else balance(uow, operator_id, ref))
-        change.append(sum(leg.amount for leg in legs if leg.account == ref))
+    after = [uow.held[operator_id, ref].balance for ref in wallet_refs]
+    change = [sum(leg.amount for leg in legs if leg.account == ref) for ref in wallet_refs]
     uow.conn.execute(ledger_transactions.insert().values(
         transaction_id=transaction_id, operator_id=operator_id, kind=kind, player_id=player_id,
         currency=currency, amount=change[0], balance_after=after[0], bonus_amount=change[1],

@@ -14,6 +14,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.dialects import mysql
+from sqlalchemy.schema import SchemaItem
 
 metadata = MetaData(
     naming_convention={
@@ -30,15 +31,29 @@ Blob = LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb")
 
 ID = 36  # uuid4 text
 
-operators = Table(
-    "operators", metadata,
+# Identifiers (keys, ids, usernames) compare byte for byte. MariaDB's default collations do not:
+# *_general_ci folds case, and every PAD SPACE collation, utf8mb4_bin included, ignores trailing
+# spaces, so 'Key', 'key' and 'key ' would be one idempotency key. SQLite compares bytes already.
+# Migration 0007 converts existing tables and makes this the database's default too.
+CHARSET, COLLATION = "utf8mb4", "utf8mb4_nopad_bin"
+_TEXT = {f"{dialect}_{option}": value for dialect in ("mysql", "mariadb")
+         for option, value in (("charset", CHARSET), ("collate", COLLATION))}
+
+
+def table(name: str, *items: SchemaItem) -> Table:
+    """A hub table: in the hub's metadata, its text columns compared byte for byte on MariaDB."""
+    return Table(name, metadata, *items, **_TEXT)
+
+
+operators = table(
+    "operators",
     Column("operator_id", String(64), primary_key=True),
     Column("name", String(200), nullable=False),
     Column("created_at", Timestamp, nullable=False),
 )
 
-players = Table(
-    "players", metadata,
+players = table(
+    "players",
     Column("player_id", String(ID), primary_key=True),
     Column("operator_id", String(64), nullable=False),
     Column("username", String(64), nullable=False),
@@ -48,8 +63,8 @@ players = Table(
     UniqueConstraint("operator_id", "username"),
 )
 
-player_sessions = Table(
-    "player_sessions", metadata,
+player_sessions = table(
+    "player_sessions",
     # SHA-256 of the opaque token: a database leak does not leak usable tokens.
     Column("token_hash", String(64), primary_key=True),
     Column("operator_id", String(64), nullable=False),
@@ -58,8 +73,8 @@ player_sessions = Table(
     Column("expires_at", Timestamp, nullable=False),
 )
 
-accounts = Table(
-    "accounts", metadata,
+accounts = table(
+    "accounts",
     Column("account_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("operator_id", String(64), nullable=False),
     Column("kind", String(16), nullable=False),  # player_cash | player_hold | house | external
@@ -71,9 +86,13 @@ accounts = Table(
     UniqueConstraint("operator_id", "kind", "owner", "currency"),
 )
 
-ledger_transactions = Table(
-    "ledger_transactions", metadata,
-    Column("transaction_id", String(ID), primary_key=True),
+ledger_transactions = table(
+    "ledger_transactions",
+    # Ledger order. Numbered as the row is inserted, which post() does while it holds the player's
+    # wallet: one player's transactions are numbered in the order they were applied, so their
+    # balance_after values chain in seq order (created_at is taken before the locks: it does not).
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("transaction_id", String(ID), nullable=False, unique=True),
     Column("operator_id", String(64), nullable=False),
     # deposit | withdrawal | withdrawal_paid | withdrawal_released | bet | win | rollback
     Column("kind", String(24), nullable=False),
@@ -88,13 +107,15 @@ ledger_transactions = Table(
     Column("idempotency_key", String(160), nullable=False),
     Column("created_at", Timestamp, nullable=False),
     UniqueConstraint("operator_id", "idempotency_key"),
-    Index(None, "operator_id", "player_id", "created_at"),
+    Index(None, "operator_id", "player_id", "seq"),  # a player's history
+    Index(None, "operator_id", "seq"),  # the operator's history
+    Index(None, "operator_id", "player_id", "created_at"),  # time windows, daily deposit limits
+    Index(None, "operator_id", "created_at"),
     Index(None, "operator_id", "round_id"),  # a round's transactions, read at every settlement
-    Index(None, "operator_id", "created_at"),  # operator-wide listings and reports
 )
 
-postings = Table(
-    "postings", metadata,
+postings = table(
+    "postings",
     Column("posting_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("transaction_id", String(ID), nullable=False, index=True),
     Column("operator_id", String(64), nullable=False),
@@ -106,8 +127,8 @@ postings = Table(
     Index(None, "account_id", "posting_id"),
 )
 
-idempotency_keys = Table(
-    "idempotency_keys", metadata,
+idempotency_keys = table(
+    "idempotency_keys",
     Column("operator_id", String(64), primary_key=True),
     Column("idempotency_key", String(128), primary_key=True),
     Column("fingerprint", String(64), nullable=False),
@@ -115,8 +136,8 @@ idempotency_keys = Table(
     Column("created_at", Timestamp, nullable=False),
 )
 
-game_sessions = Table(
-    "game_sessions", metadata,
+game_sessions = table(
+    "game_sessions",
     Column("game_session_id", String(ID), primary_key=True),
     Column("operator_id", String(64), nullable=False),
     Column("player_id", String(ID), nullable=False),
@@ -129,8 +150,8 @@ game_sessions = Table(
     Column("expires_at", Timestamp, nullable=False),
 )
 
-rounds = Table(
-    "rounds", metadata,
+rounds = table(
+    "rounds",
     # Keyed per operator: push-style providers name their own rounds, and those names may collide.
     Column("operator_id", String(64), primary_key=True),
     Column("round_id", String(ID), primary_key=True),
@@ -149,8 +170,8 @@ rounds = Table(
     Index(None, "operator_id", "status", "opened_at"),
 )
 
-withdrawals = Table(
-    "withdrawals", metadata,
+withdrawals = table(
+    "withdrawals",
     Column("operator_id", String(64), primary_key=True),
     Column("withdrawal_id", String(ID), primary_key=True),
     Column("player_id", String(ID), nullable=False),
@@ -164,8 +185,8 @@ withdrawals = Table(
     Index(None, "operator_id", "status", "created_at"),
 )
 
-bets = Table(
-    "bets", metadata,
+bets = table(
+    "bets",
     Column("operator_id", String(64), primary_key=True),
     Column("bet_id", String(128), primary_key=True),  # the bet's idempotency key
     Column("round_id", String(ID)),  # NULL for a tombstone
@@ -184,8 +205,8 @@ bets = Table(
     Index(None, "operator_id", "round_id", "status"),
 )
 
-play_events = Table(
-    "play_events", metadata,
+play_events = table(
+    "play_events",
     Column("game_session_id", String(ID), primary_key=True),
     Column("seq", BigInteger, primary_key=True),
     Column("operator_id", String(64), nullable=False),
@@ -195,8 +216,8 @@ play_events = Table(
     Index(None, "round_id"),
 )
 
-bonuses = Table(
-    "bonuses", metadata,
+bonuses = table(
+    "bonuses",
     Column("operator_id", String(64), primary_key=True),
     Column("bonus_id", String(ID), primary_key=True),
     Column("player_id", String(ID), nullable=False),
@@ -214,8 +235,8 @@ bonuses = Table(
     Index(None, "status", "expires_at"),  # the expiry sweep, across operators
 )
 
-free_round_grants = Table(
-    "free_round_grants", metadata,
+free_round_grants = table(
+    "free_round_grants",
     Column("operator_id", String(64), primary_key=True),
     Column("grant_id", String(ID), primary_key=True),
     Column("player_id", String(ID), nullable=False),

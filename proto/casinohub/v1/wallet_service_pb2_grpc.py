@@ -140,8 +140,10 @@ class WalletServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListTransactions(self, request, context):
-        """Ledger transactions, newest first: one player's, or (player_id empty) every player's of the
-        operator, filtered by round, kind and time window. Returns NOT_FOUND / PLAYER_NOT_FOUND,
+        """Ledger transactions, newest first in ledger order (the order the wallet applied them: oldest to
+        newest, each balance_after is the previous one's plus its amount): one player's, or (player_id
+        empty) every player's of the operator, filtered by round, kind and time window. Paging never skips
+        or repeats a transaction while others commit. Returns NOT_FOUND / PLAYER_NOT_FOUND,
         INVALID_ARGUMENT for a bad page_token, page_size, kind or time window.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

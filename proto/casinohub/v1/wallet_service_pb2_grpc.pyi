@@ -65,8 +65,10 @@ class WalletServiceStub:
     WITHDRAWAL_NOT_PENDING if it was approved.
     """
     ListTransactions: _grpc.UnaryUnaryMultiCallable[_wallet_service_pb2.ListTransactionsRequest, _wallet_service_pb2.ListTransactionsResponse]
-    """Ledger transactions, newest first: one player's, or (player_id empty) every player's of the
-    operator, filtered by round, kind and time window. Returns NOT_FOUND / PLAYER_NOT_FOUND,
+    """Ledger transactions, newest first in ledger order (the order the wallet applied them: oldest to
+    newest, each balance_after is the previous one's plus its amount): one player's, or (player_id
+    empty) every player's of the operator, filtered by round, kind and time window. Paging never skips
+    or repeats a transaction while others commit. Returns NOT_FOUND / PLAYER_NOT_FOUND,
     INVALID_ARGUMENT for a bad page_token, page_size, kind or time window.
     """
     GrantBonus: _grpc.UnaryUnaryMultiCallable[_wallet_service_pb2.GrantBonusRequest, _wallet_service_pb2.GrantBonusResponse]
@@ -125,8 +127,10 @@ class WalletServiceAsyncStub(WalletServiceStub):
     WITHDRAWAL_NOT_PENDING if it was approved.
     """
     ListTransactions: _aio.UnaryUnaryMultiCallable[_wallet_service_pb2.ListTransactionsRequest, _wallet_service_pb2.ListTransactionsResponse]  # type: ignore[assignment]
-    """Ledger transactions, newest first: one player's, or (player_id empty) every player's of the
-    operator, filtered by round, kind and time window. Returns NOT_FOUND / PLAYER_NOT_FOUND,
+    """Ledger transactions, newest first in ledger order (the order the wallet applied them: oldest to
+    newest, each balance_after is the previous one's plus its amount): one player's, or (player_id
+    empty) every player's of the operator, filtered by round, kind and time window. Paging never skips
+    or repeats a transaction while others commit. Returns NOT_FOUND / PLAYER_NOT_FOUND,
     INVALID_ARGUMENT for a bad page_token, page_size, kind or time window.
     """
     GrantBonus: _aio.UnaryUnaryMultiCallable[_wallet_service_pb2.GrantBonusRequest, _wallet_service_pb2.GrantBonusResponse]  # type: ignore[assignment]
@@ -218,8 +222,10 @@ class WalletServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _wallet_service_pb2.ListTransactionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_wallet_service_pb2.ListTransactionsResponse, _abc.Awaitable[_wallet_service_pb2.ListTransactionsResponse]]:
-        """Ledger transactions, newest first: one player's, or (player_id empty) every player's of the
-        operator, filtered by round, kind and time window. Returns NOT_FOUND / PLAYER_NOT_FOUND,
+        """Ledger transactions, newest first in ledger order (the order the wallet applied them: oldest to
+        newest, each balance_after is the previous one's plus its amount): one player's, or (player_id
+        empty) every player's of the operator, filtered by round, kind and time window. Paging never skips
+        or repeats a transaction while others commit. Returns NOT_FOUND / PLAYER_NOT_FOUND,
         INVALID_ARGUMENT for a bad page_token, page_size, kind or time window.
         """
 

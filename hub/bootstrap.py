@@ -57,11 +57,12 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     players = Players(db, timedelta(seconds=config.session_ttl_s))
     if adapters is None:
         adapters = {p.name: registry.create(p.adapter, p.adapter_config()) for p in config.providers}
-    catalog = Catalog(adapters, await page_tokens.load(db))
+    tokens = await page_tokens.load(db)
+    catalog = Catalog(adapters, tokens)
     await catalog.refresh()
     rounds = RoundLedger(config.house_shards, config.bonus_spending)
     play = Play(db, catalog, players, rounds, timedelta(seconds=config.game_session_ttl_s))
     reconciler = Reconciler(db, catalog, rounds, timedelta(seconds=config.reconcile_after_s))
-    wallet = Wallet(db, config.house_shards, config.cashier_limits)
+    wallet = Wallet(db, config.house_shards, tokens, config.cashier_limits)
     return Hub(config, db, operators, players, wallet, catalog, play, reconciler, adapters, Reports(db),
                Promotions(db, catalog, config.house_shards))

@@ -4,9 +4,6 @@ Each money movement is one unit of work: idempotency record, balanced postings a
 response commit together or not at all.
 """
 
-import base64
-import binascii
-import re
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -22,7 +19,8 @@ from hub.ledger import bonuses, free_rounds, idempotency, postings
 from hub.ledger.db import Database
 from hub.ledger.schema import ledger_transactions, withdrawals
 from hub.ledger.uow import UnitOfWork
-from hub.money import INT64_MAX, Money, exponent, money_message, positive_amount
+from hub.money import Money, exponent, money_message, positive_amount
+from hub.page_tokens import PageTokens
 from hub.players import require_player
 from hub.promotions import bonus_message, grant_message
 
@@ -39,9 +37,11 @@ PENDING, APPROVED, REJECTED = "PENDING", "APPROVED", "REJECTED"
 
 
 class Wallet:
-    def __init__(self, db: Database, house_shards: int, limits: tuple[CashierLimit, ...] = ()):
+    def __init__(self, db: Database, house_shards: int, page_tokens: PageTokens,
+                 limits: tuple[CashierLimit, ...] = ()):
         self._db = db
         self._shards = house_shards
+        self._page_tokens = page_tokens
         self._limits = {(limit.operator_id, limit.currency): limit for limit in limits}
 
     async def deposit(self, operator_id: str, player_id: str, amount: Money, key: str) -> pb.DepositResponse:
@@ -187,7 +187,9 @@ class Wallet:
         if created_after and created_before and created_after >= created_before:
             raise DomainError(Reason.INVALID_ARGUMENT, "created_after must be before created_before")
         limit = request.page_size or 50
-        after = _decode_token(request.page_token) if request.page_token else None
+        shape = ("ListTransactions", operator_id, request.player_id, request.currency, request.round_id,
+                 request.kind, created_after, created_before)
+        after = _seq(self._page_tokens.read(request.page_token, shape)) if request.page_token else None
         t = ledger_transactions
         query = select(t).where(t.c.operator_id == operator_id)
         for wanted, column in ((request.player_id, t.c.player_id), (request.currency, t.c.currency),
@@ -221,7 +223,7 @@ class Wallet:
                 bonus_balance_after=money_message(r.currency, r.bonus_balance_after))
             for r in rows[:limit]])
         if len(rows) > limit:
-            response.next_page_token = _encode_token(rows[limit - 1].seq)
+            response.next_page_token = self._page_tokens.issue(shape, [rows[limit - 1].seq])
         return response
 
 
@@ -234,16 +236,9 @@ def _time(request: pb.ListTransactionsRequest, name: str) -> datetime | None:
         raise DomainError(Reason.INVALID_ARGUMENT, f"{name} is not a valid time") from None
 
 
-def _encode_token(seq: int) -> str:
-    return base64.urlsafe_b64encode(str(seq).encode()).decode()
-
-
-def _decode_token(token: str) -> int:
-    """The seq a page ends at: the next page starts below it."""
-    try:
-        digits = base64.urlsafe_b64decode(token.encode()).decode()
-    except (ValueError, binascii.Error, UnicodeError):
-        digits = ""
-    if not re.fullmatch(r"[1-9][0-9]{0,18}", digits) or int(digits) > INT64_MAX:
-        raise DomainError(Reason.INVALID_ARGUMENT, "malformed page_token")
-    return int(digits)
+def _seq(cursor: list[object]) -> int:
+    """The seq a page ends at (the next page starts below it); the hub signed it, so it is one it wrote."""
+    seq = cursor[0]
+    if not isinstance(seq, int):
+        raise ValueError(f"transaction page cursor {cursor!r} holds no seq")
+    return seq

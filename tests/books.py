@@ -20,6 +20,7 @@ from hub.ledger.schema import ledger_transactions, players
 from hub.ledger.uow import UnitOfWork
 from hub.money import Money
 from hub.operators import Operators
+from hub.page_tokens import PageTokens
 from hub.wallet import Wallet
 
 T = TypeVar("T")
@@ -92,7 +93,7 @@ async def open_books(database_url: str, cash: int = 1_000,
 
     await db.run(_player)
     if cash:
-        await Wallet(db, SHARDS).deposit(operator_id, player_id, Money(USD, cash), "funding")
+        await Wallet(db, SHARDS, PageTokens(b"test")).deposit(operator_id, player_id, Money(USD, cash), "funding")
     try:
         yield Books(database_url, db, RoundLedger(SHARDS, bonus_spending), operator_id, player_id)
     finally:

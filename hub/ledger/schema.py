@@ -250,8 +250,8 @@ free_round_grants = table(
     Index(None, "operator_id", "player_id", "game_id", "currency"),
 )
 
-hub_keys = Table(
-    "hub_keys", metadata,
+hub_keys = table(
+    "hub_keys",
     # Hub-wide, not an operator's: secrets generated on first start and shared by every hub process.
     Column("name", String(64), primary_key=True),
     Column("secret", String(128), nullable=False),  # hex

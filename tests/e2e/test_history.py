@@ -156,10 +156,27 @@ async def test_a_payout_waits_for_the_players_wallet(hub: Client) -> None:
     engine.dispose()
 
 
-async def test_page_tokens_naming_no_position_are_refused(hub: Client) -> None:
+async def test_page_tokens_are_signed_and_bound_to_their_query(hub: Client) -> None:
+    """A token only continues the listing that issued it; page_size alone may change between pages."""
     player_id, _ = await hub.new_player(deposit=100)
-    for position in (b"0", b"-1", b"9223372036854775808", b"2026-01-01T00:00:00|tx", b"\xff"):
+    other, _ = await hub.new_player(deposit=100)
+    for i in range(3):
+        await hub.wallet.Deposit(pb.DepositRequest(player_id=player_id, idempotency_key=f"more-{i}",
+                                                   amount=common_pb2.Money(currency="USD", amount_minor=1)),
+                                 metadata=hub.metadata)
+    first = await hub.wallet.ListTransactions(pb.ListTransactionsRequest(player_id=player_id, page_size=1),
+                                              metadata=hub.metadata)
+    token = first.next_page_token
+    rest = await hub.wallet.ListTransactions(pb.ListTransactionsRequest(
+        player_id=player_id, page_size=10, page_token=token), metadata=hub.metadata)
+    assert len(rest.transactions) == 3 and not rest.next_page_token
+    forged = [base64.urlsafe_b64encode(p).decode() for p in (b"0", b"7", b"2026-01-01T00:00:00|tx", b"\xff")]
+    for request in [pb.ListTransactionsRequest(player_id=other, page_token=token),
+                    pb.ListTransactionsRequest(player_id=player_id, currency="USD", page_token=token),
+                    pb.ListTransactionsRequest(page_token=token),
+                    pb.ListTransactionsRequest(player_id=player_id, page_token=token[:-1] + "A"),
+                    pb.ListTransactionsRequest(player_id=player_id, page_token=token.swapcase()),
+                    *(pb.ListTransactionsRequest(player_id=player_id, page_token=f) for f in forged)]:
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await hub.wallet.ListTransactions(pb.ListTransactionsRequest(
-                player_id=player_id, page_token=base64.urlsafe_b64encode(position).decode()), metadata=hub.metadata)
-        assert reason_of(err.value) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT"), position
+            await hub.wallet.ListTransactions(request, metadata=hub.metadata)
+        assert reason_of(err.value) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAGE_TOKEN"), request

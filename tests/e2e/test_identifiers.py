@@ -120,7 +120,9 @@ async def test_id_variants_name_nothing(hub: Client) -> None:
         await stream.close()
     not_found = {"player": "PLAYER_NOT_FOUND", "round": "ROUND_NOT_FOUND", "withdrawal": "WITHDRAWAL_NOT_FOUND",
                  "bonus": "BONUS_NOT_FOUND", "game session": "GAME_SESSION_NOT_FOUND"}
-    assert answers == {(kind, variant): (grpc.StatusCode.NOT_FOUND, not_found[kind]) for kind, variant in answers}
+    # A padded uuid is longer than an id can be: the edge refuses it before any lookup.
+    assert answers == {(kind, variant): (grpc.StatusCode.NOT_FOUND, not_found[kind]) if len(variant) <= 36
+                       else (grpc.StatusCode.INVALID_ARGUMENT, "FIELD_TOO_LONG") for kind, variant in answers}
     # Nothing above touched the real ones.
     assert (await hub.wallet.GetBonus(pb.GetBonusRequest(bonus_id=bonus_id), metadata=hub.metadata)
             ).bonus.status == pb.BONUS_STATUS_ACTIVE

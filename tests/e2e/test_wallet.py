@@ -149,7 +149,7 @@ async def test_list_transactions_pages_newest_first(hub: Client) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await hub.wallet.ListTransactions(pb.ListTransactionsRequest(player_id=player_id, page_token="%%%"),
                                           metadata=hub.metadata)
-    assert reason_of(err.value) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
+    assert reason_of(err.value) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAGE_TOKEN")
 
 
 async def test_list_transactions_filters_by_round_kind_time_and_player(hub: Client) -> None:

@@ -77,6 +77,7 @@ from hub.ledger.schema import bonuses as bonus_table
 from hub.ledger.uow import UnitOfWork
 from hub.money import Money
 from hub.operators import Operators
+from hub.page_tokens import PageTokens
 from hub.wallet import Wallet
 
 KINDS = ("deposit", "withdrawal", "bet", "win", "rollback")
@@ -437,7 +438,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.db._run_sync(_players)
         self.model = Model()
         self.ledger = RoundLedger(SHARDS)
-        self.wallet = Wallet(self.db, SHARDS)
+        self.wallet = Wallet(self.db, SHARDS, PageTokens(b"test"))
         self.refused: list[Req] = []
         self.transaction_ids: set[str] = set()
         self.grants = 0  # grant keys are "g<n>", never reused

@@ -16,6 +16,7 @@ from hub.errors import DomainError, Reason, State
 from hub.ledger.rounds import Bet
 from hub.ledger.schema import game_sessions, players, rounds
 from hub.money import Money
+from hub.page_tokens import PageTokens
 from hub.wallet import Wallet
 from tests.books import USD, Books, open_books, refused
 
@@ -162,7 +163,7 @@ async def test_round_totals_cannot_overflow_int64(books: Books, monkeypatch: pyt
     from hub.money import INT64_MAX, MAX_TRANSACTION_MINOR
 
     monkeypatch.setitem(MAX_TRANSACTION_MINOR, USD, INT64_MAX)
-    await Wallet(books.db, 8).deposit(books.operator_id, books.player_id, Money(USD, INT64_MAX - 1_000), "top-up")
+    await Wallet(books.db, 8, PageTokens(b"test")).deposit(books.operator_id, books.player_id, Money(USD, INT64_MAX - 1_000), "top-up")
     await books.bet("huge-1", INT64_MAX)
     await books.rollback("huge-1", "rb-huge-1")
     await refused(books.bet("huge-2", INT64_MAX), Reason.INVALID_AMOUNT)

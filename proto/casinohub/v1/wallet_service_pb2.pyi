@@ -616,7 +616,9 @@ class ListTransactionsRequest(_message.Message):
     page_size: _builtins.int
     """1..500; 0 means 50."""
     page_token: _builtins.str
-    """From a previous response; the other fields must stay the same between pages."""
+    """From a previous response; the other fields (but page_size) must stay the
+    same between pages. Opaque and signed by the hub.
+    """
     round_id: _builtins.str
     """Only this round's transactions; empty means any."""
     kind: Global___TransactionKind.ValueType

@@ -144,7 +144,8 @@ class WalletServiceServicer:
         newest, each balance_after is the previous one's plus its amount): one player's, or (player_id
         empty) every player's of the operator, filtered by round, kind and time window. Paging never skips
         or repeats a transaction while others commit. Returns NOT_FOUND / PLAYER_NOT_FOUND,
-        INVALID_ARGUMENT for a bad page_token, page_size, kind or time window.
+        INVALID_ARGUMENT for a bad page_size, kind or time window, INVALID_ARGUMENT /
+        INVALID_PAGE_TOKEN for a page_token not issued for this same query.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

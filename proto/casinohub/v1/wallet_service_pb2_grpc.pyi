@@ -69,7 +69,8 @@ class WalletServiceStub:
     newest, each balance_after is the previous one's plus its amount): one player's, or (player_id
     empty) every player's of the operator, filtered by round, kind and time window. Paging never skips
     or repeats a transaction while others commit. Returns NOT_FOUND / PLAYER_NOT_FOUND,
-    INVALID_ARGUMENT for a bad page_token, page_size, kind or time window.
+    INVALID_ARGUMENT for a bad page_size, kind or time window, INVALID_ARGUMENT /
+    INVALID_PAGE_TOKEN for a page_token not issued for this same query.
     """
     GrantBonus: _grpc.UnaryUnaryMultiCallable[_wallet_service_pb2.GrantBonusRequest, _wallet_service_pb2.GrantBonusResponse]
     """Credits promotional money to the wallet's bonus balance, from the
@@ -131,7 +132,8 @@ class WalletServiceAsyncStub(WalletServiceStub):
     newest, each balance_after is the previous one's plus its amount): one player's, or (player_id
     empty) every player's of the operator, filtered by round, kind and time window. Paging never skips
     or repeats a transaction while others commit. Returns NOT_FOUND / PLAYER_NOT_FOUND,
-    INVALID_ARGUMENT for a bad page_token, page_size, kind or time window.
+    INVALID_ARGUMENT for a bad page_size, kind or time window, INVALID_ARGUMENT /
+    INVALID_PAGE_TOKEN for a page_token not issued for this same query.
     """
     GrantBonus: _aio.UnaryUnaryMultiCallable[_wallet_service_pb2.GrantBonusRequest, _wallet_service_pb2.GrantBonusResponse]  # type: ignore[assignment]
     """Credits promotional money to the wallet's bonus balance, from the
@@ -226,7 +228,8 @@ class WalletServiceServicer(metaclass=_abc_1.ABCMeta):
         newest, each balance_after is the previous one's plus its amount): one player's, or (player_id
         empty) every player's of the operator, filtered by round, kind and time window. Paging never skips
         or repeats a transaction while others commit. Returns NOT_FOUND / PLAYER_NOT_FOUND,
-        INVALID_ARGUMENT for a bad page_token, page_size, kind or time window.
+        INVALID_ARGUMENT for a bad page_size, kind or time window, INVALID_ARGUMENT /
+        INVALID_PAGE_TOKEN for a page_token not issued for this same query.
         """
 
     @_abc_1.abstractmethod

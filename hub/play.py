@@ -65,7 +65,7 @@ class GameSession:
 class OpenedRound:
     round_id: str
     events: list[pb.PlayResponse]
-    replayed: bool  # the key was seen before: events are the stored ones, nothing was debited
+    replayed: bool  # the key was seen before: events are copies of the stored ones, nothing was debited
 
 
 
@@ -234,7 +234,17 @@ class Play:
                 # Whether that round wins is not known yet: retry with the same key to find out.
                 raise DomainError(Reason.REQUEST_IN_PROGRESS, f"the bet with key {key!r} is still in play",
                                   State.UNKNOWN)
-            return OpenedRound(round_id, self._round_events(uow, session, round_id), replayed=True)
+            copies = []
+            for original in self._round_events(uow, session, round_id):
+                copy = pb.PlayResponse()
+                copy.CopyFrom(original)
+                copy.replay_of_seq = original.seq
+                copies.append(copy)
+            # New events of this session (seq never goes backwards on a stream, and Resume finds them).
+            # Stored without the round id, so a later replay copies the originals, not these.
+            events = self._append(uow, session, None, copies)
+            uow.commit()
+            return OpenedRound(round_id, events, replayed=True)
         events = self._append(uow, session, round_id, [
             pb.PlayResponse(round_opened=pb.RoundOpened(round_id=round_id, idempotency_key=key)),
             pb.PlayResponse(bet_accepted=pb.BetAccepted(
@@ -333,6 +343,7 @@ class Play:
 
     @staticmethod
     def _round_events(uow: UnitOfWork, session: GameSession, round_id: str) -> list[pb.PlayResponse]:
+        """The round's original events (replay copies carry no round id)."""
         payloads = uow.conn.execute(select(play_events.c.payload).where(
             play_events.c.round_id == round_id, play_events.c.operator_id == session.operator_id,
         ).order_by(play_events.c.seq)).scalars()

@@ -8,7 +8,7 @@ import pytest
 from adapters.base import ProviderTimeout, ProviderUnavailable
 from casinohub.v1 import common_pb2, game_service_pb2 as pb
 from tests.conftest import Client
-from tests.e2e.play_client import PlayStream, kinds, launch, opened_stream
+from tests.e2e.play_client import PlayStream, kinds, launch, opened_stream, without_seqs
 from tests.errors import reason_of
 from tests.fakes import FakeStudio
 
@@ -37,7 +37,8 @@ async def test_full_round_events_are_ordered_and_settle_the_win(hub: Client, stu
     await stream.close()
 
 
-async def test_bet_replay_returns_the_same_events_and_debits_once(hub: Client, studio: FakeStudio) -> None:
+async def test_bet_replay_appends_copies_of_the_original_events_and_debits_once(
+        hub: Client, studio: FakeStudio) -> None:
     player_id, token = await hub.new_player(deposit=1_000)
     stream = await opened_stream(hub, token)
     stream.bet(100, "bet-r")
@@ -45,16 +46,46 @@ async def test_bet_replay_returns_the_same_events_and_debits_once(hub: Client, s
     counts = hub.ledger_counts()
     stream.bet(100, "bet-r")
     again = await stream.until("settled")
-    assert [e.SerializeToString() for e in again] == [e.SerializeToString() for e in first]
+    # New events of this session (seq never goes backwards on a stream) that carry the round's data.
+    assert [e.seq for e in again] == [6, 7, 8, 9]
+    assert [e.replay_of_seq for e in again] == [2, 3, 4, 5] and {e.replay_of_seq for e in first} == {0}
+    assert [without_seqs(e) for e in again] == [without_seqs(e) for e in first]
+    stream.bet(100, "bet-r")  # a second replay copies the originals, not the first replay's copies
+    third = await stream.until("settled")
+    assert [(e.seq, e.replay_of_seq) for e in third] == [(10, 2), (11, 3), (12, 4), (13, 5)]
+    assert [without_seqs(e) for e in third] == [without_seqs(e) for e in first]
     assert hub.ledger_counts() == counts
     assert len(studio.plays) == 1
     assert await hub.balance(player_id) == 900
 
     stream.bet(150, "bet-r")  # same key, different amount
-    error = (await stream.next()).error
+    refused = await stream.next()
+    error = refused.error
+    assert (refused.seq, refused.replay_of_seq) == (14, 0)
     assert (error.error.reason, error.error.code) == ("IDEMPOTENCY_KEY_REUSED", grpc.StatusCode.ALREADY_EXISTS.value[0])
     assert error.balance.amount_minor == 900 and hub.ledger_counts() == counts
     await stream.close()
+
+
+async def test_resume_from_the_middle_of_a_replay_gets_exactly_the_rest(hub: Client) -> None:
+    _, token = await hub.new_player(deposit=1_000)
+    game_session_id = await launch(hub, token)
+    stream = PlayStream(hub)
+    stream.open(game_session_id, token)
+    await stream.next()
+    stream.bet(100, "replayed-then-dropped")
+    await stream.until("settled")
+    stream.bet(100, "replayed-then-dropped")
+    seen = [await stream.next(), await stream.next()]
+    assert [e.seq for e in seen] == [6, 7]
+    await stream.close()  # the connection drops mid-replay
+
+    resumed = PlayStream(hub)
+    resumed.resume(game_session_id, token, seen[-1].seq)
+    rest = [await resumed.next() for _ in range(3)]
+    assert [(e.seq, e.replay_of_seq, e.WhichOneof("event")) for e in rest] == [
+        (8, 4, "outcome"), (9, 5, "settled"), (10, 0, "session_opened")]
+    await resumed.close()
 
 
 async def test_fifty_concurrent_bets_on_a_balance_of_ten_bets(hub: Client, studio: FakeStudio) -> None:

@@ -256,3 +256,23 @@ async def test_same_key_while_the_first_bet_is_in_flight_is_aborted_retryable(hu
     assert await hub.balance(player_id) == 900 and len(studio.plays) == 1
     await first.close()
     await second.close()
+
+
+@pytest.mark.parametrize("second", ["open", "resume"])
+async def test_a_second_open_or_resume_on_a_stream_is_refused(hub: Client, second: str) -> None:
+    _, token = await hub.new_player()
+    game_session_id = await launch(hub, token)
+    stream = PlayStream(hub)
+    stream.open(game_session_id, token)
+    assert (await stream.next()).seq == 1
+    if second == "open":
+        stream.open(game_session_id, token)
+    else:
+        stream.resume(game_session_id, token, 1)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stream.next()
+    assert reason_of(err.value) == (grpc.StatusCode.FAILED_PRECONDITION, "STREAM_ALREADY_OPEN")
+    check = PlayStream(hub)  # nothing was appended: the next event of the session is seq 2
+    check.resume(game_session_id, token, 1)
+    assert ((event := await check.next()).WhichOneof("event"), event.seq) == ("session_opened", 2)
+    await check.close()

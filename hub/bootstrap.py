@@ -61,7 +61,10 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     catalog = Catalog(adapters, tokens)
     await catalog.refresh()
     rounds = RoundLedger(config.house_shards, config.bonus_spending)
-    play = Play(db, catalog, players, rounds, timedelta(seconds=config.game_session_ttl_s))
+    # A round still OPEN after reconcile_after_s is closed by the next reconciler pass: waiting longer
+    # for it on a resumed stream means the provider cannot answer.
+    play = Play(db, catalog, players, rounds, timedelta(seconds=config.game_session_ttl_s),
+                timedelta(seconds=config.reconcile_after_s + config.reconcile_interval_s))
     reconciler = Reconciler(db, catalog, rounds, timedelta(seconds=config.reconcile_after_s))
     wallet = Wallet(db, config.house_shards, tokens, config.cashier_limits)
     return Hub(config, db, operators, players, wallet, catalog, play, reconciler, adapters, Reports(db),

@@ -46,7 +46,7 @@ class PageTokens:
                                                          "start again without one")
         cursor = json.loads(body)
         if not isinstance(cursor, list):  # only the hub signs, so this is a hub bug
-            raise ValueError("page token cursor is not a list")
+            raise TypeError("page token cursor is not a list")
         return cursor
 
     def _mac(self, query: Sequence[object], body: bytes) -> bytes:

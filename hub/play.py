@@ -5,17 +5,21 @@ round and appends RoundOpened + BetAccepted; (2) the provider is asked for the o
 transaction credits the win and appends Outcome + Settled, or, if the provider failed, refunds the
 bet and appends an Error. Every event gets the next seq of its game session and is stored, so a
 client that reconnects with Resume gets exactly what it missed. Steps 2-3 run in a task the stream
-does not own: a client that disconnects mid-round cannot leave its bet half-settled.
+does not own: a client that disconnects mid-round cannot leave its bet half-settled, and a stream that
+resumes meanwhile follows the round through the event log (woken by this process's appends, polling
+for another process's).
 """
 
 import asyncio
+import contextlib
 import json
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from typing import TypeVar
 
 import structlog
 from sqlalchemy import select, update
@@ -27,7 +31,7 @@ from adapters.base import (
 from casinohub.v1 import common_pb2, game_service_pb2 as pb
 from hub.catalog import Catalog, CatalogGame
 from hub.clock import to_timestamp, utcnow
-from hub.errors import DomainError, Reason, State
+from hub.errors import DomainError, Reason, State, quote
 from hub.ledger import free_rounds, idempotency, postings
 from hub.ledger.db import Database
 from hub.ledger.rounds import OPEN, Bet, Rollback, RoundLedger, Win, rollback_key, win_key
@@ -36,9 +40,14 @@ from hub.ledger.uow import UnitOfWork
 from hub.money import Money, exponent, money_message, positive_amount
 from hub.players import Players
 
+T = TypeVar("T")
 log = structlog.get_logger(__name__)
 # A Play round's id derives from its bet's key, so a replayed bet names the same round.
 ROUND_NAMESPACE = uuid.UUID("5b0f3a4e-8c1d-4a7e-9f2b-6d3c1e0a9b71")
+PAGE = 100  # events read per query: a long backlog streams through, never held whole
+# A resumed stream re-reads the log this often (doubling while nothing comes) in case another hub
+# process is settling the round; appends in this process wake it at once.
+POLL_MIN_S, POLL_MAX_S = 0.05, 1.0
 
 _PROVIDER_REASONS: dict[type[ProviderError], Reason] = {
     ProviderTimeout: Reason.PROVIDER_TIMEOUT,
@@ -65,19 +74,24 @@ class GameSession:
 class OpenedRound:
     round_id: str
     events: list[pb.PlayResponse]
-    replayed: bool  # the key was seen before: events are the stored ones, nothing was debited
+    replayed: bool  # the key was seen before: events are copies of the stored ones, nothing was debited
 
 
 
 class Play:
     def __init__(self, db: Database, catalog: Catalog, players: Players, rounds: RoundLedger,
-                 game_session_ttl: timedelta):
+                 game_session_ttl: timedelta, round_wait: timedelta):
+        """round_wait: how long a resumed stream follows a round still in play before it gives up; by
+        then the reconciler should have closed it."""
         self._db = db
         self._catalog = catalog
         self._players = players
         self._rounds = rounds
         self._ttl = game_session_ttl
+        self._round_wait = round_wait
         self._in_flight: set[asyncio.Task[None]] = set()
+        # Resumed streams following a game session's rounds, woken when this process appends to it.
+        self._waiters: dict[str, set[asyncio.Event]] = {}
 
     # -- sessions ------------------------------------------------------------------------------------
 
@@ -125,36 +139,83 @@ class Play:
 
         row = await self._db.run(_load)
         if row is None:
-            raise DomainError(Reason.GAME_SESSION_NOT_FOUND, f"no game session {game_session_id!r}")
+            raise DomainError(Reason.GAME_SESSION_NOT_FOUND, f"no game session {quote(game_session_id)}")
         if row.expires_at <= utcnow():
             raise DomainError(Reason.GAME_SESSION_CLOSED, "game session expired; launch the game again")
         return GameSession(row.game_session_id, operator_id, player_id, row.game_id, row.currency,
                            row.expires_at)
 
     async def opened(self, session: GameSession) -> pb.PlayResponse:
-        def _tx(uow: UnitOfWork) -> list[pb.PlayResponse]:
-            wallet = postings.wallet(uow, session.operator_id, session.player_id, session.currency)
-            events = self._append(uow, session, None, [pb.PlayResponse(session_opened=pb.SessionOpened(
-                game_session_id=session.game_session_id, game_id=session.game_id,
-                balance=money_message(session.currency, wallet.cash), bonus_balance=money_message(session.currency, wallet.bonus),
-                free_rounds_left=self._free_rounds_left(uow, session)))])
+        def _tx(uow: UnitOfWork) -> pb.PlayResponse:
+            event = self._session_opened(uow, session)
             uow.commit()
-            return events
+            return event
 
-        return (await self._db.run(_tx))[0]
+        return await self._appending(session, _tx)
 
     async def closed(self, session: GameSession) -> pb.PlayResponse:
         return await self._append_one(session, None, pb.PlayResponse(
             session_closed=pb.SessionClosed(game_session_id=session.game_session_id)))
 
-    async def events_after(self, session: GameSession, last_seen_seq: int) -> list[pb.PlayResponse]:
-        def _read(uow: UnitOfWork) -> list[bytes]:
-            return list(uow.conn.execute(select(play_events.c.payload).where(
-                play_events.c.game_session_id == session.game_session_id,
-                play_events.c.operator_id == session.operator_id,
-                play_events.c.seq > last_seen_seq).order_by(play_events.c.seq)).scalars())
+    async def resume(self, session: GameSession, last_seen_seq: int) -> AsyncIterator[pb.PlayResponse]:
+        """Every stored event after last_seen_seq, then SessionOpened, then the rest of each round that
+        was in play at that moment, as it is appended: in seq order, each once.
 
-        return [pb.PlayResponse.FromString(p) for p in await self._db.run(_read)]
+        SessionOpened and the snapshot of rounds in play come from one transaction holding the session's
+        row lock, which every append takes: an event of those rounds is either before SessionOpened (in
+        the backlog) or after it (followed). Rounds are followed until none of them is OPEN (settled here,
+        in another process, or by the reconciler, which appends nothing) or round_wait has passed.
+        """
+        opened_seq, in_play = await self._appending(session, partial(self._resume_tx, session, last_seen_seq))
+        cursor = last_seen_seq
+        while cursor < opened_seq:
+            backlog = await self._db.run(partial(self._backlog_tx, session, cursor, opened_seq))
+            for event in backlog:
+                yield event
+            cursor = backlog[-1].seq
+        if not in_play:
+            return
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + self._round_wait.total_seconds()
+        pause = POLL_MIN_S
+        with self._watch(session) as appended:
+            while True:
+                appended.clear()  # before the read: an append committed after it sets the flag again
+                still_open, events = await self._db.run(partial(self._follow_tx, session, in_play, cursor))
+                for event in events:
+                    yield event
+                    cursor = event.seq
+                if len(events) == PAGE:
+                    continue
+                if not still_open:  # read before the events: a round closed then had its events read too
+                    return
+                left = give_up_at - loop.time()
+                if left <= 0:
+                    raise DomainError(Reason.REQUEST_IN_PROGRESS, f"round {still_open[0]} is still in play; "
+                                      "resume again later", State.UNKNOWN)
+                pause = POLL_MIN_S if events else min(pause * 2, POLL_MAX_S)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(appended.wait(), min(pause, left))
+
+    @contextlib.contextmanager
+    def _watch(self, session: GameSession) -> Iterator[asyncio.Event]:
+        """An event set whenever this process appends to the session's log, until the block ends."""
+        flag = asyncio.Event()
+        waiters = self._waiters.setdefault(session.game_session_id, set())
+        waiters.add(flag)
+        try:
+            yield flag
+        finally:
+            waiters.discard(flag)
+            if not waiters:
+                self._waiters.pop(session.game_session_id, None)
+
+    async def _appending(self, session: GameSession, fn: Callable[[UnitOfWork], T]) -> T:
+        """Run a transaction that appends to the session's log, then wake the streams following it."""
+        result = await self._db.run(fn)
+        for flag in self._waiters.get(session.game_session_id, ()):
+            flag.set()
+        return result
 
     # -- bets ----------------------------------------------------------------------------------------
 
@@ -181,7 +242,7 @@ class Play:
             idempotency.validate_key(key)
             game, adapter = await self._catalog.game(session.game_id)
             self._check_bet(session, game, money)
-            opened = await self._db.run(partial(self._open_round_tx, session, money, key))
+            opened = await self._appending(session, partial(self._open_round_tx, session, money, key))
         except DomainError as err:
             emit(await self._error_event(session, key, "", err))
             return
@@ -200,9 +261,11 @@ class Play:
             err = exc if isinstance(exc, DomainError) else DomainError(
                 provider_reason(exc), f"provider {game.provider}: {exc}; the bet was rolled back")
             log.warning("play.round_rolled_back", round_id=round_id, reason=err.reason.name, error=str(exc))
-            events = await self._db.run(partial(self._rollback_tx, session, round_id, money, key, err))
+            events = await self._appending(
+                session, partial(self._rollback_tx, session, round_id, money, key, err))
         else:
-            events = await self._db.run(partial(self._settle_tx, session, round_id, money, key, result))
+            events = await self._appending(
+                session, partial(self._settle_tx, session, round_id, money, key, result))
         for event in events:
             emit(event)
 
@@ -221,6 +284,49 @@ class Play:
 
     # -- transactions (run in a worker thread) --------------------------------------------------------
 
+    def _session_opened(self, uow: UnitOfWork, session: GameSession) -> pb.PlayResponse:
+        wallet = postings.wallet(uow, session.operator_id, session.player_id, session.currency)
+        return self._append(uow, session, None, [pb.PlayResponse(session_opened=pb.SessionOpened(
+            game_session_id=session.game_session_id, game_id=session.game_id,
+            balance=money_message(session.currency, wallet.cash),
+            bonus_balance=money_message(session.currency, wallet.bonus),
+            free_rounds_left=self._free_rounds_left(uow, session)))])[0]
+
+    def _resume_tx(self, session: GameSession, last_seen_seq: int, uow: UnitOfWork) -> tuple[int, list[str]]:
+        """Append SessionOpened; return its seq and the session's rounds in play, under the row lock."""
+        last = self._lock_last_seq(uow, session)
+        if last_seen_seq > last:  # compared here: the driver cannot bind numbers beyond int64
+            raise DomainError(Reason.SEQ_OUT_OF_RANGE,
+                              f"last_seen_seq {last_seen_seq} is beyond this game session's last seq {last}")
+        in_play = list(uow.conn.execute(select(rounds.c.round_id).where(
+            rounds.c.operator_id == session.operator_id, rounds.c.status == OPEN,
+            rounds.c.game_session_id == session.game_session_id).order_by(rounds.c.opened_at)).scalars())
+        opened = self._session_opened(uow, session)
+        uow.commit()
+        return opened.seq, in_play
+
+    @staticmethod
+    def _backlog_tx(session: GameSession, after: int, upto: int, uow: UnitOfWork) -> list[pb.PlayResponse]:
+        payloads = uow.conn.execute(select(play_events.c.payload).where(
+            play_events.c.game_session_id == session.game_session_id,
+            play_events.c.operator_id == session.operator_id, play_events.c.seq > after,
+            play_events.c.seq <= upto).order_by(play_events.c.seq).limit(PAGE)).scalars()
+        return [pb.PlayResponse.FromString(p) for p in payloads]
+
+    @staticmethod
+    def _follow_tx(session: GameSession, round_ids: list[str], after: int,
+                   uow: UnitOfWork) -> tuple[list[str], list[pb.PlayResponse]]:
+        """The rounds still OPEN, then their events after `after`. In that order: a round found closed
+        committed its last events before, so this read sees them (READ COMMITTED reads per statement)."""
+        still_open = list(uow.conn.execute(select(rounds.c.round_id).where(
+            rounds.c.operator_id == session.operator_id, rounds.c.round_id.in_(round_ids),
+            rounds.c.status == OPEN).order_by(rounds.c.opened_at)).scalars())
+        payloads = uow.conn.execute(select(play_events.c.payload).where(
+            play_events.c.game_session_id == session.game_session_id,
+            play_events.c.operator_id == session.operator_id, play_events.c.seq > after,
+            play_events.c.round_id.in_(round_ids)).order_by(play_events.c.seq).limit(PAGE)).scalars()
+        return still_open, [pb.PlayResponse.FromString(p) for p in payloads]
+
     def _open_round_tx(self, session: GameSession, money: Money, key: str, uow: UnitOfWork) -> OpenedRound:
         round_id = str(uuid.uuid5(ROUND_NAMESPACE, f"{session.operator_id}:{key}"))
         receipt = self._rounds.bet(uow, Bet(
@@ -232,9 +338,19 @@ class Play:
                 rounds.c.round_id == round_id, rounds.c.operator_id == session.operator_id)).scalar_one()
             if status == OPEN:
                 # Whether that round wins is not known yet: retry with the same key to find out.
-                raise DomainError(Reason.REQUEST_IN_PROGRESS, f"the bet with key {key!r} is still in play",
+                raise DomainError(Reason.REQUEST_IN_PROGRESS, f"the bet with key {quote(key)} is still in play",
                                   State.UNKNOWN)
-            return OpenedRound(round_id, self._round_events(uow, session, round_id), replayed=True)
+            copies = []
+            for original in self._round_events(uow, session, round_id):
+                copy = pb.PlayResponse()
+                copy.CopyFrom(original)
+                copy.replay_of_seq = original.seq
+                copies.append(copy)
+            # New events of this session (seq never goes backwards on a stream, and Resume finds them).
+            # Stored without the round id, so a later replay copies the originals, not these.
+            events = self._append(uow, session, None, copies)
+            uow.commit()
+            return OpenedRound(round_id, events, replayed=True)
         events = self._append(uow, session, round_id, [
             pb.PlayResponse(round_opened=pb.RoundOpened(round_id=round_id, idempotency_key=key)),
             pb.PlayResponse(bet_accepted=pb.BetAccepted(
@@ -294,7 +410,7 @@ class Play:
             uow.commit()
             return events
 
-        return (await self._db.run(_tx))[0]
+        return (await self._appending(session, _tx))[0]
 
     async def _append_one(self, session: GameSession, round_id: str | None, event: pb.PlayResponse) -> pb.PlayResponse:
         def _tx(uow: UnitOfWork) -> list[pb.PlayResponse]:
@@ -302,7 +418,7 @@ class Play:
             uow.commit()
             return events
 
-        return (await self._db.run(_tx))[0]
+        return (await self._appending(session, _tx))[0]
 
     @staticmethod
     def _free_rounds_left(uow: UnitOfWork, session: GameSession) -> int:
@@ -314,12 +430,17 @@ class Play:
         return money_message(session.currency, postings.balance(uow, session.operator_id, player))
 
     @staticmethod
-    def _append(uow: UnitOfWork, session: GameSession, round_id: str | None,
-                events: list[pb.PlayResponse]) -> list[pb.PlayResponse]:
-        """Give events the session's next seqs and store them, in the caller's transaction."""
-        last = uow.conn.execute(select(game_sessions.c.last_seq).where(
+    def _lock_last_seq(uow: UnitOfWork, session: GameSession) -> int:
+        """The session's last seq, locking its row: appends to one session's log take turns."""
+        return uow.conn.execute(select(game_sessions.c.last_seq).where(
             game_sessions.c.game_session_id == session.game_session_id,
             game_sessions.c.operator_id == session.operator_id).with_for_update()).scalar_one()
+
+    @classmethod
+    def _append(cls, uow: UnitOfWork, session: GameSession, round_id: str | None,
+                events: list[pb.PlayResponse]) -> list[pb.PlayResponse]:
+        """Give events the session's next seqs and store them, in the caller's transaction."""
+        last = cls._lock_last_seq(uow, session)
         now = utcnow()
         for offset, event in enumerate(events, start=1):
             event.seq = last + offset
@@ -333,6 +454,7 @@ class Play:
 
     @staticmethod
     def _round_events(uow: UnitOfWork, session: GameSession, round_id: str) -> list[pb.PlayResponse]:
+        """The round's original events (replay copies carry no round id)."""
         payloads = uow.conn.execute(select(play_events.c.payload).where(
             play_events.c.round_id == round_id, play_events.c.operator_id == session.operator_id,
         ).order_by(play_events.c.seq)).scalars()
@@ -357,7 +479,7 @@ class Play:
 
         row, transaction_ids = await self._db.run(_read)
         if row is None:
-            raise DomainError(Reason.ROUND_NOT_FOUND, f"no round {round_id!r}")
+            raise DomainError(Reason.ROUND_NOT_FOUND, f"no round {quote(round_id)}")
         return pb.Round(
             round_id=row.round_id, game_id=row.game_id, player_id=row.player_id,
             game_session_id=row.game_session_id, status=pb.RoundStatus.Value(f"ROUND_STATUS_{row.status}"),

@@ -240,5 +240,5 @@ def _seq(cursor: list[object]) -> int:
     """The seq a page ends at (the next page starts below it); the hub signed it, so it is one it wrote."""
     seq = cursor[0]
     if not isinstance(seq, int):
-        raise ValueError(f"transaction page cursor {cursor!r} holds no seq")
+        raise TypeError(f"transaction page cursor {cursor!r} holds no seq")
     return seq

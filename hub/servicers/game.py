@@ -59,8 +59,9 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
 
     async def Play(self, requests: AsyncIterator[pb.PlayRequest],
                    context: grpc.aio.ServicerContext) -> AsyncIterator[pb.PlayResponse]:
-        """One message at a time: a bet's events are all sent before the next message is read, and each
-        write waits for the client (backpressure instead of buffering)."""
+        """One message at a time: the events of a bet (or of a resume, rounds in play included) are all
+        sent before the next message is read, and each write waits for the client (backpressure instead
+        of buffering). A stream attaches to one game session once."""
         operator_id = bind_call(context, "Play", self.default_operator)
         session: GameSession | None = None
         try:
@@ -68,14 +69,18 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
             async for request in requests:
                 action = request.WhichOneof("action")
                 if action in ("open", "resume"):
+                    if session is not None:
+                        raise DomainError(Reason.STREAM_ALREADY_OPEN,
+                                          f"this stream is already attached; send {action} on a new stream")
                     attach = getattr(request, action)
                     session = await self.play.attach(operator_id, attach.game_session_id, attach.session_token)
                     structlog.contextvars.bind_contextvars(game_session=session.game_session_id,
                                                            player=session.player_id)
                     if action == "resume":
-                        for event in await self.play.events_after(session, attach.last_seen_seq):
+                        async for event in self.play.resume(session, attach.last_seen_seq):
                             yield event
-                    yield await self.play.opened(session)
+                    else:
+                        yield await self.play.opened(session)
                 elif session is None:
                     raise DomainError(Reason.STREAM_NOT_OPEN, f"send open before {action or 'an empty message'}")
                 elif action == "bet":

@@ -10,9 +10,9 @@ from tests.conftest import Client
 class PlayStream:
     """A bidirectional Play call: send() queues a request, next() reads one event."""
 
-    def __init__(self, hub: Client):
+    def __init__(self, hub: Client, timeout: float | None = None):
         self._outbox: asyncio.Queue[pb.PlayRequest | None] = asyncio.Queue()
-        self.call = hub.games.Play(self._requests(), metadata=hub.metadata)
+        self.call = hub.games.Play(self._requests(), metadata=hub.metadata, timeout=timeout)
 
     async def _requests(self) -> AsyncIterator[pb.PlayRequest]:
         while (request := await self._outbox.get()) is not None:
@@ -23,6 +23,10 @@ class PlayStream:
 
     def open(self, game_session_id: str, token: str) -> None:
         self.send(pb.PlayRequest(open=pb.OpenAction(game_session_id=game_session_id, session_token=token)))
+
+    def resume(self, game_session_id: str, token: str, last_seen_seq: int) -> None:
+        self.send(pb.PlayRequest(resume=pb.ResumeAction(
+            game_session_id=game_session_id, session_token=token, last_seen_seq=last_seen_seq)))
 
     def bet(self, amount: int, key: str, currency: str = "USD") -> None:
         self.send(pb.PlayRequest(bet=pb.BetAction(
@@ -60,3 +64,12 @@ async def opened_stream(hub: Client, token: str, game_id: str = "fake:coin-flip"
 
 def kinds(events: list[pb.PlayResponse]) -> list[str]:
     return [e.WhichOneof("event") for e in events]
+
+
+def without_seqs(event: pb.PlayResponse) -> bytes:
+    """An event's content, whichever seq it was sent with."""
+    copy = pb.PlayResponse()
+    copy.CopyFrom(event)
+    copy.ClearField("seq")
+    copy.ClearField("replay_of_seq")
+    return copy.SerializeToString(deterministic=True)

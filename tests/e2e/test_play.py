@@ -7,9 +7,10 @@ import pytest
 
 from adapters.base import ProviderTimeout, ProviderUnavailable
 from casinohub.v1 import common_pb2, game_service_pb2 as pb
-from tests.conftest import Client
-from tests.e2e.play_client import PlayStream, kinds, launch, opened_stream
-from tests.errors import reason_of
+from tests.conftest import Client, start_hub
+from tests.e2e.play_client import PlayStream, kinds, launch, opened_stream, without_seqs
+from tests.e2e.test_reconciler import open_round, reconciler
+from tests.errors import error_info, reason_of
 from tests.fakes import FakeStudio
 
 BET_EVENTS = ["round_opened", "bet_accepted", "outcome", "settled"]
@@ -37,7 +38,8 @@ async def test_full_round_events_are_ordered_and_settle_the_win(hub: Client, stu
     await stream.close()
 
 
-async def test_bet_replay_returns_the_same_events_and_debits_once(hub: Client, studio: FakeStudio) -> None:
+async def test_bet_replay_appends_copies_of_the_original_events_and_debits_once(
+        hub: Client, studio: FakeStudio) -> None:
     player_id, token = await hub.new_player(deposit=1_000)
     stream = await opened_stream(hub, token)
     stream.bet(100, "bet-r")
@@ -45,16 +47,46 @@ async def test_bet_replay_returns_the_same_events_and_debits_once(hub: Client, s
     counts = hub.ledger_counts()
     stream.bet(100, "bet-r")
     again = await stream.until("settled")
-    assert [e.SerializeToString() for e in again] == [e.SerializeToString() for e in first]
+    # New events of this session (seq never goes backwards on a stream) that carry the round's data.
+    assert [e.seq for e in again] == [6, 7, 8, 9]
+    assert [e.replay_of_seq for e in again] == [2, 3, 4, 5] and {e.replay_of_seq for e in first} == {0}
+    assert [without_seqs(e) for e in again] == [without_seqs(e) for e in first]
+    stream.bet(100, "bet-r")  # a second replay copies the originals, not the first replay's copies
+    third = await stream.until("settled")
+    assert [(e.seq, e.replay_of_seq) for e in third] == [(10, 2), (11, 3), (12, 4), (13, 5)]
+    assert [without_seqs(e) for e in third] == [without_seqs(e) for e in first]
     assert hub.ledger_counts() == counts
     assert len(studio.plays) == 1
     assert await hub.balance(player_id) == 900
 
     stream.bet(150, "bet-r")  # same key, different amount
-    error = (await stream.next()).error
+    refused = await stream.next()
+    error = refused.error
+    assert (refused.seq, refused.replay_of_seq) == (14, 0)
     assert (error.error.reason, error.error.code) == ("IDEMPOTENCY_KEY_REUSED", grpc.StatusCode.ALREADY_EXISTS.value[0])
     assert error.balance.amount_minor == 900 and hub.ledger_counts() == counts
     await stream.close()
+
+
+async def test_resume_from_the_middle_of_a_replay_gets_exactly_the_rest(hub: Client) -> None:
+    _, token = await hub.new_player(deposit=1_000)
+    game_session_id = await launch(hub, token)
+    stream = PlayStream(hub)
+    stream.open(game_session_id, token)
+    await stream.next()
+    stream.bet(100, "replayed-then-dropped")
+    await stream.until("settled")
+    stream.bet(100, "replayed-then-dropped")
+    seen = [await stream.next(), await stream.next()]
+    assert [e.seq for e in seen] == [6, 7]
+    await stream.close()  # the connection drops mid-replay
+
+    resumed = PlayStream(hub)
+    resumed.resume(game_session_id, token, seen[-1].seq)
+    rest = [await resumed.next() for _ in range(3)]
+    assert [(e.seq, e.replay_of_seq, e.WhichOneof("event")) for e in rest] == [
+        (8, 4, "outcome"), (9, 5, "settled"), (10, 0, "session_opened")]
+    await resumed.close()
 
 
 async def test_fifty_concurrent_bets_on_a_balance_of_ten_bets(hub: Client, studio: FakeStudio) -> None:
@@ -225,3 +257,177 @@ async def test_same_key_while_the_first_bet_is_in_flight_is_aborted_retryable(hu
     assert await hub.balance(player_id) == 900 and len(studio.plays) == 1
     await first.close()
     await second.close()
+
+
+async def test_resume_during_a_round_delivers_the_rest_of_that_round(hub: Client, studio: FakeStudio) -> None:
+    studio.delay = 0.25  # the round is still in play when the client comes back
+    studio.win = lambda bet: bet * 2
+    _, token = await hub.new_player(deposit=1_000)
+    game_session_id = await launch(hub, token)
+    dropped = PlayStream(hub)
+    dropped.open(game_session_id, token)
+    dropped.bet(100, "mid-round")
+    assert [e.seq for e in await dropped.until("bet_accepted")] == [1, 2, 3]
+    await dropped.close()
+
+    resumed = PlayStream(hub)
+    resumed.resume(game_session_id, token, 3)
+    events = await resumed.until("settled")
+    assert [(e.seq, e.WhichOneof("event")) for e in events] == [
+        (4, "session_opened"), (5, "outcome"), (6, "settled")]
+    assert events[-1].settled.balance.amount_minor == 1_100
+    resumed.bet(10, "after-resume")  # then the stream plays on as usual
+    assert [e.seq for e in await resumed.until("settled")] == [7, 8, 9, 10]
+    await resumed.close()
+
+
+async def test_resume_follows_every_round_in_play_a_page_at_a_time(
+        hub: Client, studio: FakeStudio, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("hub.play.PAGE", 1)  # the backlog and the followed rounds, one event per read
+    studio.delay = 0.25
+    _, token = await hub.new_player(deposit=1_000)
+    game_session_id = await launch(hub, token)
+    dropped = [PlayStream(hub), PlayStream(hub)]
+    for i, stream in enumerate(dropped):  # two streams of one session, each with a round in play
+        stream.open(game_session_id, token)
+        stream.bet(100, f"in-play-{i}")
+        await stream.until("bet_accepted")
+        await stream.close()
+    resumed = PlayStream(hub)
+    resumed.resume(game_session_id, token, 1)
+    events = [await resumed.next() for _ in range(10)]
+    assert [e.seq for e in events] == list(range(2, 12))
+    assert kinds(events[:6]) == ["round_opened", "bet_accepted", "session_opened"] * 2
+    assert sorted(kinds(events[6:])) == ["outcome", "outcome", "settled", "settled"]
+    assert {e.settled.round_id for e in events if e.HasField("settled")} == {
+        e.round_opened.round_id for e in events if e.HasField("round_opened")}
+    await resumed.close()
+
+
+async def test_resume_on_another_hub_delivers_a_round_in_flight_on_the_first(
+        hub: Client, studio: FakeStudio, database_url: str) -> None:
+    """Two hubs on one database, as two processes: only the database tells the second about the round."""
+    studio.delay = 0.25
+    other = await start_hub(database_url, {"fake": studio}, sandbox_operator_id=hub.operator_id)
+    try:
+        _, token = await hub.new_player(deposit=1_000)
+        game_session_id = await launch(hub, token)
+        dropped = PlayStream(hub)
+        dropped.open(game_session_id, token)
+        dropped.bet(100, "elsewhere")
+        await dropped.until("bet_accepted")
+        await dropped.close()
+        resumed = PlayStream(other)
+        resumed.resume(game_session_id, token, 3)
+        events = await resumed.until("settled")
+        assert [(e.seq, e.WhichOneof("event")) for e in events] == [
+            (4, "session_opened"), (5, "outcome"), (6, "settled")]
+        await resumed.close()
+    finally:
+        await other.channel.close()
+        await other.server.stop(grace=1)
+
+
+async def test_resume_waits_for_a_round_left_open_until_it_is_closed(hub: Client, studio: FakeStudio) -> None:
+    """A round a crashed hub left OPEN gets no more events; the reconciler closing it ends the wait."""
+    player_id, token = await hub.new_player(deposit=1_000)
+    game_session_id = await launch(hub, token)
+    await open_round(hub, player_id, 100, game_session_id=game_session_id)
+    resumed = PlayStream(hub)
+    resumed.resume(game_session_id, token, 0)
+    assert (await resumed.next()).WhichOneof("event") == "session_opened"
+    resumed.bet(10, "queued")  # read only once the open round is done
+    first = asyncio.ensure_future(resumed.next())
+    await asyncio.sleep(0.3)
+    assert not first.done()
+    assert (await reconciler(hub).run_once(hub.operator_id)).rolled_back
+    assert kinds([await first, *await resumed.until("settled")]) == BET_EVENTS
+    assert await hub.balance(player_id) == 990
+    await resumed.close()
+
+
+async def test_a_resumed_stream_waiting_for_a_round_honours_its_deadline(
+        hub: Client, studio: FakeStudio) -> None:
+    studio.delay = 1.0
+    _, token = await hub.new_player(deposit=1_000)
+    game_session_id = await launch(hub, token)
+    dropped = PlayStream(hub)
+    dropped.open(game_session_id, token)
+    dropped.bet(100, "slow")
+    await dropped.until("bet_accepted")
+    await dropped.close()
+    resumed = PlayStream(hub, timeout=0.3)
+    resumed.resume(game_session_id, token, 3)
+    assert (await resumed.next()).WhichOneof("event") == "session_opened"
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await resumed.next()
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    play = hub.server.hub.play
+    for _ in range(50):  # the server stops waiting too, well before the round ends
+        if not play._waiters:
+            break
+        await asyncio.sleep(0.01)
+    assert not play._waiters
+
+
+async def test_a_round_in_play_past_the_reconciliation_window_ends_the_resume_retryable(
+        database_url: str, studio: FakeStudio) -> None:
+    hub = await start_hub(database_url, {"fake": studio}, reconcile_after_s=0.3, reconcile_interval_s=0)
+    try:
+        player_id, token = await hub.new_player(deposit=1_000)
+        game_session_id = await launch(hub, token)
+        await open_round(hub, player_id, 100, game_session_id=game_session_id)
+        resumed = PlayStream(hub)
+        resumed.resume(game_session_id, token, 0)
+        opened = await resumed.next()
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await resumed.next()
+        assert reason_of(err.value) == (grpc.StatusCode.ABORTED, "REQUEST_IN_PROGRESS")
+        assert error_info(err.value).metadata["retryable"] == "true"
+        await reconciler(hub).run_once(hub.operator_id)
+        again = PlayStream(hub)  # once the round is closed, resuming works at once
+        again.resume(game_session_id, token, opened.seq)
+        assert ((event := await again.next()).WhichOneof("event"), event.seq) == ("session_opened", 2)
+        await again.close()
+    finally:
+        await hub.channel.close()
+        await hub.server.stop(grace=1)
+
+
+@pytest.mark.parametrize("second", ["open", "resume"])
+async def test_a_second_open_or_resume_on_a_stream_is_refused(hub: Client, second: str) -> None:
+    _, token = await hub.new_player()
+    game_session_id = await launch(hub, token)
+    stream = PlayStream(hub)
+    stream.open(game_session_id, token)
+    assert (await stream.next()).seq == 1
+    if second == "open":
+        stream.open(game_session_id, token)
+    else:
+        stream.resume(game_session_id, token, 1)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stream.next()
+    assert reason_of(err.value) == (grpc.StatusCode.FAILED_PRECONDITION, "STREAM_ALREADY_OPEN")
+    check = PlayStream(hub)  # nothing was appended: the next event of the session is seq 2
+    check.resume(game_session_id, token, 1)
+    assert ((event := await check.next()).WhichOneof("event"), event.seq) == ("session_opened", 2)
+    await check.close()
+
+
+async def test_resume_beyond_the_last_stored_seq_is_out_of_range(hub: Client) -> None:
+    _, token = await hub.new_player()
+    game_session_id = await launch(hub, token)
+    stream = PlayStream(hub)
+    stream.open(game_session_id, token)
+    opened = await stream.next()
+    await stream.close()
+    for last_seen in (2**64 - 1, 2**63, opened.seq + 1):
+        resumed = PlayStream(hub)
+        resumed.resume(game_session_id, token, last_seen)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await resumed.next()
+        assert reason_of(err.value) == (grpc.StatusCode.OUT_OF_RANGE, "SEQ_OUT_OF_RANGE"), last_seen
+    check = PlayStream(hub)  # nothing was appended, and the last stored seq itself is fine
+    check.resume(game_session_id, token, opened.seq)
+    assert ((event := await check.next()).WhichOneof("event"), event.seq) == ("session_opened", 2)
+    await check.close()

@@ -23,13 +23,13 @@ from tests.fakes import FakeStudio
 
 
 async def open_round(hub: Client, player_id: str, amount: int, game_id: str = "fake:coin-flip",
-                     age: timedelta = timedelta(minutes=10)) -> str:
+                     age: timedelta = timedelta(minutes=10), game_session_id: str | None = None) -> str:
     """A debited round with no outcome, opened `age` ago: what a crash mid-round leaves behind."""
     round_id = str(uuid.uuid4())
 
     def _tx(uow: UnitOfWork) -> None:
         RoundLedger(8).bet(uow, Bet(hub.operator_id, player_id, "USD", round_id, game_id, f"bet-{round_id}",
-                                    amount), utcnow())
+                                    amount, game_session_id), utcnow())
         uow.conn.execute(update(rounds).where(rounds.c.operator_id == hub.operator_id, rounds.c.round_id == round_id)
                          .values(opened_at=utcnow() - age))
         uow.commit()

@@ -352,7 +352,16 @@ Global___OpenAction: _TypeAlias = OpenAction  # noqa: Y015
 
 @_typing.final
 class ResumeAction(_message.Message):
-    """Re-attaches after a dropped connection; replays events with seq > last_seen_seq."""
+    """Re-attaches after a dropped connection. The stream then sends, in seq order
+    and each event once: every stored event with seq > last_seen_seq, then a
+    SessionOpened, then the rest of each round that was still in play at that
+    moment (on this or any other hub process) as it happens. Only then is the
+    next client message read, as after a Bet. A round still in play once the
+    hub's reconciliation window has passed (reconcile_after_s +
+    reconcile_interval_s of its configuration) ends the stream with ABORTED /
+    REQUEST_IN_PROGRESS (retryable): resume again later from the last seq
+    received, or Open.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -362,6 +371,10 @@ class ResumeAction(_message.Message):
     game_session_id: _builtins.str
     session_token: _builtins.str
     last_seen_seq: _builtins.int
+    """The last seq the client received on this game session; 0 for none. Beyond
+    the session's last stored seq: OUT_OF_RANGE / SEQ_OUT_OF_RANGE, and
+    nothing is appended.
+    """
     def __init__(
         self,
         *,
@@ -384,7 +397,9 @@ class BetAction(_message.Message):
     AMOUNT_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
-    """1..128 characters; a replay returns the original events without a second debit."""
+    """1..128 characters; a replay yields copies of the round's original events
+    without a second debit.
+    """
     @_builtins.property
     def amount(self) -> _common_pb2.Money: ...
     def __init__(
@@ -423,6 +438,7 @@ class PlayResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SEQ_FIELD_NUMBER: _builtins.int
+    REPLAY_OF_SEQ_FIELD_NUMBER: _builtins.int
     SESSION_OPENED_FIELD_NUMBER: _builtins.int
     ROUND_OPENED_FIELD_NUMBER: _builtins.int
     BET_ACCEPTED_FIELD_NUMBER: _builtins.int
@@ -431,7 +447,18 @@ class PlayResponse(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     SESSION_CLOSED_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
-    """Monotonically increasing per game session, starting at 1."""
+    """The event's number in its game session: 1 for the first event, each
+    stored event the next. Strictly increasing on a stream, replays included.
+    A stream may skip numbers: events another stream of the same session
+    caused are sent on that stream (except during Resume, which sends every
+    event up to its SessionOpened). Keep the last one received for
+    ResumeAction.last_seen_seq.
+    """
+    replay_of_seq: _builtins.int
+    """0, or this event repeats a round for a replayed Bet (an idempotency_key
+    seen before): the seq of the original event, whose content this event
+    carries. Always an original's seq, never that of an earlier copy.
+    """
     @_builtins.property
     def session_opened(self) -> Global___SessionOpened: ...
     @_builtins.property
@@ -450,6 +477,7 @@ class PlayResponse(_message.Message):
         self,
         *,
         seq: _builtins.int = ...,
+        replay_of_seq: _builtins.int = ...,
         session_opened: Global___SessionOpened | None = ...,
         round_opened: Global___RoundOpened | None = ...,
         bet_accepted: Global___BetAccepted | None = ...,
@@ -460,7 +488,7 @@ class PlayResponse(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["bet_accepted", b"bet_accepted", "error", b"error", "event", b"event", "outcome", b"outcome", "round_opened", b"round_opened", "session_closed", b"session_closed", "session_opened", b"session_opened", "settled", b"settled"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bet_accepted", b"bet_accepted", "error", b"error", "event", b"event", "outcome", b"outcome", "round_opened", b"round_opened", "seq", b"seq", "session_closed", b"session_closed", "session_opened", b"session_opened", "settled", b"settled"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bet_accepted", b"bet_accepted", "error", b"error", "event", b"event", "outcome", b"outcome", "replay_of_seq", b"replay_of_seq", "round_opened", b"round_opened", "seq", b"seq", "session_closed", b"session_closed", "session_opened", b"session_opened", "settled", b"settled"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["session_opened", "round_opened", "bet_accepted", "outcome", "settled", "error", "session_closed"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015

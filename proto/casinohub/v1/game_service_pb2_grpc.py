@@ -92,14 +92,23 @@ class GameServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Play(self, request_iterator, context):
-        """Bidirectional play stream. The first message must be Open (or Resume);
-        anything else aborts the stream with FAILED_PRECONDITION / STREAM_NOT_OPEN.
+        """Bidirectional play stream on one game session, one client message at a
+        time: the events a message causes are all sent before the next message is
+        read, and each send waits for the client (backpressure, not buffering).
+        The first message must be Open or Resume; anything else aborts the stream
+        with FAILED_PRECONDITION / STREAM_NOT_OPEN. A stream attaches once: a
+        second Open or Resume aborts it with FAILED_PRECONDITION /
+        STREAM_ALREADY_OPEN (open another stream for another game session).
         Each Bet yields, in order: RoundOpened, BetAccepted, Outcome, Settled; or
         an Error event (e.g. INSUFFICIENT_FUNDS, PROVIDER_TIMEOUT with the bet
-        rolled back). Every event carries a per-game-session seq and is persisted;
-        Resume(last_seen_seq) replays the events after it. A bet is debited before
-        the provider is asked and the win credited after; a provider failure rolls
-        the bet back, so no money is lost.
+        rolled back). A bet is debited before the provider is asked and the win
+        credited after; a provider failure rolls the bet back, so no money is
+        lost. A Bet repeating an idempotency_key of this game session moves no
+        money: it yields copies of that round's original events as new events
+        (see PlayResponse.replay_of_seq).
+        Every event is persisted with the game session's next seq, and seq never
+        goes backwards on a stream, replays included. After a dropped connection,
+        Resume delivers exactly the events missed (see ResumeAction).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

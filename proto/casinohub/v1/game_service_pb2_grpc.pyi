@@ -49,14 +49,23 @@ class GameServiceStub:
     UNAVAILABLE when the provider cannot be reached.
     """
     Play: _grpc.StreamStreamMultiCallable[_game_service_pb2.PlayRequest, _game_service_pb2.PlayResponse]
-    """Bidirectional play stream. The first message must be Open (or Resume);
-    anything else aborts the stream with FAILED_PRECONDITION / STREAM_NOT_OPEN.
+    """Bidirectional play stream on one game session, one client message at a
+    time: the events a message causes are all sent before the next message is
+    read, and each send waits for the client (backpressure, not buffering).
+    The first message must be Open or Resume; anything else aborts the stream
+    with FAILED_PRECONDITION / STREAM_NOT_OPEN. A stream attaches once: a
+    second Open or Resume aborts it with FAILED_PRECONDITION /
+    STREAM_ALREADY_OPEN (open another stream for another game session).
     Each Bet yields, in order: RoundOpened, BetAccepted, Outcome, Settled; or
     an Error event (e.g. INSUFFICIENT_FUNDS, PROVIDER_TIMEOUT with the bet
-    rolled back). Every event carries a per-game-session seq and is persisted;
-    Resume(last_seen_seq) replays the events after it. A bet is debited before
-    the provider is asked and the win credited after; a provider failure rolls
-    the bet back, so no money is lost.
+    rolled back). A bet is debited before the provider is asked and the win
+    credited after; a provider failure rolls the bet back, so no money is
+    lost. A Bet repeating an idempotency_key of this game session moves no
+    money: it yields copies of that round's original events as new events
+    (see PlayResponse.replay_of_seq).
+    Every event is persisted with the game session's next seq, and seq never
+    goes backwards on a stream, replays included. After a dropped connection,
+    Resume delivers exactly the events missed (see ResumeAction).
     """
     GetRound: _grpc.UnaryUnaryMultiCallable[_game_service_pb2.GetRoundRequest, _game_service_pb2.GetRoundResponse]
     """Returns one round with its bets, win and provably-fair proof.
@@ -96,14 +105,23 @@ class GameServiceAsyncStub(GameServiceStub):
     UNAVAILABLE when the provider cannot be reached.
     """
     Play: _aio.StreamStreamMultiCallable[_game_service_pb2.PlayRequest, _game_service_pb2.PlayResponse]  # type: ignore[assignment]
-    """Bidirectional play stream. The first message must be Open (or Resume);
-    anything else aborts the stream with FAILED_PRECONDITION / STREAM_NOT_OPEN.
+    """Bidirectional play stream on one game session, one client message at a
+    time: the events a message causes are all sent before the next message is
+    read, and each send waits for the client (backpressure, not buffering).
+    The first message must be Open or Resume; anything else aborts the stream
+    with FAILED_PRECONDITION / STREAM_NOT_OPEN. A stream attaches once: a
+    second Open or Resume aborts it with FAILED_PRECONDITION /
+    STREAM_ALREADY_OPEN (open another stream for another game session).
     Each Bet yields, in order: RoundOpened, BetAccepted, Outcome, Settled; or
     an Error event (e.g. INSUFFICIENT_FUNDS, PROVIDER_TIMEOUT with the bet
-    rolled back). Every event carries a per-game-session seq and is persisted;
-    Resume(last_seen_seq) replays the events after it. A bet is debited before
-    the provider is asked and the win credited after; a provider failure rolls
-    the bet back, so no money is lost.
+    rolled back). A bet is debited before the provider is asked and the win
+    credited after; a provider failure rolls the bet back, so no money is
+    lost. A Bet repeating an idempotency_key of this game session moves no
+    money: it yields copies of that round's original events as new events
+    (see PlayResponse.replay_of_seq).
+    Every event is persisted with the game session's next seq, and seq never
+    goes backwards on a stream, replays included. After a dropped connection,
+    Resume delivers exactly the events missed (see ResumeAction).
     """
     GetRound: _aio.UnaryUnaryMultiCallable[_game_service_pb2.GetRoundRequest, _game_service_pb2.GetRoundResponse]  # type: ignore[assignment]
     """Returns one round with its bets, win and provably-fair proof.
@@ -158,14 +176,23 @@ class GameServiceServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_game_service_pb2.PlayRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_game_service_pb2.PlayResponse], _abc.AsyncIterator[_game_service_pb2.PlayResponse]]:
-        """Bidirectional play stream. The first message must be Open (or Resume);
-        anything else aborts the stream with FAILED_PRECONDITION / STREAM_NOT_OPEN.
+        """Bidirectional play stream on one game session, one client message at a
+        time: the events a message causes are all sent before the next message is
+        read, and each send waits for the client (backpressure, not buffering).
+        The first message must be Open or Resume; anything else aborts the stream
+        with FAILED_PRECONDITION / STREAM_NOT_OPEN. A stream attaches once: a
+        second Open or Resume aborts it with FAILED_PRECONDITION /
+        STREAM_ALREADY_OPEN (open another stream for another game session).
         Each Bet yields, in order: RoundOpened, BetAccepted, Outcome, Settled; or
         an Error event (e.g. INSUFFICIENT_FUNDS, PROVIDER_TIMEOUT with the bet
-        rolled back). Every event carries a per-game-session seq and is persisted;
-        Resume(last_seen_seq) replays the events after it. A bet is debited before
-        the provider is asked and the win credited after; a provider failure rolls
-        the bet back, so no money is lost.
+        rolled back). A bet is debited before the provider is asked and the win
+        credited after; a provider failure rolls the bet back, so no money is
+        lost. A Bet repeating an idempotency_key of this game session moves no
+        money: it yields copies of that round's original events as new events
+        (see PlayResponse.replay_of_seq).
+        Every event is persisted with the game session's next seq, and seq never
+        goes backwards on a stream, replays included. After a dropped connection,
+        Resume delivers exactly the events missed (see ResumeAction).
         """
 
     @_abc_1.abstractmethod

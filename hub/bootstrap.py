@@ -65,7 +65,7 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     # for it on a resumed stream means the provider cannot answer.
     play = Play(db, catalog, players, rounds, timedelta(seconds=config.game_session_ttl_s),
                 timedelta(seconds=config.reconcile_after_s + config.reconcile_interval_s))
-    reconciler = Reconciler(db, catalog, rounds, timedelta(seconds=config.reconcile_after_s))
+    reconciler = Reconciler(db, catalog, rounds, timedelta(seconds=config.reconcile_after_s), play.reconciled)
     wallet = Wallet(db, config.house_shards, tokens, config.cashier_limits)
     return Hub(config, db, operators, players, wallet, catalog, play, reconciler, adapters, Reports(db),
                Promotions(db, catalog, config.house_shards))

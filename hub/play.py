@@ -35,7 +35,7 @@ from hub.errors import DomainError, Reason, State, quote
 from hub.ledger import free_rounds, idempotency, postings
 from hub.ledger.db import Database
 from hub.ledger.rounds import OPEN, Bet, Rollback, RoundLedger, Win, rollback_key, win_key
-from hub.ledger.schema import game_sessions, ledger_transactions, play_events, rounds
+from hub.ledger.schema import bets, game_sessions, ledger_transactions, play_events, rounds
 from hub.ledger.uow import UnitOfWork
 from hub.money import Money, exponent, money_message, positive_amount
 from hub.players import Players
@@ -401,6 +401,38 @@ class Play:
             balance=money_message(money.currency, receipt.balance)))])
         uow.commit()
         return events
+
+    def reconciled(self, uow: UnitOfWork, operator_id: str, round_id: str, refunded: bool) -> None:
+        """The reconciler closed a round (its hub died or its provider never answered): give the round's
+        game session the event Play would have ended it with, in the reconciler's transaction, so a
+        resumed stream or a replayed bet learns how it ended. Rounds a studio opened have no session."""
+        row = uow.conn.execute(select(rounds.c.game_session_id, rounds.c.player_id, rounds.c.currency,
+                                      rounds.c.win_amount, game_sessions.c.game_id, game_sessions.c.expires_at)
+                               .join(game_sessions, game_sessions.c.game_session_id == rounds.c.game_session_id)
+                               .where(rounds.c.operator_id == operator_id, rounds.c.round_id == round_id)
+                               ).one_or_none()
+        if row is None:
+            return
+        session = GameSession(row.game_session_id, operator_id, row.player_id, row.game_id, row.currency,
+                              row.expires_at)
+        self._lock_last_seq(uow, session)  # appends take turns: a racing closer's event is visible now
+        if any(e.WhichOneof("event") in ("settled", "error") for e in self._round_events(uow, session, round_id)):
+            return  # Play, or another reconciler, already ended it
+        wallet = postings.wallet(uow, operator_id, row.player_id, row.currency)
+        if refunded:
+            key = uow.conn.execute(select(bets.c.bet_id).where(bets.c.operator_id == operator_id,
+                                                               bets.c.round_id == round_id)).scalars().first()
+            err = DomainError(Reason.PROVIDER_UNAVAILABLE, "the provider never finished this round; the "
+                              "reconciler refunded the bet")
+            event = pb.PlayResponse(error=pb.PlayError(idempotency_key=key or "", round_id=round_id,
+                                                       error=err.to_detail(),
+                                                       balance=money_message(row.currency, wallet.cash)))
+        else:
+            event = pb.PlayResponse(settled=pb.Settled(
+                round_id=round_id, transaction_ids=self._transaction_ids(uow, operator_id, round_id),
+                win=money_message(row.currency, row.win_amount), balance=money_message(row.currency, wallet.cash),
+                bonus_balance=money_message(row.currency, wallet.bonus)))
+        self._append(uow, session, round_id, [event])
 
     async def _error_event(self, session: GameSession, key: str, round_id: str, err: DomainError) -> pb.PlayResponse:
         def _tx(uow: UnitOfWork) -> list[pb.PlayResponse]:

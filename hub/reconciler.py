@@ -6,6 +6,7 @@ the next pass. Several hub processes may reconcile at once: every action uses th
 uses (rounds.win_key / rollback_key), so a second actor only replays what the first did.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -23,6 +24,9 @@ from hub.ledger.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
 BATCH = 200
+# Told, inside the closing transaction, that the reconciler closed a round: (uow, operator, round, refunded).
+# Play uses it to append the round's last event to its game session's log.
+OnClosed = Callable[[UnitOfWork, str, str, bool], None]
 
 
 @dataclass
@@ -42,11 +46,13 @@ class ReconcileReport:
 
 
 class Reconciler:
-    def __init__(self, db: Database, catalog: Catalog, rounds: RoundLedger, older_than: timedelta):
+    def __init__(self, db: Database, catalog: Catalog, rounds: RoundLedger, older_than: timedelta,
+                 on_closed: OnClosed):
         self._db = db
         self._catalog = catalog
         self._rounds = rounds
         self._older_than = older_than
+        self._on_closed = on_closed
 
     async def run_once(self, operator_id: str | None = None) -> ReconcileReport:
         report = ReconcileReport()
@@ -89,6 +95,7 @@ class Reconciler:
         if win:
             self._rounds.win(uow, Win(round_.operator_id, round_.round_id, win_key(round_.round_id), win), now)
         self._rounds.close(uow, round_.operator_id, round_.round_id, now)
+        self._on_closed(uow, round_.operator_id, round_.round_id, False)
         uow.commit()
 
     def _refund(self, uow: UnitOfWork, round_) -> None:  # type: ignore[no-untyped-def]
@@ -100,4 +107,5 @@ class Reconciler:
             self._rounds.rollback(uow, Rollback(round_.operator_id, row.player_id, row.currency, bet_id,
                                                 rollback_key(bet_id)), now)
         self._rounds.close(uow, round_.operator_id, round_.round_id, now)
+        self._on_closed(uow, round_.operator_id, round_.round_id, True)
         uow.commit()

@@ -5,7 +5,7 @@ import asyncio
 import grpc
 import pytest
 
-from adapters.base import ProviderTimeout, ProviderUnavailable
+from adapters.base import ProviderTimeout, ProviderUnavailable, RoundStatusResult
 from casinohub.v1 import common_pb2, game_service_pb2 as pb
 from tests.conftest import Client, start_hub
 from tests.e2e.play_client import PlayStream, kinds, launch, opened_stream, without_seqs
@@ -341,9 +341,41 @@ async def test_resume_waits_for_a_round_left_open_until_it_is_closed(hub: Client
     await asyncio.sleep(0.3)
     assert not first.done()
     assert (await reconciler(hub).run_once(hub.operator_id)).rolled_back
-    assert kinds([await first, *await resumed.until("settled")]) == BET_EVENTS
+    refund = await first  # how the reconciler ended the round, then the queued bet
+    assert (refund.WhichOneof("event"), refund.error.error.reason, refund.error.balance.amount_minor) == (
+        "error", "PROVIDER_UNAVAILABLE", 1_000)
+    assert kinds(await resumed.until("settled")) == BET_EVENTS
     assert await hub.balance(player_id) == 990
     await resumed.close()
+
+
+async def test_a_round_the_reconciler_closes_ends_with_an_event_on_its_game_session(
+        hub: Client, studio: FakeStudio) -> None:
+    """Play ends every round with settled or error; a round a dead hub left open gets the same from the
+    reconciler, so Resume and a replay of its bet tell the client how it ended, once."""
+    player_id, token = await hub.new_player(deposit=1_000)
+    game_session_id = await launch(hub, token)
+    refunded = await open_round(hub, player_id, 100, game_session_id=game_session_id)
+    won = await open_round(hub, player_id, 200, game_session_id=game_session_id)
+    studio.statuses[won] = RoundStatusResult(status="settled", win_minor=500)
+    for _ in range(2):  # the second pass finds nothing open: no second event
+        await reconciler(hub).run_once(hub.operator_id)
+    await hub.server.hub.db.run(lambda uow: (hub.server.hub.play.reconciled(uow, hub.operator_id, won, False),
+                                             uow.commit()))  # a racing closer finds the round ended already
+
+    resumed = PlayStream(hub)
+    resumed.resume(game_session_id, token, 0)
+    events = await resumed.until("session_opened")
+    await resumed.close()
+    ends = [e for e in events if e.WhichOneof("event") in ("settled", "error")]
+    assert sorted((e.WhichOneof("event"), e.settled.round_id or e.error.round_id) for e in ends) == sorted(
+        [("error", refunded), ("settled", won)])
+    settled = next(e.settled for e in ends if e.settled.round_id == won)
+    assert (settled.win.amount_minor, len(settled.transaction_ids)) == (500, 2)
+    error = next(e.error for e in ends if e.error.round_id == refunded)
+    assert (error.idempotency_key, error.error.reason, error.error.state) == (
+        f"bet-{refunded}", "PROVIDER_UNAVAILABLE", common_pb2.APPLY_STATE_NOT_APPLIED)
+    assert await hub.balance(player_id) == 1_000 - 200 + 500
 
 
 async def test_a_resumed_stream_waiting_for_a_round_honours_its_deadline(
@@ -387,7 +419,8 @@ async def test_a_round_in_play_past_the_reconciliation_window_ends_the_resume_re
         await reconciler(hub).run_once(hub.operator_id)
         again = PlayStream(hub)  # once the round is closed, resuming works at once
         again.resume(game_session_id, token, opened.seq)
-        assert ((event := await again.next()).WhichOneof("event"), event.seq) == ("session_opened", 2)
+        assert [((e := await again.next()).WhichOneof("event"), e.seq) for _ in range(2)] == [
+            ("error", 2), ("session_opened", 3)]  # the reconciler's refund, then this attach
         await again.close()
     finally:
         await hub.channel.close()

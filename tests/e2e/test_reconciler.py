@@ -44,7 +44,8 @@ async def status_of(hub: Client, round_id: str) -> str:
 
 
 def reconciler(hub: Client, older_than: timedelta = timedelta(minutes=5)) -> Reconciler:
-    return Reconciler(hub.server.hub.db, hub.server.hub.catalog, RoundLedger(8), older_than)
+    return Reconciler(hub.server.hub.db, hub.server.hub.catalog, RoundLedger(8), older_than,
+                      hub.server.hub.play.reconciled)
 
 
 async def test_open_rounds_are_settled_refunded_or_flagged_by_what_the_studio_says(

@@ -273,7 +273,10 @@ class Money(_message.Message):
     currency: _builtins.str
     """ISO 4217 code (or the hub's code for a crypto currency), e.g. "USD"."""
     amount_minor: _builtins.int
-    """Amount in minor units. Money-moving requests require a positive amount."""
+    """Amount in minor units. Money-moving requests require a positive amount of
+    at most the hub's per-transaction maximum for the currency (by default a
+    billion major units; INVALID_ARGUMENT / AMOUNT_ABOVE_MAXIMUM beyond it).
+    """
     def __init__(
         self,
         *,

@@ -75,6 +75,7 @@ class Reason(enum.Enum):
     FIELD_TOO_LONG = (grpc.StatusCode.INVALID_ARGUMENT, False)
     INVALID_PAGE_TOKEN = (grpc.StatusCode.INVALID_ARGUMENT, False)
     AMOUNT_ABOVE_MAXIMUM = (grpc.StatusCode.INVALID_ARGUMENT, False)
+    OVERLOADED = (grpc.StatusCode.RESOURCE_EXHAUSTED, True)
 
 
 class DomainError(Exception):

@@ -123,6 +123,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """INVALID_ARGUMENT: page_token was not issued by the hub for this same query."""
     ERROR_REASON_AMOUNT_ABOVE_MAXIMUM: _ErrorReason.ValueType  # 44
     """INVALID_ARGUMENT: the amount is above the hub's per-transaction maximum for its currency."""
+    ERROR_REASON_OVERLOADED: _ErrorReason.ValueType  # 45
+    """RESOURCE_EXHAUSTED (retryable): the hub is at capacity; nothing was done.
+    Retry after the delay in the grpc-retry-pushback-ms trailer.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Stable machine-readable error reasons. Every error the hub returns carries a
@@ -231,6 +235,10 @@ ERROR_REASON_INVALID_PAGE_TOKEN: ErrorReason.ValueType  # 43
 """INVALID_ARGUMENT: page_token was not issued by the hub for this same query."""
 ERROR_REASON_AMOUNT_ABOVE_MAXIMUM: ErrorReason.ValueType  # 44
 """INVALID_ARGUMENT: the amount is above the hub's per-transaction maximum for its currency."""
+ERROR_REASON_OVERLOADED: ErrorReason.ValueType  # 45
+"""RESOURCE_EXHAUSTED (retryable): the hub is at capacity; nothing was done.
+Retry after the delay in the grpc-retry-pushback-ms trailer.
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _ApplyState:

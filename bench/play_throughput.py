@@ -30,7 +30,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pymysql
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, func, insert, select, update
+from sqlalchemy import (
+    BigInteger, Column, Engine, Integer, MetaData, String, Table, event, func, insert, select, update,
+)
 
 from casinohub.v1 import common_pb2, wallet_service_pb2
 from hub import logs
@@ -75,6 +77,34 @@ class Phase:
         if len(self.latencies) < 2:
             return float("nan")
         return statistics.quantiles(self.latencies, n=100, method="inclusive")[p - 1] * 1000
+
+
+@dataclass
+class SqlCount:
+    """Statements and commits the hub sends to its database, counted at its engines."""
+
+    statements: int = 0
+    commits: int = 0
+
+    def watch(self, *engines: Engine) -> None:
+        for engine in set(engines):
+            event.listen(engine, "before_cursor_execute", self._statement)
+            event.listen(engine, "commit", self._commit)
+
+    def _statement(self, *_: object) -> None:
+        self.statements += 1
+
+    def _commit(self, *_: object) -> None:
+        self.commits += 1
+
+    def since(self, before: "SqlCount", operations: int) -> str:
+        if not operations:
+            return "n/a"
+        return (f"{(self.statements - before.statements) / operations:.1f} / "
+                f"{(self.commits - before.commits) / operations:.2f}")
+
+    def snapshot(self) -> "SqlCount":
+        return SqlCount(self.statements, self.commits)
 
 
 async def timed(drivers: list[Callable[[Phase], Awaitable[None]]]) -> Phase:
@@ -224,6 +254,8 @@ class Report:
     rounds: Phase
     deposits: Phase
     problems: list[str]
+    sql_per_round: str  # "statements / commits"
+    sql_per_deposit: str
 
     def print(self) -> None:
         base = statistics.mean(b.rate for b in self.baseline)
@@ -241,6 +273,8 @@ class Report:
             ("hub deposits/s", f"{self.deposits.rate:.0f}", f"{self.deposits.rate / base:.2f}"),
             ("deposit latency p50 / p99 ms",
              f"{self.deposits.percentile_ms(50):.1f} / {self.deposits.percentile_ms(99):.1f}", ""),
+            ("SQL statements / commits per round", self.sql_per_round, ""),
+            ("SQL statements / commits per deposit", self.sql_per_deposit, ""),
         ]
         print(f"\n{self.database}: {self.rounds.done} rounds in {self.rounds.seconds:.1f}s, "
               f"{self.deposits.done} deposits in {self.deposits.seconds:.1f}s, "
@@ -272,18 +306,24 @@ async def bench_database(name: str, url: str, args: argparse.Namespace) -> Repor
         # transaction, and on MariaDB concurrent first bets can deadlock past the hub's retries.
         for player in players:
             await place_bet(player, f"warmup-{player.player_id}")
+        sql = SqlCount()
+        sql.watch(*client.server.hub.db.engines)
+        start = sql.snapshot()
         rounds = await per_player(players, args.rounds, phase_s, place_bet)
+        sql_per_round = sql.since(start, rounds.done)
         for player in players:
             await player.stream.close()
 
         # The same players, now as deposit callers.
+        start = sql.snapshot()
         deposits = await per_player(players, args.rounds, phase_s,
                                     lambda p, key: deposit(client, p, f"d-{key}"))
+        sql_per_deposit = sql.since(start, deposits.done)
 
         after = await baseline(db, args.commits, phase_s / 2)
         problems = await check_hub(client, players)
         problems += await asyncio.to_thread(check_baseline, db, before.done + after.done)
-        return Report(name, [before, after], rounds, deposits, problems)
+        return Report(name, [before, after], rounds, deposits, problems, sql_per_round, sql_per_deposit)
     finally:
         await client.channel.close()
         await client.server.stop(grace=1)

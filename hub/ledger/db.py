@@ -100,6 +100,11 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    @property
+    def engines(self) -> tuple[Engine, ...]:
+        """Every engine units of work use (the main one and the side one for new accounts): to instrument."""
+        return (self.engine, self._side)
+
     async def run(self, fn: Callable[[UnitOfWork], T]) -> T:
         """Run fn(uow) in a worker thread. fn must call uow.commit() for its changes to stay.
 

@@ -20,9 +20,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## Lint the contract (buf STANDARD).
+## Lint the contract (buf STANDARD) and the Python (ruff, then mypy; settings in pyproject.toml).
 lint: $(STAMP)
 	$(VENV)/bin/buf lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 ## Regenerate the casinohub client package from proto/.
 stubs: $(STAMP)

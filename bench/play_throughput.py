@@ -266,7 +266,7 @@ async def bench_database(name: str, url: str, args: argparse.Namespace) -> Repor
 
         # Untimed set-up: players (argon2 hashing is slow on purpose), streams, one warm-up round each.
         players, tokens = await new_players(client, args.concurrency, funded=(args.rounds + 1) * BET)
-        for player, token in zip(players, tokens):
+        for player, token in zip(players, tokens, strict=True):
             player.stream = await opened_stream(client, token)
         # One at a time: a fresh operator's first bets create its house-shard accounts inside the posting
         # transaction, and on MariaDB concurrent first bets can deadlock past the hub's retries.

@@ -12,7 +12,11 @@ from sqlalchemy import create_engine, func, select
 
 from adapters.base import ProviderAdapter
 from casinohub.v1 import (
-    common_pb2, game_service_pb2_grpc, player_service_pb2, player_service_pb2_grpc, wallet_service_pb2,
+    common_pb2,
+    game_service_pb2_grpc,
+    player_service_pb2,
+    player_service_pb2_grpc,
+    wallet_service_pb2,
     wallet_service_pb2_grpc,
 )
 from hub.config import Config

@@ -6,7 +6,12 @@ import grpc
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from casinohub.v1 import common_pb2, game_service_pb2 as gpb, player_service_pb2 as ppb, wallet_service_pb2 as wpb
+from casinohub.v1 import (
+    common_pb2,
+    game_service_pb2 as gpb,
+    player_service_pb2 as ppb,
+    wallet_service_pb2 as wpb,
+)
 from tests.conftest import Client
 from tests.errors import error_info, reason_of
 

@@ -37,9 +37,9 @@ from hub import logs
 from hub.config import Config
 from hub.ledger.db import Database
 from hub.ledger.uow import UnitOfWork
-from tests.conftest import MARIADB_SERVER, Client, start_hub
 from tests.e2e.play_client import PlayStream, opened_stream
 from tests.fakes import FakeStudio
+from tests.support import MARIADB_SERVER, Client, start_hub
 
 BET = 100  # minor units
 DEPOSIT = 10

@@ -17,7 +17,7 @@ from casinohub.v1 import (
     report_service_pb2,
     report_service_pb2_grpc,
 )
-from tests.conftest import Client
+from tests.support import Client
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 

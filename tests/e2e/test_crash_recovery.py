@@ -14,7 +14,6 @@ from collections import Counter
 import grpc
 
 from casinohub.v1 import common_pb2, game_service_pb2 as gpb, wallet_service_pb2 as wpb
-from tests.conftest import Client
 from tests.e2e.play_client import PlayStream, launch
 from tests.e2e.processes import (
     GAME,
@@ -29,6 +28,7 @@ from tests.e2e.processes import (
     studio_server,
     write_config,
 )
+from tests.support import Client
 
 SECRET = "crash-secret"
 PLAYERS = 3

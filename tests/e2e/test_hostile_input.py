@@ -12,8 +12,8 @@ from casinohub.v1 import (
     player_service_pb2 as ppb,
     wallet_service_pb2 as wpb,
 )
-from tests.conftest import Client
 from tests.errors import error_info, reason_of
+from tests.support import Client
 
 texts = st.text(max_size=300)
 amounts = st.integers(min_value=-(2**63), max_value=2**63 - 1)

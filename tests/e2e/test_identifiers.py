@@ -15,10 +15,10 @@ from casinohub.v1 import (
     player_service_pb2 as player_pb,
     wallet_service_pb2 as pb,
 )
-from tests.conftest import Client
 from tests.e2e.play_client import PlayStream, launch, opened_stream
 from tests.e2e.test_promotions import grant_bonus
 from tests.errors import reason_of
+from tests.support import Client
 
 USD = "USD"
 

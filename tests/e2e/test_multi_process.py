@@ -15,7 +15,6 @@ import grpc
 import pytest
 
 from casinohub.v1 import common_pb2, wallet_service_pb2 as wpb
-from tests.conftest import Client
 from tests.e2e.play_client import PlayStream, launch, without_seqs
 from tests.e2e.processes import (
     GAME,
@@ -31,6 +30,7 @@ from tests.e2e.processes import (
     write_config,
 )
 from tests.errors import reason_of
+from tests.support import Client
 
 pytestmark = pytest.mark.mariadb
 

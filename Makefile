@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint stubs check-stubs clean bench
+.PHONY: run test lint breaking stubs check-stubs clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,9 +20,17 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## Lint the contract (buf STANDARD).
+## Lint the contract (buf STANDARD) and the Python (ruff, then mypy; settings in pyproject.toml).
 lint: $(STAMP)
 	$(VENV)/bin/buf lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+## Fail if proto/ breaks the contract of CONTRACT_BASE (default HEAD~1; on a branch, CONTRACT_BASE=main).
+## An intended break is declared by a `Contract-Break: <reason>` line in a commit message.
+CONTRACT_BASE ?= HEAD~1
+breaking: $(STAMP)
+	$(PY) scripts/check_breaking.py $(CONTRACT_BASE)
 
 ## Regenerate the casinohub client package from proto/.
 stubs: $(STAMP)

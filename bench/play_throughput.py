@@ -31,7 +31,18 @@ from dataclasses import dataclass, field
 
 import pymysql
 from sqlalchemy import (
-    BigInteger, Column, Engine, Integer, MetaData, String, Table, event, func, insert, select, update,
+    BigInteger,
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    event,
+    func,
+    insert,
+    select,
+    update,
 )
 
 from casinohub.v1 import common_pb2, wallet_service_pb2
@@ -39,9 +50,9 @@ from hub import logs
 from hub.config import Config
 from hub.ledger.db import Database
 from hub.ledger.uow import UnitOfWork
-from tests.conftest import MARIADB_SERVER, Client, start_hub
 from tests.e2e.play_client import PlayStream, opened_stream
 from tests.fakes import FakeStudio
+from tests.support import MARIADB_SERVER, Client, start_hub
 
 BET = 100  # minor units
 DEPOSIT = 10
@@ -300,7 +311,7 @@ async def bench_database(name: str, url: str, args: argparse.Namespace) -> Repor
 
         # Untimed set-up: players (argon2 hashing is slow on purpose), streams, one warm-up round each.
         players, tokens = await new_players(client, args.concurrency, funded=(args.rounds + 1) * BET)
-        for player, token in zip(players, tokens):
+        for player, token in zip(players, tokens, strict=True):
             player.stream = await opened_stream(client, token)
         # One at a time: a fresh operator's first bets create its house-shard accounts inside the posting
         # transaction, and on MariaDB concurrent first bets can deadlock past the hub's retries.

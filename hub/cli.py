@@ -132,7 +132,7 @@ def ledger_totals(cfg: hub_config.Config, operator_id: str | None, currency: str
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     print("amounts in minor units; net is zero on an intact ledger")
     for row in rows:  # text left, numbers right
-        print("  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths))))
+        print("  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True))))
     return 0
 
 

@@ -61,7 +61,7 @@ class Config:
     max_transaction_minor: dict[str, int] = field(default_factory=dict)
     cashier_limits: tuple[CashierLimit, ...] = ()
     providers: tuple[ProviderSettings, ...] = field(
-        default_factory=lambda: tuple(ProviderSettings(**p) for p in DEFAULT_PROVIDERS))
+        default_factory=lambda: tuple(ProviderSettings(**p) for p in DEFAULT_PROVIDERS))  # type: ignore[arg-type]  # plain-dict defaults
 
 
 def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Config:

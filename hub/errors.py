@@ -24,6 +24,9 @@ class Reason(enum.Enum):
     with the same code and retryability stay distinct instead of becoming enum aliases.
     """
 
+    code: grpc.StatusCode  # set per member in __new__
+    retryable: bool
+
     def __new__(cls, code: grpc.StatusCode, retryable: bool) -> "Reason":
         member = object.__new__(cls)
         member._value_ = len(cls.__members__) + 1

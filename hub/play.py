@@ -25,8 +25,13 @@ import structlog
 from sqlalchemy import select, update
 
 from adapters.base import (
-    LaunchInput, PlayInput, PlayResult, ProviderError, ProviderProtocolError,
-    ProviderRejected, ProviderTimeout,
+    LaunchInput,
+    PlayInput,
+    PlayResult,
+    ProviderError,
+    ProviderProtocolError,
+    ProviderRejected,
+    ProviderTimeout,
 )
 from casinohub.v1 import common_pb2, game_service_pb2 as pb
 from hub.catalog import Catalog, CatalogGame
@@ -258,11 +263,11 @@ class Play:
                 player_id=session.player_id, currency=money.currency, bet_minor=money.amount_minor))
             self._check_win(game, money, result)
         except (ProviderError, DomainError) as exc:
-            err = exc if isinstance(exc, DomainError) else DomainError(
+            refusal = exc if isinstance(exc, DomainError) else DomainError(
                 provider_reason(exc), f"provider {game.provider}: {exc}; the bet was rolled back")
-            log.warning("play.round_rolled_back", round_id=round_id, reason=err.reason.name, error=str(exc))
+            log.warning("play.round_rolled_back", round_id=round_id, reason=refusal.reason.name, error=str(exc))
             events = await self._appending(
-                session, partial(self._rollback_tx, session, round_id, money, key, err))
+                session, partial(self._rollback_tx, session, round_id, money, key, refusal))
         else:
             events = await self._appending(
                 session, partial(self._settle_tx, session, round_id, money, key, result))

@@ -90,6 +90,7 @@ class Promotions:
                 amount=amount.amount_minor, wagering_required=wagering.amount_minor, expires_at=expires_at,
                 key=request.idempotency_key, now=now, shards=self._shards)
             row = bonuses.load(uow, operator_id, bonus_id)
+            assert row is not None  # granted just above, in this unit of work
             return pb.GrantBonusResponse(transaction_id=transaction_id, bonus=bonus_message(uow, row, now))
 
         return await idempotency.run_once(self._db, operator_id, request.idempotency_key, request_fp, _apply,

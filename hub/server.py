@@ -6,6 +6,10 @@ import signal
 
 import grpc
 import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from adapters.base import ProviderAdapter
 from casinohub.v1 import (
     game_service_pb2,
     game_service_pb2_grpc,
@@ -16,10 +20,6 @@ from casinohub.v1 import (
     wallet_service_pb2,
     wallet_service_pb2_grpc,
 )
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
-
-from adapters.base import ProviderAdapter
 from hub.bootstrap import Hub, bootstrap
 from hub.config import Config
 from hub.servicers.edge import RequestChecks

@@ -7,6 +7,7 @@ response commit together or not at all.
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from typing import Literal
 
 from google.protobuf.message import Message
 from sqlalchemy import func, select, update
@@ -227,7 +228,7 @@ class Wallet:
         return response
 
 
-def _time(request: pb.ListTransactionsRequest, name: str) -> datetime | None:
+def _time(request: pb.ListTransactionsRequest, name: Literal["created_after", "created_before"]) -> datetime | None:
     if not request.HasField(name):
         return None
     try:

@@ -1,49 +1,13 @@
-"""Shared fixtures: both databases (MariaDB mandatory when CI=true), a live hub on port 0, stubs."""
+"""Shared fixtures: both databases (MariaDB mandatory when CI=true), a live hub on port 0, stubs.
+Helpers (Client, start_hub, hub_config, throwaway_mariadb_database, ...) are in tests/support.py."""
 
-import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 
-import grpc
-import pymysql
 import pytest
-from sqlalchemy import create_engine, func, select
 
-from adapters.base import ProviderAdapter
-from casinohub.v1 import (
-    common_pb2, game_service_pb2_grpc, player_service_pb2, player_service_pb2_grpc, wallet_service_pb2,
-    wallet_service_pb2_grpc,
-)
-from hub.config import Config
-from hub.ledger.schema import ledger_transactions, postings
 from hub.migrate import upgrade
-from hub.server import HubServer, create_server
 from tests.fakes import FakeStudio
-
-MARIADB_SERVER = os.environ.get("CASINOHUB_TEST_MARIADB", "root@127.0.0.1:3306")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def throwaway_mariadb_database(charset: str | None = None) -> Iterator[str]:
-    """Create a database on the shared MariaDB server, yield its URL, drop it. Fails (never skips) in CI
-    when MariaDB is unreachable. It gets the server's default character set and collation unless charset
-    is given: the hub must not depend on how its database was created."""
-    user, _, hostport = MARIADB_SERVER.partition("@")
-    host, _, port = hostport.partition(":")
-    name = f"casinohub_test_{uuid.uuid4().hex[:12]}"
-    try:
-        conn = pymysql.connect(host=host, port=int(port or 3306), user=user, password="", connect_timeout=5)
-    except pymysql.err.OperationalError as exc:
-        if IN_CI:
-            pytest.fail(f"MariaDB at {MARIADB_SERVER} is required in CI and unreachable: {exc}")
-        pytest.skip(f"MariaDB at {MARIADB_SERVER} unreachable: {exc}")
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}" + (f" CHARACTER SET {charset}" if charset else ""))
-    yield f"mysql+pymysql://{user}@{host}:{port or 3306}/{name}?charset=utf8mb4"
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE {name}")
-    conn.close()
+from tests.support import Client, start_hub, throwaway_mariadb_database
 
 
 @pytest.fixture(scope="session")
@@ -67,91 +31,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: igno
         upgrade(url)
         return url
     return request.getfixturevalue("mariadb_url")
-
-
-@dataclass
-class Client:
-    """Stubs for a live hub, all calls made as this test's own operator (tenant isolation)."""
-
-    server: HubServer
-    port: int
-    channel: grpc.aio.Channel
-    operator_id: str
-    database_url: str
-
-    @property
-    def metadata(self) -> tuple[tuple[str, str], ...]:
-        return (("x-operator-id", self.operator_id),)
-
-    @property
-    def games(self) -> game_service_pb2_grpc.GameServiceStub:
-        return game_service_pb2_grpc.GameServiceStub(self.channel)
-
-    @property
-    def wallet(self) -> wallet_service_pb2_grpc.WalletServiceStub:
-        return wallet_service_pb2_grpc.WalletServiceStub(self.channel)
-
-    @property
-    def players(self) -> player_service_pb2_grpc.PlayerServiceStub:
-        return player_service_pb2_grpc.PlayerServiceStub(self.channel)
-
-    async def new_player(self, deposit: int = 0, currency: str = "USD") -> tuple[str, str]:
-        """Register, log in and optionally fund a player; returns (player_id, session_token)."""
-        username = f"p{uuid.uuid4().hex[:10]}"
-        await self.players.RegisterPlayer(
-            player_service_pb2.RegisterPlayerRequest(username=username, password="correct-horse"),
-            metadata=self.metadata)
-        login = await self.players.Login(
-            player_service_pb2.LoginRequest(username=username, password="correct-horse"), metadata=self.metadata)
-        if deposit:
-            await self.wallet.Deposit(wallet_service_pb2.DepositRequest(
-                player_id=login.player_id, amount=common_pb2.Money(currency=currency, amount_minor=deposit),
-                idempotency_key=f"seed-{uuid.uuid4()}"), metadata=self.metadata)
-        return login.player_id, login.session_token
-
-    async def balance(self, player_id: str, currency: str = "USD") -> int:
-        response = await self.wallet.GetBalance(
-            wallet_service_pb2.GetBalanceRequest(player_id=player_id, currency=currency), metadata=self.metadata)
-        return response.balance.amount_minor
-
-    def ledger_counts(self) -> tuple[int, int]:
-        """(ledger transactions, postings) of this operator, read straight from the database."""
-        engine = create_engine(self.database_url)
-        with engine.connect() as conn:
-            counts = (
-                conn.execute(select(func.count()).select_from(ledger_transactions)
-                             .where(ledger_transactions.c.operator_id == self.operator_id)).scalar_one(),
-                conn.execute(select(func.count()).select_from(postings)
-                             .where(postings.c.operator_id == self.operator_id)).scalar_one(),
-            )
-        engine.dispose()
-        return counts
-
-    def posting_sums(self) -> dict[str, int]:
-        engine = create_engine(self.database_url)
-        with engine.connect() as conn:
-            rows = conn.execute(select(postings.c.currency, func.sum(postings.c.amount))
-                                .where(postings.c.operator_id == self.operator_id)
-                                .group_by(postings.c.currency)).all()
-        engine.dispose()
-        return {currency: int(total) for currency, total in rows}
-
-
-def hub_config(database_url: str, **overrides: object) -> Config:
-    """A hub on a free port with its own operator, so tests sharing a database never see each other."""
-    settings: dict[str, object] = {
-        "listen": "127.0.0.1:0", "database_url": database_url, "sandbox_operator_id": f"op-{uuid.uuid4().hex[:12]}",
-        "health_interval_s": 0.2, "shutdown_grace_s": 5.0, "providers": (), **overrides}
-    return Config(**settings)  # type: ignore[arg-type]
-
-
-async def start_hub(database_url: str, adapters: dict[str, ProviderAdapter] | None, **overrides: object) -> Client:
-    """adapters=None builds them from the config's providers through the registry, as `hub serve` does."""
-    config = hub_config(database_url, **overrides)
-    server, port = await create_server(config, adapters)
-    await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    return Client(server, port, channel, config.sandbox_operator_id, database_url)
 
 
 @pytest.fixture

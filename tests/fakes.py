@@ -5,8 +5,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from adapters.base import (
-    BetLimit, CatalogInput, GameInfo, LaunchInput, LaunchResult, PlayInput, PlayResult, Proof,
-    ProviderError, RoundStatusInput, RoundStatusResult,
+    BetLimit,
+    CatalogInput,
+    GameInfo,
+    LaunchInput,
+    LaunchResult,
+    PlayInput,
+    PlayResult,
+    Proof,
+    ProviderError,
+    RoundStatusInput,
+    RoundStatusResult,
 )
 
 FAKE_GAME = GameInfo(provider_game_id="coin-flip", name="Coin Flip", game_type="slot", rtp_basis_points=9500,

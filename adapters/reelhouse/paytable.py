@@ -5,6 +5,7 @@ payline; a line pays the highest multiplier among "three of a kind of S" and "at
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 from adapters.base import ProviderProtocolError
 
@@ -16,7 +17,7 @@ class Paytable:
     any_pays: tuple[tuple[str, int, int], ...]  # (symbol, at least this many, multiplier)
 
     @classmethod
-    def from_catalog(cls, reels: object, paytable: object) -> "Paytable":
+    def from_catalog(cls, reels: Any, paytable: Any) -> "Paytable":  # untrusted JSON, checked below
         try:
             parsed = cls(
                 reels=tuple(tuple(_str(s) for s in reel) for reel in reels),
@@ -31,9 +32,9 @@ class Paytable:
         return parsed
 
     def symbols_at(self, stops: list[int]) -> list[str]:
-        if len(stops) != len(self.reels) or not all(0 <= s < len(r) for s, r in zip(stops, self.reels)):
+        if len(stops) != len(self.reels) or not all(0 <= s < len(r) for s, r in zip(stops, self.reels, strict=True)):
             raise ProviderProtocolError(f"reelhouse stops {stops} do not fit the reels")
-        return [reel[stop] for reel, stop in zip(self.reels, stops)]
+        return [reel[stop] for reel, stop in zip(self.reels, stops, strict=True)]
 
     def multiplier(self, symbols: list[str]) -> int:
         candidates = [0]

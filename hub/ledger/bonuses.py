@@ -191,7 +191,9 @@ def forfeit(uow: UnitOfWork, operator_id: str, bonus_id: str, now: datetime, sha
         raise DomainError(Reason.BONUS_NOT_FOUND, f"no bonus {quote(bonus_id)}")
     if row.status == ACTIVE:
         end(uow, row, EXPIRED if row.expires_at <= now else FORFEITED, now, shards)
-        return load(uow, operator_id, bonus_id)
+        ended = load(uow, operator_id, bonus_id)
+        assert ended is not None  # locked above, updated by end()
+        return ended
     if row.status != FORFEITED:
         raise DomainError(Reason.BONUS_NOT_ACTIVE, f"bonus {quote(bonus_id)} is {row.status}")
     return row

@@ -27,8 +27,8 @@ from typing import Any
 from sqlalchemy import Connection, Row, create_engine, exists, func, select, union
 from sqlalchemy.pool import NullPool
 
-from hub.ledger.chain import GENESIS, entry_hash
 from hub.ledger.bonuses import ACTIVE
+from hub.ledger.chain import GENESIS, entry_hash
 from hub.ledger.postings import NEVER_NEGATIVE, PLAYER_BONUS
 from hub.ledger.schema import accounts, bonuses, ledger_transactions, operators, postings
 
@@ -186,7 +186,7 @@ def _check_account(conn: Connection, report: Report, account: Row[Any]) -> None:
         report.flag("chain_broken", subject, "last_entry_hash is not the hash of the latest entry")
 
 
-def _entries(conn: Connection, account_id: int) -> Iterator[Row[Any]]:
+def _entries(conn: Connection, account_id: int) -> "Iterator[Row[*tuple[Any, ...]]]":  # quoted: SQLAlchemy 2.0's Row takes one parameter
     """The account's entries in posting_id (= chain) order, BATCH rows per query."""
     last_id = -1
     while page := conn.execute(

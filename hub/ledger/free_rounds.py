@@ -54,7 +54,8 @@ def take(uow: UnitOfWork, operator_id: str, player_id: str, game_id: str, curren
                           f"this game; bet exactly that")
     uow.conn.execute(update(grants).where(grants.c.operator_id == operator_id, grants.c.grant_id == row.grant_id)
                      .values(rounds_left=grants.c.rounds_left - 1))
-    return row.grant_id
+    grant_id: str = row.grant_id
+    return grant_id
 
 
 def give_back(uow: UnitOfWork, operator_id: str, grant_id: str) -> None:

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import TypeVar
 
 from google.protobuf.message import Message
-
 from sqlalchemy import select, update
 
 from hub.clock import utcnow
@@ -52,7 +51,8 @@ def lookup(uow: UnitOfWork, operator_id: str, key: str, request_fingerprint: str
         # Whether the first request will apply is not known yet: retry with the same key to find out.
         raise DomainError(Reason.REQUEST_IN_PROGRESS, f"a request with idempotency_key {quote(key)} is in progress",
                           State.UNKNOWN)
-    return row.response
+    response: bytes = row.response
+    return response
 
 
 def claim(uow: UnitOfWork, operator_id: str, key: str, request_fingerprint: str, now: datetime) -> None:

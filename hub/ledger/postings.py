@@ -101,7 +101,8 @@ def _ensure_accounts(uow: UnitOfWork, operator_id: str, refs: list[AccountRef]) 
 def balance(uow: UnitOfWork, operator_id: str, ref: AccountRef) -> int:
     held = uow.held.get((operator_id, ref))
     if held is not None:
-        return held.balance
+        held_balance: int = held.balance
+        return held_balance
     value = uow.conn.execute(
         select(accounts.c.balance).where(
             accounts.c.operator_id == operator_id, accounts.c.kind == ref.kind,

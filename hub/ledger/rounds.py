@@ -241,7 +241,8 @@ class RoundLedger:
         if round_ is None:
             raise DomainError(Reason.ROUND_NOT_FOUND, f"no round {quote(round_id)}")
         if round_.status != OPEN:
-            return round_.status
+            status: str = round_.status
+            return status
         stakes = standing_stakes(uow, operator_id, round_id)
         status = VOIDED if void else SETTLED if stakes else ROLLED_BACK
         uow.conn.execute(update(rounds).where(rounds.c.round_id == round_id, rounds.c.operator_id == operator_id)

@@ -1,5 +1,7 @@
 """The hub's tables (SQLAlchemy Core). Every operator-owned row carries operator_id; every query filters by it."""
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -36,7 +38,7 @@ ID = 36  # uuid4 text
 # spaces, so 'Key', 'key' and 'key ' would be one idempotency key. SQLite compares bytes already.
 # Migration 0007 converts existing tables and makes this the database's default too.
 CHARSET, COLLATION = "utf8mb4", "utf8mb4_nopad_bin"
-_TEXT = {f"{dialect}_{option}": value for dialect in ("mysql", "mariadb")
+_TEXT: dict[str, Any] = {f"{dialect}_{option}": value for dialect in ("mysql", "mariadb")
          for option, value in (("charset", CHARSET), ("collate", COLLATION))}
 
 

@@ -64,7 +64,7 @@ def check(message: Any, path: str = "") -> None:
                                       f"{name} is {len(text)} characters; at most {limit} allowed",
                                       metadata={"field": name, "max_length": str(limit)})
         elif field.type == FieldDescriptor.TYPE_MESSAGE:
-            items = value.values() if field.message_type.GetOptions().map_entry else (
+            items = value.values() if field.message_type.GetOptions().map_entry else (  # type: ignore[union-attr]  # set for messages
                 value if field.is_repeated else (value,))
             for item in items:
                 check(item, f"{name}.")
@@ -77,7 +77,7 @@ async def _refuse(context: grpc.aio.ServicerContext, method: str, err: DomainErr
 
 
 class RequestChecks(grpc.aio.ServerInterceptor):
-    async def intercept_service(
+    async def intercept_service(  # type: ignore[override]  # grpc-stubs types the handler as sync
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
@@ -95,7 +95,7 @@ class RequestChecks(grpc.aio.ServerInterceptor):
                     check(request)
                 except DomainError as err:
                     await _refuse(context, name, err)
-                return await inner_unary(request, context)
+                return await inner_unary(request, context)  # type: ignore[arg-type]  # an aio handler
 
             return grpc.unary_unary_rpc_method_handler(
                 unary, request_deserializer=parse, response_serializer=handler.response_serializer)
@@ -108,7 +108,7 @@ class RequestChecks(grpc.aio.ServerInterceptor):
                     yield request
 
             async def stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                async for response in inner_stream(checked(requests), context):
+                async for response in inner_stream(checked(requests), context):  # type: ignore[attr-defined, arg-type]  # an aio handler
                     yield response
 
             return grpc.stream_stream_rpc_method_handler(

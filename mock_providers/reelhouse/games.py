@@ -41,7 +41,7 @@ class Game:
         return best
 
     def symbols_at(self, stops: list[int]) -> list[str]:
-        return [reel[stop] for reel, stop in zip(self.reels, stops)]
+        return [reel[stop] for reel, stop in zip(self.reels, stops, strict=False)]
 
     def theoretical_rtp(self) -> Fraction:
         """Exact RTP: the mean multiplier over every combination of stops (all equally likely)."""

@@ -4,7 +4,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from casinohub.v1 import common_pb2, game_service_pb2 as pb
-from tests.conftest import Client
+from tests.support import Client
 
 
 class PlayStream:

@@ -24,8 +24,8 @@ from sqlalchemy.pool import NullPool
 from casinohub.v1 import game_service_pb2 as gpb
 from hub.ledger.schema import bets, game_sessions, ledger_transactions, rounds
 from mock_providers.reelhouse.server import STUDIO, Studio, start_server
-from tests.conftest import Client
 from tests.e2e.play_client import PlayStream
+from tests.support import Client
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 GAME = "reelhouse:fruit-classic"

@@ -11,8 +11,8 @@ from casinohub.v1 import common_pb2, wallet_service_pb2 as pb
 from hub.config import CashierLimit
 from hub.ledger import postings
 from hub.ledger.check import check
-from tests.conftest import Client, start_hub
 from tests.errors import reason_of
+from tests.support import Client, start_hub
 
 USD = "USD"
 

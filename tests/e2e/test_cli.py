@@ -12,9 +12,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import create_engine, inspect
 
 from casinohub.v1 import (
-    game_service_pb2 as pb, game_service_pb2_grpc, report_service_pb2, report_service_pb2_grpc,
+    game_service_pb2 as pb,
+    game_service_pb2_grpc,
+    report_service_pb2,
+    report_service_pb2_grpc,
 )
-from tests.conftest import Client
+from tests.support import Client
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 

@@ -14,12 +14,21 @@ from collections import Counter
 import grpc
 
 from casinohub.v1 import common_pb2, game_service_pb2 as gpb, wallet_service_pb2 as wpb
-from tests.conftest import Client
 from tests.e2e.play_client import PlayStream, launch
 from tests.e2e.processes import (
-    GAME, Acks, HubProcess, free_port, ledger_check_cli, new_operator_id, play_bet, read_ledger, record_bet,
-    studio_server, write_config,
+    GAME,
+    Acks,
+    HubProcess,
+    free_port,
+    ledger_check_cli,
+    new_operator_id,
+    play_bet,
+    read_ledger,
+    record_bet,
+    studio_server,
+    write_config,
 )
+from tests.support import Client
 
 SECRET = "crash-secret"
 PLAYERS = 3
@@ -240,7 +249,7 @@ async def test_sigkill_mid_settlement_leaves_nothing_half_applied(tmp_path, data
                 counts[f"bet_retry_{outcome}"] += 1
 
             final = read_ledger(database_url, operator_id)
-            for key, rows in final.by_key.items():
+            for rows in final.by_key.values():
                 assert len(rows) == 1, rows
             code, output = await ledger_check_cli(config, operator_id)
             assert code == 0, output

@@ -5,8 +5,8 @@ import pytest
 import structlog
 
 from casinohub.v1 import common_pb2, wallet_service_pb2 as wpb
-from tests.conftest import Client
 from tests.errors import error_info, reason_of
+from tests.support import Client
 
 RAW = {"request_serializer": lambda b: b, "response_deserializer": lambda b: b}
 CORRUPT = b"\xff\xff\xff\xff"  # a field tag with an invalid wire type

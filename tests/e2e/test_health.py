@@ -10,8 +10,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sqlalchemy.engine import make_url
 
 from casinohub.v1 import common_pb2, wallet_service_pb2 as pb
-from tests.conftest import Client, start_hub
 from tests.errors import error_info, reason_of
+from tests.support import Client, start_hub
 from tests.tcp_proxy import TcpProxy
 
 SERVING = health_pb2.HealthCheckResponse.SERVING

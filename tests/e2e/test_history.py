@@ -18,11 +18,11 @@ from casinohub.v1 import common_pb2, wallet_service_pb2 as pb
 from hub.ledger import postings
 from hub.ledger.db import make_engine
 from hub.ledger.schema import accounts, ledger_transactions
-from tests.conftest import Client, start_hub
 from tests.e2e.play_client import opened_stream
 from tests.e2e.test_promotions import grant_bonus
 from tests.errors import reason_of
 from tests.fakes import FakeStudio
+from tests.support import Client, start_hub
 
 USD = "USD"
 

@@ -6,9 +6,14 @@ import grpc
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from casinohub.v1 import common_pb2, game_service_pb2 as gpb, player_service_pb2 as ppb, wallet_service_pb2 as wpb
-from tests.conftest import Client
+from casinohub.v1 import (
+    common_pb2,
+    game_service_pb2 as gpb,
+    player_service_pb2 as ppb,
+    wallet_service_pb2 as wpb,
+)
 from tests.errors import error_info, reason_of
+from tests.support import Client
 
 texts = st.text(max_size=300)
 amounts = st.integers(min_value=-(2**63), max_value=2**63 - 1)

@@ -17,17 +17,16 @@ import pytest
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
+from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import create_engine, func, select
-
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from casinohub.v1 import common_pb2, player_service_pb2 as ppb, wallet_service_pb2 as wpb
 from hub.ledger.schema import accounts, ledger_transactions
 from hub.server import SERVICE_DESCRIPTORS
-from tests.conftest import Client
 from tests.e2e.play_client import launch, opened_stream
 from tests.errors import error_info
+from tests.support import Client
 
 METHODS = [method for service in SERVICE_DESCRIPTORS for method in service.methods]
 NEVER = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}

@@ -9,12 +9,16 @@ import uuid
 
 import grpc
 
-from casinohub.v1 import common_pb2, game_service_pb2 as game_pb, player_service_pb2 as player_pb
-from casinohub.v1 import wallet_service_pb2 as pb
-from tests.conftest import Client
+from casinohub.v1 import (
+    common_pb2,
+    game_service_pb2 as game_pb,
+    player_service_pb2 as player_pb,
+    wallet_service_pb2 as pb,
+)
 from tests.e2e.play_client import PlayStream, launch, opened_stream
 from tests.e2e.test_promotions import grant_bonus
 from tests.errors import reason_of
+from tests.support import Client
 
 USD = "USD"
 

@@ -15,13 +15,22 @@ import grpc
 import pytest
 
 from casinohub.v1 import common_pb2, wallet_service_pb2 as wpb
-from tests.conftest import Client
 from tests.e2e.play_client import PlayStream, launch, without_seqs
 from tests.e2e.processes import (
-    GAME, Acks, HubProcess, free_port, ledger_check_cli, new_operator_id, play_bet, read_ledger, record_bet,
-    studio_server, write_config,
+    GAME,
+    Acks,
+    HubProcess,
+    free_port,
+    ledger_check_cli,
+    new_operator_id,
+    play_bet,
+    read_ledger,
+    record_bet,
+    studio_server,
+    write_config,
 )
 from tests.errors import reason_of
+from tests.support import Client
 
 pytestmark = pytest.mark.mariadb
 

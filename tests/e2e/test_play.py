@@ -7,11 +7,11 @@ import pytest
 
 from adapters.base import ProviderTimeout, ProviderUnavailable, RoundStatusResult
 from casinohub.v1 import common_pb2, game_service_pb2 as pb
-from tests.conftest import Client, start_hub
 from tests.e2e.play_client import PlayStream, kinds, launch, opened_stream, without_seqs
 from tests.e2e.test_reconciler import open_round, reconciler
 from tests.errors import error_info, reason_of
 from tests.fakes import FakeStudio
+from tests.support import Client, start_hub
 
 BET_EVENTS = ["round_opened", "bet_accepted", "outcome", "settled"]
 

@@ -15,10 +15,10 @@ from adapters.base import ProviderUnavailable
 from casinohub.v1 import common_pb2, game_service_pb2 as game_pb, wallet_service_pb2 as pb
 from hub.ledger.check import check
 from hub.ledger.schema import players
-from tests.conftest import Client
 from tests.e2e.play_client import PlayStream, kinds, launch, opened_stream, without_seqs
 from tests.errors import error_info, reason_of
 from tests.fakes import FakeStudio
+from tests.support import Client
 
 USD = "USD"
 GAME = "fake:coin-flip"

@@ -17,9 +17,9 @@ from hub.ledger.schema import rounds
 from hub.ledger.uow import UnitOfWork
 from hub.reconciler import Reconciler
 from mock_providers.reelhouse.server import start_server
-from tests.conftest import Client
 from tests.e2e.test_reelhouse_e2e import hub_with_studio
 from tests.fakes import FakeStudio
+from tests.support import Client
 
 
 async def open_round(hub: Client, player_id: str, amount: int, game_id: str = "fake:coin-flip",

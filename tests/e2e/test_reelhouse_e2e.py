@@ -14,9 +14,9 @@ import pytest
 from casinohub.v1 import game_service_pb2 as pb
 from hub.config import ProviderSettings
 from mock_providers.reelhouse.server import STUDIO, Studio, start_server
-from tests.conftest import Client, start_hub
 from tests.e2e.play_client import kinds, opened_stream
 from tests.errors import reason_of
+from tests.support import Client, start_hub
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SECRET = "e2e-secret"

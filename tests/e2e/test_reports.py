@@ -14,10 +14,10 @@ from hub.clock import utcnow
 from hub.ledger import postings
 from hub.ledger.schema import accounts
 from hub.ledger.uow import UnitOfWork
-from tests.conftest import Client
 from tests.e2e.play_client import opened_stream
 from tests.errors import reason_of
 from tests.fakes import FakeStudio
+from tests.support import Client
 
 USD, JPY = "USD", "JPY"
 LISTED = ("house", "player_cash", "player_hold", "player_bonus", "promotion", "external")

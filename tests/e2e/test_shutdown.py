@@ -14,8 +14,8 @@ from sqlalchemy import create_engine, select
 
 from hub.ledger.schema import rounds
 from mock_providers.reelhouse.server import STUDIO, Studio, start_server
-from tests.conftest import Client
 from tests.e2e.play_client import kinds, opened_stream
+from tests.support import Client
 
 GAME = "reelhouse:fruit-classic"
 SERVING = health_pb2.HealthCheckResponse.SERVING

@@ -7,8 +7,8 @@ import pytest
 
 from casinohub.v1 import common_pb2, wallet_service_pb2 as pb
 from hub.money import INT64_MAX, MAX_TRANSACTION_MINOR, max_transaction
-from tests.conftest import Client
 from tests.errors import error_info, reason_of
+from tests.support import Client
 
 USD = "USD"
 

@@ -12,9 +12,9 @@ from sqlalchemy import Row, create_engine, select, text
 from casinohub.v1 import common_pb2, wallet_service_pb2 as wallet_pb
 from hub.ledger.check import Report, check
 from hub.ledger.schema import accounts, postings
-from tests.conftest import Client
 from tests.e2e.play_client import opened_stream
 from tests.fakes import FakeStudio
+from tests.support import Client
 
 # what tampering with an amount or deleting an entry breaks
 SUMS_BROKEN = {"transaction_unbalanced", "ledger_unbalanced", "balance_mismatch", "chain_broken"}

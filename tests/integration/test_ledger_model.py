@@ -58,10 +58,15 @@ from datetime import timedelta
 from typing import TypeVar
 
 import pytest
-from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, \
-    run_state_machine_as_test
+from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from sqlalchemy import and_, func, select
 
 from hub.clock import utcnow
@@ -70,10 +75,27 @@ from hub.ledger import bonuses
 from hub.ledger.check import check
 from hub.ledger.db import Database
 from hub.ledger.postings import PLAYER_BONUS, PLAYER_CASH
-from hub.ledger.rounds import ACTIVE, OPEN, ROLLED_BACK, SETTLED, TOMBSTONE, VOIDED, Bet, Rollback, \
-    RoundLedger, Win
-from hub.ledger.schema import accounts, bets, ledger_transactions, players, postings, rounds
-from hub.ledger.schema import bonuses as bonus_table
+from hub.ledger.rounds import (
+    ACTIVE,
+    OPEN,
+    ROLLED_BACK,
+    SETTLED,
+    TOMBSTONE,
+    VOIDED,
+    Bet,
+    Rollback,
+    RoundLedger,
+    Win,
+)
+from hub.ledger.schema import (
+    accounts,
+    bets,
+    bonuses as bonus_table,
+    ledger_transactions,
+    players,
+    postings,
+    rounds,
+)
 from hub.ledger.uow import UnitOfWork
 from hub.money import Money
 from hub.operators import Operators

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hub.ledger.schema import COLLATION, ledger_transactions, metadata
 from hub.migrate import alembic_config, upgrade
-from tests.conftest import throwaway_mariadb_database
+from tests.support import throwaway_mariadb_database
 
 mariadb_only = pytest.mark.mariadb
 

@@ -30,8 +30,8 @@ def test_unknown_key_is_an_error_not_ignored(tmp_path) -> None:  # type: ignore[
 
 
 def test_a_maximum_above_the_ceiling_or_for_an_unknown_currency_is_refused() -> None:
-    from hub.money import MAX_TRANSACTION_CEILING, set_max_transaction
     from hub.errors import DomainError
+    from hub.money import MAX_TRANSACTION_CEILING, set_max_transaction
     with pytest.raises(ValueError):
         set_max_transaction("USD", MAX_TRANSACTION_CEILING + 1)
     with pytest.raises(DomainError):

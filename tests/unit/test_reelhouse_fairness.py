@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from mock_providers.reelhouse import fairness
 from mock_providers.reelhouse.games import GAMES

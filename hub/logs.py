@@ -6,12 +6,21 @@ import sys
 import structlog
 
 
-def configure(fmt: str = "json", level: int = logging.INFO) -> None:
+def configure(fmt: str = "json", level: int = logging.INFO, static: dict[str, object] | None = None) -> None:
+    """static: fields every line carries, e.g. a worker's index and pid under `hub serve --workers N`."""
+    fields = dict(static or {})
+
+    def add_static(_logger: object, _method: str, event: structlog.typing.EventDict) -> structlog.typing.EventDict:
+        for key, value in fields.items():
+            event.setdefault(key, value)
+        return event
+
     renderer = (structlog.dev.ConsoleRenderer() if fmt == "console"
                 else structlog.processors.JSONRenderer())
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            *([add_static] if fields else []),
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

@@ -27,6 +27,8 @@ def configure(fmt: str = "json", level: int = logging.INFO, static: dict[str, ob
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        # One write() per line (print() writes the newline separately when stdout is unbuffered, as with
+        # PYTHONUNBUFFERED): workers sharing stdout then never splice each other's lines.
+        logger_factory=structlog.WriteLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )

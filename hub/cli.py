@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import structlog
 from hub import config as hub_config
 from hub.logs import configure
 from hub.migrate import upgrade
+from hub.workers import die_with_parent, listen_port, supervise, worker_argv
 
 # Sandbox studios `hub dev` can start, by adapter kind: the module that runs the mock server.
 MOCK_STUDIOS = {"reelhouse": "mock_providers.reelhouse"}
@@ -24,8 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hub", description="casinohub: provider-aggregation hub")
     parser.add_argument("--config", help="TOML config file (default: $HUB_CONFIG); HUB_* env vars override it")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run the gRPC hub until SIGTERM")
-    commands.add_parser("dev", help="start the sandbox mock studios, then serve (the README's run command)")
+    serve = commands.add_parser("serve", help="run the gRPC hub until SIGTERM")
+    dev = commands.add_parser("dev", help="start the sandbox mock studios, then serve (the README's run command)")
+    for command, default in ((serve, "1"), (dev, "one per CPU")):
+        command.add_argument("--workers", type=int, metavar="N",
+                             help=f"hub processes sharing the listen port (default: the workers key, else {default})")
+    serve.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)  # set by the supervising parent
     commands.add_parser("migrate", help="bring the database schema to the newest version")
     ledger = commands.add_parser("ledger", help="audit the ledger").add_subparsers(
         dest="ledger_command", required=True)
@@ -46,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     cfg = hub_config.load(args.config)
-    configure(cfg.log_format)
+    worker_index = getattr(args, "worker_index", None)
+    configure(cfg.log_format, static=None if worker_index is None else {"worker": worker_index, "pid": os.getpid()})
     if args.command == "migrate":
         upgrade(cfg.database_url)
         print(f"database at newest schema: {cfg.database_url.split('@')[-1]}")
@@ -59,14 +66,35 @@ def main(argv: list[str] | None = None) -> int:
         if args.older_than is not None:
             cfg = dataclasses.replace(cfg, reconcile_after_s=args.older_than)
         return asyncio.run(reconcile_once(cfg, args.operator))
-    from hub.server import serve  # imported late: `hub migrate` needs no gRPC
-
+    workers = args.workers or cfg.workers or (cpu_count() if args.command == "dev" else 1)
+    if workers < 1:
+        parser.error("--workers must be at least 1")
+    cfg = dataclasses.replace(cfg, workers=workers)
+    if workers > 1 and worker_index is None and listen_port(cfg.listen) == 0:
+        # Processes that bind port 0 separately get different ports: there is no one port to share.
+        print(f"hub: --workers {workers} needs a fixed port to share; listen is {cfg.listen}", file=sys.stderr)
+        return 2
     if args.command == "dev":
         with mock_studios(cfg):
-            asyncio.run(serve(cfg))
-    else:
-        asyncio.run(serve(cfg))
+            return run_hub(cfg, args.config, worker_index)
+    return run_hub(cfg, args.config, worker_index)
+
+
+def run_hub(cfg: hub_config.Config, config_path: str | None, worker_index: int | None) -> int:
+    """One process serving, or (workers > 1) the parent that supervises `workers` serving processes."""
+    if cfg.workers > 1 and worker_index is None:
+        configure(cfg.log_format, static={"pid": os.getpid(), "role": "supervisor"})
+        return supervise(lambda index: worker_argv(config_path, cfg.workers, index), cfg.workers,
+                         cfg.shutdown_grace_s)
+    from hub.server import serve  # imported late: `hub migrate` and the supervisor need no gRPC
+
+    asyncio.run(serve(cfg))
     return 0
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on (a container's cpuset, not the host's count)."""
+    return len(os.sched_getaffinity(0))
 
 
 async def reconcile_once(cfg: hub_config.Config, operator_id: str | None) -> int:
@@ -148,7 +176,8 @@ def mock_studios(cfg: hub_config.Config) -> Iterator[None]:
             url = urlsplit(provider.url)
             process = subprocess.Popen(
                 [sys.executable, "-m", module, "--host", url.hostname or "127.0.0.1", "--port", str(url.port),
-                 "--secret", provider.secret], stdout=subprocess.PIPE, text=True)
+                 "--secret", provider.secret], stdout=subprocess.PIPE, text=True,
+                preexec_fn=die_with_parent(os.getpid()))  # gone with the hub, even after a kill -9
             processes.append(process)
             ready = process.stdout.readline() if process.stdout else ""
             if not ready.startswith("READY"):

@@ -44,6 +44,8 @@ class Config:
     mode: str = "sandbox"  # sandbox | production
     sandbox_operator_id: str = "sandbox"
     db_workers: int = 8
+    # Hub processes sharing the listen port (SO_REUSEPORT); 0: one for `hub serve`, one per CPU for `hub dev`.
+    workers: int = 0
     max_concurrent_rpcs: int = 1000
     house_shards: int = 8  # house and promotion accounts per operator and currency
     bonus_spending: str = "cash_first"  # cash_first | bonus_first: which balance a bet spends first

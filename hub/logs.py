@@ -6,18 +6,29 @@ import sys
 import structlog
 
 
-def configure(fmt: str = "json", level: int = logging.INFO) -> None:
+def configure(fmt: str = "json", level: int = logging.INFO, static: dict[str, object] | None = None) -> None:
+    """static: fields every line carries, e.g. a worker's index and pid under `hub serve --workers N`."""
+    fields = dict(static or {})
+
+    def add_static(_logger: object, _method: str, event: structlog.typing.EventDict) -> structlog.typing.EventDict:
+        for key, value in fields.items():
+            event.setdefault(key, value)
+        return event
+
     renderer = (structlog.dev.ConsoleRenderer() if fmt == "console"
                 else structlog.processors.JSONRenderer())
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            *([add_static] if fields else []),
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        # One write() per line (print() writes the newline separately when stdout is unbuffered, as with
+        # PYTHONUNBUFFERED): workers sharing stdout then never splice each other's lines.
+        logger_factory=structlog.WriteLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )

@@ -88,7 +88,10 @@ class HubServer:
 async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | None = None) -> tuple[HubServer, int]:
     """Build the hub and bind it to config.listen (port 0 picks a free port). Call start() to serve."""
     hub = await bootstrap(config, adapters)
-    server = grpc.aio.server(interceptors=[RequestChecks()], maximum_concurrent_rpcs=config.max_concurrent_rpcs)
+    # Workers share one port: said explicitly rather than trusting grpc's Linux default to stay on.
+    options = [("grpc.so_reuseport", 1)] if config.workers > 1 else []
+    server = grpc.aio.server(interceptors=[RequestChecks()], maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+                             options=options)
     default = config.sandbox_operator_id
     game_service_pb2_grpc.add_GameServiceServicer_to_server(
         GameServicer(hub.catalog, hub.play, hub.promotions, hub.operators, default), server)

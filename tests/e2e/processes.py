@@ -63,12 +63,14 @@ class HubProcess:
     channel: grpc.aio.Channel | None = None
 
     @classmethod
-    async def start(cls, config: pathlib.Path, port: int, log_path: pathlib.Path) -> "HubProcess":
+    async def start(cls, config: pathlib.Path, port: int, log_path: pathlib.Path,
+                    serve_args: tuple[str, ...] = ()) -> "HubProcess":
+        """serve_args: extra `hub serve` arguments, e.g. ("--workers", "2")."""
         hub = cls(config, port, log_path)
         log = open(log_path, "ab")  # noqa: SIM115 - the child keeps its own copy of the descriptor
         try:
             hub.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "hub.cli", "--config", str(config), "serve",
+                sys.executable, "-m", "hub.cli", "--config", str(config), "serve", *serve_args,
                 stdout=log, stderr=asyncio.subprocess.STDOUT, env={**os.environ})
         finally:
             log.close()
@@ -126,6 +128,20 @@ class HubProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+    def log_records(self) -> list[dict]:
+        """The hub's JSON log lines, parsed (anything else skipped)."""
+        records = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+        return records
+
+    def worker_pids(self) -> dict[int, int]:
+        """Under --workers N: worker index -> pid, as the supervising parent logged them."""
+        return {r["worker"]: r["worker_pid"] for r in self.log_records() if r.get("event") == "worker.started"}
 
     def log_errors(self) -> list[str]:
         """Log lines at level error (e.g. rpc.failed: a hub bug answered with INTERNAL)."""

@@ -3,6 +3,7 @@
 
 import asyncio
 import json
+import os
 import signal
 import socket
 import sys
@@ -65,6 +66,13 @@ async def test_dev_starts_the_mock_studio_and_the_hub_and_stops_both(tmp_path) -
             "reelhouse:fruit-classic", "reelhouse:gem-rush", "reelhouse:lucky-sevens"]
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0
+        assert process.stdout is not None
+        output = (await process.stdout.read()).decode()
+        records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+        # `make run` uses every CPU: one worker per CPU, each serving (a single process on one CPU).
+        cpus = len(os.sched_getaffinity(0))
+        assert sum(r["event"] == "hub.serving" for r in records) == cpus
+        assert sum(r["event"] == "worker.started" for r in records) == (cpus if cpus > 1 else 0)
     finally:
         await channel.close()
         if process.returncode is None:

@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 from adapters.base import ProviderAdapter
 from hub.bootstrap import Hub, bootstrap
 from hub.config import Config
+from hub.servicers.admission import Admission
 from hub.servicers.edge import RequestChecks
 from hub.servicers.game import GameServicer
 from hub.servicers.player import PlayerServicer
@@ -41,8 +42,10 @@ SERVICES = [service.full_name for service in SERVICE_DESCRIPTORS]
 class HubServer:
     """A started-or-startable hub: the gRPC server plus what it owns."""
 
-    def __init__(self, server: grpc.aio.Server, hub: Hub, health_servicer: health.aio.HealthServicer):
+    def __init__(self, server: grpc.aio.Server, hub: Hub, health_servicer: health.aio.HealthServicer,
+                 admission: Admission):
         self.grpc = server
+        self.admission = admission
         self.hub = hub
         self._health = health_servicer
         self._background: list[asyncio.Task[None]] = []
@@ -88,7 +91,9 @@ class HubServer:
 async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | None = None) -> tuple[HubServer, int]:
     """Build the hub and bind it to config.listen (port 0 picks a free port). Call start() to serve."""
     hub = await bootstrap(config, adapters)
-    server = grpc.aio.server(interceptors=[RequestChecks()], maximum_concurrent_rpcs=config.max_concurrent_rpcs)
+    # No maximum_concurrent_rpcs: Admission is the limit (grpc's answered some refusals with INTERNAL).
+    admission = Admission(config.max_calls_in_flight, config.max_play_streams, config.overload_pushback_ms)
+    server = grpc.aio.server(interceptors=[admission, RequestChecks()])
     default = config.sandbox_operator_id
     game_service_pb2_grpc.add_GameServiceServicer_to_server(
         GameServicer(hub.catalog, hub.play, hub.promotions, hub.operators, default), server)
@@ -105,7 +110,7 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
     port = server.add_insecure_port(config.listen)
     if port == 0:
         raise OSError(f"could not bind {config.listen}")
-    return HubServer(server, hub, health_servicer), port
+    return HubServer(server, hub, health_servicer, admission), port
 
 
 async def serve(config: Config) -> None:

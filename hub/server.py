@@ -37,6 +37,11 @@ SERVICE_DESCRIPTORS = [
     report_service_pb2.DESCRIPTOR.services_by_name["ReportService"],
 ]
 SERVICES = [service.full_name for service in SERVICE_DESCRIPTORS]
+# grpc.aio takes new calls from core one at a time; in a burst the rest wait in core's queue, and past its
+# default limits (1000 / 3000 pending) core fails them itself, unlogged, with INTERNAL or CANCELLED
+# (4000 Play streams at once over 16 connections: ~1,150 of them). A deep queue lets every call reach
+# Admission, which refuses the surplus at once with OVERLOADED, so the queue drains quickly.
+CORE_OPTIONS = [("grpc.server.max_pending_requests", 10_000), ("grpc.server.max_pending_requests_hard_limit", 30_000)]
 
 
 class HubServer:
@@ -93,7 +98,7 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
     hub = await bootstrap(config, adapters)
     # No maximum_concurrent_rpcs: Admission is the limit (grpc's answered some refusals with INTERNAL).
     admission = Admission(config.max_calls_in_flight, config.max_play_streams, config.overload_pushback_ms)
-    server = grpc.aio.server(interceptors=[admission, RequestChecks()])
+    server = grpc.aio.server(interceptors=[admission, RequestChecks()], options=CORE_OPTIONS)
     default = config.sandbox_operator_id
     game_service_pb2_grpc.add_GameServiceServicer_to_server(
         GameServicer(hub.catalog, hub.play, hub.promotions, hub.operators, default), server)

@@ -46,7 +46,11 @@ class Config:
     db_workers: int = 8
     # Hub processes sharing the listen port (SO_REUSEPORT); 0: one for `hub serve`, one per CPU for `hub dev`.
     workers: int = 0
-    max_concurrent_rpcs: int = 1000
+    # Admission control (hub/servicers/admission.py): past either limit a call is refused at once with
+    # RESOURCE_EXHAUSTED / OVERLOADED and a retry pushback of overload_pushback_ms (jittered up to 2x).
+    max_calls_in_flight: int = 256  # unary calls at once: 32 per default db worker, beyond that only queueing
+    max_play_streams: int = 2000  # open Play streams (long-lived; each holds a slot until it ends)
+    overload_pushback_ms: int = 200
     house_shards: int = 8  # house and promotion accounts per operator and currency
     bonus_spending: str = "cash_first"  # cash_first | bonus_first: which balance a bet spends first
     session_ttl_s: int = 86_400

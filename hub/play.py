@@ -34,6 +34,7 @@ from adapters.base import (
     ProviderTimeout,
 )
 from casinohub.v1 import common_pb2, game_service_pb2 as pb
+from hub import deadline
 from hub.catalog import Catalog, CatalogGame
 from hub.clock import to_timestamp, utcnow
 from hub.errors import DomainError, Reason, State, quote
@@ -94,7 +95,7 @@ class Play:
         self._rounds = rounds
         self._ttl = game_session_ttl
         self._round_wait = round_wait
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight: set[asyncio.Task[deadline.CallerGone | None]] = set()
         # Resumed streams following a game session's rounds, woken when this process appends to it.
         self._waiters: dict[str, set[asyncio.Event]] = {}
 
@@ -233,7 +234,9 @@ class Play:
         task.add_done_callback(lambda _: queue.put_nowait(None))
         while (event := await queue.get()) is not None:
             yield event
-        await task  # surfaces an unexpected failure (e.g. the database went away)
+        dropped = await task  # surfaces an unexpected failure (e.g. the database went away)
+        if dropped is not None:
+            raise dropped
 
     async def drain(self) -> None:
         """Wait for rounds already in flight to settle (graceful shutdown)."""
@@ -241,7 +244,8 @@ class Play:
             await asyncio.gather(*list(self._in_flight), return_exceptions=True)
 
     async def _run_bet(self, session: GameSession, amount: common_pb2.Money, key: str,
-                       emit: Callable[[pb.PlayResponse], None]) -> None:
+                       emit: Callable[[pb.PlayResponse], None]) -> deadline.CallerGone | None:
+        """Returns (not raises: the stream may be gone) CallerGone when the bet was dropped unapplied."""
         try:
             money = positive_amount(amount.currency, amount.amount_minor)
             idempotency.validate_key(key)
@@ -249,12 +253,20 @@ class Play:
             self._check_bet(session, game, money)
             opened = await self._appending(session, partial(self._open_round_tx, session, money, key))
         except DomainError as err:
-            emit(await self._error_event(session, key, "", err))
-            return
+            try:
+                emit(await self._error_event(session, key, "", err))
+            except deadline.CallerGone as gone:
+                return gone
+            return None
+        except deadline.CallerGone as gone:
+            log.info("play.bet_dropped", reason=str(gone))
+            return gone
+        # The bet is taken: the round is settled or refunded even if the stream's caller is gone by now.
+        deadline.detached()
         for event in opened.events:
             emit(event)
         if opened.replayed:
-            return
+            return None
         round_id = opened.round_id
         try:
             result = await adapter.play(PlayInput(
@@ -273,6 +285,7 @@ class Play:
                 session, partial(self._settle_tx, session, round_id, money, key, result))
         for event in events:
             emit(event)
+        return None
 
     def _check_bet(self, session: GameSession, game: CatalogGame, money: Money) -> None:
         if money.currency != session.currency:

@@ -22,6 +22,7 @@ from casinohub.v1 import (
 )
 from hub.bootstrap import Hub, bootstrap
 from hub.config import Config
+from hub.servicers.admission import Admission
 from hub.servicers.edge import RequestChecks
 from hub.servicers.game import GameServicer
 from hub.servicers.player import PlayerServicer
@@ -36,13 +37,20 @@ SERVICE_DESCRIPTORS = [
     report_service_pb2.DESCRIPTOR.services_by_name["ReportService"],
 ]
 SERVICES = [service.full_name for service in SERVICE_DESCRIPTORS]
+# grpc.aio takes new calls from core one at a time; in a burst the rest wait in core's queue, and past its
+# default limits (1000 / 3000 pending) core fails them itself, unlogged, with INTERNAL or CANCELLED
+# (4000 Play streams at once over 16 connections: ~1,150 of them). A deep queue lets every call reach
+# Admission, which refuses the surplus at once with OVERLOADED, so the queue drains quickly.
+CORE_OPTIONS = [("grpc.server.max_pending_requests", 10_000), ("grpc.server.max_pending_requests_hard_limit", 30_000)]
 
 
 class HubServer:
     """A started-or-startable hub: the gRPC server plus what it owns."""
 
-    def __init__(self, server: grpc.aio.Server, hub: Hub, health_servicer: health.aio.HealthServicer):
+    def __init__(self, server: grpc.aio.Server, hub: Hub, health_servicer: health.aio.HealthServicer,
+                 admission: Admission):
         self.grpc = server
+        self.admission = admission
         self.hub = hub
         self._health = health_servicer
         self._background: list[asyncio.Task[None]] = []
@@ -88,10 +96,11 @@ class HubServer:
 async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | None = None) -> tuple[HubServer, int]:
     """Build the hub and bind it to config.listen (port 0 picks a free port). Call start() to serve."""
     hub = await bootstrap(config, adapters)
+    # No maximum_concurrent_rpcs: Admission is the limit (grpc's answered some refusals with INTERNAL).
+    admission = Admission(config.max_calls_in_flight, config.max_play_streams, config.overload_pushback_ms)
     # Workers share one port: said explicitly rather than trusting grpc's Linux default to stay on.
-    options = [("grpc.so_reuseport", 1)] if config.workers > 1 else []
-    server = grpc.aio.server(interceptors=[RequestChecks()], maximum_concurrent_rpcs=config.max_concurrent_rpcs,
-                             options=options)
+    options = [*CORE_OPTIONS, *([("grpc.so_reuseport", 1)] if config.workers > 1 else [])]
+    server = grpc.aio.server(interceptors=[admission, RequestChecks()], options=options)
     default = config.sandbox_operator_id
     game_service_pb2_grpc.add_GameServiceServicer_to_server(
         GameServicer(hub.catalog, hub.play, hub.promotions, hub.operators, default), server)
@@ -108,7 +117,7 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
     port = server.add_insecure_port(config.listen)
     if port == 0:
         raise OSError(f"could not bind {config.listen}")
-    return HubServer(server, hub, health_servicer), port
+    return HubServer(server, hub, health_servicer, admission), port
 
 
 async def serve(config: Config) -> None:

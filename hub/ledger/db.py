@@ -18,6 +18,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from hub import deadline
 from hub.ledger.uow import UnitOfWork
 
 T = TypeVar("T")
@@ -110,12 +111,21 @@ class Database:
 
         Deadlocks and key races (IntegrityError) rerun fn from scratch in a fresh transaction: a
         rerun sees the winner's committed rows (e.g. a concurrent request's idempotency record).
-        """
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(self._run_sync, fn))
 
-    def _run_sync(self, fn: Callable[[UnitOfWork], T]) -> T:
+        Work for a call (see hub.deadline) is dropped with CallerGone, nothing applied, when the call's
+        deadline has passed or the call has ended by the time a worker would start it: a queue behind
+        busy workers must not spend them on answers nobody will read.
+        """
+        caller = deadline.current()
+        if caller is not None:
+            caller.check()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(self._run_sync, fn, caller))
+
+    def _run_sync(self, fn: Callable[[UnitOfWork], T], caller: deadline.Caller | None = None) -> T:
         for attempt in range(1, ATTEMPTS + 1):
+            if caller is not None:
+                caller.check()  # before each transaction: a rerun's predecessor rolled back, nothing applied
             try:
                 with UnitOfWork(self.engine, self._side) as uow:
                     return fn(uow)

@@ -2,7 +2,8 @@
 
 A DomainError becomes its status with ErrorInfo; a database outage becomes UNAVAILABLE/HUB_UNAVAILABLE
 (state UNKNOWN: retry with the same idempotency key); anything else is a hub bug, logged with its
-stack and answered with a bare INTERNAL (no stack trace reaches the client).
+stack and answered with a bare INTERNAL (no stack trace reaches the client). Work dropped because its
+caller's deadline passed before it started (hub.deadline) is DEADLINE_EXCEEDED, nothing applied.
 """
 
 import functools
@@ -14,6 +15,7 @@ import grpc
 import structlog
 from sqlalchemy.exc import OperationalError
 
+from hub.deadline import CallerGone
 from hub.errors import DomainError, Reason, State
 from hub.operators import Operators
 
@@ -55,6 +57,10 @@ async def abort_unexpected(context: grpc.aio.ServicerContext, exc: BaseException
     err = as_domain_error(exc)
     if err is not None:
         await abort(context, err)
+    if isinstance(exc, CallerGone):  # work dropped before it started; the client has (nearly) given up
+        log.info("rpc.dropped", message=str(exc))
+        code = grpc.StatusCode.DEADLINE_EXCEEDED if exc.deadline_exceeded else grpc.StatusCode.CANCELLED
+        await context.abort(code, str(exc))
     log.error("rpc.failed", exc_info=exc)
     await context.abort(grpc.StatusCode.INTERNAL, "internal error; it has been logged")
 

@@ -8,6 +8,10 @@ For each database (SQLite in a temp dir, MariaDB in a throwaway database) this m
   rounds     C players, each on its own Play stream, placing bets one after another through the real
              gRPC server and a FakeStudio (1 round in 4 wins 2x). A round = debit tx + settle tx + events.
   deposits   C callers, each depositing repeatedly into its own player through WalletService.Deposit.
+  echo       the gRPC floor: a bare grpc.aio server in the same process and event loop as the hub (no
+             interceptors, no database) with one bidirectional-stream method answering each message with
+             one message; C clients on one channel, each sending a message and awaiting its reply back to
+             back, driven the same way as the Play streams.
 
 Absolute numbers depend on the (shared, noisy) machine; the ratios against the baseline are the result.
 Correctness is checked at the end (postings sum to zero, balances match what the events said), and a
@@ -26,9 +30,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+import grpc
 import pymysql
 from sqlalchemy import (
     BigInteger,
@@ -45,11 +50,12 @@ from sqlalchemy import (
     update,
 )
 
-from casinohub.v1 import common_pb2, wallet_service_pb2
+from casinohub.v1 import common_pb2, game_service_pb2, wallet_service_pb2
 from hub import logs
 from hub.config import Config
 from hub.ledger.db import Database
 from hub.ledger.uow import UnitOfWork
+from hub.server import CORE_OPTIONS
 from tests.e2e.play_client import PlayStream, opened_stream
 from tests.fakes import FakeStudio
 from tests.support import MARIADB_SERVER, Client, start_hub
@@ -177,6 +183,7 @@ class Player:
     wins: int = 0
     wins_count: int = 0
     last_balance: int | None = None  # as reported by the hub's last event / response
+    events: int = 0  # Play stream messages the hub sent for this player's timed rounds
 
 
 def every_fourth_round_wins() -> Callable[[int], int]:
@@ -198,6 +205,7 @@ async def place_bet(player: Player, key: str) -> float:
     player.wins += last.settled.win.amount_minor
     player.wins_count += bool(last.settled.win.amount_minor)
     player.last_balance = last.settled.balance.amount_minor
+    player.events += len(events)
     return latency
 
 
@@ -255,6 +263,82 @@ async def check_hub(client: Client, players: list[Player]) -> list[str]:
     return problems
 
 
+# -- echo: the bare grpc.aio stream floor, same process, loop and client pattern as the Play streams ------
+
+ECHO_METHOD = "/casinohub.bench.Echo/Stream"
+
+
+async def echo_handler(requests: AsyncIterator[bytes], _context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    async for message in requests:
+        yield message
+
+
+async def start_echo_server() -> tuple[grpc.aio.Server, int]:
+    """Started like the hub (tests.support.start_hub): in-process, 127.0.0.1 port 0, the hub's core options.
+    No serializers given, so messages stay bytes: no generated proto."""
+    server = grpc.aio.server(options=CORE_OPTIONS)
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+        "casinohub.bench.Echo", {"Stream": grpc.stream_stream_rpc_method_handler(echo_handler)})])
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, port
+
+
+class EchoStream:
+    """PlayStream's pattern (tests.e2e.play_client): a queue-fed request iterator, replies read with a timeout."""
+
+    def __init__(self, channel: grpc.aio.Channel):
+        self._outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.call = channel.stream_stream(ECHO_METHOD)(self._requests())
+
+    async def _requests(self) -> AsyncIterator[bytes]:
+        while (request := await self._outbox.get()) is not None:
+            yield request
+
+    async def roundtrip(self, message: bytes, timeout: float = 10) -> float:
+        t0 = time.perf_counter()
+        self._outbox.put_nowait(message)
+        reply = await asyncio.wait_for(self.call.read(), timeout)
+        latency = time.perf_counter() - t0
+        if reply != message:
+            raise RuntimeError(f"echo answered {reply!r} to {message!r}")
+        return latency
+
+    async def close(self) -> None:
+        self._outbox.put_nowait(None)
+        self.call.cancel()
+
+
+async def echo(concurrency: int, seconds: float) -> Phase:
+    """C echo streams over one channel (as the hub's clients share one), each a message at a time, for the
+    whole phase time: no per-client cap (the echo is ~100x faster than a round, --rounds would end it early)."""
+    server, port = await start_echo_server()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    # A message the size of a Play bet, so the bytes on the wire are comparable.
+    message = game_service_pb2.PlayRequest(bet=game_service_pb2.BetAction(
+        amount=common_pb2.Money(currency="USD", amount_minor=BET),
+        idempotency_key=f"bench-{uuid.uuid4()}-999")).SerializeToString()
+    streams = [EchoStream(channel) for _ in range(concurrency)]
+    try:
+        for stream in streams:  # warm-up, untimed: every stream open before the clock starts
+            await stream.roundtrip(message)
+        deadline = time.perf_counter() + seconds
+
+        def driver(stream: EchoStream) -> Callable[[Phase], Awaitable[None]]:
+            async def run(phase: Phase) -> None:
+                while time.perf_counter() < deadline:
+                    phase.latencies.append(await stream.roundtrip(message))
+                    phase.done += 1
+            return run
+
+        return await timed([driver(s) for s in streams])
+    finally:
+        for stream in streams:
+            await stream.close()
+        await channel.close()
+        await server.stop(grace=1)
+
+
 # -- one database ------------------------------------------------------------------------------------------
 
 
@@ -264,35 +348,47 @@ class Report:
     baseline: list[Phase]
     rounds: Phase
     deposits: Phase
+    echo: Phase
+    events_per_round: float  # stream messages the hub sends per round (the client sends one: the bet)
     problems: list[str]
     sql_per_round: str  # "statements / commits"
     sql_per_deposit: str
 
     def print(self) -> None:
         base = statistics.mean(b.rate for b in self.baseline)
-        rows = [
+        echo = self.echo.rate
+        stream_rate = self.events_per_round * self.rounds.rate
+        rows = [  # metric, value, vs baseline, vs echo
             ("baseline commits/s (before, after)",
-             f"{self.baseline[0].rate:.0f}, {self.baseline[1].rate:.0f}", ""),
-            ("baseline commits/s (mean)", f"{base:.0f}", "1.00"),
+             f"{self.baseline[0].rate:.0f}, {self.baseline[1].rate:.0f}", "", ""),
+            ("baseline commits/s (mean)", f"{base:.0f}", "1.00", ""),
             ("baseline commit latency p50 / p99 ms", f"{self.baseline[0].percentile_ms(50):.1f} / "
-             f"{self.baseline[0].percentile_ms(99):.1f}", ""),
-            ("hub settled rounds/s", f"{self.rounds.rate:.0f}", f"{self.rounds.rate / base:.2f}"),
+             f"{self.baseline[0].percentile_ms(99):.1f}", "", ""),
+            ("echo msgs/s (bare grpc.aio stream)", f"{echo:.0f}", "", "1.000"),
+            ("echo latency p50 / p99 ms",
+             f"{self.echo.percentile_ms(50):.2f} / {self.echo.percentile_ms(99):.2f}", "", ""),
+            ("hub settled rounds/s", f"{self.rounds.rate:.0f}", f"{self.rounds.rate / base:.2f}",
+             f"{self.rounds.rate / echo:.3f}"),
+            (f"hub stream msgs/s ({self.events_per_round:.1f} out / round)", f"{stream_rate:.0f}", "",
+             f"{stream_rate / echo:.3f}"),
             ("hub transactions/s (2 per round)", f"{2 * self.rounds.rate:.0f}",
-             f"{2 * self.rounds.rate / base:.2f}"),
+             f"{2 * self.rounds.rate / base:.2f}", ""),
             ("round latency p50 / p99 ms",
-             f"{self.rounds.percentile_ms(50):.1f} / {self.rounds.percentile_ms(99):.1f}", ""),
-            ("hub deposits/s", f"{self.deposits.rate:.0f}", f"{self.deposits.rate / base:.2f}"),
+             f"{self.rounds.percentile_ms(50):.1f} / {self.rounds.percentile_ms(99):.1f}", "", ""),
+            ("hub deposits/s", f"{self.deposits.rate:.0f}", f"{self.deposits.rate / base:.2f}",
+             f"{self.deposits.rate / echo:.3f}"),
             ("deposit latency p50 / p99 ms",
-             f"{self.deposits.percentile_ms(50):.1f} / {self.deposits.percentile_ms(99):.1f}", ""),
-            ("SQL statements / commits per round", self.sql_per_round, ""),
-            ("SQL statements / commits per deposit", self.sql_per_deposit, ""),
+             f"{self.deposits.percentile_ms(50):.1f} / {self.deposits.percentile_ms(99):.1f}", "", ""),
+            ("SQL statements / commits per round", self.sql_per_round, "", ""),
+            ("SQL statements / commits per deposit", self.sql_per_deposit, "", ""),
         ]
         print(f"\n{self.database}: {self.rounds.done} rounds in {self.rounds.seconds:.1f}s, "
               f"{self.deposits.done} deposits in {self.deposits.seconds:.1f}s, "
+              f"{self.echo.done} echoes in {self.echo.seconds:.1f}s, "
               f"{sum(b.done for b in self.baseline)} baseline commits")
-        print(f"  {'metric':<38} {'value':>16} {'vs baseline':>12}")
-        for metric, value, ratio in rows:
-            print(f"  {metric:<38} {value:>16} {ratio:>12}")
+        print(f"  {'metric':<40} {'value':>14} {'vs baseline':>12} {'vs echo':>8}")
+        for metric, value, ratio, vs_echo in rows:
+            print(f"  {metric:<40} {value:>14} {ratio:>12} {vs_echo:>8}")
         if self.problems:
             print("  correctness: FAILED")
             for problem in self.problems:
@@ -317,6 +413,8 @@ async def bench_database(name: str, url: str, args: argparse.Namespace) -> Repor
         # transaction, and on MariaDB concurrent first bets can deadlock past the hub's retries.
         for player in players:
             await place_bet(player, f"warmup-{player.player_id}")
+        # The gRPC floor, measured while the hub is up and idle (same process, same loop, same client pattern).
+        echoes = await echo(args.concurrency, phase_s)
         sql = SqlCount()
         sql.watch(*client.server.hub.db.engines)
         start = sql.snapshot()
@@ -334,7 +432,9 @@ async def bench_database(name: str, url: str, args: argparse.Namespace) -> Repor
         after = await baseline(db, args.commits, phase_s / 2)
         problems = await check_hub(client, players)
         problems += await asyncio.to_thread(check_baseline, db, before.done + after.done)
-        return Report(name, [before, after], rounds, deposits, problems, sql_per_round, sql_per_deposit)
+        events_per_round = sum(p.events for p in players) / rounds.done if rounds.done else 0.0
+        return Report(name, [before, after], rounds, deposits, echoes, events_per_round, problems,
+                      sql_per_round, sql_per_deposit)
     finally:
         await client.channel.close()
         await client.server.stop(grace=1)
@@ -391,7 +491,7 @@ async def main(args: argparse.Namespace) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="short phases (~20 s in all)")
+    parser.add_argument("--quick", action="store_true", help="short phases (~25 s in all)")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent players / depositors")
     parser.add_argument("--rounds", type=int, default=None, help="bets (and deposits) per player, at most")
     parser.add_argument("--commits", type=int, default=None, help="baseline transactions per run, at most")

@@ -98,8 +98,9 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
     hub = await bootstrap(config, adapters)
     # No maximum_concurrent_rpcs: Admission is the limit (grpc's answered some refusals with INTERNAL).
     admission = Admission(config.max_calls_in_flight, config.max_play_streams, config.overload_pushback_ms)
-    # Workers share one port: said explicitly rather than trusting grpc's Linux default to stay on.
-    options = [*CORE_OPTIONS, *([("grpc.so_reuseport", 1)] if config.workers > 1 else [])]
+    # Workers share one port, said explicitly; a single hub does not (grpc's Linux default would let a second
+    # hub started by mistake on the same port silently take half the connections).
+    options = [*CORE_OPTIONS, ("grpc.so_reuseport", 1 if config.workers > 1 else 0)]
     server = grpc.aio.server(interceptors=[admission, RequestChecks()], options=options)
     default = config.sandbox_operator_id
     game_service_pb2_grpc.add_GameServiceServicer_to_server(
@@ -114,9 +115,13 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         [*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(config.listen)
+    try:
+        port = server.add_insecure_port(config.listen)
+    except RuntimeError:  # grpc's "Failed to bind"
+        port = 0
     if port == 0:
-        raise OSError(f"could not bind {config.listen}")
+        await hub.close()
+        raise OSError(f"could not bind {config.listen}: in use, or not an address of this host")
     return HubServer(server, hub, health_servicer, admission), port
 
 

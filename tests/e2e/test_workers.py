@@ -15,6 +15,7 @@ import grpc
 import pytest
 
 from casinohub.v1 import common_pb2, wallet_service_pb2 as wpb
+from hub.server import create_server
 from tests.e2e.play_client import PlayStream, launch
 from tests.e2e.processes import (
     GAME,
@@ -30,7 +31,8 @@ from tests.e2e.processes import (
     write_config,
 )
 from tests.errors import reason_of
-from tests.support import Client
+from tests.fakes import FakeStudio
+from tests.support import Client, hub_config, start_hub
 
 SECRET = "workers-secret"
 CHANNELS = 24  # one TCP connection each: all on one worker by chance with probability 2 * 2**-24
@@ -190,3 +192,16 @@ async def test_workers_refuse_port_0(tmp_path) -> None:  # type: ignore[no-untyp
     output, _ = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2
     assert "needs a fixed port" in output.decode(), output.decode()
+
+
+async def test_a_single_hub_does_not_share_its_port(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """grpc turns SO_REUSEPORT on by default: a second hub started by mistake on a port in use used to bind
+    and silently take half the connections. Only --workers shares a port."""
+    url = f"sqlite:///{tmp_path}/hub.db"
+    first = await start_hub(url, {"fake": FakeStudio()})
+    try:
+        with pytest.raises(OSError, match="could not bind"):
+            await create_server(hub_config(url, listen=f"127.0.0.1:{first.port}"), {"fake": FakeStudio()})
+    finally:
+        await first.channel.close()
+        await first.server.stop(grace=1)

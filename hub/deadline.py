@@ -43,10 +43,6 @@ def bind(caller: Caller) -> contextvars.Token[Caller | None]:
     return _CALLER.set(caller)
 
 
-def unbind(token: contextvars.Token[Caller | None]) -> None:
-    _CALLER.reset(token)
-
-
 def current() -> Caller | None:
     return _CALLER.get()
 

@@ -254,7 +254,7 @@ class Play:
             opened = await self._appending(session, partial(self._open_round_tx, session, money, key))
         except DomainError as err:
             try:
-                emit(await self._error_event(session, key, "", err))
+                emit(await self._error_event(session, key, err))
             except deadline.CallerGone as gone:
                 return gone
             return None
@@ -395,13 +395,9 @@ class Play:
         ).values(provider_round_id=result.provider_round_id, result=result.result,
                  proof=json.dumps(_proof_json(proof))))
         win = money_message(money.currency, result.win_minor)
-        wallet = postings.wallet(uow, session.operator_id, session.player_id, session.currency)
         events = self._append(uow, session, round_id, [
             pb.PlayResponse(outcome=pb.Outcome(round_id=round_id, result=result.result, win=win, proof=proof)),
-            pb.PlayResponse(settled=pb.Settled(
-                round_id=round_id, transaction_ids=self._transaction_ids(uow, session.operator_id, round_id),
-                win=win, balance=money_message(money.currency, wallet.cash),
-                bonus_balance=money_message(money.currency, wallet.bonus))),
+            self._settled(uow, session, round_id, result.win_minor),
         ])
         uow.commit()
         return events
@@ -414,9 +410,7 @@ class Play:
         self._rounds.close(uow, session.operator_id, round_id, now)
         # The debit was refunded: net, nothing applied; retry with a new key.
         err = DomainError(err.reason, err.message, State.NOT_APPLIED)
-        events = self._append(uow, session, round_id, [pb.PlayResponse(error=pb.PlayError(
-            idempotency_key=key, round_id=round_id, error=err.to_detail(),
-            balance=money_message(money.currency, receipt.balance)))])
+        events = self._append(uow, session, round_id, [self._refused(session, key, round_id, err, receipt.balance)])
         uow.commit()
         return events
 
@@ -436,27 +430,35 @@ class Play:
         self._lock_last_seq(uow, session)  # appends take turns: a racing closer's event is visible now
         if any(e.WhichOneof("event") in ("settled", "error") for e in self._round_events(uow, session, round_id)):
             return  # Play, or another reconciler, already ended it
-        wallet = postings.wallet(uow, operator_id, row.player_id, row.currency)
         if refunded:
             key = uow.conn.execute(select(bets.c.bet_id).where(bets.c.operator_id == operator_id,
                                                                bets.c.round_id == round_id)).scalars().first()
             err = DomainError(Reason.PROVIDER_UNAVAILABLE, "the provider never finished this round; the "
                               "reconciler refunded the bet")
-            event = pb.PlayResponse(error=pb.PlayError(idempotency_key=key or "", round_id=round_id,
-                                                       error=err.to_detail(),
-                                                       balance=money_message(row.currency, wallet.cash)))
+            event = self._refused(session, key or "", round_id, err,
+                                  postings.wallet(uow, operator_id, row.player_id, row.currency).cash)
         else:
-            event = pb.PlayResponse(settled=pb.Settled(
-                round_id=round_id, transaction_ids=self._transaction_ids(uow, operator_id, round_id),
-                win=money_message(row.currency, row.win_amount), balance=money_message(row.currency, wallet.cash),
-                bonus_balance=money_message(row.currency, wallet.bonus)))
+            event = self._settled(uow, session, round_id, row.win_amount)
         self._append(uow, session, round_id, [event])
 
-    async def _error_event(self, session: GameSession, key: str, round_id: str, err: DomainError) -> pb.PlayResponse:
+    def _settled(self, uow: UnitOfWork, session: GameSession, round_id: str, win_minor: int) -> pb.PlayResponse:
+        """The event that ends a round that stood: its win, its transactions and the wallet after it."""
+        wallet = postings.wallet(uow, session.operator_id, session.player_id, session.currency)
+        return pb.PlayResponse(settled=pb.Settled(
+            round_id=round_id, transaction_ids=self._transaction_ids(uow, session.operator_id, round_id),
+            win=money_message(session.currency, win_minor), balance=money_message(session.currency, wallet.cash),
+            bonus_balance=money_message(session.currency, wallet.bonus)))
+
+    @staticmethod
+    def _refused(session: GameSession, key: str, round_id: str, err: DomainError, cash: int) -> pb.PlayResponse:
+        return pb.PlayResponse(error=pb.PlayError(idempotency_key=key, round_id=round_id, error=err.to_detail(),
+                                                  balance=money_message(session.currency, cash)))
+
+    async def _error_event(self, session: GameSession, key: str, err: DomainError) -> pb.PlayResponse:
+        """A bet refused before any round opened."""
         def _tx(uow: UnitOfWork) -> list[pb.PlayResponse]:
-            events = self._append(uow, session, round_id or None, [pb.PlayResponse(error=pb.PlayError(
-                idempotency_key=key, round_id=round_id, error=err.to_detail(),
-                balance=self._balance(uow, session)))])
+            cash = postings.balance(uow, session.operator_id, postings.player_cash(session.player_id, session.currency))
+            events = self._append(uow, session, None, [self._refused(session, key, "", err, cash)])
             uow.commit()
             return events
 
@@ -474,10 +476,6 @@ class Play:
     def _free_rounds_left(uow: UnitOfWork, session: GameSession) -> int:
         return free_rounds.left(uow, session.operator_id, session.player_id, session.game_id, session.currency,
                                 utcnow())
-
-    def _balance(self, uow: UnitOfWork, session: GameSession) -> common_pb2.Money:
-        player = postings.player_cash(session.player_id, session.currency)
-        return money_message(session.currency, postings.balance(uow, session.operator_id, player))
 
     @staticmethod
     def _lock_last_seq(uow: UnitOfWork, session: GameSession) -> int:

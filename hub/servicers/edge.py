@@ -16,8 +16,8 @@ from google.protobuf.message import Message
 
 from casinohub.v1 import options_pb2
 from hub.errors import DomainError, Reason
+from hub.servicers.calls import abort
 
-log = structlog.get_logger("hub.rpc")
 SERVICE_PREFIX = "/casinohub."
 # For a string field that declares no max_length (a unit test keeps every request field declared).
 DEFAULT_MAX_LENGTH = 256
@@ -70,12 +70,6 @@ def check(message: Any, path: str = "") -> None:
                 check(item, f"{name}.")
 
 
-async def _refuse(context: grpc.aio.ServicerContext, method: str, err: DomainError) -> None:
-    status = err.to_status()
-    log.info("rpc.refused", rpc=method, reason=err.reason.name, message=err.message)
-    await context.abort(status.code, status.details, status.trailing_metadata)
-
-
 class RequestChecks(grpc.aio.ServerInterceptor):
     async def intercept_service(  # type: ignore[override]  # grpc-stubs types the handler as sync
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -94,7 +88,8 @@ class RequestChecks(grpc.aio.ServerInterceptor):
                 try:
                     check(request)
                 except DomainError as err:
-                    await _refuse(context, name, err)
+                    structlog.contextvars.bind_contextvars(rpc=name)
+                    await abort(context, err)
                 return await inner_unary(request, context)  # type: ignore[arg-type]  # an aio handler
 
             return grpc.unary_unary_rpc_method_handler(

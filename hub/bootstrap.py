@@ -10,6 +10,7 @@ from hub import page_tokens
 from hub.catalog import Catalog
 from hub.config import Config
 from hub.ledger.db import Database
+from hub.ledger.engine import SettlementEngine
 from hub.ledger.rounds import RoundLedger
 from hub.migrate import upgrade
 from hub.money import add_currency, set_max_transaction
@@ -26,6 +27,7 @@ from hub.wallet import Wallet
 class Hub:
     config: Config
     db: Database
+    engine: SettlementEngine
     operators: Operators
     players: Players
     wallet: Wallet
@@ -40,6 +42,7 @@ class Hub:
         await self.play.drain()
         for adapter in self.adapters.values():
             await adapter.close()
+        await asyncio.to_thread(self.engine.close)  # batches already submitted commit first
         self.db.close()
 
 
@@ -51,6 +54,7 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
         set_max_transaction(code, amount)
     await asyncio.to_thread(upgrade, config.database_url)  # blocking I/O stays off the event loop
     db = Database.from_url(config.database_url, workers=config.db_workers)
+    engine = SettlementEngine(db)
     operators = Operators(db)
     if config.mode == "sandbox":
         await operators.ensure(config.sandbox_operator_id, "Sandbox operator")
@@ -63,9 +67,9 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     rounds = RoundLedger(config.house_shards, config.bonus_spending)
     # A round still OPEN after reconcile_after_s is closed by the next reconciler pass: waiting longer
     # for it on a resumed stream means the provider cannot answer.
-    play = Play(db, catalog, players, rounds, timedelta(seconds=config.game_session_ttl_s),
+    play = Play(db, engine, catalog, players, rounds, timedelta(seconds=config.game_session_ttl_s),
                 timedelta(seconds=config.reconcile_after_s + config.reconcile_interval_s))
-    reconciler = Reconciler(db, catalog, rounds, timedelta(seconds=config.reconcile_after_s), play.reconciled)
-    wallet = Wallet(db, config.house_shards, tokens, config.cashier_limits)
-    return Hub(config, db, operators, players, wallet, catalog, play, reconciler, adapters, Reports(db),
-               Promotions(db, catalog, config.house_shards))
+    reconciler = Reconciler(db, engine, catalog, rounds, timedelta(seconds=config.reconcile_after_s), play.reconciled)
+    wallet = Wallet(db, engine, config.house_shards, tokens, config.cashier_limits)
+    return Hub(config, db, engine, operators, players, wallet, catalog, play, reconciler, adapters, Reports(db),
+               Promotions(db, engine, catalog, config.house_shards))

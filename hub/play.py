@@ -22,7 +22,7 @@ from functools import partial
 from typing import TypeVar
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import and_, select
 
 from adapters.base import (
     LaunchInput,
@@ -39,14 +39,17 @@ from hub.catalog import Catalog, CatalogGame
 from hub.clock import to_timestamp, utcnow
 from hub.errors import DomainError, Reason, State, quote
 from hub.ledger import free_rounds, idempotency, postings
+from hub.ledger.book import Book, Row
 from hub.ledger.db import Database
-from hub.ledger.rounds import OPEN, Bet, Rollback, RoundLedger, Win, rollback_key, win_key
+from hub.ledger.engine import SettlementEngine
+from hub.ledger.rounds import OPEN, Bet, Rollback, RoundLedger, Win, rollback_key, transaction_ids, win_key
 from hub.ledger.schema import bets, game_sessions, ledger_transactions, play_events, rounds
 from hub.ledger.uow import UnitOfWork
 from hub.money import Money, exponent, money_message, positive_amount
 from hub.players import Players
 
 T = TypeVar("T")
+C = TypeVar("C")
 log = structlog.get_logger(__name__)
 # A Play round's id derives from its bet's key, so a replayed bet names the same round.
 ROUND_NAMESPACE = uuid.UUID("5b0f3a4e-8c1d-4a7e-9f2b-6d3c1e0a9b71")
@@ -76,6 +79,66 @@ class GameSession:
     expires_at: datetime
 
 
+def round_id_for(operator_id: str, key: str) -> str:
+    """A Play round's id derives from its bet's key, so a replayed bet names the same round."""
+    return str(uuid.uuid5(ROUND_NAMESPACE, f"{operator_id}:{key}"))
+
+
+# Commands Play submits to the settlement engine.
+
+@dataclass(frozen=True)
+class SessionEvent:
+    session: GameSession
+
+
+@dataclass(frozen=True)
+class Resumed:
+    session: GameSession
+    last_seen_seq: int
+
+
+@dataclass(frozen=True)
+class OpenRound:
+    session: GameSession
+    money: Money
+    key: str
+
+    @property
+    def wallets(self) -> tuple[tuple[str, str, str], ...]:
+        return ((self.session.operator_id, self.session.player_id, self.session.currency),)
+
+
+@dataclass(frozen=True)
+class SettleRound:
+    session: GameSession
+    round_id: str
+    money: Money
+    result: PlayResult
+
+    @property
+    def wallets(self) -> tuple[tuple[str, str, str], ...]:
+        return ((self.session.operator_id, self.session.player_id, self.session.currency),)
+
+
+@dataclass(frozen=True)
+class RefundRound:
+    session: GameSession
+    round_id: str
+    key: str
+    error: DomainError
+
+    @property
+    def wallets(self) -> tuple[tuple[str, str, str], ...]:
+        return ((self.session.operator_id, self.session.player_id, self.session.currency),)
+
+
+@dataclass(frozen=True)
+class BetRefused:
+    session: GameSession
+    key: str
+    error: DomainError
+
+
 @dataclass(frozen=True)
 class OpenedRound:
     round_id: str
@@ -85,11 +148,12 @@ class OpenedRound:
 
 
 class Play:
-    def __init__(self, db: Database, catalog: Catalog, players: Players, rounds: RoundLedger,
-                 game_session_ttl: timedelta, round_wait: timedelta):
+    def __init__(self, db: Database, engine: SettlementEngine, catalog: Catalog, players: Players,
+                 rounds: RoundLedger, game_session_ttl: timedelta, round_wait: timedelta):
         """round_wait: how long a resumed stream follows a round still in play before it gives up; by
         then the reconciler should have closed it."""
         self._db = db
+        self._engine = engine
         self._catalog = catalog
         self._players = players
         self._rounds = rounds
@@ -152,16 +216,10 @@ class Play:
                            row.expires_at)
 
     async def opened(self, session: GameSession) -> pb.PlayResponse:
-        def _tx(uow: UnitOfWork) -> pb.PlayResponse:
-            event = self._session_opened(uow, session)
-            uow.commit()
-            return event
-
-        return await self._appending(session, _tx)
+        return await self._appending(session, self._session_opened, SessionEvent(session))
 
     async def closed(self, session: GameSession) -> pb.PlayResponse:
-        return await self._append_one(session, None, pb.PlayResponse(
-            session_closed=pb.SessionClosed(game_session_id=session.game_session_id)))
+        return await self._appending(session, self._session_closed, SessionEvent(session))
 
     async def resume(self, session: GameSession, last_seen_seq: int) -> AsyncIterator[pb.PlayResponse]:
         """Every stored event after last_seen_seq, then SessionOpened, then the rest of each round that
@@ -172,7 +230,7 @@ class Play:
         the backlog) or after it (followed). Rounds are followed until none of them is OPEN (settled here,
         in another process, or by the reconciler, which appends nothing) or round_wait has passed.
         """
-        opened_seq, in_play = await self._appending(session, partial(self._resume_tx, session, last_seen_seq))
+        opened_seq, in_play = await self._appending(session, self._resumed, Resumed(session, last_seen_seq))
         cursor = last_seen_seq
         while cursor < opened_seq:
             backlog = await self._db.run(partial(self._backlog_tx, session, cursor, opened_seq))
@@ -216,9 +274,9 @@ class Play:
             if not waiters:
                 self._waiters.pop(session.game_session_id, None)
 
-    async def _appending(self, session: GameSession, fn: Callable[[UnitOfWork], T]) -> T:
-        """Run a transaction that appends to the session's log, then wake the streams following it."""
-        result = await self._db.run(fn)
+    async def _appending(self, session: GameSession, handler: Callable[[Book, C], T], command: C) -> T:
+        """Submit a command that appends to the session's log, then wake the streams following it."""
+        result = await self._engine.submit(handler, command)
         for flag in self._waiters.get(session.game_session_id, ()):
             flag.set()
         return result
@@ -251,10 +309,10 @@ class Play:
             idempotency.validate_key(key)
             game, adapter = await self._catalog.game(session.game_id)
             self._check_bet(session, game, money)
-            opened = await self._appending(session, partial(self._open_round_tx, session, money, key))
+            opened = await self._appending(session, self._open_round, OpenRound(session, money, key))
         except DomainError as err:
             try:
-                emit(await self._error_event(session, key, err))
+                emit(await self._appending(session, self._bet_refused, BetRefused(session, key, err)))
             except deadline.CallerGone as gone:
                 return gone
             return None
@@ -278,11 +336,9 @@ class Play:
             refusal = exc if isinstance(exc, DomainError) else DomainError(
                 provider_reason(exc), f"provider {game.provider}: {exc}; the bet was rolled back")
             log.warning("play.round_rolled_back", round_id=round_id, reason=refusal.reason.name, error=str(exc))
-            events = await self._appending(
-                session, partial(self._rollback_tx, session, round_id, money, key, refusal))
+            events = await self._appending(session, self._refund, RefundRound(session, round_id, key, refusal))
         else:
-            events = await self._appending(
-                session, partial(self._settle_tx, session, round_id, money, key, result))
+            events = await self._appending(session, self._settle, SettleRound(session, round_id, money, result))
         for event in events:
             emit(event)
         return None
@@ -300,28 +356,38 @@ class Play:
             raise ProviderProtocolError(
                 f"win {result.win_minor} outside 0..{game.info.max_win_multiplier}x the bet")
 
-    # -- transactions (run in a worker thread) --------------------------------------------------------
+    # -- commands (applied by the settlement engine, in its writer thread) -----------------------------
 
-    def _session_opened(self, uow: UnitOfWork, session: GameSession) -> pb.PlayResponse:
-        wallet = postings.wallet(uow, session.operator_id, session.player_id, session.currency)
-        return self._append(uow, session, None, [pb.PlayResponse(session_opened=pb.SessionOpened(
+    def _session_opened(self, book: Book, cmd: "SessionEvent") -> pb.PlayResponse:
+        session = cmd.session
+        wallet = postings.wallet(book, session.operator_id, session.player_id, session.currency)
+        return self._append(book, session, None, [pb.PlayResponse(session_opened=pb.SessionOpened(
             game_session_id=session.game_session_id, game_id=session.game_id,
             balance=money_message(session.currency, wallet.cash),
             bonus_balance=money_message(session.currency, wallet.bonus),
-            free_rounds_left=self._free_rounds_left(uow, session)))])[0]
+            free_rounds_left=self._free_rounds_left(book, session)))])[0]
 
-    def _resume_tx(self, session: GameSession, last_seen_seq: int, uow: UnitOfWork) -> tuple[int, list[str]]:
+    def _session_closed(self, book: Book, cmd: "SessionEvent") -> pb.PlayResponse:
+        return self._append(book, cmd.session, None, [pb.PlayResponse(
+            session_closed=pb.SessionClosed(game_session_id=cmd.session.game_session_id))])[0]
+
+    def _resumed(self, book: Book, cmd: "Resumed") -> tuple[int, list[str]]:
         """Append SessionOpened; return its seq and the session's rounds in play, under the row lock."""
-        last = self._lock_last_seq(uow, session)
-        if last_seen_seq > last:  # compared here: the driver cannot bind numbers beyond int64
+        session = cmd.session
+        last = self._session_row(book, session)["last_seq"]
+        if cmd.last_seen_seq > last:  # compared here: the driver cannot bind numbers beyond int64
             raise DomainError(Reason.SEQ_OUT_OF_RANGE,
-                              f"last_seen_seq {last_seen_seq} is beyond this game session's last seq {last}")
-        in_play = list(uow.conn.execute(select(rounds.c.round_id).where(
-            rounds.c.operator_id == session.operator_id, rounds.c.status == OPEN,
-            rounds.c.game_session_id == session.game_session_id).order_by(rounds.c.opened_at)).scalars())
-        opened = self._session_opened(uow, session)
-        uow.commit()
-        return opened.seq, in_play
+                              f"last_seen_seq {cmd.last_seen_seq} is beyond this game session's last seq {last}")
+
+        def in_play(r: Row) -> bool:
+            return (r["operator_id"], r["game_session_id"], r["status"]) == (
+                session.operator_id, session.game_session_id, OPEN)
+
+        open_rounds = book.find(rounds, and_(rounds.c.operator_id == session.operator_id, rounds.c.status == OPEN,
+                                             rounds.c.game_session_id == session.game_session_id),
+                                in_play, lock=False)
+        opened = self._session_opened(book, SessionEvent(session))
+        return opened.seq, [r["round_id"] for r in sorted(open_rounds, key=lambda r: r["opened_at"])]
 
     @staticmethod
     def _backlog_tx(session: GameSession, after: int, upto: int, uow: UnitOfWork) -> list[pb.PlayResponse]:
@@ -345,107 +411,107 @@ class Play:
             play_events.c.round_id.in_(round_ids)).order_by(play_events.c.seq).limit(PAGE)).scalars()
         return still_open, [pb.PlayResponse.FromString(p) for p in payloads]
 
-    def _open_round_tx(self, session: GameSession, money: Money, key: str, uow: UnitOfWork) -> OpenedRound:
-        round_id = str(uuid.uuid5(ROUND_NAMESPACE, f"{session.operator_id}:{key}"))
-        receipt = self._rounds.bet(uow, Bet(
+    def _open_round(self, book: Book, cmd: "OpenRound") -> OpenedRound:
+        session, money, key = cmd.session, cmd.money, cmd.key
+        round_id = round_id_for(session.operator_id, key)
+        receipt = self._rounds.bet(book, Bet(
             operator_id=session.operator_id, player_id=session.player_id, currency=money.currency,
             round_id=round_id, game_id=session.game_id, bet_id=key, amount=money.amount_minor,
-            game_session_id=session.game_session_id, free_rounds=True), utcnow())
+            game_session_id=session.game_session_id, free_rounds=True))
         if receipt.replayed:
-            status = uow.conn.execute(select(rounds.c.status).where(
-                rounds.c.round_id == round_id, rounds.c.operator_id == session.operator_id)).scalar_one()
-            if status == OPEN:
+            round_ = book.get(rounds, (session.operator_id, round_id), lock=False)
+            if round_ is not None and round_["status"] == OPEN:
                 # Whether that round wins is not known yet: retry with the same key to find out.
                 raise DomainError(Reason.REQUEST_IN_PROGRESS, f"the bet with key {quote(key)} is still in play",
                                   State.UNKNOWN)
             copies = []
-            for original in self._round_events(uow, session, round_id):
+            for original in self._round_events(book, session, round_id):
                 copy = pb.PlayResponse()
                 copy.CopyFrom(original)
                 copy.replay_of_seq = original.seq
                 copies.append(copy)
             # New events of this session (seq never goes backwards on a stream, and Resume finds them).
             # Stored without the round id, so a later replay copies the originals, not these.
-            events = self._append(uow, session, None, copies)
-            uow.commit()
-            return OpenedRound(round_id, events, replayed=True)
-        events = self._append(uow, session, round_id, [
+            return OpenedRound(round_id, self._append(book, session, None, copies), replayed=True)
+        events = self._append(book, session, round_id, [
             pb.PlayResponse(round_opened=pb.RoundOpened(round_id=round_id, idempotency_key=key)),
             pb.PlayResponse(bet_accepted=pb.BetAccepted(
                 round_id=round_id, transaction_id=receipt.transaction_id,
                 amount=money_message(money.currency, money.amount_minor), balance=money_message(money.currency, receipt.balance),
                 bonus_balance=money_message(money.currency, receipt.bonus_balance), free_round=receipt.free_round,
                 # A bet that found no free round to use means none are left in this game.
-                free_rounds_left=self._free_rounds_left(uow, session) if receipt.free_round else 0)),
+                free_rounds_left=self._free_rounds_left(book, session) if receipt.free_round else 0)),
         ])
-        uow.commit()
         return OpenedRound(round_id, events, replayed=False)
 
-    def _settle_tx(self, session: GameSession, round_id: str, money: Money, key: str, result: PlayResult,
-                   uow: UnitOfWork) -> list[pb.PlayResponse]:
+    def _settle(self, book: Book, cmd: "SettleRound") -> list[pb.PlayResponse]:
+        session, round_id, result = cmd.session, cmd.round_id, cmd.result
         now = utcnow()
         if result.win_minor:
-            self._rounds.win(uow, Win(session.operator_id, round_id, win_key(round_id), result.win_minor), now)
-        self._rounds.close(uow, session.operator_id, round_id, now)
+            self._rounds.win(book, Win(session.operator_id, round_id, win_key(round_id), result.win_minor), now)
+        self._rounds.close(book, session.operator_id, round_id, now)
         proof = pb.ProvablyFairProof(server_seed_hash=result.proof.server_seed_hash,
                                      client_seed=result.proof.client_seed, nonce=result.proof.nonce,
                                      server_seed=result.proof.server_seed)
-        uow.conn.execute(update(rounds).where(
-            rounds.c.round_id == round_id, rounds.c.operator_id == session.operator_id,
-        ).values(provider_round_id=result.provider_round_id, result=result.result,
-                 proof=json.dumps(_proof_json(proof))))
-        win = money_message(money.currency, result.win_minor)
-        events = self._append(uow, session, round_id, [
+        round_ = book.get(rounds, (session.operator_id, round_id))
+        assert round_ is not None  # closed just above
+        book.update(rounds, round_, provider_round_id=result.provider_round_id, result=result.result,
+                    proof=json.dumps(_proof_json(proof)))
+        win = money_message(cmd.money.currency, result.win_minor)
+        return self._append(book, session, round_id, [
             pb.PlayResponse(outcome=pb.Outcome(round_id=round_id, result=result.result, win=win, proof=proof)),
-            self._settled(uow, session, round_id, result.win_minor),
+            self._settled(book, session, round_id, result.win_minor),
         ])
-        uow.commit()
-        return events
 
-    def _rollback_tx(self, session: GameSession, round_id: str, money: Money, key: str, err: DomainError,
-                     uow: UnitOfWork) -> list[pb.PlayResponse]:
+    def _refund(self, book: Book, cmd: "RefundRound") -> list[pb.PlayResponse]:
+        session, round_id, key = cmd.session, cmd.round_id, cmd.key
         now = utcnow()
-        receipt = self._rounds.rollback(uow, Rollback(session.operator_id, session.player_id, money.currency, key,
-                                                      rollback_key(key)), now)
-        self._rounds.close(uow, session.operator_id, round_id, now)
+        receipt = self._rounds.rollback(book, Rollback(session.operator_id, session.player_id, session.currency,
+                                                       key, rollback_key(key)), now)
+        self._rounds.close(book, session.operator_id, round_id, now)
         # The debit was refunded: net, nothing applied; retry with a new key.
-        err = DomainError(err.reason, err.message, State.NOT_APPLIED)
-        events = self._append(uow, session, round_id, [self._refused(session, key, round_id, err, receipt.balance)])
-        uow.commit()
-        return events
+        err = DomainError(cmd.error.reason, cmd.error.message, State.NOT_APPLIED)
+        return self._append(book, session, round_id, [self._refused(session, key, round_id, err, receipt.balance)])
 
-    def reconciled(self, uow: UnitOfWork, operator_id: str, round_id: str, refunded: bool) -> None:
+    def _bet_refused(self, book: Book, cmd: "BetRefused") -> pb.PlayResponse:
+        """A bet refused before any round opened."""
+        session = cmd.session
+        cash = postings.wallet(book, session.operator_id, session.player_id, session.currency).cash
+        return self._append(book, session, None, [self._refused(session, cmd.key, "", cmd.error, cash)])[0]
+
+    def reconciled(self, book: Book, operator_id: str, round_id: str, refunded: bool) -> None:
         """The reconciler closed a round (its hub died or its provider never answered): give the round's
-        game session the event Play would have ended it with, in the reconciler's transaction, so a
+        game session the event Play would have ended it with, in the reconciler's command, so a
         resumed stream or a replayed bet learns how it ended. Rounds a studio opened have no session."""
-        row = uow.conn.execute(select(rounds.c.game_session_id, rounds.c.player_id, rounds.c.currency,
-                                      rounds.c.win_amount, game_sessions.c.game_id, game_sessions.c.expires_at)
-                               .join(game_sessions, game_sessions.c.game_session_id == rounds.c.game_session_id)
-                               .where(rounds.c.operator_id == operator_id, rounds.c.round_id == round_id)
-                               ).one_or_none()
+        round_ = book.get(rounds, (operator_id, round_id), lock=False)
+        if round_ is None or round_["game_session_id"] is None:
+            return
+        row = book.get(game_sessions, (round_["game_session_id"],))
         if row is None:
             return
-        session = GameSession(row.game_session_id, operator_id, row.player_id, row.game_id, row.currency,
-                              row.expires_at)
-        self._lock_last_seq(uow, session)  # appends take turns: a racing closer's event is visible now
-        if any(e.WhichOneof("event") in ("settled", "error") for e in self._round_events(uow, session, round_id)):
+        session = GameSession(row["game_session_id"], operator_id, row["player_id"], row["game_id"],
+                              row["currency"], row["expires_at"])
+        if any(e.WhichOneof("event") in ("settled", "error") for e in self._round_events(book, session, round_id)):
             return  # Play, or another reconciler, already ended it
         if refunded:
-            key = uow.conn.execute(select(bets.c.bet_id).where(bets.c.operator_id == operator_id,
-                                                               bets.c.round_id == round_id)).scalars().first()
+            def of_round(r: Row) -> bool:
+                return (r["operator_id"], r["round_id"]) == (operator_id, round_id)
+
+            placed = sorted(book.find(bets, and_(bets.c.operator_id == operator_id, bets.c.round_id == round_id),
+                                      of_round, lock=False), key=lambda r: r["created_at"])
             err = DomainError(Reason.PROVIDER_UNAVAILABLE, "the provider never finished this round; the "
                               "reconciler refunded the bet")
-            event = self._refused(session, key or "", round_id, err,
-                                  postings.wallet(uow, operator_id, row.player_id, row.currency).cash)
+            event = self._refused(session, placed[0]["bet_id"] if placed else "", round_id, err,
+                                  postings.wallet(book, operator_id, session.player_id, session.currency).cash)
         else:
-            event = self._settled(uow, session, round_id, row.win_amount)
-        self._append(uow, session, round_id, [event])
+            event = self._settled(book, session, round_id, round_["win_amount"])
+        self._append(book, session, round_id, [event])
 
-    def _settled(self, uow: UnitOfWork, session: GameSession, round_id: str, win_minor: int) -> pb.PlayResponse:
+    def _settled(self, book: Book, session: GameSession, round_id: str, win_minor: int) -> pb.PlayResponse:
         """The event that ends a round that stood: its win, its transactions and the wallet after it."""
-        wallet = postings.wallet(uow, session.operator_id, session.player_id, session.currency)
+        wallet = postings.wallet(book, session.operator_id, session.player_id, session.currency)
         return pb.PlayResponse(settled=pb.Settled(
-            round_id=round_id, transaction_ids=self._transaction_ids(uow, session.operator_id, round_id),
+            round_id=round_id, transaction_ids=transaction_ids(book, session.operator_id, round_id),
             win=money_message(session.currency, win_minor), balance=money_message(session.currency, wallet.cash),
             bonus_balance=money_message(session.currency, wallet.bonus)))
 
@@ -454,66 +520,44 @@ class Play:
         return pb.PlayResponse(error=pb.PlayError(idempotency_key=key, round_id=round_id, error=err.to_detail(),
                                                   balance=money_message(session.currency, cash)))
 
-    async def _error_event(self, session: GameSession, key: str, err: DomainError) -> pb.PlayResponse:
-        """A bet refused before any round opened."""
-        def _tx(uow: UnitOfWork) -> list[pb.PlayResponse]:
-            cash = postings.balance(uow, session.operator_id, postings.player_cash(session.player_id, session.currency))
-            events = self._append(uow, session, None, [self._refused(session, key, "", err, cash)])
-            uow.commit()
-            return events
-
-        return (await self._appending(session, _tx))[0]
-
-    async def _append_one(self, session: GameSession, round_id: str | None, event: pb.PlayResponse) -> pb.PlayResponse:
-        def _tx(uow: UnitOfWork) -> list[pb.PlayResponse]:
-            events = self._append(uow, session, round_id, [event])
-            uow.commit()
-            return events
-
-        return (await self._appending(session, _tx))[0]
-
     @staticmethod
-    def _free_rounds_left(uow: UnitOfWork, session: GameSession) -> int:
-        return free_rounds.left(uow, session.operator_id, session.player_id, session.game_id, session.currency,
+    def _free_rounds_left(book: Book, session: GameSession) -> int:
+        return free_rounds.left(book, session.operator_id, session.player_id, session.game_id, session.currency,
                                 utcnow())
 
     @staticmethod
-    def _lock_last_seq(uow: UnitOfWork, session: GameSession) -> int:
-        """The session's last seq, locking its row: appends to one session's log take turns."""
-        return uow.conn.execute(select(game_sessions.c.last_seq).where(
-            game_sessions.c.game_session_id == session.game_session_id,
-            game_sessions.c.operator_id == session.operator_id).with_for_update()).scalar_one()
+    def _session_row(book: Book, session: GameSession) -> Row:
+        """The session's row, locked: appends to one session's log take turns."""
+        row = book.get(game_sessions, (session.game_session_id,))
+        if row is None or row["operator_id"] != session.operator_id:
+            raise LookupError(f"game session {session.game_session_id} vanished")
+        return row
 
     @classmethod
-    def _append(cls, uow: UnitOfWork, session: GameSession, round_id: str | None,
+    def _append(cls, book: Book, session: GameSession, round_id: str | None,
                 events: list[pb.PlayResponse]) -> list[pb.PlayResponse]:
-        """Give events the session's next seqs and store them, in the caller's transaction."""
-        last = cls._lock_last_seq(uow, session)
+        """Give events the session's next seqs and store them, in the command's batch."""
+        row = cls._session_row(book, session)
+        last = row["last_seq"]
         now = utcnow()
         for offset, event in enumerate(events, start=1):
             event.seq = last + offset
-        uow.conn.execute(play_events.insert(), [
-            {"game_session_id": session.game_session_id, "seq": e.seq, "operator_id": session.operator_id,
-             "round_id": round_id, "payload": e.SerializeToString(deterministic=True), "created_at": now}
-            for e in events])
-        uow.conn.execute(update(game_sessions).where(
-            game_sessions.c.game_session_id == session.game_session_id).values(last_seq=last + len(events)))
+            book.insert(play_events, {
+                "game_session_id": session.game_session_id, "seq": event.seq, "operator_id": session.operator_id,
+                "round_id": round_id, "payload": event.SerializeToString(deterministic=True), "created_at": now})
+        book.update(game_sessions, row, last_seq=last + len(events))
         return events
 
     @staticmethod
-    def _round_events(uow: UnitOfWork, session: GameSession, round_id: str) -> list[pb.PlayResponse]:
+    def _round_events(book: Book, session: GameSession, round_id: str) -> list[pb.PlayResponse]:
         """The round's original events (replay copies carry no round id)."""
-        payloads = uow.conn.execute(select(play_events.c.payload).where(
-            play_events.c.round_id == round_id, play_events.c.operator_id == session.operator_id,
-        ).order_by(play_events.c.seq)).scalars()
-        return [pb.PlayResponse.FromString(p) for p in payloads]
+        def of_round(r: Row) -> bool:
+            return (r["round_id"], r["operator_id"]) == (round_id, session.operator_id)
 
-    @staticmethod
-    def _transaction_ids(uow: UnitOfWork, operator_id: str, round_id: str) -> list[str]:
-        return list(uow.conn.execute(select(ledger_transactions.c.transaction_id).where(
-            ledger_transactions.c.round_id == round_id,
-            ledger_transactions.c.operator_id == operator_id,
-        ).order_by(ledger_transactions.c.seq)).scalars())
+        found = book.find(play_events, and_(play_events.c.round_id == round_id,
+                                            play_events.c.operator_id == session.operator_id), of_round, lock=False)
+        return [pb.PlayResponse.FromString(r["payload"]) for r in sorted(found, key=lambda r: r["seq"])]
+
 
     # -- rounds --------------------------------------------------------------------------------------
 
@@ -523,7 +567,9 @@ class Play:
                 rounds.c.round_id == round_id, rounds.c.operator_id == operator_id)).one_or_none()
             if row is None:
                 return None, []
-            return row, self._transaction_ids(uow, operator_id, round_id)
+            return row, list(uow.conn.execute(select(ledger_transactions.c.transaction_id).where(
+                ledger_transactions.c.round_id == round_id, ledger_transactions.c.operator_id == operator_id,
+            ).order_by(ledger_transactions.c.seq)).scalars())
 
         row, transaction_ids = await self._db.run(_read)
         if row is None:

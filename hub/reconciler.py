@@ -17,16 +17,35 @@ from adapters.base import ProviderError, RoundStatusInput
 from hub.catalog import Catalog
 from hub.clock import utcnow
 from hub.errors import DomainError
+from hub.ledger.book import Book
 from hub.ledger.db import Database
+from hub.ledger.engine import SettlementEngine
 from hub.ledger.rounds import OPEN, Rollback, RoundLedger, Win, active_bets, rollback_key, win_key
 from hub.ledger.schema import rounds
 from hub.ledger.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
 BATCH = 200
-# Told, inside the closing transaction, that the reconciler closed a round: (uow, operator, round, refunded).
+# Told, inside the closing command, that the reconciler closed a round: (book, operator, round, refunded).
 # Play uses it to append the round's last event to its game session's log.
-OnClosed = Callable[[UnitOfWork, str, str, bool], None]
+OnClosed = Callable[[Book, str, str, bool], None]
+
+
+@dataclass(frozen=True)
+class SettleStale:
+    """Settle a stale round with the win its provider reports."""
+
+    operator_id: str
+    round_id: str
+    win: int
+
+
+@dataclass(frozen=True)
+class RefundStale:
+    """Refund every standing bet of a round its provider never played, and close it."""
+
+    operator_id: str
+    round_id: str
 
 
 @dataclass
@@ -46,9 +65,10 @@ class ReconcileReport:
 
 
 class Reconciler:
-    def __init__(self, db: Database, catalog: Catalog, rounds: RoundLedger, older_than: timedelta,
-                 on_closed: OnClosed):
+    def __init__(self, db: Database, engine: SettlementEngine, catalog: Catalog, rounds: RoundLedger,
+                 older_than: timedelta, on_closed: OnClosed):
         self._db = db
+        self._engine = engine
         self._catalog = catalog
         self._rounds = rounds
         self._older_than = older_than
@@ -82,30 +102,26 @@ class Reconciler:
             report.flagged.append((round_.round_id, f"provider cannot answer: {exc}"))
             return
         if status.status == "settled":
-            await self._db.run(lambda uow: self._settle(uow, round_, status.win_minor))
+            await self._engine.submit(self._settle, SettleStale(round_.operator_id, round_.round_id, status.win_minor))
             report.settled.append(round_.round_id)
         elif status.status in ("unknown", "cancelled"):
-            await self._db.run(lambda uow: self._refund(uow, round_))
+            await self._engine.submit(self._refund, RefundStale(round_.operator_id, round_.round_id))
             report.rolled_back.append(round_.round_id)
         else:
             report.flagged.append((round_.round_id, f"provider reports status {status.status!r}"))
 
-    def _settle(self, uow: UnitOfWork, round_, win: int) -> None:  # type: ignore[no-untyped-def]
+    def _settle(self, book: Book, cmd: SettleStale) -> None:
         now = utcnow()
-        if win:
-            self._rounds.win(uow, Win(round_.operator_id, round_.round_id, win_key(round_.round_id), win), now)
-        self._rounds.close(uow, round_.operator_id, round_.round_id, now)
-        self._on_closed(uow, round_.operator_id, round_.round_id, False)
-        uow.commit()
+        if cmd.win:
+            self._rounds.win(book, Win(cmd.operator_id, cmd.round_id, win_key(cmd.round_id), cmd.win), now)
+        self._rounds.close(book, cmd.operator_id, cmd.round_id, now)
+        self._on_closed(book, cmd.operator_id, cmd.round_id, False)
 
-    def _refund(self, uow: UnitOfWork, round_) -> None:  # type: ignore[no-untyped-def]
+    def _refund(self, book: Book, cmd: RefundStale) -> None:
         """The provider never played the round: every bet still standing goes back to the player."""
         now = utcnow()
-        row = uow.conn.execute(select(rounds.c.player_id, rounds.c.currency).where(
-            rounds.c.operator_id == round_.operator_id, rounds.c.round_id == round_.round_id)).one()
-        for bet_id in active_bets(uow, round_.operator_id, round_.round_id):
-            self._rounds.rollback(uow, Rollback(round_.operator_id, row.player_id, row.currency, bet_id,
-                                                rollback_key(bet_id)), now)
-        self._rounds.close(uow, round_.operator_id, round_.round_id, now)
-        self._on_closed(uow, round_.operator_id, round_.round_id, True)
-        uow.commit()
+        for bet in active_bets(book, cmd.operator_id, cmd.round_id):
+            self._rounds.rollback(book, Rollback(cmd.operator_id, bet["player_id"], bet["currency"], bet["bet_id"],
+                                                 rollback_key(bet["bet_id"])), now)
+        self._rounds.close(book, cmd.operator_id, cmd.round_id, now)
+        self._on_closed(book, cmd.operator_id, cmd.round_id, True)

@@ -6,23 +6,27 @@ response commit together or not at all.
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from google.protobuf.message import Message
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from casinohub.v1 import common_pb2, wallet_service_pb2 as pb
 from hub.clock import to_timestamp, utcnow
 from hub.config import CashierLimit
 from hub.errors import DomainError, Reason, quote
 from hub.ledger import bonuses, free_rounds, idempotency, postings
+from hub.ledger.book import Book
 from hub.ledger.db import Database
+from hub.ledger.engine import SettlementEngine
+from hub.ledger.rounds import require_player
 from hub.ledger.schema import ledger_transactions, withdrawals
 from hub.ledger.uow import UnitOfWork
 from hub.money import Money, exponent, money_message, positive_amount
 from hub.page_tokens import PageTokens
-from hub.players import require_player
+from hub.players import require_player as require_player_now
 from hub.promotions import bonus_message, grant_message
 
 KINDS = {
@@ -37,25 +41,46 @@ PENDING, APPROVED, REJECTED = "PENDING", "APPROVED", "REJECTED"
 
 
 
+@dataclass(frozen=True)
+class Deposit:
+    operator_id: str
+    player_id: str
+    money: Money
+    key: str
+
+    @property
+    def wallets(self) -> tuple[tuple[str, str, str], ...]:
+        return ((self.operator_id, self.player_id, self.money.currency),)
+
+
+@dataclass(frozen=True)
+class Withdraw(Deposit):
+    pass
+
+
+@dataclass(frozen=True)
+class Decide:
+    """Pay out (APPROVED) or release (REJECTED) a pending withdrawal."""
+
+    operator_id: str
+    withdrawal_id: str
+    decision: str
+
+
 class Wallet:
-    def __init__(self, db: Database, house_shards: int, page_tokens: PageTokens,
+    def __init__(self, db: Database, engine: SettlementEngine, house_shards: int, page_tokens: PageTokens,
                  limits: tuple[CashierLimit, ...] = ()):
         self._db = db
+        self._engine = engine
         self._shards = house_shards
         self._page_tokens = page_tokens
         self._limits = {(limit.operator_id, limit.currency): limit for limit in limits}
 
     async def deposit(self, operator_id: str, player_id: str, amount: Money, key: str) -> pb.DepositResponse:
         money = positive_amount(amount.currency, amount.amount_minor)
-        cash, outside = postings.player_cash(player_id, money.currency), postings.external(money.currency)
-
-        def _apply(uow: UnitOfWork, transaction_id: str, now: datetime) -> pb.DepositResponse:
-            balance = self._post(uow, operator_id, player_id, money, "deposit", transaction_id, key, now,
-                                 [postings.Leg(cash, money.amount_minor), postings.Leg(outside, -money.amount_minor)])
-            self._check_daily_deposits(uow, operator_id, player_id, money.currency, now)
-            return pb.DepositResponse(transaction_id=transaction_id, balance=money_message(money.currency, balance))
-
-        return await self._keyed(operator_id, player_id, key, ("deposit", money), _apply, pb.DepositResponse)
+        idempotency.validate_key(key)
+        return pb.DepositResponse.FromString(
+            await self._engine.submit(self._deposit, Deposit(operator_id, player_id, money, key)))
 
     async def withdraw(self, operator_id: str, player_id: str, amount: Money, key: str) -> pb.WithdrawResponse:
         """Moves the amount from cash into the player's hold; it leaves the hold when the operator decides."""
@@ -64,91 +89,105 @@ class Wallet:
         if limit and limit.max_withdrawal_minor and money.amount_minor > limit.max_withdrawal_minor:
             raise DomainError(Reason.WITHDRAWAL_LIMIT_EXCEEDED,
                               f"withdrawals are limited to {limit.max_withdrawal_minor} minor {money.currency}")
-        cash, hold = postings.player_cash(player_id, money.currency), postings.player_hold(player_id, money.currency)
-
-        def _apply(uow: UnitOfWork, transaction_id: str, now: datetime) -> pb.WithdrawResponse:
-            balance = self._post(uow, operator_id, player_id, money, "withdrawal", transaction_id, key, now,
-                                 [postings.Leg(cash, -money.amount_minor), postings.Leg(hold, money.amount_minor)])
-            withdrawal_id = str(uuid.uuid4())
-            uow.conn.execute(withdrawals.insert().values(
-                operator_id=operator_id, withdrawal_id=withdrawal_id, player_id=player_id, currency=money.currency,
-                amount=money.amount_minor, status=PENDING, hold_transaction_id=transaction_id, created_at=now))
-            return pb.WithdrawResponse(transaction_id=transaction_id, balance=money_message(money.currency, balance),
-                                       withdrawal_id=withdrawal_id, status=pb.WITHDRAWAL_STATUS_PENDING)
-
-        return await self._keyed(operator_id, player_id, key, ("withdrawal", money), _apply, pb.WithdrawResponse)
+        idempotency.validate_key(key)
+        return pb.WithdrawResponse.FromString(
+            await self._engine.submit(self._withdraw, Withdraw(operator_id, player_id, money, key)))
 
     async def approve_withdrawal(self, operator_id: str, withdrawal_id: str) -> pb.ApproveWithdrawalResponse:
-        transaction_id, _ = await self._decide(operator_id, withdrawal_id, APPROVED)
+        transaction_id, _ = await self._engine.submit(self._decide, Decide(operator_id, withdrawal_id, APPROVED))
         return pb.ApproveWithdrawalResponse(transaction_id=transaction_id, status=pb.WITHDRAWAL_STATUS_APPROVED)
 
     async def reject_withdrawal(self, operator_id: str, withdrawal_id: str) -> pb.RejectWithdrawalResponse:
-        transaction_id, balance = await self._decide(operator_id, withdrawal_id, REJECTED)
+        transaction_id, balance = await self._engine.submit(self._decide, Decide(operator_id, withdrawal_id, REJECTED))
         return pb.RejectWithdrawalResponse(transaction_id=transaction_id, status=pb.WITHDRAWAL_STATUS_REJECTED,
                                            balance=balance)
 
-    async def _decide(self, operator_id: str, withdrawal_id: str, decision: str) -> tuple[str, common_pb2.Money]:
-        """Pay out (hold -> external) or release (hold -> cash) a pending withdrawal, exactly once."""
+    # -- commands (applied by the settlement engine) ---------------------------------------------------
 
-        def _tx(uow: UnitOfWork) -> tuple[str, common_pb2.Money]:
-            row = uow.conn.execute(select(withdrawals).where(
-                withdrawals.c.operator_id == operator_id, withdrawals.c.withdrawal_id == withdrawal_id,
-            ).with_for_update()).one_or_none()
-            if row is None:
-                raise DomainError(Reason.WITHDRAWAL_NOT_FOUND, f"no withdrawal {quote(withdrawal_id)}")
-            cash = postings.player_cash(row.player_id, row.currency)
-            if row.status == decision:  # asked again: the same answer, no second movement
-                return row.decision_transaction_id, money_message(row.currency, postings.balance(uow, operator_id, cash))
-            if row.status != PENDING:
-                raise DomainError(Reason.WITHDRAWAL_NOT_PENDING, f"withdrawal {quote(withdrawal_id)} is {row.status}")
-            now, transaction_id = utcnow(), str(uuid.uuid4())
-            hold = postings.player_hold(row.player_id, row.currency)
-            to = postings.external(row.currency) if decision == APPROVED else cash
-            kind = "withdrawal_paid" if decision == APPROVED else "withdrawal_released"
-            balance = postings.post(
-                uow, operator_id=operator_id, transaction_id=transaction_id, kind=kind, player_id=row.player_id,
-                currency=row.currency, round_id=None, idempotency_key=f"{withdrawal_id}:{kind}", now=now,
-                legs=[postings.Leg(hold, -row.amount), postings.Leg(to, row.amount)]).cash
-            uow.conn.execute(update(withdrawals).where(
-                withdrawals.c.operator_id == operator_id, withdrawals.c.withdrawal_id == withdrawal_id,
-            ).values(status=decision, decision_transaction_id=transaction_id, decided_at=now))
-            uow.commit()
-            return transaction_id, money_message(row.currency, balance)
+    def _deposit(self, book: Book, cmd: Deposit) -> bytes:
+        money = cmd.money
+        cash, outside = postings.player_cash(cmd.player_id, money.currency), postings.external(money.currency)
 
-        return await self._db.run(_tx)
+        def apply(transaction_id: str, now: datetime) -> Message:
+            balance = self._post(book, cmd, "deposit", transaction_id, now,
+                                 [postings.Leg(cash, money.amount_minor), postings.Leg(outside, -money.amount_minor)])
+            self._check_daily_deposits(book, cmd, now)
+            return pb.DepositResponse(transaction_id=transaction_id, balance=money_message(money.currency, balance))
 
-    async def _keyed(self, operator_id: str, player_id: str, key: str, request: tuple[str, Money],
-                     apply: Callable[[UnitOfWork, str, datetime], Message], response_type: type[Message]):  # type: ignore[no-untyped-def]
-        """Run a money movement once per idempotency key: the stored response, or apply and store it,
-        in one transaction."""
-        kind, money = request
-        request_fp = idempotency.fingerprint(kind, player_id, money.currency, money.amount_minor)
+        return self._keyed(book, cmd, "deposit", apply)
 
-        def _apply(uow: UnitOfWork, now: datetime) -> Message:
-            require_player(uow, operator_id, player_id)
-            return apply(uow, str(uuid.uuid4()), now)
+    def _withdraw(self, book: Book, cmd: Withdraw) -> bytes:
+        money = cmd.money
+        cash, hold = postings.player_cash(cmd.player_id, money.currency), postings.player_hold(cmd.player_id, money.currency)
 
-        return await idempotency.run_once(self._db, operator_id, key, request_fp, _apply, response_type)
+        def apply(transaction_id: str, now: datetime) -> Message:
+            balance = self._post(book, cmd, "withdrawal", transaction_id, now,
+                                 [postings.Leg(cash, -money.amount_minor), postings.Leg(hold, money.amount_minor)])
+            withdrawal_id = str(uuid.uuid4())
+            book.insert(withdrawals, {
+                "operator_id": cmd.operator_id, "withdrawal_id": withdrawal_id, "player_id": cmd.player_id,
+                "currency": money.currency, "amount": money.amount_minor, "status": PENDING,
+                "hold_transaction_id": transaction_id, "created_at": now})
+            return pb.WithdrawResponse(transaction_id=transaction_id, balance=money_message(money.currency, balance),
+                                       withdrawal_id=withdrawal_id, status=pb.WITHDRAWAL_STATUS_PENDING)
+
+        return self._keyed(book, cmd, "withdrawal", apply)
+
+    def _decide(self, book: Book, cmd: Decide) -> tuple[str, common_pb2.Money]:
+        """Exactly once: the same decision asked again gives the same answer and no second movement."""
+        row = book.get(withdrawals, (cmd.operator_id, cmd.withdrawal_id))
+        if row is None:
+            raise DomainError(Reason.WITHDRAWAL_NOT_FOUND, f"no withdrawal {quote(cmd.withdrawal_id)}")
+        player_id, currency = row["player_id"], row["currency"]
+        cash = postings.player_cash(player_id, currency)
+        if row["status"] == cmd.decision:
+            return row["decision_transaction_id"], money_message(currency, book.balance(cmd.operator_id, cash))
+        if row["status"] != PENDING:
+            raise DomainError(Reason.WITHDRAWAL_NOT_PENDING, f"withdrawal {quote(cmd.withdrawal_id)} is {row['status']}")
+        now, transaction_id = utcnow(), str(uuid.uuid4())
+        hold = postings.player_hold(player_id, currency)
+        to = postings.external(currency) if cmd.decision == APPROVED else cash
+        kind = "withdrawal_paid" if cmd.decision == APPROVED else "withdrawal_released"
+        balance = postings.post(
+            book, operator_id=cmd.operator_id, transaction_id=transaction_id, kind=kind, player_id=player_id,
+            currency=currency, round_id=None, idempotency_key=f"{cmd.withdrawal_id}:{kind}", now=now,
+            legs=[postings.Leg(hold, -row["amount"]), postings.Leg(to, row["amount"])]).cash
+        book.update(withdrawals, row, status=cmd.decision, decision_transaction_id=transaction_id, decided_at=now)
+        return transaction_id, money_message(currency, balance)
 
     @staticmethod
-    def _post(uow: UnitOfWork, operator_id: str, player_id: str, money: Money, kind: str, transaction_id: str,
-              key: str, now: datetime, legs: list[postings.Leg]) -> int:
-        return postings.post(uow, operator_id=operator_id, transaction_id=transaction_id, kind=kind,
-                             player_id=player_id, currency=money.currency, round_id=None, idempotency_key=key,
-                             legs=legs, now=now).cash
+    def _keyed(book: Book, cmd: Deposit, kind: str, apply: Callable[[str, datetime], Message]) -> bytes:
+        """A money movement once per idempotency key: the stored response, or apply and store it."""
+        request_fp = idempotency.fingerprint(kind, cmd.player_id, cmd.money.currency, cmd.money.amount_minor)
 
-    def _check_daily_deposits(self, uow: UnitOfWork, operator_id: str, player_id: str, currency: str,
-                              now: datetime) -> None:
+        def _apply() -> bytes:
+            require_player(book, cmd.operator_id, cmd.player_id)
+            return apply(str(uuid.uuid4()), utcnow()).SerializeToString(deterministic=True)
+
+        return idempotency.once(book, cmd.operator_id, cmd.key, request_fp, _apply)
+
+    @staticmethod
+    def _post(book: Book, cmd: Deposit, kind: str, transaction_id: str, now: datetime,
+              legs: list[postings.Leg]) -> int:
+        return postings.post(book, operator_id=cmd.operator_id, transaction_id=transaction_id, kind=kind,
+                             player_id=cmd.player_id, currency=cmd.money.currency, round_id=None,
+                             idempotency_key=cmd.key, legs=legs, now=now).cash
+
+    def _check_daily_deposits(self, book: Book, cmd: Deposit, now: datetime) -> None:
         """Runs after the deposit is posted, while the player's cash row is locked: concurrent deposits of
-        one player queue on that lock, so they cannot both slip under the limit."""
-        limit = self._limits.get((operator_id, currency))
+        one player queue on that lock (or sit in one batch), so they cannot both slip under the limit."""
+        currency = cmd.money.currency
+        limit = self._limits.get((cmd.operator_id, currency))
         if not limit or not limit.daily_deposit_minor:
             return
         t = ledger_transactions
         today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        total = uow.conn.execute(select(func.coalesce(func.sum(t.c.amount), 0)).where(
-            t.c.operator_id == operator_id, t.c.player_id == player_id, t.c.currency == currency,
-            t.c.kind == "deposit", t.c.created_at >= today)).scalar_one()
+        mine = (cmd.operator_id, cmd.player_id, currency, "deposit")
+        total = book.conn.execute(select(func.coalesce(func.sum(t.c.amount), 0)).where(
+            t.c.operator_id == cmd.operator_id, t.c.player_id == cmd.player_id, t.c.currency == currency,
+            t.c.kind == "deposit", t.c.created_at >= today)).scalar_one() + sum(
+            r["amount"] for r in book.new_rows(t)
+            if (r["operator_id"], r["player_id"], r["currency"], r["kind"]) == mine and r["created_at"] >= today)
         if total > limit.daily_deposit_minor:
             raise DomainError(Reason.DEPOSIT_LIMIT_EXCEEDED,
                               f"deposits today would reach {total} of a daily limit of {limit.daily_deposit_minor} "
@@ -158,15 +197,15 @@ class Wallet:
         exponent(currency)
 
         def _read(uow: UnitOfWork) -> pb.GetBalanceResponse:
-            require_player(uow, operator_id, player_id)
+            require_player_now(uow, operator_id, player_id)
             now = utcnow()
-            wallet = postings.wallet(uow, operator_id, player_id, currency)
+            wallet = postings.read_wallet(uow, operator_id, player_id, currency)
             response = pb.GetBalanceResponse(
                 balance=money_message(currency, wallet.cash), bonus_balance=money_message(currency, wallet.bonus),
                 free_rounds=[grant_message(g) for g in free_rounds.usable(uow, operator_id, player_id, currency, now)])
             active = bonuses.current(uow, operator_id, player_id, currency, now)
             if active is not None:
-                response.active_bonus.CopyFrom(bonus_message(uow, active, now))
+                response.active_bonus.CopyFrom(bonus_message(active, now, wallet.bonus))
             else:  # money of an expired bonus not yet swept back is not the player's to spend
                 response.bonus_balance.amount_minor = 0
             return response
@@ -209,7 +248,7 @@ class Wallet:
 
         def _read(uow: UnitOfWork) -> list:  # type: ignore[type-arg]
             if request.player_id:
-                require_player(uow, operator_id, request.player_id)
+                require_player_now(uow, operator_id, request.player_id)
             return list(uow.conn.execute(query))
 
         rows = await self._db.run(_read)

@@ -13,8 +13,10 @@ from sqlalchemy import select
 from hub.clock import utcnow
 from hub.errors import DomainError, Reason
 from hub.ledger import bonuses, postings
+from hub.ledger.book import Book
 from hub.ledger.check import check
 from hub.ledger.db import Database
+from hub.ledger.engine import SettlementEngine
 from hub.ledger.rounds import Bet, Receipt, Rollback, RoundLedger, Win
 from hub.ledger.schema import ledger_transactions, players
 from hub.ledger.uow import UnitOfWork
@@ -33,6 +35,7 @@ SHARDS = 8
 class Books:
     url: str
     db: Database
+    engine: SettlementEngine
     rounds: RoundLedger
     operator_id: str
     player_id: str
@@ -45,28 +48,31 @@ class Books:
 
         return await self.db.run(_run)
 
+    async def command(self, fn: Callable[[Book], T]) -> T:
+        """fn(book) as one command of the settlement engine."""
+        return await self.engine.submit(lambda book, _: fn(book), None)
+
     async def bet(self, bet_id: str, amount: int, round_id: str = "r1", session: str | None = None,
                   free_rounds: bool = False) -> Receipt:
         cmd = Bet(self.operator_id, self.player_id, USD, round_id, GAME, bet_id, amount, session, free_rounds)
-        return await self.tx(lambda uow: self.rounds.bet(uow, cmd, utcnow()))
+        return await self.engine.submit(self.rounds.bet, cmd)
 
     async def win(self, win_id: str, amount: int, round_id: str = "r1", bet_id: str = "") -> Receipt:
-        return await self.tx(lambda uow: self.rounds.win(uow, Win(self.operator_id, round_id, win_id, amount, bet_id),
-                                                         utcnow()))
+        return await self.engine.submit(self.rounds.win, Win(self.operator_id, round_id, win_id, amount, bet_id))
 
     async def rollback(self, bet_id: str, rollback_id: str) -> Receipt:
         cmd = Rollback(self.operator_id, self.player_id, USD, bet_id, rollback_id)
-        return await self.tx(lambda uow: self.rounds.rollback(uow, cmd, utcnow()))
+        return await self.engine.submit(self.rounds.rollback, cmd)
 
     async def close(self, round_id: str = "r1") -> str:
-        return await self.tx(lambda uow: self.rounds.close(uow, self.operator_id, round_id, utcnow()))
+        return await self.command(lambda book: self.rounds.close(book, self.operator_id, round_id))
 
     async def balance(self) -> int:
-        return await self.db.run(lambda uow: postings.balance(
+        return await self.db.run(lambda uow: postings.read_balance(
             uow, self.operator_id, postings.player_cash(self.player_id, USD)))
 
     async def bonus(self) -> int:
-        return await self.db.run(lambda uow: postings.balance(
+        return await self.db.run(lambda uow: postings.read_balance(
             uow, self.operator_id, postings.player_bonus(self.player_id, USD)))
 
     async def transactions(self) -> int:
@@ -92,11 +98,14 @@ async def open_books(database_url: str, cash: int = 1_000,
         uow.commit()
 
     await db.run(_player)
-    if cash:
-        await Wallet(db, SHARDS, PageTokens(b"test")).deposit(operator_id, player_id, Money(USD, cash), "funding")
+    engine = SettlementEngine(db)
     try:
-        yield Books(database_url, db, RoundLedger(SHARDS, bonus_spending), operator_id, player_id)
+        if cash:
+            await Wallet(db, engine, SHARDS, PageTokens(b"test")).deposit(operator_id, player_id, Money(USD, cash),
+                                                                          "funding")
+        yield Books(database_url, db, engine, RoundLedger(SHARDS, bonus_spending), operator_id, player_id)
     finally:
+        engine.close()
         db.close()
 
 

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import and_, select
 
 from hub.errors import DomainError, Reason, quote
 from hub.ledger import postings
+from hub.ledger.book import Book, Row
 from hub.ledger.schema import bonuses
-from hub.ledger.uow import UnitOfWork
 
 ACTIVE, CONVERTED, EXPIRED, FORFEITED = "ACTIVE", "CONVERTED", "EXPIRED", "FORFEITED"
 CASH_FIRST, BONUS_FIRST = "cash_first", "bonus_first"
@@ -67,150 +67,151 @@ def wallet_accounts(player_id: str, currency: str) -> list[postings.AccountRef]:
     return [postings.player_cash(player_id, currency), postings.player_bonus(player_id, currency)]
 
 
-def load(uow: UnitOfWork, operator_id: str, bonus_id: str, lock: bool = False) -> Row[Any] | None:
-    query = select(bonuses).where(bonuses.c.operator_id == operator_id, bonuses.c.bonus_id == bonus_id)
-    return uow.conn.execute(query.with_for_update() if lock else query).one_or_none()
+# -- readers (outside the settlement engine) --------------------------------------------------------------
+
+def load(uow: Any, operator_id: str, bonus_id: str) -> Row | None:
+    row = uow.conn.execute(select(bonuses).where(
+        bonuses.c.operator_id == operator_id, bonuses.c.bonus_id == bonus_id)).mappings().one_or_none()
+    return dict(row) if row is not None else None
 
 
-def current(uow: UnitOfWork, operator_id: str, player_id: str, currency: str, now: datetime) -> Row[Any] | None:
+def current(uow: Any, operator_id: str, player_id: str, currency: str, now: datetime) -> Row | None:
     """The wallet's active bonus, for reading: None once it is past its expiry, though its money moves
     back only when the next bet, win or refund touches the wallet, or the sweep runs."""
     row = uow.conn.execute(select(bonuses).where(
         bonuses.c.operator_id == operator_id, bonuses.c.player_id == player_id, bonuses.c.currency == currency,
-        bonuses.c.status == ACTIVE)).one_or_none()
-    return row if row is not None and row.expires_at > now else None
+        bonuses.c.status == ACTIVE)).mappings().one_or_none()
+    return dict(row) if row is not None and row["expires_at"] > now else None
 
 
-def effective_status(row: Row[Any], now: datetime) -> str:
+def effective_status(row: Row, now: datetime) -> str:
     """What a reader is told: an active bonus past its expiry is EXPIRED, swept or not."""
-    return EXPIRED if row.status == ACTIVE and row.expires_at <= now else row.status
+    status: str = row["status"]
+    return EXPIRED if status == ACTIVE and row["expires_at"] <= now else status
 
 
-def active(uow: UnitOfWork, operator_id: str, player_id: str, currency: str, now: datetime,
-           shards: int) -> Row[Any] | None:
+def due(uow: Any, now: datetime, limit: int) -> list[tuple[str, str]]:
+    """(operator, bonus id) of active bonuses past their expiry, oldest first."""
+    return [(r.operator_id, r.bonus_id) for r in uow.conn.execute(
+        select(bonuses.c.operator_id, bonuses.c.bonus_id)
+        .where(bonuses.c.status == ACTIVE, bonuses.c.expires_at <= now)
+        .order_by(bonuses.c.expires_at).limit(limit))]
+
+
+# -- changes (commands of the settlement engine) --------------------------------------------------------
+
+def active(book: Book, operator_id: str, player_id: str, currency: str, now: datetime, shards: int) -> Row | None:
     """The wallet's active bonus, locked; one past its expiry is expired first. The caller holds the
     wallet's accounts."""
-    row = uow.conn.execute(select(bonuses).where(
-        bonuses.c.operator_id == operator_id, bonuses.c.player_id == player_id, bonuses.c.currency == currency,
-        bonuses.c.status == ACTIVE).with_for_update()).one_or_none()
-    if row is not None and row.expires_at <= now:
-        end(uow, row, EXPIRED, now, shards)
+    def match(r: Row) -> bool:
+        return (r["operator_id"], r["player_id"], r["currency"], r["status"]) == (
+            operator_id, player_id, currency, ACTIVE)
+
+    found = book.find(bonuses, and_(bonuses.c.operator_id == operator_id, bonuses.c.player_id == player_id,
+                                    bonuses.c.currency == currency, bonuses.c.status == ACTIVE), match)
+    row = found[0] if found else None
+    if row is not None and row["expires_at"] <= now:
+        end(book, row, EXPIRED, now, shards)
         return None
     return row
 
 
-def destination(uow: UnitOfWork, operator_id: str, bonus_id: str, player_id: str, currency: str,
+def destination(book: Book, operator_id: str, bonus_id: str, player_id: str, currency: str,
                 now: datetime, shards: int) -> postings.AccountRef:
     """Where money returning to a bonus goes: its balance while active, else where the bonus went."""
-    row = load(uow, operator_id, bonus_id, lock=True)
-    if row is not None and row.status == ACTIVE and row.expires_at <= now:
-        end(uow, row, EXPIRED, now, shards)
-        row = load(uow, operator_id, bonus_id)
-    if row is not None and row.status == ACTIVE:
+    row = book.get(bonuses, (operator_id, bonus_id))
+    if row is not None and row["status"] == ACTIVE and row["expires_at"] <= now:
+        end(book, row, EXPIRED, now, shards)
+    if row is not None and row["status"] == ACTIVE:
         return postings.player_bonus(player_id, currency)
-    if row is not None and row.status == CONVERTED:
+    if row is not None and row["status"] == CONVERTED:
         return postings.player_cash(player_id, currency)
     return postings.promotion(player_id, currency, shards)
 
 
-def grant(uow: UnitOfWork, *, operator_id: str, player_id: str, currency: str, amount: int,
-          wagering_required: int, expires_at: datetime, key: str, now: datetime, shards: int) -> tuple[str, str]:
-    """Credit a new active bonus from the promotion account; returns (bonus id, transaction id)."""
-    postings.lock(uow, operator_id, wallet_accounts(player_id, currency))
-    if active(uow, operator_id, player_id, currency, now, shards) is not None:
+def grant(book: Book, *, operator_id: str, player_id: str, currency: str, amount: int,
+          wagering_required: int, expires_at: datetime, key: str, now: datetime, shards: int) -> Row:
+    """Credit a new active bonus from the promotion account; returns its row."""
+    book.lock_accounts(operator_id, wallet_accounts(player_id, currency))
+    if active(book, operator_id, player_id, currency, now, shards) is not None:
         raise DomainError(Reason.BONUS_ALREADY_ACTIVE,
                           f"the player's {currency} wallet already has an active bonus; forfeit it first")
     bonus_id, transaction_id = str(uuid.uuid4()), str(uuid.uuid4())
-    postings.post(uow, operator_id=operator_id, transaction_id=transaction_id, kind="bonus_granted",
+    postings.post(book, operator_id=operator_id, transaction_id=transaction_id, kind="bonus_granted",
                   player_id=player_id, currency=currency, round_id=None, idempotency_key=key, now=now,
                   legs=[postings.Leg(postings.promotion(player_id, currency, shards), -amount),
                         postings.Leg(postings.player_bonus(player_id, currency), amount)])
-    uow.conn.execute(bonuses.insert().values(
-        operator_id=operator_id, bonus_id=bonus_id, player_id=player_id, currency=currency, amount=amount,
-        wagering_required=wagering_required, wagered=0, status=ACTIVE, grant_transaction_id=transaction_id,
-        expires_at=expires_at, created_at=now))
-    return bonus_id, transaction_id
+    return book.insert(bonuses, {
+        "operator_id": operator_id, "bonus_id": bonus_id, "player_id": player_id, "currency": currency,
+        "amount": amount, "wagering_required": wagering_required, "wagered": 0, "status": ACTIVE,
+        "grant_transaction_id": transaction_id, "expires_at": expires_at, "created_at": now})
 
 
-def end(uow: UnitOfWork, row: Row[Any], status: str, now: datetime, shards: int) -> str:
+def end(book: Book, row: Row, status: str, now: datetime, shards: int) -> str:
     """Move an active bonus's balance to cash (CONVERTED) or back to promotion; returns the transaction id.
     Keyed by bonus and ending: a bonus can end once. The caller holds the wallet's accounts and the row."""
-    bonus_account = postings.player_bonus(row.player_id, row.currency)
-    left = postings.balance(uow, row.operator_id, bonus_account)
-    to = (postings.player_cash(row.player_id, row.currency) if status == CONVERTED
-          else postings.promotion(row.player_id, row.currency, shards))
+    bonus_account = postings.player_bonus(row["player_id"], row["currency"])
+    left = book.balance(row["operator_id"], bonus_account)
+    to = (postings.player_cash(row["player_id"], row["currency"]) if status == CONVERTED
+          else postings.promotion(row["player_id"], row["currency"], shards))
     transaction_id = str(uuid.uuid4())
     kind = _ENDING_KIND[status]
-    postings.post(uow, operator_id=row.operator_id, transaction_id=transaction_id, kind=kind,
-                  player_id=row.player_id, currency=row.currency, round_id=None,
-                  idempotency_key=f"{row.bonus_id}:{kind}", now=now,
+    postings.post(book, operator_id=row["operator_id"], transaction_id=transaction_id, kind=kind,
+                  player_id=row["player_id"], currency=row["currency"], round_id=None,
+                  idempotency_key=f"{row['bonus_id']}:{kind}", now=now,
                   legs=[postings.Leg(bonus_account, -left), postings.Leg(to, left)])
-    uow.conn.execute(update(bonuses).where(
-        bonuses.c.operator_id == row.operator_id, bonuses.c.bonus_id == row.bonus_id,
-    ).values(status=status, closed_at=now, closing_transaction_id=transaction_id))
+    book.update(bonuses, row, status=status, closed_at=now, closing_transaction_id=transaction_id)
     return transaction_id
 
 
-def _lock_row(uow: UnitOfWork, operator_id: str, bonus_id: str) -> Row[Any] | None:
+def _lock_row(book: Book, operator_id: str, bonus_id: str) -> Row | None:
     """The bonus row, locked after its wallet's accounts (the locking order above)."""
-    row = load(uow, operator_id, bonus_id)
+    row = book.get(bonuses, (operator_id, bonus_id), lock=False)
     if row is None:
         return None
-    postings.lock(uow, operator_id, wallet_accounts(row.player_id, row.currency))
-    return load(uow, operator_id, bonus_id, lock=True)
+    book.lock_accounts(operator_id, wallet_accounts(row["player_id"], row["currency"]))
+    return book.get(bonuses, (operator_id, bonus_id))
 
 
-def _lock_active(uow: UnitOfWork, operator_id: str, bonus_id: str) -> Row[Any] | None:
+def _lock_active(book: Book, operator_id: str, bonus_id: str) -> Row | None:
     """The bonus row, locked, if it is still active; None for an unknown or ended bonus."""
-    row = _lock_row(uow, operator_id, bonus_id)
-    return row if row is not None and row.status == ACTIVE else None
+    row = _lock_row(book, operator_id, bonus_id)
+    return row if row is not None and row["status"] == ACTIVE else None
 
 
-def wager(uow: UnitOfWork, operator_id: str, bonus_id: str, stake: int, now: datetime, shards: int) -> None:
+def wager(book: Book, operator_id: str, bonus_id: str, stake: int, now: datetime, shards: int) -> None:
     """Count a settled round's stake toward the bonus it was placed under; convert once the requirement
     is met. Nothing happens for a bonus that already ended."""
-    row = _lock_active(uow, operator_id, bonus_id)
+    row = _lock_active(book, operator_id, bonus_id)
     if row is None:
         return
-    if row.expires_at <= now:
-        end(uow, row, EXPIRED, now, shards)
+    if row["expires_at"] <= now:
+        end(book, row, EXPIRED, now, shards)
         return
-    wagered = row.wagered + stake
-    uow.conn.execute(update(bonuses).where(bonuses.c.operator_id == operator_id, bonuses.c.bonus_id == bonus_id)
-                     .values(wagered=wagered))
-    if wagered >= row.wagering_required:
-        end(uow, row, CONVERTED, now, shards)
+    book.update(bonuses, row, wagered=row["wagered"] + stake)
+    if row["wagered"] >= row["wagering_required"]:
+        end(book, row, CONVERTED, now, shards)
 
 
-def forfeit(uow: UnitOfWork, operator_id: str, bonus_id: str, now: datetime, shards: int) -> Row[Any]:
+def forfeit(book: Book, operator_id: str, bonus_id: str, now: datetime, shards: int) -> Row:
     """End an active bonus at the operator's request (asking again answers the same); returns its row.
-    One found past its expiry is expired instead and returned EXPIRED: the caller commits that, then
-    answers BONUS_NOT_ACTIVE. One that had already converted or expired is refused here."""
-    row = _lock_row(uow, operator_id, bonus_id)
+    One found past its expiry is expired instead and returned EXPIRED: the caller answers
+    BONUS_NOT_ACTIVE, the expiry stays done. One that had already converted or expired is refused here."""
+    row = _lock_row(book, operator_id, bonus_id)
     if row is None:
         raise DomainError(Reason.BONUS_NOT_FOUND, f"no bonus {quote(bonus_id)}")
-    if row.status == ACTIVE:
-        end(uow, row, EXPIRED if row.expires_at <= now else FORFEITED, now, shards)
-        ended = load(uow, operator_id, bonus_id)
-        assert ended is not None  # locked above, updated by end()
-        return ended
-    if row.status != FORFEITED:
-        raise DomainError(Reason.BONUS_NOT_ACTIVE, f"bonus {quote(bonus_id)} is {row.status}")
+    if row["status"] == ACTIVE:
+        end(book, row, EXPIRED if row["expires_at"] <= now else FORFEITED, now, shards)
+        return row
+    if row["status"] != FORFEITED:
+        raise DomainError(Reason.BONUS_NOT_ACTIVE, f"bonus {quote(bonus_id)} is {row['status']}")
     return row
 
 
-def expire(uow: UnitOfWork, operator_id: str, bonus_id: str, now: datetime, shards: int) -> bool:
+def expire(book: Book, operator_id: str, bonus_id: str, now: datetime, shards: int) -> bool:
     """Expire one bonus if it is still active and due; True if it did."""
-    row = _lock_active(uow, operator_id, bonus_id)
-    if row is None or row.expires_at > now:
+    row = _lock_active(book, operator_id, bonus_id)
+    if row is None or row["expires_at"] > now:
         return False
-    end(uow, row, EXPIRED, now, shards)
+    end(book, row, EXPIRED, now, shards)
     return True
-
-
-def due(uow: UnitOfWork, now: datetime, limit: int) -> list[tuple[str, str]]:
-    """(operator, bonus id) of active bonuses past their expiry, oldest first."""
-    return [tuple(r) for r in uow.conn.execute(
-        select(bonuses.c.operator_id, bonuses.c.bonus_id)
-        .where(bonuses.c.status == ACTIVE, bonuses.c.expires_at <= now)
-        .order_by(bonuses.c.expires_at).limit(limit))]

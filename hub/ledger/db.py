@@ -76,7 +76,7 @@ def _sqlite_write_transactions(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _is_transient(exc: DBAPIError) -> bool:
+def is_transient(exc: DBAPIError) -> bool:
     code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
     return isinstance(exc, OperationalError) and code in _RETRYABLE_MYSQL
 
@@ -100,6 +100,11 @@ class Database:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    @property
+    def side_engine(self) -> Engine:
+        """Connections for work that must commit on its own while a transaction holds locks (new accounts)."""
+        return self._side
 
     @property
     def engines(self) -> tuple[Engine, ...]:
@@ -134,7 +139,7 @@ class Database:
                     raise
                 log.info("db.retry_after_conflict", attempt=attempt)
             except DBAPIError as exc:
-                if not _is_transient(exc) or attempt == ATTEMPTS:
+                if not is_transient(exc) or attempt == ATTEMPTS:
                     raise
                 log.info("db.retry_after_deadlock", attempt=attempt)
             # Jittered exponential backoff, so the transactions that collided do not collide again.

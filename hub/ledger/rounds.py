@@ -26,14 +26,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select
 
+from hub.clock import utcnow
 from hub.errors import DomainError, Reason, quote
 from hub.ledger import bonuses, free_rounds, idempotency, postings
-from hub.ledger.schema import bets, game_sessions, rounds
-from hub.ledger.uow import UnitOfWork
+from hub.ledger.book import Book, Row
+from hub.ledger.schema import bets, game_sessions, ledger_transactions, players, rounds
 from hub.money import INT64_MAX, positive_amount
-from hub.players import require_player
 
 ACTIVE, ROLLED_BACK, TOMBSTONE = "ACTIVE", "ROLLED_BACK", "TOMBSTONE"
 OPEN, SETTLED, VOIDED = "OPEN", "SETTLED", "VOIDED"
@@ -73,6 +73,10 @@ class Bet:
     game_session_id: str | None = None  # checked for expiry when given
     free_rounds: bool = False  # use one of the player's free rounds in this game, if any (Play does)
 
+    @property
+    def wallets(self) -> tuple[tuple[str, str, str], ...]:
+        return ((self.operator_id, self.player_id, self.currency),)
+
 
 @dataclass(frozen=True)
 class Win:
@@ -91,6 +95,10 @@ class Rollback:
     bet_id: str
     rollback_id: str
 
+    @property
+    def wallets(self) -> tuple[tuple[str, str, str], ...]:
+        return ((self.operator_id, self.player_id, self.currency),)
+
 
 def win_key(round_id: str) -> str:
     """The key of the win that settles a round the hub asked a provider about (Play and the
@@ -103,232 +111,249 @@ def rollback_key(bet_id: str) -> str:
     return f"{bet_id}:rollback"
 
 
-def active_bets(uow: UnitOfWork, operator_id: str, round_id: str) -> list[str]:
-    return list(uow.conn.execute(select(bets.c.bet_id).where(
-        bets.c.operator_id == operator_id, bets.c.round_id == round_id, bets.c.status == ACTIVE,
-    ).order_by(bets.c.created_at)).scalars())
+def active_bets(book: Book, operator_id: str, round_id: str) -> list[Row]:
+    """The round's standing bets, oldest first."""
+    def match(r: Row) -> bool:
+        return (r["operator_id"], r["round_id"], r["status"]) == (operator_id, round_id, ACTIVE)
+
+    found = book.find(bets, and_(bets.c.operator_id == operator_id, bets.c.round_id == round_id,
+                                 bets.c.status == ACTIVE), match)
+    return sorted(found, key=lambda r: r["created_at"])
 
 
-def standing_stakes(uow: UnitOfWork, operator_id: str, round_id: str) -> list[bonuses.Stake]:
-    return [bonuses.Stake(r.amount, r.bonus_amount, r.bonus_id) for r in uow.conn.execute(
-        select(bets.c.amount, bets.c.bonus_amount, bets.c.bonus_id).where(
-            bets.c.operator_id == operator_id, bets.c.round_id == round_id, bets.c.status == ACTIVE))]
+def standing_stakes(book: Book, operator_id: str, round_id: str) -> list[bonuses.Stake]:
+    return [bonuses.Stake(r["amount"], r["bonus_amount"], r["bonus_id"]) for r in active_bets(book, operator_id, round_id)]
+
+
+def transaction_ids(book: Book, operator_id: str, round_id: str) -> list[str]:
+    """The round's ledger transactions in ledger order, those of this batch last."""
+    t = ledger_transactions
+    stored = list(book.conn.execute(select(t.c.transaction_id).where(
+        t.c.round_id == round_id, t.c.operator_id == operator_id).order_by(t.c.seq)).scalars())
+    return stored + [r["transaction_id"] for r in book.new_rows(t)
+                     if (r["operator_id"], r["round_id"]) == (operator_id, round_id)]
+
+
+def require_player(book: Book, operator_id: str, player_id: str) -> str:
+    """The player's status (active | blocked); PLAYER_NOT_FOUND if the operator has no such player."""
+    row = book.get(players, (player_id,), lock=False)
+    if row is None or row["operator_id"] != operator_id:
+        raise DomainError(Reason.PLAYER_NOT_FOUND, f"no player {quote(player_id)}")
+    status: str = row["status"]
+    return status
 
 
 class RoundLedger:
+    """Round commands, each applied by the settlement engine in a batch's Book."""
+
     def __init__(self, house_shards: int, bonus_spending: str = bonuses.CASH_FIRST):
         if bonus_spending not in bonuses.SPENDING_ORDERS:
             raise ValueError(f"bonus_spending must be one of {bonuses.SPENDING_ORDERS}")
         self._shards = house_shards
         self._spending = bonus_spending
 
-    def bet(self, uow: UnitOfWork, cmd: Bet, now: datetime) -> Receipt:
+    def bet(self, book: Book, cmd: Bet, now: datetime | None = None) -> Receipt:
+        now = now or utcnow()
         positive_amount(cmd.currency, cmd.amount)
         request_fp = idempotency.fingerprint("bet", cmd.player_id, cmd.currency, cmd.round_id, cmd.amount,
                                              cmd.game_session_id or "")
-        stored = self._claim(uow, cmd.operator_id, idempotency.validate_key(cmd.bet_id), request_fp, now)
+        stored = self._stored(book, cmd.operator_id, idempotency.validate_key(cmd.bet_id), request_fp)
         if stored:
             return stored
-        if self._bet_row(uow, cmd.operator_id, cmd.bet_id) is not None:  # only a tombstone has no receipt
+        if self._bet_row(book, cmd.operator_id, cmd.bet_id) is not None:  # only a tombstone has no receipt
             raise DomainError(Reason.TRANSACTION_ROLLED_BACK, f"bet {quote(cmd.bet_id)} was rolled back before it arrived")
-        self._check_may_bet(uow, cmd, now)
-        round_ = self._round(uow, cmd.operator_id, cmd.round_id)
+        self._check_may_bet(book, cmd, now)
+        round_ = self._round(book, cmd.operator_id, cmd.round_id)
         if round_ is None:
-            uow.conn.execute(rounds.insert().values(
-                round_id=cmd.round_id, operator_id=cmd.operator_id, game_session_id=cmd.game_session_id,
-                player_id=cmd.player_id, game_id=cmd.game_id, currency=cmd.currency, status=OPEN,
-                bet_amount=0, win_amount=0, opened_at=now))
-        elif round_.status != OPEN:
-            raise DomainError(Reason.ROUND_CLOSED, f"round {quote(cmd.round_id)} is {round_.status}")
-        elif (round_.player_id, round_.currency) != (cmd.player_id, cmd.currency):
+            round_ = book.insert(rounds, {
+                "round_id": cmd.round_id, "operator_id": cmd.operator_id, "game_session_id": cmd.game_session_id,
+                "player_id": cmd.player_id, "game_id": cmd.game_id, "currency": cmd.currency, "status": OPEN,
+                "bet_amount": 0, "win_amount": 0, "opened_at": now})
+        elif round_["status"] != OPEN:
+            raise DomainError(Reason.ROUND_CLOSED, f"round {quote(cmd.round_id)} is {round_['status']}")
+        elif (round_["player_id"], round_["currency"]) != (cmd.player_id, cmd.currency):
             raise DomainError(Reason.INVALID_ARGUMENT, f"round {quote(cmd.round_id)} belongs to another player or currency")
-        elif round_.bet_amount + cmd.amount > INT64_MAX:
+        elif round_["bet_amount"] + cmd.amount > INT64_MAX:
             raise DomainError(Reason.INVALID_AMOUNT, f"round {quote(cmd.round_id)} would total more than int64 in bets")
-        cash, bonus, house = self._lock_wallet(uow, cmd.operator_id, cmd.player_id, cmd.currency)
-        free_round_id = (free_rounds.take(uow, cmd.operator_id, cmd.player_id, cmd.game_id, cmd.currency,
+        cash, bonus, house = self._lock_wallet(book, cmd.operator_id, cmd.player_id, cmd.currency)
+        free_round_id = (free_rounds.take(book, cmd.operator_id, cmd.player_id, cmd.game_id, cmd.currency,
                                           cmd.amount, now) if cmd.free_rounds else None)
         bonus_id, cash_part, bonus_part = None, 0, 0
         if free_round_id:
             payer = [postings.Leg(postings.promotion(cmd.player_id, cmd.currency, self._shards), -cmd.amount)]
         else:
-            active = bonuses.active(uow, cmd.operator_id, cmd.player_id, cmd.currency, now, self._shards)
-            bonus_id = active.bonus_id if active else None
+            active = bonuses.active(book, cmd.operator_id, cmd.player_id, cmd.currency, now, self._shards)
+            bonus_id = active["bonus_id"] if active else None
             cash_part, bonus_part = bonuses.split_stake(
-                cmd.amount, postings.balance(uow, cmd.operator_id, cash),
-                postings.balance(uow, cmd.operator_id, bonus) if active else 0, self._spending)
+                cmd.amount, book.balance(cmd.operator_id, cash),
+                book.balance(cmd.operator_id, bonus) if active else 0, self._spending)
             payer = [postings.Leg(cash, -cash_part), postings.Leg(bonus, -bonus_part)]
         transaction_id = str(uuid.uuid4())
-        after = self._post(uow, cmd.operator_id, cmd.player_id, cmd.currency, "bet", transaction_id,
+        after = self._post(book, cmd.operator_id, cmd.player_id, cmd.currency, "bet", transaction_id,
                            cmd.round_id, cmd.bet_id, [*payer, postings.Leg(house, cmd.amount)], now)
-        uow.conn.execute(bets.insert().values(
-            operator_id=cmd.operator_id, bet_id=cmd.bet_id, round_id=cmd.round_id, player_id=cmd.player_id,
-            currency=cmd.currency, amount=cmd.amount, cash_amount=cash_part, bonus_amount=bonus_part,
-            bonus_id=bonus_id, free_round_id=free_round_id, status=ACTIVE, transaction_id=transaction_id,
-            created_at=now))
-        uow.conn.execute(update(rounds)
-                         .where(rounds.c.round_id == cmd.round_id, rounds.c.operator_id == cmd.operator_id)
-                         .values(bet_amount=rounds.c.bet_amount + cmd.amount))
-        return self._complete(uow, cmd.operator_id, cmd.bet_id, Receipt(
+        book.insert(bets, {
+            "operator_id": cmd.operator_id, "bet_id": cmd.bet_id, "round_id": cmd.round_id,
+            "player_id": cmd.player_id, "currency": cmd.currency, "amount": cmd.amount, "cash_amount": cash_part,
+            "bonus_amount": bonus_part, "bonus_id": bonus_id, "free_round_id": free_round_id, "status": ACTIVE,
+            "transaction_id": transaction_id, "created_at": now})
+        book.update(rounds, round_, bet_amount=round_["bet_amount"] + cmd.amount)
+        return self._record(book, cmd.operator_id, cmd.bet_id, request_fp, Receipt(
             cmd.round_id, cmd.currency, after.cash, transaction_id, after.bonus, free_round=bool(free_round_id)))
 
-    def win(self, uow: UnitOfWork, cmd: Win, now: datetime) -> Receipt:
+    def win(self, book: Book, cmd: Win, now: datetime | None = None) -> Receipt:
+        now = now or utcnow()
         request_fp = idempotency.fingerprint("win", cmd.round_id, cmd.amount, cmd.bet_id)
-        stored = self._claim(uow, cmd.operator_id, idempotency.validate_key(cmd.win_id), request_fp, now)
+        stored = self._stored(book, cmd.operator_id, idempotency.validate_key(cmd.win_id), request_fp)
         if stored:
             return stored
-        round_ = self._round(uow, cmd.operator_id, cmd.round_id)
+        round_ = self._round(book, cmd.operator_id, cmd.round_id)
         if round_ is None:
             raise DomainError(Reason.BET_NOT_FOUND, f"no round {quote(cmd.round_id)} to pay a win on")
         if cmd.amount <= 0:  # no upper bound: a win is money owed (game limits bound it, in Play)
             raise DomainError(Reason.INVALID_AMOUNT, "a win must be positive")
         if cmd.bet_id:
-            bet = self._bet_row(uow, cmd.operator_id, cmd.bet_id)
-            if bet is None or bet.status == TOMBSTONE or bet.round_id != cmd.round_id:
+            bet = self._bet_row(book, cmd.operator_id, cmd.bet_id)
+            if bet is None or bet["status"] == TOMBSTONE or bet["round_id"] != cmd.round_id:
                 raise DomainError(Reason.BET_NOT_FOUND, f"no bet {quote(cmd.bet_id)} in round {quote(cmd.round_id)}")
-            if bet.status == ROLLED_BACK:
+            if bet["status"] == ROLLED_BACK:
                 raise DomainError(Reason.TRANSACTION_ROLLED_BACK, f"bet {quote(cmd.bet_id)} was rolled back")
-            stakes = [bonuses.Stake(bet.amount, bet.bonus_amount, bet.bonus_id)]
-        elif not (stakes := standing_stakes(uow, cmd.operator_id, cmd.round_id)):
+            stakes = [bonuses.Stake(bet["amount"], bet["bonus_amount"], bet["bonus_id"])]
+        elif not (stakes := standing_stakes(book, cmd.operator_id, cmd.round_id)):
             raise DomainError(Reason.TRANSACTION_ROLLED_BACK, f"every bet of round {quote(cmd.round_id)} was rolled back")
-        if round_.status != OPEN:
-            raise DomainError(Reason.ROUND_CLOSED, f"round {quote(cmd.round_id)} is {round_.status}")
-        if round_.win_amount + cmd.amount > INT64_MAX:
+        if round_["status"] != OPEN:
+            raise DomainError(Reason.ROUND_CLOSED, f"round {quote(cmd.round_id)} is {round_['status']}")
+        if round_["win_amount"] + cmd.amount > INT64_MAX:
             raise DomainError(Reason.INVALID_AMOUNT, f"round {quote(cmd.round_id)} would total more than int64 in wins")
-        cash, _, house = self._lock_wallet(uow, cmd.operator_id, round_.player_id, round_.currency)
+        player_id, currency = round_["player_id"], round_["currency"]
+        cash, _, house = self._lock_wallet(book, cmd.operator_id, player_id, currency)
         cash_part, bonus_parts = bonuses.split_win(cmd.amount, stakes)
         legs = [postings.Leg(house, -cmd.amount), postings.Leg(cash, cash_part)]
         for bonus_id, part in bonus_parts.items():
-            legs.append(postings.Leg(bonuses.destination(uow, cmd.operator_id, bonus_id, round_.player_id,
-                                                         round_.currency, now, self._shards), part))
+            legs.append(postings.Leg(bonuses.destination(book, cmd.operator_id, bonus_id, player_id,
+                                                         currency, now, self._shards), part))
         transaction_id = str(uuid.uuid4())
-        after = self._post(uow, cmd.operator_id, round_.player_id, round_.currency, "win", transaction_id,
+        after = self._post(book, cmd.operator_id, player_id, currency, "win", transaction_id,
                            cmd.round_id, cmd.win_id, legs, now)
-        uow.conn.execute(update(rounds)
-                         .where(rounds.c.round_id == cmd.round_id, rounds.c.operator_id == cmd.operator_id)
-                         .values(win_amount=rounds.c.win_amount + cmd.amount))
-        return self._complete(uow, cmd.operator_id, cmd.win_id,
-                              Receipt(cmd.round_id, round_.currency, after.cash, transaction_id, after.bonus))
+        book.update(rounds, round_, win_amount=round_["win_amount"] + cmd.amount)
+        return self._record(book, cmd.operator_id, cmd.win_id, request_fp,
+                            Receipt(cmd.round_id, currency, after.cash, transaction_id, after.bonus))
 
-    def rollback(self, uow: UnitOfWork, cmd: Rollback, now: datetime) -> Receipt:
+    def rollback(self, book: Book, cmd: Rollback, now: datetime | None = None) -> Receipt:
+        now = now or utcnow()
         request_fp = idempotency.fingerprint("rollback", cmd.bet_id, cmd.player_id, cmd.currency)
-        stored = self._claim(uow, cmd.operator_id, idempotency.validate_key(cmd.rollback_id), request_fp, now)
+        stored = self._stored(book, cmd.operator_id, idempotency.validate_key(cmd.rollback_id), request_fp)
         if stored:
             return stored
-        bet = self._bet_row(uow, cmd.operator_id, cmd.bet_id, lock=True)
+        bet = self._bet_row(book, cmd.operator_id, cmd.bet_id)
         if bet is None:
             # The rollback overtook its bet (e.g. the bet timed out at the provider): remember the id so
             # the bet, if it ever arrives, is refused instead of charged.
-            require_player(uow, cmd.operator_id, cmd.player_id)
-            uow.conn.execute(bets.insert().values(
-                operator_id=cmd.operator_id, bet_id=cmd.bet_id, round_id=None, player_id=cmd.player_id,
-                currency=cmd.currency, amount=0, status=TOMBSTONE, transaction_id=None, created_at=now))
-            receipt = self._receipt_now(uow, cmd.operator_id, "", cmd.player_id, cmd.currency)
-        elif (bet.player_id, bet.currency) != (cmd.player_id, cmd.currency):
+            require_player(book, cmd.operator_id, cmd.player_id)
+            book.insert(bets, {
+                "operator_id": cmd.operator_id, "bet_id": cmd.bet_id, "round_id": None, "player_id": cmd.player_id,
+                "currency": cmd.currency, "amount": 0, "cash_amount": 0, "bonus_amount": 0, "status": TOMBSTONE,
+                "created_at": now})
+            receipt = self._receipt_now(book, cmd.operator_id, "", cmd.player_id, cmd.currency)
+        elif (bet["player_id"], bet["currency"]) != (cmd.player_id, cmd.currency):
             raise DomainError(Reason.INVALID_ARGUMENT,
                               f"bet {quote(cmd.bet_id)} belongs to another player or currency")
-        elif bet.status != ACTIVE:  # already rolled back or tombstoned under another rollback id
-            receipt = self._receipt_now(uow, cmd.operator_id, bet.round_id or "", bet.player_id, bet.currency)
+        elif bet["status"] != ACTIVE:  # already rolled back or tombstoned under another rollback id
+            receipt = self._receipt_now(book, cmd.operator_id, bet["round_id"] or "", bet["player_id"], bet["currency"])
         else:
-            round_ = self._round(uow, cmd.operator_id, bet.round_id)
-            if round_.status == SETTLED:
-                raise DomainError(Reason.ROUND_ALREADY_SETTLED, f"round {quote(bet.round_id)} is settled")
-            receipt = self._refund(uow, bet, cmd.rollback_id, now)
-        return self._complete(uow, cmd.operator_id, cmd.rollback_id, receipt)
+            round_ = self._round(book, cmd.operator_id, bet["round_id"])
+            if round_ is not None and round_["status"] == SETTLED:
+                raise DomainError(Reason.ROUND_ALREADY_SETTLED, f"round {quote(bet['round_id'])} is settled")
+            receipt = self._refund(book, bet, cmd.rollback_id, now)
+        return self._record(book, cmd.operator_id, cmd.rollback_id, request_fp, receipt)
 
-    def close(self, uow: UnitOfWork, operator_id: str, round_id: str, now: datetime, void: bool = False) -> str:
+    def close(self, book: Book, operator_id: str, round_id: str, now: datetime | None = None,
+              void: bool = False) -> str:
         """Close an open round (idempotent): SETTLED if a bet stood, else ROLLED_BACK; returns the status."""
-        round_ = self._round(uow, operator_id, round_id)
+        now = now or utcnow()
+        round_ = self._round(book, operator_id, round_id)
         if round_ is None:
             raise DomainError(Reason.ROUND_NOT_FOUND, f"no round {quote(round_id)}")
-        if round_.status != OPEN:
-            status: str = round_.status
+        if round_["status"] != OPEN:
+            status: str = round_["status"]
             return status
-        stakes = standing_stakes(uow, operator_id, round_id)
+        stakes = standing_stakes(book, operator_id, round_id)
         status = VOIDED if void else SETTLED if stakes else ROLLED_BACK
-        uow.conn.execute(update(rounds).where(rounds.c.round_id == round_id, rounds.c.operator_id == operator_id)
-                         .values(status=status, closed_at=now))
+        book.update(rounds, round_, status=status, closed_at=now)
         if status == SETTLED:
             wagered: dict[str, int] = {}
             for stake in stakes:
                 if stake.bonus_id:
                     wagered[stake.bonus_id] = wagered.get(stake.bonus_id, 0) + stake.amount
             for bonus_id, amount in wagered.items():
-                bonuses.wager(uow, operator_id, bonus_id, amount, now, self._shards)
+                bonuses.wager(book, operator_id, bonus_id, amount, now, self._shards)
         return status
 
     # -- helpers -------------------------------------------------------------------------------------
 
     @staticmethod
-    def _claim(uow: UnitOfWork, operator_id: str, key: str, request_fp: str, now: datetime) -> Receipt | None:
-        stored = idempotency.lookup(uow, operator_id, key, request_fp)
-        if stored is not None:
-            return Receipt.decode(stored)
-        idempotency.claim(uow, operator_id, key, request_fp, now)
-        return None
+    def _stored(book: Book, operator_id: str, key: str, request_fp: str) -> Receipt | None:
+        stored = idempotency.lookup(book, operator_id, key, request_fp)
+        return Receipt.decode(stored) if stored is not None else None
 
     @staticmethod
-    def _complete(uow: UnitOfWork, operator_id: str, key: str, receipt: Receipt) -> Receipt:
-        idempotency.complete(uow, operator_id, key, receipt.encode())
+    def _record(book: Book, operator_id: str, key: str, request_fp: str, receipt: Receipt) -> Receipt:
+        idempotency.record(book, operator_id, key, request_fp, receipt.encode())
         return receipt
 
     @staticmethod
-    def _round(uow: UnitOfWork, operator_id: str, round_id: str):  # type: ignore[no-untyped-def]
-        return uow.conn.execute(select(rounds).where(
-            rounds.c.round_id == round_id, rounds.c.operator_id == operator_id).with_for_update()).one_or_none()
+    def _round(book: Book, operator_id: str, round_id: str) -> Row | None:
+        return book.get(rounds, (operator_id, round_id))
 
     @staticmethod
-    def _bet_row(uow: UnitOfWork, operator_id: str, bet_id: str, lock: bool = False):  # type: ignore[no-untyped-def]
-        query = select(bets).where(bets.c.operator_id == operator_id, bets.c.bet_id == bet_id)
-        return uow.conn.execute(query.with_for_update() if lock else query).one_or_none()
+    def _bet_row(book: Book, operator_id: str, bet_id: str) -> Row | None:
+        return book.get(bets, (operator_id, bet_id))
 
-    def _check_may_bet(self, uow: UnitOfWork, cmd: Bet, now: datetime) -> None:
-        if require_player(uow, cmd.operator_id, cmd.player_id) != "active":
+    def _check_may_bet(self, book: Book, cmd: Bet, now: datetime) -> None:
+        if require_player(book, cmd.operator_id, cmd.player_id) != "active":
             raise DomainError(Reason.PLAYER_BLOCKED, "the player is blocked from betting")
         if cmd.game_session_id is not None:
-            expires_at = uow.conn.execute(select(game_sessions.c.expires_at).where(
-                game_sessions.c.game_session_id == cmd.game_session_id,
-                game_sessions.c.operator_id == cmd.operator_id)).scalar_one_or_none()
-            if expires_at is None or expires_at <= now:
+            session = book.get(game_sessions, (cmd.game_session_id,), lock=False)
+            if session is None or session["operator_id"] != cmd.operator_id or session["expires_at"] <= now:
                 raise DomainError(Reason.GAME_SESSION_CLOSED, "game session expired; launch the game again")
 
-    def _receipt_now(self, uow: UnitOfWork, operator_id: str, round_id: str, player_id: str,
+    def _receipt_now(self, book: Book, operator_id: str, round_id: str, player_id: str,
                      currency: str) -> Receipt:
         """The answer when no money moves: the wallet as it stands."""
-        wallet = postings.wallet(uow, operator_id, player_id, currency)
+        wallet = postings.wallet(book, operator_id, player_id, currency)
         return Receipt(round_id, currency, wallet.cash, bonus_balance=wallet.bonus)
 
-    def _lock_wallet(self, uow: UnitOfWork, operator_id: str, player_id: str,
+    def _lock_wallet(self, book: Book, operator_id: str, player_id: str,
                      currency: str) -> tuple[postings.AccountRef, postings.AccountRef, postings.AccountRef]:
-        """Lock the player's cash, bonus and house shard in one statement, before any bonus or grant row."""
+        """Lock the player's cash and bonus (the house shard is written at flush), before any bonus or
+        grant row."""
         refs = (postings.player_cash(player_id, currency), postings.player_bonus(player_id, currency),
                 postings.house(player_id, currency, self._shards))
-        postings.lock(uow, operator_id, list(refs))
+        book.lock_accounts(operator_id, refs)
         return refs
 
-    def _refund(self, uow: UnitOfWork, bet, key: str, now: datetime) -> Receipt:  # type: ignore[no-untyped-def]
+    def _refund(self, book: Book, bet: Row, key: str, now: datetime) -> Receipt:
         """Return each part of a bet's stake where it came from; the bet becomes ROLLED_BACK."""
-        cash, _, house = self._lock_wallet(uow, bet.operator_id, bet.player_id, bet.currency)
-        legs = [postings.Leg(house, -bet.amount), postings.Leg(cash, bet.cash_amount)]
-        if bet.bonus_amount:
-            legs.append(postings.Leg(bonuses.destination(uow, bet.operator_id, bet.bonus_id, bet.player_id,
-                                                         bet.currency, now, self._shards), bet.bonus_amount))
-        free = bet.amount - bet.cash_amount - bet.bonus_amount
+        operator_id, player_id, currency = bet["operator_id"], bet["player_id"], bet["currency"]
+        cash, _, house = self._lock_wallet(book, operator_id, player_id, currency)
+        legs = [postings.Leg(house, -bet["amount"]), postings.Leg(cash, bet["cash_amount"])]
+        if bet["bonus_amount"]:
+            legs.append(postings.Leg(bonuses.destination(book, operator_id, bet["bonus_id"], player_id,
+                                                         currency, now, self._shards), bet["bonus_amount"]))
+        free = bet["amount"] - bet["cash_amount"] - bet["bonus_amount"]
         if free:
-            legs.append(postings.Leg(postings.promotion(bet.player_id, bet.currency, self._shards), free))
-        if bet.free_round_id:
-            free_rounds.give_back(uow, bet.operator_id, bet.free_round_id)
+            legs.append(postings.Leg(postings.promotion(player_id, currency, self._shards), free))
+        if bet["free_round_id"]:
+            free_rounds.give_back(book, operator_id, bet["free_round_id"])
         transaction_id = str(uuid.uuid4())
-        after = self._post(uow, bet.operator_id, bet.player_id, bet.currency, "rollback", transaction_id,
-                           bet.round_id, key, legs, now)
-        uow.conn.execute(update(bets).where(bets.c.operator_id == bet.operator_id, bets.c.bet_id == bet.bet_id)
-                         .values(status=ROLLED_BACK))
-        return Receipt(bet.round_id, bet.currency, after.cash, transaction_id, after.bonus)
+        after = self._post(book, operator_id, player_id, currency, "rollback", transaction_id,
+                           bet["round_id"], key, legs, now)
+        book.update(bets, bet, status=ROLLED_BACK)
+        return Receipt(bet["round_id"], currency, after.cash, transaction_id, after.bonus)
 
     @staticmethod
-    def _post(uow: UnitOfWork, operator_id: str, player_id: str, currency: str, kind: str, transaction_id: str,
+    def _post(book: Book, operator_id: str, player_id: str, currency: str, kind: str, transaction_id: str,
               round_id: str, key: str, legs: list[postings.Leg], now: datetime) -> postings.Balances:
         return postings.post(
-            uow, operator_id=operator_id, transaction_id=transaction_id, kind=kind, player_id=player_id,
+            book, operator_id=operator_id, transaction_id=transaction_id, kind=kind, player_id=player_id,
             currency=currency, round_id=round_id, idempotency_key=key,
             legs=[leg for leg in legs if leg.amount], now=now)
-

@@ -34,7 +34,7 @@ async def withdraw(hub: Client, player_id: str, amount: int, key: str | None = N
 
 
 async def hold_of(hub: Client, player_id: str) -> int:
-    return await hub.server.hub.db.run(lambda uow: postings.balance(
+    return await hub.server.hub.db.run(lambda uow: postings.read_balance(
         uow, hub.operator_id, postings.player_hold(player_id, USD)))
 
 

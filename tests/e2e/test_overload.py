@@ -53,6 +53,24 @@ async def held_database_worker(hub: Client) -> AsyncIterator[None]:
         await holder
 
 
+@contextlib.asynccontextmanager
+async def held_settlement_engine(hub: Client) -> AsyncIterator[None]:
+    """The settlement engine's writer is busy until the block ends: every money command queues behind it."""
+    started, release = threading.Event(), threading.Event()
+
+    def _hold(_book: object, _command: None) -> None:
+        started.set()
+        release.wait(30)
+
+    holder = asyncio.create_task(hub.server.hub.engine.submit(_hold, None))
+    await until(started.is_set)
+    try:
+        yield
+    finally:
+        release.set()
+        await holder
+
+
 async def until(condition: Callable[[], bool], timeout: float = 10) -> None:
     give_up = time.monotonic() + timeout
     while not condition():
@@ -152,7 +170,7 @@ async def test_a_deposit_whose_deadline_passes_while_queued_is_not_applied(small
     player_id, _ = await hub.new_player(deposit=100)
     before = hub.ledger_counts()
     key = str(uuid.uuid4())
-    async with held_database_worker(hub):
+    async with held_settlement_engine(hub):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await deposit(hub, player_id, 7, key, timeout=0.3)
         assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
@@ -174,7 +192,7 @@ async def test_a_bet_whose_stream_deadline_passes_while_queued_is_not_applied(
     stream = PlayStream(hub, timeout=1.0)
     stream.open(await launch(hub, token), token)
     assert (await stream.next()).WhichOneof("event") == "session_opened"
-    async with held_database_worker(hub):
+    async with held_settlement_engine(hub):
         stream.bet(10, key)
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stream.next()

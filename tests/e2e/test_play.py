@@ -360,8 +360,9 @@ async def test_a_round_the_reconciler_closes_ends_with_an_event_on_its_game_sess
     studio.statuses[won] = RoundStatusResult(status="settled", win_minor=500)
     for _ in range(2):  # the second pass finds nothing open: no second event
         await reconciler(hub).run_once(hub.operator_id)
-    await hub.server.hub.db.run(lambda uow: (hub.server.hub.play.reconciled(uow, hub.operator_id, won, False),
-                                             uow.commit()))  # a racing closer finds the round ended already
+    # A racing closer finds the round ended already.
+    await hub.server.hub.engine.submit(lambda book, _: hub.server.hub.play.reconciled(book, hub.operator_id, won,
+                                                                                      False), None)
 
     resumed = PlayStream(hub)
     resumed.resume(game_session_id, token, 0)

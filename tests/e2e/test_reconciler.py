@@ -27,14 +27,15 @@ async def open_round(hub: Client, player_id: str, amount: int, game_id: str = "f
     """A debited round with no outcome, opened `age` ago: what a crash mid-round leaves behind."""
     round_id = str(uuid.uuid4())
 
-    def _tx(uow: UnitOfWork) -> None:
-        RoundLedger(8).bet(uow, Bet(hub.operator_id, player_id, "USD", round_id, game_id, f"bet-{round_id}",
-                                    amount, game_session_id), utcnow())
+    await hub.server.hub.engine.submit(RoundLedger(8).bet, Bet(
+        hub.operator_id, player_id, "USD", round_id, game_id, f"bet-{round_id}", amount, game_session_id))
+
+    def _age(uow: UnitOfWork) -> None:
         uow.conn.execute(update(rounds).where(rounds.c.operator_id == hub.operator_id, rounds.c.round_id == round_id)
                          .values(opened_at=utcnow() - age))
         uow.commit()
 
-    await hub.server.hub.db.run(_tx)
+    await hub.server.hub.db.run(_age)
     return round_id
 
 
@@ -44,7 +45,7 @@ async def status_of(hub: Client, round_id: str) -> str:
 
 
 def reconciler(hub: Client, older_than: timedelta = timedelta(minutes=5)) -> Reconciler:
-    return Reconciler(hub.server.hub.db, hub.server.hub.catalog, RoundLedger(8), older_than,
+    return Reconciler(hub.server.hub.db, hub.server.hub.engine, hub.server.hub.catalog, RoundLedger(8), older_than,
                       hub.server.hub.play.reconciled)
 
 

@@ -12,8 +12,8 @@ from sqlalchemy import create_engine, select
 from casinohub.v1 import common_pb2, report_service_pb2 as pb, report_service_pb2_grpc, wallet_service_pb2
 from hub.clock import utcnow
 from hub.ledger import postings
+from hub.ledger.book import Book
 from hub.ledger.schema import accounts
-from hub.ledger.uow import UnitOfWork
 from tests.e2e.play_client import opened_stream
 from tests.errors import reason_of
 from tests.fakes import FakeStudio
@@ -46,13 +46,12 @@ def account_rows(hub: Client, currency: str) -> dict[str, list[int]]:
 async def post(hub: Client, player_id: str, legs: list[postings.Leg]) -> None:
     """A balanced ledger transaction straight through the ledger (no RPC grants bonuses yet)."""
 
-    def _post(uow: UnitOfWork) -> None:
-        postings.post(uow, operator_id=hub.operator_id, transaction_id=str(uuid.uuid4()), kind="test",
+    def _post(book: Book, _command: None) -> None:
+        postings.post(book, operator_id=hub.operator_id, transaction_id=str(uuid.uuid4()), kind="test",
                       player_id=player_id, currency=USD, round_id=None, idempotency_key=str(uuid.uuid4()),
                       legs=legs, now=utcnow())
-        uow.commit()
 
-    await hub.server.hub.db.run(_post)
+    await hub.server.hub.engine.submit(_post, None)
 
 
 async def busy_ledger(hub: Client, studio: FakeStudio) -> list[str]:

@@ -5,6 +5,7 @@ Every test ends with the ledger check passing for its operator."""
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select, update
@@ -26,18 +27,19 @@ async def books(database_url: str) -> AsyncIterator[Books]:
 
 async def grant(books: Books, amount: int = 500, wagering: int = 2_000, key: str = "bonus-1",
                 expires_in: timedelta = timedelta(days=7)) -> str:
-    bonus_id, _ = await books.tx(lambda uow: bonuses.grant(
-        uow, operator_id=books.operator_id, player_id=books.player_id, currency=USD, amount=amount,
+    row = await books.command(lambda book: bonuses.grant(
+        book, operator_id=books.operator_id, player_id=books.player_id, currency=USD, amount=amount,
         wagering_required=wagering, expires_at=utcnow() + expires_in, key=key, now=utcnow(), shards=SHARDS))
-    return bonus_id
+    return str(row["bonus_id"])
 
 
 async def bonus_row(books: Books, bonus_id: str):  # type: ignore[no-untyped-def]
-    return await books.db.run(lambda uow: bonuses.load(uow, books.operator_id, bonus_id))
+    row = await books.db.run(lambda uow: bonuses.load(uow, books.operator_id, bonus_id))
+    return SimpleNamespace(**row)
 
 
 async def promotion_total(books: Books) -> int:
-    return sum([await books.db.run(lambda uow, s=s: postings.balance(
+    return sum([await books.db.run(lambda uow, s=s: postings.read_balance(
         uow, books.operator_id, postings.AccountRef(postings.PROMOTION, str(s), USD))) for s in range(SHARDS)])
 
 
@@ -133,14 +135,14 @@ async def test_money_returning_to_a_converted_bonus_is_cash(books: Books) -> Non
 async def test_forfeit_returns_the_bonus_and_later_returns_follow_it(books: Books) -> None:
     bonus_id = await grant(books)
     await books.bet("b1", 1_500)  # 1000 cash + 500 bonus
-    row = await books.tx(lambda uow: bonuses.forfeit(uow, books.operator_id, bonus_id, utcnow(), SHARDS))
-    assert row.status == bonuses.FORFEITED
-    again = await books.tx(lambda uow: bonuses.forfeit(uow, books.operator_id, bonus_id, utcnow(), SHARDS))
-    assert again.closing_transaction_id == row.closing_transaction_id  # asked again: the same answer
+    row = await books.command(lambda book: bonuses.forfeit(book, books.operator_id, bonus_id, utcnow(), SHARDS))
+    assert row["status"] == bonuses.FORFEITED
+    again = await books.command(lambda book: bonuses.forfeit(book, books.operator_id, bonus_id, utcnow(), SHARDS))
+    assert again["closing_transaction_id"] == row["closing_transaction_id"]  # asked again: the same answer
     receipt = await books.win("w1", 3_000)  # a third of it belongs to the forfeited bonus
     assert (receipt.balance, receipt.bonus_balance) == (2_000, 0)
     assert await promotion_total(books) == -500 + 1_000  # granted 500, got back the bonus share of the win
-    await refused(books.tx(lambda uow: bonuses.forfeit(uow, books.operator_id, "nope", utcnow(), SHARDS)),
+    await refused(books.command(lambda book: bonuses.forfeit(book, books.operator_id, "nope", utcnow(), SHARDS)),
                   Reason.BONUS_NOT_FOUND)
 
 
@@ -148,7 +150,7 @@ async def test_a_converted_bonus_cannot_be_forfeited(books: Books) -> None:
     bonus_id = await grant(books, wagering=100)
     await books.bet("b1", 100)
     await books.close()
-    await refused(books.tx(lambda uow: bonuses.forfeit(uow, books.operator_id, bonus_id, utcnow(), SHARDS)),
+    await refused(books.command(lambda book: bonuses.forfeit(book, books.operator_id, bonus_id, utcnow(), SHARDS)),
                   Reason.BONUS_NOT_ACTIVE)
 
 
@@ -169,7 +171,7 @@ async def test_an_expired_bonus_is_not_spent_and_returns_to_promotion(books: Boo
 async def test_the_sweep_expires_bonuses_nobody_touched(books: Books) -> None:
     bonus_id = await grant(books, expires_in=timedelta(milliseconds=1))
     await asyncio.sleep(0.01)
-    promotions = Promotions(books.db, catalog=None, house_shards=SHARDS)  # type: ignore[arg-type]
+    promotions = Promotions(books.db, books.engine, catalog=None, house_shards=SHARDS)  # type: ignore[arg-type]
     assert await promotions.expire_due() >= 1
     row = await bonus_row(books, bonus_id)
     assert row.status == bonuses.EXPIRED and row.closing_transaction_id
@@ -179,10 +181,10 @@ async def test_the_sweep_expires_bonuses_nobody_touched(books: Books) -> None:
 
 async def grant_free_rounds(books: Books, rounds: int = 3, bet: int = 100,
                             expires_in: timedelta = timedelta(days=1)) -> str:
-    row = await books.tx(lambda uow: free_rounds.grant(
-        uow, operator_id=books.operator_id, player_id=books.player_id, game_id=GAME, currency=USD,
+    row = await books.command(lambda book: free_rounds.grant(
+        book, operator_id=books.operator_id, player_id=books.player_id, game_id=GAME, currency=USD,
         bet_amount=bet, rounds=rounds, expires_at=utcnow() + expires_in, now=utcnow()))
-    return row.grant_id
+    return str(row["grant_id"])
 
 
 async def rounds_left(books: Books, grant_id: str) -> int:

@@ -55,6 +55,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import TypeVar
 
 import pytest
@@ -72,8 +73,10 @@ from sqlalchemy import and_, func, select
 from hub.clock import utcnow
 from hub.errors import DomainError, Reason, State
 from hub.ledger import bonuses
+from hub.ledger.book import Book
 from hub.ledger.check import check
 from hub.ledger.db import Database
+from hub.ledger.engine import SettlementEngine
 from hub.ledger.postings import PLAYER_BONUS, PLAYER_CASH
 from hub.ledger.rounds import (
     ACTIVE,
@@ -441,6 +444,7 @@ class LedgerMachine(RuleBasedStateMachine):
     # Set by the test on a subclass: shared by all examples of one test run.
     url: str
     db: Database
+    engine: SettlementEngine
     loop: asyncio.AbstractEventLoop
     stats: Stats
 
@@ -460,7 +464,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.db._run_sync(_players)
         self.model = Model()
         self.ledger = RoundLedger(SHARDS)
-        self.wallet = Wallet(self.db, SHARDS, PageTokens(b"test"))
+        self.wallet = Wallet(self.db, self.engine, SHARDS, PageTokens(b"test"))
         self.refused: list[Req] = []
         self.transaction_ids: set[str] = set()
         self.grants = 0  # grant keys are "g<n>", never reused
@@ -469,13 +473,9 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # -- talking to the hub ---------------------------------------------------------------------------
 
-    def _tx(self, fn: Callable[[UnitOfWork], T]) -> T:
-        def _run(uow: UnitOfWork) -> T:
-            result = fn(uow)
-            uow.commit()
-            return result
-
-        return self.db._run_sync(_run)
+    def _tx(self, fn: Callable[[Book], T]) -> T:
+        """fn(book) as one command of the settlement engine."""
+        return self.loop.run_until_complete(self.engine.submit(lambda book, _: fn(book), None))
 
     def _send(self, r: Req) -> Answer:
         op = self.operator_id
@@ -486,13 +486,13 @@ class LedgerMachine(RuleBasedStateMachine):
                           response.balance.amount_minor, None, response.transaction_id)
         if r.kind == "bet":
             bet = Bet(op, r.player, r.currency, r.round_id, GAME, r.key, r.amount)
-            receipt = self._tx(lambda uow: self.ledger.bet(uow, bet, utcnow()))
+            receipt = self._tx(lambda book: self.ledger.bet(book, bet))
         elif r.kind == "win":
             win = Win(op, r.round_id, r.key, r.amount, r.bet_id)
-            receipt = self._tx(lambda uow: self.ledger.win(uow, win, utcnow()))
+            receipt = self._tx(lambda book: self.ledger.win(book, win))
         else:
             rollback = Rollback(op, r.player, r.currency, r.bet_id, r.key)
-            receipt = self._tx(lambda uow: self.ledger.rollback(uow, rollback, utcnow()))
+            receipt = self._tx(lambda book: self.ledger.rollback(book, rollback))
         assert not receipt.free_round, receipt  # no free rounds are granted here
         return Answer(receipt.encode(), receipt.replayed, receipt.round_id, receipt.currency, receipt.balance,
                       receipt.bonus_balance, receipt.transaction_id)
@@ -659,8 +659,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.stats.steps += 1
         expected, notes = self.model.close(round_id, void)
         try:
-            got: str | Reason = str(self._tx(lambda uow: self.ledger.close(uow, self.operator_id, round_id,
-                                                                           utcnow(), void=void)))
+            got: str | Reason = str(self._tx(lambda book: self.ledger.close(book, self.operator_id, round_id,
+                                                                             void=void)))
         except DomainError as err:
             got = err.reason
         self.stats.outcomes[f"close{'(void)' if void else ''}:{getattr(got, 'name', got)}"] += 1
@@ -680,14 +680,15 @@ class LedgerMachine(RuleBasedStateMachine):
         key = f"g{self.grants}"
         expected = self.model.grant(player, c)
         try:
-            bonus_id, transaction_id = self._tx(lambda uow: bonuses.grant(
-                uow, operator_id=self.operator_id, player_id=player, currency=c, amount=amount,
+            granted = self._tx(lambda book: bonuses.grant(
+                book, operator_id=self.operator_id, player_id=player, currency=c, amount=amount,
                 wagering_required=wagering, expires_at=now + BONUS_LIFETIME, key=key, now=now, shards=SHARDS))
         except DomainError as err:
             self.stats.outcomes[f"grant:{err.reason.name}"] += 1
             assert err.reason is expected, f"grant({player}, {c}): {err.reason.name}, model: {expected}"
             assert err.state is State.NOT_APPLIED, err.state
             return
+        bonus_id, transaction_id = granted["bonus_id"], granted["grant_transaction_id"]
         self.stats.outcomes["grant:applied"] += 1
         assert expected is None, f"grant({player}, {c}) was accepted, model expected {expected.name}"
         assert transaction_id and transaction_id not in self.transaction_ids, transaction_id
@@ -706,7 +707,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.stats.steps += 1
         expected = self.model.forfeit(bonus_id)
         try:
-            row = self._tx(lambda uow: bonuses.forfeit(uow, self.operator_id, bonus_id, utcnow(), SHARDS))
+            row = SimpleNamespace(**self._tx(lambda book: bonuses.forfeit(book, self.operator_id, bonus_id, utcnow(),
+                                                                          SHARDS)))
         except DomainError as err:
             self.stats.outcomes[f"forfeit:{err.reason.name}"] += 1
             assert err.reason is expected, f"forfeit({bonus_id}): {err.reason.name}, model: {expected}"
@@ -822,27 +824,29 @@ class LedgerMachine(RuleBasedStateMachine):
 
 # -- the test ------------------------------------------------------------------------------------------
 
+Shared = tuple[Database, SettlementEngine, asyncio.AbstractEventLoop]
+
+
 @pytest.fixture
-def shared(database_url: str) -> Iterator[tuple[Database, asyncio.AbstractEventLoop]]:
+def shared(database_url: str) -> Iterator[Shared]:
     db = Database.from_url(database_url, workers=2)
+    engine = SettlementEngine(db)
     loop = asyncio.new_event_loop()
-    yield db, loop
+    yield db, engine, loop
     loop.close()
+    engine.close()
     db.close()
 
 
-Shared = tuple[Database, asyncio.AbstractEventLoop]
-
-
 def machine_class(url: str, shared: Shared, stats: Stats) -> type[LedgerMachine]:
-    db, loop = shared
-    return type("Machine", (LedgerMachine,), {"url": url, "db": db, "loop": loop, "stats": stats})
+    db, engine, loop = shared
+    return type("Machine", (LedgerMachine,), {"url": url, "db": db, "engine": engine, "loop": loop,
+                                              "stats": stats})
 
 
 @pytest.mark.timeout(600)  # a failure is shrunk to a minimal sequence, which can take minutes
-def test_ledger_agrees_with_the_model(database_url: str, shared: tuple[Database, asyncio.AbstractEventLoop],
-                                      request: pytest.FixtureRequest) -> None:
-    db, loop = shared
+def test_ledger_agrees_with_the_model(database_url: str, shared: Shared, request: pytest.FixtureRequest) -> None:
+    db, _, _ = shared
     stats = Stats()
     machine = machine_class(database_url, shared, stats)
     try:
@@ -864,7 +868,7 @@ GUIDED = {"bet:bonus-part", "bet:under-bonus", "bet:INSUFFICIENT_FUNDS", "bet:re
 
 
 def test_every_bonus_path_agrees_with_the_model(database_url: str,
-                                                shared: tuple[Database, asyncio.AbstractEventLoop]) -> None:
+                                                shared: Shared) -> None:
     """One fixed sequence through the same machine, checked against the model after every step, reaching
     each bonus path at least once: random runs reach money returning to a converted bonus (a late win or
     refund of a bet whose bonus converted in another round) only now and then."""

@@ -152,7 +152,7 @@ async def test_bets_of_another_player_cannot_join_a_round(books: Books) -> None:
     await books.bet("b1", 100)
     other = Bet(books.operator_id, "someone-else", USD, "r1", "fake:coin-flip", "b2", 10)
     with pytest.raises(DomainError):
-        await books.tx(lambda uow: books.rounds.bet(uow, other, utcnow()))
+        await books.engine.submit(books.rounds.bet, other)
     assert await books.balance() == 900
 
 
@@ -163,7 +163,7 @@ async def test_round_totals_cannot_overflow_int64(books: Books, monkeypatch: pyt
     from hub.money import INT64_MAX, MAX_TRANSACTION_MINOR
 
     monkeypatch.setitem(MAX_TRANSACTION_MINOR, USD, INT64_MAX)
-    await Wallet(books.db, 8, PageTokens(b"test")).deposit(books.operator_id, books.player_id, Money(USD, INT64_MAX - 1_000), "top-up")
+    await Wallet(books.db, books.engine, 8, PageTokens(b"test")).deposit(books.operator_id, books.player_id, Money(USD, INT64_MAX - 1_000), "top-up")
     await books.bet("huge-1", INT64_MAX)
     await books.rollback("huge-1", "rb-huge-1")
     await refused(books.bet("huge-2", INT64_MAX), Reason.INVALID_AMOUNT)

@@ -1,0 +1,331 @@
+"""A batch's view of the database: rows read (and locked) once, changed in memory, written in bulk.
+
+The settlement engine (hub.ledger.engine) decides many commands in one database transaction. Commands
+read and change rows only through the batch's Book; nothing reaches the database until flush(), which
+writes every new row of a table with one multi-row INSERT and every changed row of a table with one
+statement, just before the commit. A command refused midway (DomainError) is undone in memory from the
+journal, so its neighbours never see a trace of it and no savepoint is needed.
+
+Rules for code running on a Book:
+  - change a row only through insert()/update(), and only a row read with lock=True;
+  - read rows a batch may change through get()/find() (a plain SQL read would miss what earlier
+    commands of the batch did in memory); rows no command changes (players, sessions' expiry) may be
+    read through `conn`.
+
+House, promotion and external accounts are deferred: no rule reads their balance, so commands post to
+them without reading them, and flush() locks them last, in one statement, applies their entries in
+order and writes one summed change per account. They are held only for the moment of the flush: with
+many bets per batch, they are no longer hot rows.
+"""
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Engine, Table, and_, bindparam, or_, select, tuple_, update
+from sqlalchemy.dialects import mysql, sqlite
+
+from hub.ledger.chain import GENESIS, entry_hash
+from hub.ledger.schema import accounts, metadata, postings
+
+Row = dict[str, Any]
+Key = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class AccountRef:
+    kind: str
+    owner: str
+    currency: str
+
+
+HOUSE, EXTERNAL, PROMOTION = "house", "external", "promotion"
+DEFERRED = frozenset({HOUSE, EXTERNAL, PROMOTION})
+
+# Statements built once per shape: SQLAlchemy then finds them compiled in its cache.
+_BY_KEY: dict[tuple[str, bool], Any] = {}
+
+
+def _key_of(table: Table, row: Row) -> Key:
+    return tuple(row[c.name] for c in table.primary_key.columns)
+
+
+def _autoincrement(table: Table, column: str) -> bool:
+    """The database numbers this column (ledger seq, posting id, account id)."""
+    return table.c[column].primary_key and table.c[column].autoincrement is True
+
+
+def _by_key(table: Table, lock: bool) -> Any:
+    stmt = _BY_KEY.get((table.name, lock))
+    if stmt is None:
+        stmt = select(table).where(and_(*(c == bindparam(f"k_{c.name}") for c in table.primary_key.columns)))
+        _BY_KEY[table.name, lock] = stmt = stmt.with_for_update() if lock else stmt
+    return stmt
+
+
+class Book:
+    def __init__(self, conn: Connection, side_engine: Engine):
+        self.conn = conn
+        self._side = side_engine
+        self._rows: dict[tuple[str, Key], Row | None] = {}  # None: read, and absent
+        self._locked: set[tuple[str, Key]] = set()
+        self._new: dict[str, list[Row]] = defaultdict(list)  # rows to insert, in order
+        self._new_ids: set[int] = set()  # id() of rows in _new
+        self._dirty: dict[str, dict[Key, Row]] = defaultdict(dict)
+        self._journal: list[Callable[[], None]] = []
+        # Accounts by reference: player accounts as locked rows; deferred ones are only named here.
+        self._accounts: dict[tuple[str, AccountRef], Row] = {}
+
+    # -- reading --------------------------------------------------------------------------------------
+
+    def get(self, table: Table, key: Key, lock: bool = True) -> Row | None:
+        """The row with this primary key as this batch sees it; locked (FOR UPDATE) when lock is set."""
+        ck = (table.name, key)
+        if ck in self._rows and (ck in self._locked or not lock):
+            return self._rows[ck]
+        params = {f"k_{c.name}": v for c, v in zip(table.primary_key.columns, key, strict=True)}
+        found = self.conn.execute(_by_key(table, lock), params).mappings().one_or_none()
+        row = dict(found) if found is not None else None
+        earlier = self._rows.get(ck)
+        if earlier is not None and row is not None:  # read before without the lock: refresh it in place
+            earlier.update(row)
+            row = earlier
+        self._rows[ck] = row
+        if lock:
+            self._locked.add(ck)
+        return row
+
+    def find(self, table: Table, where: ColumnElement[bool], match: Callable[[Row], bool],
+             lock: bool = True) -> list[Row]:
+        """Rows matching where in the database and match in memory, as this batch sees them: rows an
+        earlier command inserted are included, rows it changed are judged by their new values. match
+        must agree with where for unchanged rows. Unordered."""
+        stmt = select(table).where(where)
+        found: dict[Key, Row] = {}
+        for db_row in self.conn.execute(stmt.with_for_update() if lock else stmt).mappings():
+            key = _key_of(table, dict(db_row))
+            ck = (table.name, key)
+            row = self._rows.get(ck)
+            if row is None:
+                self._rows[ck] = row = dict(db_row)
+            elif lock and ck not in self._locked:  # read before without the lock: refresh it in place
+                row.update(db_row)
+            if lock:
+                self._locked.add(ck)
+            if match(row):
+                found[key] = row
+        for row in self._new.get(table.name, ()):
+            key = _key_of(table, row)
+            if key not in found and match(row):
+                found[key] = row
+        return list(found.values())
+
+    def new_rows(self, table: Table) -> list[Row]:
+        """Rows of table this batch inserted so far, in order (for tables keyed by autoincrement)."""
+        return list(self._new.get(table.name, ()))
+
+    # -- changing -------------------------------------------------------------------------------------
+
+    def insert(self, table: Table, values: Row) -> Row:
+        """Add a row (columns left out are NULL); tables with an autoincrement key get it at flush."""
+        unknown = set(values) - set(table.columns.keys()) - {"_deferred"}
+        if unknown:
+            raise KeyError(f"{table.name} has no columns {unknown}")
+        # Every row of a multi-row INSERT names the same columns.
+        row = {c.name: values.get(c.name) for c in table.columns if not _autoincrement(table, c.name)}
+        if "_deferred" in values:
+            row["_deferred"] = values["_deferred"]
+        self._new[table.name].append(row)
+        self._new_ids.add(id(row))
+        keyed = not _autoincrement(table, table.primary_key.columns[0].name)
+        ck = (table.name, _key_of(table, row)) if keyed else None
+        previous = self._rows.get(ck) if ck else None
+        if ck:
+            self._rows[ck] = row
+            self._locked.add(ck)
+
+        def undo() -> None:
+            self._new[table.name].pop()
+            self._new_ids.discard(id(row))
+            if ck:
+                self._rows[ck] = previous
+
+        self._journal.append(undo)
+        return row
+
+    def update(self, table: Table, row: Row, **changes: Any) -> None:
+        old = {name: row[name] for name in changes}
+        row.update(changes)
+        key = _key_of(table, row)
+        if id(row) in self._new_ids:  # written whole at flush anyway
+            self._journal.append(lambda: row.update(old))
+            return
+        if (table.name, key) not in self._locked:
+            raise AssertionError(f"{table.name} row {key} changed without being locked")
+        dirty = self._dirty[table.name]
+        was_dirty = key in dirty
+        dirty[key] = row
+
+        def undo() -> None:
+            row.update(old)
+            if not was_dirty:
+                del dirty[key]
+
+        self._journal.append(undo)
+
+    @contextmanager
+    def attempt(self) -> Iterator[None]:
+        """All or nothing: whatever the block changed is undone if it raises."""
+        mark = len(self._journal)
+        try:
+            yield
+        except BaseException:
+            while len(self._journal) > mark:
+                self._journal.pop()()
+            raise
+
+    # -- accounts -------------------------------------------------------------------------------------
+
+    def lock_accounts(self, operator_id: str, refs: Iterable[AccountRef], create: bool = True) -> None:
+        """Lock the accounts not held yet, in one statement, creating missing ones unless create is
+        False (then they are left for a later call); deferred kinds are skipped."""
+        missing = sorted({r for r in refs if r.kind not in DEFERRED and (operator_id, r) not in self._accounts},
+                         key=lambda r: (r.kind, r.owner, r.currency))
+        if missing:
+            for ref, row in self._lock(operator_id, missing, create).items():
+                self._accounts[operator_id, ref] = row
+                self._rows["accounts", (row["account_id"],)] = row
+                self._locked.add(("accounts", (row["account_id"],)))
+
+    def account(self, operator_id: str, ref: AccountRef) -> Row:
+        """A (non-deferred) account's row, locked."""
+        self.lock_accounts(operator_id, [ref])
+        return self._accounts[operator_id, ref]
+
+    def _lock(self, operator_id: str, refs: list[AccountRef], create: bool = True) -> dict[AccountRef, Row]:
+        """SELECT ... FOR UPDATE in one statement; InnoDB locks rows in the order of the unique
+        (operator, kind, owner, currency) index, the same for every transaction."""
+        if create:
+            self._ensure(operator_id, refs)
+        match = or_(*(and_(accounts.c.kind == r.kind, accounts.c.owner == r.owner,
+                           accounts.c.currency == r.currency) for r in refs))
+        rows = self.conn.execute(select(accounts).where(accounts.c.operator_id == operator_id, match)
+                                 .order_by(accounts.c.account_id).with_for_update()).mappings()
+        found = {AccountRef(r["kind"], r["owner"], r["currency"]): dict(r) for r in rows}
+        if create and len(found) != len(refs):
+            raise LookupError(f"accounts not created before locking: {set(refs) - set(found)}")
+        return found
+
+    def _ensure(self, operator_id: str, refs: list[AccountRef]) -> None:
+        """Create missing accounts (balance 0) so they can be locked.
+
+        On MariaDB they are created and committed on a separate connection: created inside this
+        transaction, two batches could hold shared locks on one new row and deadlock upgrading them.
+        SQLite has one writer at a time, and this transaction is it (BEGIN IMMEDIATE)."""
+        key = tuple_(accounts.c.kind, accounts.c.owner, accounts.c.currency)
+        wanted = {(r.kind, r.owner, r.currency) for r in refs}
+        have = {tuple(row) for row in self.conn.execute(
+            select(accounts.c.kind, accounts.c.owner, accounts.c.currency)
+            .where(accounts.c.operator_id == operator_id, key.in_(list(wanted))))}
+        missing = wanted - have
+        if not missing:
+            return
+        rows = [{"operator_id": operator_id, "kind": k, "owner": o, "currency": c, "balance": 0, "version": 0,
+                 "last_entry_hash": GENESIS} for k, o, c in sorted(missing)]
+        if self.conn.dialect.name == "sqlite":
+            self.conn.execute(sqlite.insert(accounts).on_conflict_do_nothing(), rows)
+            return
+        with self._side.connect() as side:
+            side.execute(mysql.insert(accounts).prefix_with("IGNORE"), rows)
+            side.commit()
+
+    def entry(self, operator_id: str, transaction_id: str, ref: AccountRef, amount: int,
+              touched: set[int]) -> int | None:
+        """Append one posting; returns the account's balance after it (None for a deferred account,
+        whose entries are completed at flush). touched collects the transaction's account rows."""
+        if ref.kind in DEFERRED:
+            self.insert(postings, {"transaction_id": transaction_id, "operator_id": operator_id,
+                                   "account_id": None, "currency": ref.currency, "amount": amount,
+                                   "balance_after": None, "entry_hash": None, "_deferred": ref})
+            return None
+        row = self.account(operator_id, ref)
+        balance: int = row["balance"] + amount
+        chained = entry_hash(row["last_entry_hash"], row["account_id"], transaction_id, ref.currency, amount,
+                             balance)
+        self.update(accounts, row, balance=balance, last_entry_hash=chained,
+                    version=row["version"] + (0 if row["account_id"] in touched else 1))
+        touched.add(row["account_id"])
+        self.insert(postings, {"transaction_id": transaction_id, "operator_id": operator_id,
+                               "account_id": row["account_id"], "currency": ref.currency, "amount": amount,
+                               "balance_after": balance, "entry_hash": chained})
+        return balance
+
+    def balance(self, operator_id: str, ref: AccountRef) -> int:
+        balance: int = self.account(operator_id, ref)["balance"]
+        return balance
+
+    # -- writing --------------------------------------------------------------------------------------
+
+    def flush(self) -> int:
+        """Write everything; returns how many statements it took."""
+        statements = self._complete_deferred()
+        for name, rows in self._new.items():
+            if rows:
+                table = _TABLES[name]
+                for row in rows:
+                    row.pop("_deferred", None)
+                self.conn.execute(table.insert(), rows)
+                statements += 1
+        for name, changed in self._dirty.items():
+            if changed:
+                self._write_changes(_TABLES[name], list(changed.values()))
+                statements += 1
+        return statements
+
+    def _complete_deferred(self) -> int:
+        """Lock the deferred accounts last, apply their entries in order, one change per account."""
+        entries = [e for e in self._new.get("postings", ()) if e.get("_deferred")]
+        if not entries:
+            return 0
+        by_operator: dict[str, set[AccountRef]] = defaultdict(set)
+        for e in entries:
+            by_operator[e["operator_id"]].add(e["_deferred"])
+        held: dict[tuple[str, AccountRef], Row] = {}
+        statements = 0
+        for operator_id in sorted(by_operator):
+            refs = sorted(by_operator[operator_id], key=lambda r: (r.kind, r.owner, r.currency))
+            for ref, row in self._lock(operator_id, refs).items():
+                held[operator_id, ref] = row
+                self._locked.add(("accounts", (row["account_id"],)))
+            statements += 2
+        counted: set[tuple[int, str]] = set()
+        for e in entries:
+            row = held[e["operator_id"], e["_deferred"]]
+            row["balance"] += e["amount"]
+            row["last_entry_hash"] = entry_hash(row["last_entry_hash"], row["account_id"], e["transaction_id"],
+                                                e["currency"], e["amount"], row["balance"])
+            if (row["account_id"], e["transaction_id"]) not in counted:
+                counted.add((row["account_id"], e["transaction_id"]))
+                row["version"] += 1
+            e.update(account_id=row["account_id"], balance_after=row["balance"], entry_hash=row["last_entry_hash"])
+            self._dirty["accounts"][(row["account_id"],)] = row
+        return statements
+
+    def _write_changes(self, table: Table, rows: list[Row]) -> None:
+        if self.conn.dialect.name == "sqlite":  # in-process: a statement per row costs no round trip
+            key = table.primary_key.columns
+            stmt = (update(table).where(and_(*(c == bindparam(f"k_{c.name}") for c in key)))
+                    .values({c.name: bindparam(c.name) for c in table.columns if not c.primary_key}))
+            self.conn.execute(stmt, [{**row, **{f"k_{c.name}": row[c.name] for c in key}} for row in rows])
+            return
+        # MariaDB: every changed row in one multi-row upsert; each row exists and is locked by this
+        # transaction, so this only ever takes the UPDATE branch.
+        upsert = mysql.insert(table)
+        upsert = upsert.on_duplicate_key_update(
+            {c.name: upsert.inserted[c.name] for c in table.columns if not c.primary_key})
+        self.conn.execute(upsert, rows)
+
+
+_TABLES: dict[str, Table] = dict(metadata.tables)

@@ -1,0 +1,205 @@
+"""The settlement engine: the one writer of money.
+
+Every money movement is a command (a frozen dataclass) applied by a handler, `handler(book, command)`,
+submitted with `await engine.submit(handler, command)`. One writer thread takes whatever commands are
+waiting (up to max_batch; no linger: the next batch forms while one commits) and, in one database
+transaction:
+
+  1. locks the wallets the commands name (their `wallets` attribute) in one statement per operator, so
+     batches take player rows in one order and cannot deadlock on them;
+  2. applies each command in arrival order on the batch's Book (hub.ledger.book), each all or nothing:
+     a command refused with a DomainError is undone in memory and answered with its error, and its
+     neighbours go on;
+  3. writes the batch (multi-row statements; house, promotion and external shards last, one summed
+     change each), commits once, and only then answers each caller.
+
+Exactly once: idempotency records are written in the same commit as their effects. A batch that fails
+on a transient error (deadlock, lock wait, a key another process inserted first) is decided again from
+scratch: a duplicate then finds the winner's stored response. A batch that fails otherwise is retried
+one command per transaction, so one broken command cannot fail its neighbours.
+"""
+
+import asyncio
+import queue
+import random
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import structlog
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from hub import deadline
+from hub.errors import DomainError
+from hub.ledger import postings
+from hub.ledger.book import Book
+from hub.ledger.db import ATTEMPTS, Database, is_transient
+
+C = TypeVar("C")
+R = TypeVar("R")
+log = structlog.get_logger(__name__)
+MAX_BATCH = 256
+
+
+@dataclass
+class _Pending:
+    handler: Callable[[Book, Any], Any]
+    command: Any
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+    caller: deadline.Caller | None
+
+
+@dataclass
+class Stats:
+    batches: int = 0
+    commands: int = 0
+    statements: int = 0  # written at flush (reads are counted by the engines' own instrumentation)
+    retries: int = 0
+    sizes: list[int] = field(default_factory=list)  # the last batches' sizes, for the log
+
+    @property
+    def mean_batch(self) -> float:
+        return self.commands / self.batches if self.batches else 0.0
+
+
+class SettlementEngine:
+    def __init__(self, db: Database, max_batch: int = MAX_BATCH):
+        self._db = db
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._closed = False
+        self.stats = Stats()
+        self._thread = threading.Thread(target=self._run, name="settlement", daemon=True)
+        self._thread.start()
+
+    async def submit(self, handler: Callable[[Book, C], R], command: C) -> R:
+        """Apply command with handler in the next batch; its result once the batch has committed.
+
+        Work for a call (hub.deadline) whose caller is gone or out of time by the moment its batch
+        forms is dropped with CallerGone, nothing applied."""
+        if self._closed:
+            raise RuntimeError("the settlement engine is closed")
+        caller = deadline.current()
+        if caller is not None:
+            caller.check()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        self._queue.put(_Pending(handler, command, loop, future, caller))
+        return await future
+
+    def close(self) -> None:
+        """Finish the batches already submitted, then stop the writer."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._thread.join()
+            log.info("engine.stopped", batches=self.stats.batches, commands=self.stats.commands,
+                     mean_batch=round(self.stats.mean_batch, 2), retries=self.stats.retries)
+
+    # -- the writer thread ------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            wanted = [p for p in batch if self._still_wanted(p)]
+            if wanted:
+                self._settle(wanted)
+
+    @staticmethod
+    def _still_wanted(pending: _Pending) -> bool:
+        if pending.future.cancelled():
+            return False
+        if pending.caller is not None:
+            try:
+                pending.caller.check()
+            except deadline.CallerGone as gone:
+                _answer(pending, gone, failed=True)
+                return False
+        return True
+
+    def _settle(self, batch: list[_Pending]) -> None:
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                outcomes = self._apply(batch)
+            except IntegrityError:
+                if attempt == ATTEMPTS:
+                    return self._one_by_one(batch)
+                log.info("engine.retry_after_conflict", attempt=attempt, size=len(batch))
+            except DBAPIError as exc:
+                if not is_transient(exc) or attempt == ATTEMPTS:
+                    return self._one_by_one(batch, exc)
+                log.info("engine.retry_after_deadlock", attempt=attempt, size=len(batch))
+            except Exception as exc:
+                return self._one_by_one(batch, exc)
+            else:
+                for pending, (failed, outcome) in zip(batch, outcomes, strict=True):
+                    _answer(pending, outcome, failed)
+                return None
+            self.stats.retries += 1
+            # Jittered exponential backoff, so the transactions that collided do not collide again.
+            time.sleep(random.uniform(0, 0.005 * 2**attempt))
+        return None
+
+    def _one_by_one(self, batch: list[_Pending], exc: BaseException | None = None) -> None:
+        """A batch failed for a reason that is not a command's refusal: give each command a transaction
+        of its own, so only the command at fault fails (with its own error)."""
+        if len(batch) == 1:
+            log.error("engine.command_failed", handler=getattr(batch[0].handler, "__qualname__", "?"),
+                      exc_info=exc)
+            _answer(batch[0], exc or RuntimeError("the command failed"), failed=True)
+            return
+        log.warning("engine.batch_failed", size=len(batch), error=repr(exc)[:200])
+        for pending in batch:
+            self._settle([pending])
+
+    def _apply(self, batch: list[_Pending]) -> list[tuple[bool, Any]]:
+        with self._db.engine.connect() as conn:
+            with conn.begin():
+                book = Book(conn, self._db.side_engine)
+                wallets: dict[str, set[postings.AccountRef]] = defaultdict(set)
+                for pending in batch:
+                    for operator_id, player_id, currency in getattr(pending.command, "wallets", ()):
+                        wallets[operator_id].update((postings.player_cash(player_id, currency),
+                                                     postings.player_bonus(player_id, currency)))
+                for operator_id in sorted(wallets):  # accounts a command creates are locked when it does
+                    book.lock_accounts(operator_id, wallets[operator_id], create=False)
+                outcomes: list[tuple[bool, Any]] = []
+                for pending in batch:
+                    try:
+                        with book.attempt():
+                            outcomes.append((False, pending.handler(book, pending.command)))
+                    except DomainError as err:
+                        outcomes.append((True, err))
+                self.stats.statements += book.flush()
+        self.stats.batches += 1
+        self.stats.commands += len(batch)
+        return outcomes
+
+
+def _answer(pending: _Pending, outcome: Any, failed: bool) -> None:
+    def resolve() -> None:
+        if pending.future.done():  # the caller stopped waiting; the effect (if any) stays committed
+            return
+        if failed:
+            pending.future.set_exception(outcome)
+        else:
+            pending.future.set_result(outcome)
+
+    pending.loop.call_soon_threadsafe(resolve)

@@ -20,11 +20,13 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## Lint the contract (buf STANDARD) and the Python (ruff, then mypy; settings in pyproject.toml).
+## Lint the contract (buf STANDARD) and the Python (ruff, mypy, then lint-imports for the dependency rules:
+## adapters/ and mock_providers/ import nothing from hub/, hub layers depend downward; all in pyproject.toml).
 lint: $(STAMP)
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 ## Fail if proto/ breaks the contract of CONTRACT_BASE (default HEAD~1; on a branch, CONTRACT_BASE=main).
 ## An intended break is declared by a `Contract-Break: <reason>` line in a commit message.

@@ -29,6 +29,15 @@ class ProviderProtocolError(ProviderError):
     """The studio answered something the hub cannot trust: malformed, or a win its paytable does not give."""
 
 
+class AmountNotRepresentable(ProviderRejected):
+    """An amount has no exact equivalent on the other side's scale (adapters.money): refused, never rounded.
+    Raised before the studio hears of the bet, so nothing happened there."""
+
+
+class UnknownCurrency(ProviderRejected):
+    """A currency the hub's table (adapters.money.CURRENCY_EXPONENTS) does not hold."""
+
+
 @dataclass(frozen=True)
 class ProviderConfig:
     name: str  # short name, also the prefix of hub game ids: "<name>:<provider game id>"

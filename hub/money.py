@@ -5,16 +5,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
 
+from adapters import money as sdk_money
+from adapters.base import UnknownCurrency
+from adapters.money import CURRENCY_EXPONENTS as CURRENCY_EXPONENTS, add_currency as add_currency
 from casinohub.v1 import common_pb2
 from hub.errors import DomainError, Reason, quote
 
-# ISO 4217 minor-unit exponents, plus crypto currencies with the hub's own exponents.
-CURRENCY_EXPONENTS: dict[str, int] = {
-    "USD": 2, "EUR": 2, "GBP": 2, "CAD": 2, "AUD": 2, "SEK": 2, "NOK": 2, "BRL": 2, "TRY": 2,
-    "JPY": 0, "KRW": 0, "CLP": 0,
-    "KWD": 3, "BHD": 3, "JOD": 3, "TND": 3,
-    "BTC": 8, "ETH": 8, "USDT": 6,
-}
+# The currency table, its additions and the exact scaling to a studio's units live in the adapter SDK
+# (adapters.money), so adapters need nothing from the hub; the hub re-exports them and speaks DomainError.
+
 INT64_MAX = 2**63 - 1
 # The most one transaction may move, per currency (configurable). Without it one deposit of int64-max
 # would fill the operator's external account and every later deposit in that currency would overflow it.
@@ -36,8 +35,8 @@ def money_message(currency: str, amount_minor: int) -> common_pb2.Money:
 
 def exponent(currency: str) -> int:
     try:
-        return CURRENCY_EXPONENTS[currency]
-    except KeyError:
+        return sdk_money.exponent(currency)
+    except UnknownCurrency:
         raise DomainError(Reason.UNKNOWN_CURRENCY, f"unknown currency {quote(currency)}") from None
 
 
@@ -65,41 +64,6 @@ def set_max_transaction(currency: str, amount_minor: int) -> None:
     if not 0 < amount_minor <= MAX_TRANSACTION_CEILING:
         raise ValueError(f"max_transaction_minor of {currency} must be 1..{MAX_TRANSACTION_CEILING}")
     MAX_TRANSACTION_MINOR[currency] = amount_minor
-
-
-def to_scaled_units(currency: str, amount_minor: int, units_per_major: int) -> int:
-    """Convert minor units to a provider's integer scale (e.g. 1/100000 of a unit), exactly or not at all."""
-    numerator = amount_minor * units_per_major
-    denominator = 10 ** exponent(currency)
-    if numerator % denominator:
-        raise DomainError(
-            Reason.AMOUNT_NOT_REPRESENTABLE,
-            f"{amount_minor} minor {currency} is not a whole number of 1/{units_per_major} units",
-        )
-    return numerator // denominator
-
-
-def from_scaled_units(currency: str, scaled: int, units_per_major: int) -> int:
-    """Convert a provider's integer scale back to minor units, refusing any remainder."""
-    numerator = scaled * 10 ** exponent(currency)
-    if numerator % units_per_major:
-        raise DomainError(
-            Reason.AMOUNT_NOT_REPRESENTABLE,
-            f"{scaled}/{units_per_major} {currency} is not a whole number of minor units",
-        )
-    return numerator // units_per_major
-
-
-def add_currency(code: str, exponent_: int) -> None:
-    """Add a currency (typically crypto) from configuration. ISO exponents cannot be redefined: every
-    stored amount in that currency would silently change value."""
-    if not (code.isascii() and code.isalnum() and code.isupper() and 2 <= len(code) <= 8):
-        raise ValueError(f"currency code {code!r} must be 2..8 upper-case letters or digits")
-    if not 0 <= exponent_ <= 18:
-        raise ValueError(f"exponent of {code} must be 0..18")
-    if CURRENCY_EXPONENTS.get(code, exponent_) != exponent_:
-        raise ValueError(f"{code} already has exponent {CURRENCY_EXPONENTS[code]}")
-    CURRENCY_EXPONENTS[code] = exponent_
 
 
 @dataclass(frozen=True)

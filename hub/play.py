@@ -25,6 +25,7 @@ import structlog
 from sqlalchemy import and_, select
 
 from adapters.base import (
+    AmountNotRepresentable,
     LaunchInput,
     PlayInput,
     PlayResult,
@@ -32,6 +33,7 @@ from adapters.base import (
     ProviderProtocolError,
     ProviderRejected,
     ProviderTimeout,
+    UnknownCurrency,
 )
 from casinohub.v1 import common_pb2, game_service_pb2 as pb
 from hub import deadline
@@ -58,7 +60,10 @@ PAGE = 100  # events read per query: a long backlog streams through, never held 
 # process is settling the round; appends in this process wake it at once.
 POLL_MIN_S, POLL_MAX_S = 0.05, 1.0
 
+# The first isinstance match wins: subclasses (the SDK's money refusals) before ProviderRejected.
 _PROVIDER_REASONS: dict[type[ProviderError], Reason] = {
+    AmountNotRepresentable: Reason.AMOUNT_NOT_REPRESENTABLE,
+    UnknownCurrency: Reason.UNKNOWN_CURRENCY,
     ProviderTimeout: Reason.PROVIDER_TIMEOUT,
     ProviderRejected: Reason.PROVIDER_REJECTED,
     ProviderProtocolError: Reason.PROVIDER_OUTCOME_INVALID,

@@ -1,7 +1,7 @@
 """ReelhouseAdapter: the hub's ProviderAdapter for the Reelhouse slots studio (signed HTTP/JSON).
 
-Amounts cross the boundary as integers in 1/100000 of a unit, converted exactly by hub.money. Each win is
-recomputed from the studio's published paytable and the returned stops before the hub believes it.
+Amounts cross the boundary as integers in 1/100000 of a unit, converted exactly by adapters.money. Each win
+is recomputed from the studio's published paytable and the returned stops before the hub believes it.
 """
 
 import hashlib
@@ -13,6 +13,7 @@ from urllib.parse import quote
 import structlog
 
 from adapters.base import (
+    AmountNotRepresentable,
     BetLimit,
     CatalogInput,
     GameInfo,
@@ -27,11 +28,11 @@ from adapters.base import (
     ProviderRejected,
     RoundStatusInput,
     RoundStatusResult,
+    UnknownCurrency,
 )
+from adapters.money import exponent, from_scaled_units, to_scaled_units
 from adapters.reelhouse.client import StudioClient, StudioRejected, expect
 from adapters.reelhouse.paytable import Paytable
-from hub.errors import DomainError
-from hub.money import exponent, from_scaled_units, to_scaled_units
 
 UNITS_PER_MAJOR = 100_000
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -81,7 +82,7 @@ class ReelhouseAdapter:
         return LaunchResult(expect(data, "launch_url", str), commitment)
 
     async def play(self, request: PlayInput) -> PlayResult:
-        # Raises DomainError(AMOUNT_NOT_REPRESENTABLE) before the studio hears of the bet.
+        # Raises AmountNotRepresentable before the studio hears of the bet.
         bet = to_scaled_units(request.currency, request.bet_minor, UNITS_PER_MAJOR)
         paytable = await self._paytable(request.provider_game_id)
         data = await self._client.request("POST", "/v1/spins", {
@@ -128,8 +129,8 @@ class ReelhouseAdapter:
         currency, win = expect(data, "currency", str), expect(data, "win", int)
         try:
             win_minor = from_scaled_units(currency, win, UNITS_PER_MAJOR)
-        except DomainError as exc:
-            raise ProviderProtocolError(f"reelhouse round win is not hub money: {exc.message}") from exc
+        except (AmountNotRepresentable, UnknownCurrency) as exc:
+            raise ProviderProtocolError(f"reelhouse round win is not hub money: {exc}") from exc
         return RoundStatusResult(status="settled", win_minor=win_minor)
 
     async def rotate_seed(self, game_session_id: str) -> SeedReveal:
@@ -175,9 +176,9 @@ def _bet_limits(game_id: str, limits: dict) -> tuple[BetLimit, ...]:
                 max_minor=from_scaled_units(currency, high, UNITS_PER_MAJOR),
                 step_minor=_step_minor(currency),
             ))
-        except DomainError as exc:
+        except (AmountNotRepresentable, UnknownCurrency) as exc:
             # A currency the hub does not hold, or limits it cannot state exactly: not offered.
-            log.info("reelhouse.currency_skipped", game=game_id, currency=currency, reason=exc.reason.name)
+            log.info("reelhouse.currency_skipped", game=game_id, currency=currency, reason=type(exc).__name__)
     return tuple(converted)
 
 

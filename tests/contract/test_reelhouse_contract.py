@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from adapters.base import (
+    AmountNotRepresentable,
     CatalogInput,
     LaunchInput,
     PlayInput,
@@ -25,7 +26,6 @@ from adapters.base import (
 )
 from adapters.reelhouse.client import StudioClient, StudioRejected
 from adapters.reelhouse.paytable import Paytable
-from hub.errors import DomainError, Reason
 from mock_providers.reelhouse import fairness
 from mock_providers.reelhouse.games import GAMES
 from mock_providers.reelhouse.server import Faults
@@ -153,9 +153,8 @@ async def test_bet_outside_the_limits_is_rejected(adapter, launched):
 async def test_amount_the_studio_cannot_represent_never_reaches_it(adapter, studio):
     await launch(adapter, currency="BTC")
     seen = studio.state.requests_seen
-    with pytest.raises(DomainError) as caught:
+    with pytest.raises(AmountNotRepresentable):
         await adapter.play(spin_input("r-sat", bet_minor=1, currency="BTC"))  # 1 satoshi < 1/100000 BTC
-    assert caught.value.reason is Reason.AMOUNT_NOT_REPRESENTABLE
     assert studio.state.requests_seen == seen
     result = await adapter.play(spin_input("r-ok", bet_minor=1000, currency="BTC"))
     assert result.win_minor % 1000 == 0

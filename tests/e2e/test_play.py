@@ -5,7 +5,7 @@ import asyncio
 import grpc
 import pytest
 
-from adapters.base import ProviderTimeout, ProviderUnavailable, RoundStatusResult
+from adapters.base import AmountNotRepresentable, ProviderTimeout, ProviderUnavailable, RoundStatusResult
 from casinohub.v1 import common_pb2, game_service_pb2 as pb
 from tests.e2e.play_client import PlayStream, kinds, launch, opened_stream, without_seqs
 from tests.e2e.test_reconciler import open_round, reconciler
@@ -106,12 +106,14 @@ async def test_fifty_concurrent_bets_on_a_balance_of_ten_bets(hub: Client, studi
         await stream.close()
 
 
-@pytest.mark.parametrize("failure,reason", [
-    (ProviderTimeout("no answer in 0.5s"), "PROVIDER_TIMEOUT"),
-    (ProviderUnavailable("connection refused"), "PROVIDER_UNAVAILABLE"),
+@pytest.mark.parametrize("failure,reason,retryable", [
+    (ProviderTimeout("no answer in 0.5s"), "PROVIDER_TIMEOUT", True),
+    (ProviderUnavailable("connection refused"), "PROVIDER_UNAVAILABLE", True),
+    # The SDK's money refusal keeps the reason clients saw when adapters raised the hub's DomainError.
+    (AmountNotRepresentable("200 minor USD is not a whole number of 1/7 units"), "AMOUNT_NOT_REPRESENTABLE", False),
 ])
 async def test_provider_failure_after_the_debit_rolls_the_bet_back(
-        hub: Client, studio: FakeStudio, failure: Exception, reason: str) -> None:
+        hub: Client, studio: FakeStudio, failure: Exception, reason: str, retryable: bool) -> None:
     studio.fail = failure  # type: ignore[assignment]
     player_id, token = await hub.new_player(deposit=500)
     stream = await opened_stream(hub, token)
@@ -120,7 +122,7 @@ async def test_provider_failure_after_the_debit_rolls_the_bet_back(
     assert kinds(events) == ["round_opened", "bet_accepted", "error"]
     assert events[1].bet_accepted.balance.amount_minor == 300  # debited before the provider was asked
     error = events[2].error
-    assert error.error.reason == reason and error.error.retryable
+    assert error.error.reason == reason and error.error.retryable is retryable
     assert error.balance.amount_minor == 500
     assert await hub.balance(player_id) == 500
     round_ = (await hub.games.GetRound(pb.GetRoundRequest(round_id=error.round_id), metadata=hub.metadata)).round

@@ -41,11 +41,21 @@ from hub.catalog import Catalog, CatalogGame
 from hub.clock import to_timestamp, utcnow
 from hub.errors import DomainError, Reason, State, quote
 from hub.ledger import free_rounds, idempotency, postings
-from hub.ledger.book import Book, Row
+from hub.ledger.book import Book, Need, Row
 from hub.ledger.db import Database
 from hub.ledger.engine import SettlementEngine
-from hub.ledger.rounds import OPEN, Bet, Rollback, RoundLedger, Win, rollback_key, transaction_ids, win_key
-from hub.ledger.schema import bets, game_sessions, ledger_transactions, play_events, rounds
+from hub.ledger.rounds import (
+    OPEN,
+    ROUND,
+    Bet,
+    Rollback,
+    RoundLedger,
+    Win,
+    rollback_key,
+    transaction_ids,
+    win_key,
+)
+from hub.ledger.schema import bets, free_round_grants, game_sessions, ledger_transactions, play_events, rounds
 from hub.ledger.uow import UnitOfWork
 from hub.money import Money, exponent, money_message, positive_amount
 from hub.players import Players
@@ -89,16 +99,30 @@ def round_id_for(operator_id: str, key: str) -> str:
     return str(uuid.uuid5(ROUND_NAMESPACE, f"{operator_id}:{key}"))
 
 
-# Commands Play submits to the settlement engine.
+# Commands Play submits to the settlement engine. Each names the wallet it moves and the rows it reads,
+# so the engine reads them for a whole batch at once.
+
+def _log(session: GameSession) -> Need:
+    """The session's row: appending to its event log takes its lock."""
+    return Need(game_sessions, (session.game_session_id,))
+
+
+def _grants(session: GameSession) -> Need:
+    return Need(free_round_grants, (session.operator_id, session.player_id, session.currency),
+                free_rounds.WALLET, lock=False)
+
 
 @dataclass(frozen=True)
 class SessionEvent:
     session: GameSession
 
+    @property
+    def needs(self) -> tuple[Need, ...]:
+        return _log(self.session), _grants(self.session)
+
 
 @dataclass(frozen=True)
-class Resumed:
-    session: GameSession
+class Resumed(SessionEvent):
     last_seen_seq: int
 
 
@@ -109,8 +133,19 @@ class OpenRound:
     key: str
 
     @property
+    def bet(self) -> Bet:
+        s = self.session
+        return Bet(operator_id=s.operator_id, player_id=s.player_id, currency=self.money.currency,
+                   round_id=round_id_for(s.operator_id, self.key), game_id=s.game_id, bet_id=self.key,
+                   amount=self.money.amount_minor, game_session_id=s.game_session_id, free_rounds=True)
+
+    @property
     def wallets(self) -> tuple[tuple[str, str, str], ...]:
-        return ((self.session.operator_id, self.session.player_id, self.session.currency),)
+        return self.bet.wallets
+
+    @property
+    def needs(self) -> tuple[Need, ...]:
+        return *self.bet.needs, _log(self.session)
 
 
 @dataclass(frozen=True)
@@ -124,6 +159,12 @@ class SettleRound:
     def wallets(self) -> tuple[tuple[str, str, str], ...]:
         return ((self.session.operator_id, self.session.player_id, self.session.currency),)
 
+    @property
+    def needs(self) -> tuple[Need, ...]:
+        op, win = self.session.operator_id, Win(self.session.operator_id, self.round_id, win_key(self.round_id),
+                                                self.result.win_minor)
+        return (*win.needs, _log(self.session), Need(ledger_transactions, (op, self.round_id), ROUND, lock=False))
+
 
 @dataclass(frozen=True)
 class RefundRound:
@@ -133,8 +174,19 @@ class RefundRound:
     error: DomainError
 
     @property
+    def rollback(self) -> Rollback:
+        s = self.session
+        return Rollback(s.operator_id, s.player_id, s.currency, self.key, rollback_key(self.key))
+
+    @property
     def wallets(self) -> tuple[tuple[str, str, str], ...]:
-        return ((self.session.operator_id, self.session.player_id, self.session.currency),)
+        return self.rollback.wallets
+
+    @property
+    def needs(self) -> tuple[Need, ...]:
+        op = self.session.operator_id
+        return (*self.rollback.needs, _log(self.session), Need(rounds, (op, self.round_id)),
+                Need(bets, (op, self.round_id), ROUND))
 
 
 @dataclass(frozen=True)
@@ -142,6 +194,10 @@ class BetRefused:
     session: GameSession
     key: str
     error: DomainError
+
+    @property
+    def needs(self) -> tuple[Need, ...]:
+        return (_log(self.session),)
 
 
 @dataclass(frozen=True)
@@ -418,11 +474,9 @@ class Play:
 
     def _open_round(self, book: Book, cmd: "OpenRound") -> OpenedRound:
         session, money, key = cmd.session, cmd.money, cmd.key
-        round_id = round_id_for(session.operator_id, key)
-        receipt = self._rounds.bet(book, Bet(
-            operator_id=session.operator_id, player_id=session.player_id, currency=money.currency,
-            round_id=round_id, game_id=session.game_id, bet_id=key, amount=money.amount_minor,
-            game_session_id=session.game_session_id, free_rounds=True))
+        bet = cmd.bet
+        round_id = bet.round_id
+        receipt = self._rounds.bet(book, bet)
         if receipt.replayed:
             round_ = book.get(rounds, (session.operator_id, round_id), lock=False)
             if round_ is not None and round_["status"] == OPEN:
@@ -471,8 +525,7 @@ class Play:
     def _refund(self, book: Book, cmd: "RefundRound") -> list[pb.PlayResponse]:
         session, round_id, key = cmd.session, cmd.round_id, cmd.key
         now = utcnow()
-        receipt = self._rounds.rollback(book, Rollback(session.operator_id, session.player_id, session.currency,
-                                                       key, rollback_key(key)), now)
+        receipt = self._rounds.rollback(book, cmd.rollback, now)
         self._rounds.close(book, session.operator_id, round_id, now)
         # The debit was refunded: net, nothing applied; retry with a new key.
         err = DomainError(cmd.error.reason, cmd.error.message, State.NOT_APPLIED)
@@ -499,11 +552,7 @@ class Play:
         if any(e.WhichOneof("event") in ("settled", "error") for e in self._round_events(book, session, round_id)):
             return  # Play, or another reconciler, already ended it
         if refunded:
-            def of_round(r: Row) -> bool:
-                return (r["operator_id"], r["round_id"]) == (operator_id, round_id)
-
-            placed = sorted(book.find(bets, and_(bets.c.operator_id == operator_id, bets.c.round_id == round_id),
-                                      of_round, lock=False), key=lambda r: r["created_at"])
+            placed = sorted(book.group(bets, ROUND, (operator_id, round_id), lock=False), key=lambda r: r["created_at"])
             err = DomainError(Reason.PROVIDER_UNAVAILABLE, "the provider never finished this round; the "
                               "reconciler refunded the bet")
             event = self._refused(session, placed[0]["bet_id"] if placed else "", round_id, err,
@@ -556,11 +605,7 @@ class Play:
     @staticmethod
     def _round_events(book: Book, session: GameSession, round_id: str) -> list[pb.PlayResponse]:
         """The round's original events (replay copies carry no round id)."""
-        def of_round(r: Row) -> bool:
-            return (r["round_id"], r["operator_id"]) == (round_id, session.operator_id)
-
-        found = book.find(play_events, and_(play_events.c.round_id == round_id,
-                                            play_events.c.operator_id == session.operator_id), of_round, lock=False)
+        found = book.group(play_events, ROUND, (session.operator_id, round_id), lock=False)
         return [pb.PlayResponse.FromString(r["payload"]) for r in sorted(found, key=lambda r: r["seq"])]
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 
 from hub.errors import DomainError, Reason, quote
 from hub.ledger import postings
@@ -27,6 +27,7 @@ from hub.ledger.schema import bonuses
 ACTIVE, CONVERTED, EXPIRED, FORFEITED = "ACTIVE", "CONVERTED", "EXPIRED", "FORFEITED"
 CASH_FIRST, BONUS_FIRST = "cash_first", "bonus_first"
 SPENDING_ORDERS = (CASH_FIRST, BONUS_FIRST)
+WALLET = ("operator_id", "player_id", "currency")  # a wallet's bonuses (Book.group)
 _ENDING_KIND = {CONVERTED: "bonus_converted", EXPIRED: "bonus_expired", FORFEITED: "bonus_forfeited"}
 
 
@@ -103,12 +104,7 @@ def due(uow: Any, now: datetime, limit: int) -> list[tuple[str, str]]:
 def active(book: Book, operator_id: str, player_id: str, currency: str, now: datetime, shards: int) -> Row | None:
     """The wallet's active bonus, locked; one past its expiry is expired first. The caller holds the
     wallet's accounts."""
-    def match(r: Row) -> bool:
-        return (r["operator_id"], r["player_id"], r["currency"], r["status"]) == (
-            operator_id, player_id, currency, ACTIVE)
-
-    found = book.find(bonuses, and_(bonuses.c.operator_id == operator_id, bonuses.c.player_id == player_id,
-                                    bonuses.c.currency == currency, bonuses.c.status == ACTIVE), match)
+    found = book.group(bonuses, WALLET, (operator_id, player_id, currency), lambda r: r["status"] == ACTIVE)
     row = found[0] if found else None
     if row is not None and row["expires_at"] <= now:
         end(book, row, EXPIRED, now, shards)

@@ -32,6 +32,7 @@ from hub.ledger.schema import accounts, metadata, postings
 
 Row = dict[str, Any]
 Key = tuple[Any, ...]
+Value = Key
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,17 @@ class AccountRef:
     currency: str
 
 
+@dataclass(frozen=True)
+class Need:
+    """A row (by primary key) or a group of rows (by columns, see Book.group) a command will read: the
+    engine reads what a whole batch needs with one statement per table before applying any command."""
+
+    table: Table
+    value: Key
+    columns: tuple[str, ...] | None = None  # None: value is the primary key
+    lock: bool = True
+
+
 HOUSE, EXTERNAL, PROMOTION = "house", "external", "promotion"
 DEFERRED = frozenset({HOUSE, EXTERNAL, PROMOTION})
 
@@ -48,7 +60,13 @@ DEFERRED = frozenset({HOUSE, EXTERNAL, PROMOTION})
 _BY_KEY: dict[tuple[str, bool], Any] = {}
 
 
-def _key_of(table: Table, row: Row) -> Key:
+def _in(columns: list[Any], values: list[Key]) -> ColumnElement[bool]:
+    if len(columns) == 1:
+        return columns[0].in_([v[0] for v in values])  # type: ignore[no-any-return]
+    return tuple_(*columns).in_(values)
+
+
+def _key_of(table: Table, row: Any) -> Key:
     return tuple(row[c.name] for c in table.primary_key.columns)
 
 
@@ -75,6 +93,10 @@ class Book:
         self._new_ids: set[int] = set()  # id() of rows in _new
         self._dirty: dict[str, dict[Key, Row]] = defaultdict(dict)
         self._journal: list[Callable[[], None]] = []
+        # Groups read (see group()): (table, columns) -> values read, values read locked, rows per value.
+        self._groups: dict[tuple[str, tuple[str, ...]], set[Key]] = {}
+        self._locked_groups: dict[tuple[str, tuple[str, ...]], set[Key]] = {}
+        self._group_rows: dict[tuple[str, tuple[str, ...]], dict[Key, list[Row]]] = {}
         # Accounts by reference: player accounts as locked rows; deferred ones are only named here.
         self._accounts: dict[tuple[str, AccountRef], Row] = {}
 
@@ -105,22 +127,71 @@ class Book:
         stmt = select(table).where(where)
         found: dict[Key, Row] = {}
         for db_row in self.conn.execute(stmt.with_for_update() if lock else stmt).mappings():
-            key = _key_of(table, dict(db_row))
-            ck = (table.name, key)
-            row = self._rows.get(ck)
-            if row is None:
-                self._rows[ck] = row = dict(db_row)
-            elif lock and ck not in self._locked:  # read before without the lock: refresh it in place
-                row.update(db_row)
-            if lock:
-                self._locked.add(ck)
+            row = self._absorb(table, db_row, lock)
             if match(row):
-                found[key] = row
+                found[_key_of(table, row)] = row
         for row in self._new.get(table.name, ()):
             key = _key_of(table, row)
             if key not in found and match(row):
                 found[key] = row
         return list(found.values())
+
+    def group(self, table: Table, columns: tuple[str, ...], value: Key,
+              match: Callable[[Row], bool] = lambda _: True, lock: bool = True) -> list[Row]:
+        """Rows whose columns equal value (and that match), as this batch sees them, new ones last; read
+        once per batch (prefetch_groups reads many groups in one statement). Columns must never change."""
+        loaded = self._groups.get((table.name, columns))
+        if loaded is None or value not in loaded or (lock and value not in self._locked_groups[table.name, columns]):
+            self.prefetch_groups(table, columns, [value], lock)
+        found = [r for r in self._group_rows[table.name, columns].get(value, ()) if match(r)]
+        known = {id(r) for r in found}
+        return found + [r for r in self._new.get(table.name, ())
+                        if id(r) not in known and tuple(r[c] for c in columns) == value and match(r)]
+
+    def prefetch(self, table: Table, keys: Iterable[Key], lock: bool = True) -> None:
+        """Read (and lock) the rows of many primary keys in one statement; get() then finds them."""
+        wanted = [k for k in dict.fromkeys(keys)
+                  if (table.name, k) not in self._rows or (lock and (table.name, k) not in self._locked)]
+        if not wanted:
+            return
+        stmt = select(table).where(_in(list(table.primary_key.columns), wanted))
+        for db_row in self.conn.execute(stmt.with_for_update() if lock else stmt).mappings():
+            self._absorb(table, db_row, lock)
+        for key in wanted:
+            self._rows.setdefault((table.name, key), None)
+            if lock:
+                self._locked.add((table.name, key))
+
+    def prefetch_groups(self, table: Table, columns: tuple[str, ...], values: Iterable[Value], lock: bool = True) -> None:
+        """Read (and lock) every row of many groups (see group()) in one statement."""
+        loaded = self._groups.setdefault((table.name, columns), set())
+        locked = self._locked_groups.setdefault((table.name, columns), set())
+        wanted = [v for v in dict.fromkeys(values) if v not in loaded or (lock and v not in locked)]
+        if not wanted:
+            return
+        stmt = select(table).where(_in([table.c[c] for c in columns], wanted))
+        rows = self._group_rows.setdefault((table.name, columns), {})
+        for value in wanted:
+            rows[value] = []
+        for db_row in self.conn.execute(stmt.with_for_update() if lock else stmt).mappings():
+            row = self._absorb(table, db_row, lock)
+            rows[tuple(row[c] for c in columns)].append(row)
+        loaded.update(wanted)
+        if lock:
+            locked.update(wanted)
+
+    def _absorb(self, table: Table, db_row: Any, lock: bool) -> Row:
+        """The batch's copy of a row just read: the one already held (refreshed if it was read without
+        the lock, so unchanged) or a new one."""
+        ck = (table.name, _key_of(table, db_row))
+        row = self._rows.get(ck)
+        if row is None:
+            self._rows[ck] = row = dict(db_row)
+        elif lock and ck not in self._locked:
+            row.update(db_row)
+        if lock:
+            self._locked.add(ck)
+        return row
 
     def new_rows(self, table: Table) -> list[Row]:
         """Rows of table this batch inserted so far, in order (for tables keyed by autoincrement)."""

@@ -35,7 +35,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from hub import deadline
 from hub.errors import DomainError
 from hub.ledger import postings
-from hub.ledger.book import Book
+from hub.ledger.book import Book, Need
 from hub.ledger.db import ATTEMPTS, Database, is_transient
 
 C = TypeVar("C")
@@ -180,6 +180,7 @@ class SettlementEngine:
                                                      postings.player_bonus(player_id, currency)))
                 for operator_id in sorted(wallets):  # accounts a command creates are locked when it does
                     book.lock_accounts(operator_id, wallets[operator_id], create=False)
+                _prefetch(book, [need for p in batch for need in getattr(p.command, "needs", ())])
                 outcomes: list[tuple[bool, Any]] = []
                 for pending in batch:
                     try:
@@ -191,6 +192,22 @@ class SettlementEngine:
         self.stats.batches += 1
         self.stats.commands += len(batch)
         return outcomes
+
+
+def _prefetch(book: Book, needs: list[Need]) -> None:
+    """Read every row the batch's commands said they need: one statement per table and shape, in one
+    order for every batch (after the wallets), so batches lock rows in the same order."""
+    locked = {(n.table.name, n.columns, n.value) for n in needs if n.lock}
+    shapes: dict[tuple[str, tuple[str, ...] | None, bool], list[Need]] = defaultdict(list)
+    for need in needs:
+        if need.lock or (need.table.name, need.columns, need.value) not in locked:  # one read, locked
+            shapes[need.table.name, need.columns, need.lock].append(need)
+    for (_, columns, lock), group in sorted(shapes.items(), key=lambda item: (item[0][0], item[0][1] or (), item[0][2])):
+        table = group[0].table
+        if columns is None:
+            book.prefetch(table, [n.value for n in group], lock)
+        else:
+            book.prefetch_groups(table, columns, [n.value for n in group], lock)
 
 
 def _answer(pending: _Pending, outcome: Any, failed: bool) -> None:

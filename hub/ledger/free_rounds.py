@@ -17,6 +17,7 @@ from hub.ledger.book import Book, Row as BookRow
 from hub.ledger.schema import free_round_grants as grants
 
 MAX_ROUNDS = 1000
+WALLET = ("operator_id", "player_id", "currency")  # a wallet's grants (Book.group)
 
 
 def grant(book: Book, *, operator_id: str, player_id: str, game_id: str, currency: str, bet_amount: int,
@@ -47,11 +48,9 @@ def usable(uow: Any, operator_id: str, player_id: str, currency: str, now: datet
 def _in_game(book: Book, operator_id: str, player_id: str, game_id: str, currency: str, now: datetime,
              lock: bool) -> list[BookRow]:
     def match(r: BookRow) -> bool:
-        return (r["operator_id"], r["player_id"], r["game_id"], r["currency"]) == (
-            operator_id, player_id, game_id, currency) and r["rounds_left"] > 0 and r["expires_at"] > now
+        return bool(r["game_id"] == game_id and r["rounds_left"] > 0 and r["expires_at"] > now)
 
-    where = and_(_usable_where(operator_id, player_id, currency, now), grants.c.game_id == game_id)
-    return sorted(book.find(grants, where, match, lock=lock), key=_order)
+    return sorted(book.group(grants, WALLET, (operator_id, player_id, currency), match, lock=lock), key=_order)
 
 
 def take(book: Book, operator_id: str, player_id: str, game_id: str, currency: str, amount: int,

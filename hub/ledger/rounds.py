@@ -26,16 +26,24 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, select
-
 from hub.clock import utcnow
 from hub.errors import DomainError, Reason, quote
 from hub.ledger import bonuses, free_rounds, idempotency, postings
-from hub.ledger.book import Book, Row
-from hub.ledger.schema import bets, game_sessions, ledger_transactions, players, rounds
+from hub.ledger.book import Book, Need, Row
+from hub.ledger.schema import (
+    bets,
+    bonuses as bonus_rows,
+    free_round_grants,
+    game_sessions,
+    idempotency_keys,
+    ledger_transactions,
+    players,
+    rounds,
+)
 from hub.money import INT64_MAX, positive_amount
 
 ACTIVE, ROLLED_BACK, TOMBSTONE = "ACTIVE", "ROLLED_BACK", "TOMBSTONE"
+ROUND = ("operator_id", "round_id")  # a round's bets, transactions and events (Book.group)
 OPEN, SETTLED, VOIDED = "OPEN", "SETTLED", "VOIDED"
 
 
@@ -77,6 +85,15 @@ class Bet:
     def wallets(self) -> tuple[tuple[str, str, str], ...]:
         return ((self.operator_id, self.player_id, self.currency),)
 
+    @property
+    def needs(self) -> tuple[Need, ...]:
+        op, wallet = self.operator_id, (self.operator_id, self.player_id, self.currency)
+        return (Need(idempotency_keys, (op, self.bet_id)), Need(bets, (op, self.bet_id)),
+                Need(players, (self.player_id,), lock=False), Need(rounds, (op, self.round_id)),
+                Need(bonus_rows, wallet, bonuses.WALLET),
+                *([Need(free_round_grants, wallet, free_rounds.WALLET)] if self.free_rounds else []),
+                *([Need(game_sessions, (self.game_session_id,), lock=False)] if self.game_session_id else []))
+
 
 @dataclass(frozen=True)
 class Win:
@@ -85,6 +102,12 @@ class Win:
     win_id: str
     amount: int
     bet_id: str = ""  # the bet this win pays, when the provider says
+
+    @property
+    def needs(self) -> tuple[Need, ...]:
+        op = self.operator_id
+        return (Need(idempotency_keys, (op, self.win_id)), Need(rounds, (op, self.round_id)),
+                Need(bets, (op, self.round_id), ROUND), *([Need(bets, (op, self.bet_id))] if self.bet_id else []))
 
 
 @dataclass(frozen=True)
@@ -98,6 +121,11 @@ class Rollback:
     @property
     def wallets(self) -> tuple[tuple[str, str, str], ...]:
         return ((self.operator_id, self.player_id, self.currency),)
+
+    @property
+    def needs(self) -> tuple[Need, ...]:
+        op = self.operator_id
+        return (Need(idempotency_keys, (op, self.rollback_id)), Need(bets, (op, self.bet_id)))
 
 
 def win_key(round_id: str) -> str:
@@ -113,11 +141,7 @@ def rollback_key(bet_id: str) -> str:
 
 def active_bets(book: Book, operator_id: str, round_id: str) -> list[Row]:
     """The round's standing bets, oldest first."""
-    def match(r: Row) -> bool:
-        return (r["operator_id"], r["round_id"], r["status"]) == (operator_id, round_id, ACTIVE)
-
-    found = book.find(bets, and_(bets.c.operator_id == operator_id, bets.c.round_id == round_id,
-                                 bets.c.status == ACTIVE), match)
+    found = book.group(bets, ROUND, (operator_id, round_id), lambda r: r["status"] == ACTIVE)
     return sorted(found, key=lambda r: r["created_at"])
 
 
@@ -126,12 +150,10 @@ def standing_stakes(book: Book, operator_id: str, round_id: str) -> list[bonuses
 
 
 def transaction_ids(book: Book, operator_id: str, round_id: str) -> list[str]:
-    """The round's ledger transactions in ledger order, those of this batch last."""
-    t = ledger_transactions
-    stored = list(book.conn.execute(select(t.c.transaction_id).where(
-        t.c.round_id == round_id, t.c.operator_id == operator_id).order_by(t.c.seq)).scalars())
-    return stored + [r["transaction_id"] for r in book.new_rows(t)
-                     if (r["operator_id"], r["round_id"]) == (operator_id, round_id)]
+    """The round's ledger transactions in ledger order (this batch's are numbered at flush: last)."""
+    rows = book.group(ledger_transactions, ROUND, (operator_id, round_id), lock=False)
+    stored = sorted((r for r in rows if r.get("seq") is not None), key=lambda r: r["seq"])
+    return [r["transaction_id"] for r in stored] + [r["transaction_id"] for r in rows if r.get("seq") is None]
 
 
 def require_player(book: Book, operator_id: str, player_id: str) -> str:

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Table, and_, bindparam, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Connection, Engine, Table, and_, bindparam, select, tuple_, update
 from sqlalchemy.dialects import mysql, sqlite
 
 from hub.ledger.chain import GENESIS, entry_hash
@@ -54,16 +54,32 @@ class Need:
 
 
 HOUSE, EXTERNAL, PROMOTION = "house", "external", "promotion"
+_REF = ("kind", "owner", "currency")  # with operator_id, an account's unique key
 DEFERRED = frozenset({HOUSE, EXTERNAL, PROMOTION})
 
 # Statements built once per shape: SQLAlchemy then finds them compiled in its cache.
 _BY_KEY: dict[tuple[str, bool], Any] = {}
 
 
-def _in(columns: list[Any], values: list[Key]) -> ColumnElement[bool]:
-    if len(columns) == 1:
-        return columns[0].in_([v[0] for v in values])  # type: ignore[no-any-return]
-    return tuple_(*columns).in_(values)
+_WHERE_IN: dict[tuple[str, tuple[str, ...], bool, tuple[str, ...]], Any] = {}
+
+
+def _select_in(table: Table, columns: tuple[str, ...], lock: bool, extra: tuple[str, ...] = ()) -> Any:
+    """SELECT * FROM table WHERE (columns) IN :values [AND each extra column = :extra], built once per
+    shape: the values expand at execution, so SQLAlchemy compiles each shape once."""
+    shape = (table.name, columns, lock, extra)
+    stmt = _WHERE_IN.get(shape)
+    if stmt is None:
+        cols = [table.c[c] for c in columns]
+        target = cols[0] if len(cols) == 1 else tuple_(*cols)
+        stmt = select(table).where(target.in_(bindparam("values", expanding=True)),
+                                   *(table.c[c] == bindparam(c) for c in extra))
+        _WHERE_IN[shape] = stmt = stmt.with_for_update() if lock else stmt
+    return stmt
+
+
+def _values(columns: tuple[str, ...], values: list[Key]) -> list[Any]:
+    return [v[0] for v in values] if len(columns) == 1 else values
 
 
 def _key_of(table: Table, row: Any) -> Key:
@@ -154,8 +170,9 @@ class Book:
                   if (table.name, k) not in self._rows or (lock and (table.name, k) not in self._locked)]
         if not wanted:
             return
-        stmt = select(table).where(_in(list(table.primary_key.columns), wanted))
-        for db_row in self.conn.execute(stmt.with_for_update() if lock else stmt).mappings():
+        columns = tuple(c.name for c in table.primary_key.columns)
+        for db_row in self.conn.execute(_select_in(table, columns, lock),
+                                        {"values": _values(columns, wanted)}).mappings():
             self._absorb(table, db_row, lock)
         for key in wanted:
             self._rows.setdefault((table.name, key), None)
@@ -169,11 +186,11 @@ class Book:
         wanted = [v for v in dict.fromkeys(values) if v not in loaded or (lock and v not in locked)]
         if not wanted:
             return
-        stmt = select(table).where(_in([table.c[c] for c in columns], wanted))
         rows = self._group_rows.setdefault((table.name, columns), {})
         for value in wanted:
             rows[value] = []
-        for db_row in self.conn.execute(stmt.with_for_update() if lock else stmt).mappings():
+        for db_row in self.conn.execute(_select_in(table, columns, lock),
+                                        {"values": _values(columns, wanted)}).mappings():
             row = self._absorb(table, db_row, lock)
             rows[tuple(row[c] for c in columns)].append(row)
         loaded.update(wanted)
@@ -280,10 +297,8 @@ class Book:
         (operator, kind, owner, currency) index, the same for every transaction."""
         if create:
             self._ensure(operator_id, refs)
-        match = or_(*(and_(accounts.c.kind == r.kind, accounts.c.owner == r.owner,
-                           accounts.c.currency == r.currency) for r in refs))
-        rows = self.conn.execute(select(accounts).where(accounts.c.operator_id == operator_id, match)
-                                 .order_by(accounts.c.account_id).with_for_update()).mappings()
+        rows = self.conn.execute(_select_in(accounts, _REF, True, ("operator_id",)), {
+            "values": [(r.kind, r.owner, r.currency) for r in refs], "operator_id": operator_id}).mappings()
         found = {AccountRef(r["kind"], r["owner"], r["currency"]): dict(r) for r in rows}
         if create and len(found) != len(refs):
             raise LookupError(f"accounts not created before locking: {set(refs) - set(found)}")
@@ -295,11 +310,10 @@ class Book:
         On MariaDB they are created and committed on a separate connection: created inside this
         transaction, two batches could hold shared locks on one new row and deadlock upgrading them.
         SQLite has one writer at a time, and this transaction is it (BEGIN IMMEDIATE)."""
-        key = tuple_(accounts.c.kind, accounts.c.owner, accounts.c.currency)
         wanted = {(r.kind, r.owner, r.currency) for r in refs}
-        have = {tuple(row) for row in self.conn.execute(
-            select(accounts.c.kind, accounts.c.owner, accounts.c.currency)
-            .where(accounts.c.operator_id == operator_id, key.in_(list(wanted))))}
+        have = {(row["kind"], row["owner"], row["currency"]) for row in self.conn.execute(
+            _select_in(accounts, _REF, False, ("operator_id",)),
+            {"values": list(wanted), "operator_id": operator_id}).mappings()}
         missing = wanted - have
         if not missing:
             return

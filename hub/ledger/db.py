@@ -95,7 +95,8 @@ class Database:
 
     @classmethod
     def from_url(cls, url: str, workers: int = 8) -> "Database":
-        return cls(make_engine(url, pool_size=workers), workers)
+        # One connection per worker thread, and one for the settlement engine's writer.
+        return cls(make_engine(url, pool_size=workers + 1), workers)
 
     @property
     def dialect(self) -> str:

@@ -107,7 +107,7 @@ class SettlementEngine:
         while not stopping:
             first = self._queue.get()
             if first is None:
-                return
+                break
             batch = [first]
             while len(batch) < self._max_batch:
                 try:
@@ -118,9 +118,22 @@ class SettlementEngine:
                     stopping = True
                     break
                 batch.append(item)
-            wanted = [p for p in batch if self._still_wanted(p)]
-            if wanted:
-                self._settle(wanted)
+            try:
+                wanted = [p for p in batch if self._still_wanted(p)]
+                if wanted:
+                    self._settle(wanted)
+            except BaseException as exc:  # the writer must outlive any one batch, or every caller hangs
+                log.error("engine.batch_crashed", exc_info=exc)
+                for pending in batch:
+                    _answer(pending, RuntimeError("the settlement engine failed this batch"), failed=True)
+        # Commands submitted while closing: refused, never left waiting.
+        while True:
+            try:
+                late = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if late is not None:
+                _answer(late, RuntimeError("the settlement engine is closed"), failed=True)
 
     @staticmethod
     def _still_wanted(pending: _Pending) -> bool:

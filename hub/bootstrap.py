@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from adapters import registry
 from adapters.base import ProviderAdapter
-from hub import page_tokens
+from hub import page_tokens, stats
 from hub.catalog import Catalog
 from hub.config import Config
 from hub.ledger.db import Database
@@ -55,6 +55,8 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     await asyncio.to_thread(upgrade, config.database_url)  # blocking I/O stays off the event loop
     db = Database.from_url(config.database_url, workers=config.db_workers)
     engine = SettlementEngine(db)
+    # The benchmark's counters (hub.stats): nothing unless CASINOHUB_STATS_FILE is set.
+    stats.enable_from_env(*db.engines, batches=engine.stats)
     operators = Operators(db)
     if config.mode == "sandbox":
         await operators.ensure(config.sandbox_operator_id, "Sandbox operator")

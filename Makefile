@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint breaking stubs check-stubs clean bench
+.PHONY: run test lint breaking stubs check-stubs clean bench bench-smoke
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,8 +42,13 @@ stubs: $(STAMP)
 check-stubs: $(STAMP)
 	$(PY) scripts/check_stubs.py
 
+## Benchmark the hub beside its baselines (~15 min on a busy 2-core machine; MariaDB on 127.0.0.1:3306); see bench/README.md.
 bench: $(STAMP)
-	$(PY) -m bench.play_throughput
+	$(PY) -m bench
+
+## Every benchmark scenario, tiny (under a minute), no thresholds: fails only on a crash or a wrong result.
+bench-smoke: $(STAMP)
+	$(PY) -m bench --smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -2,13 +2,13 @@
 
   (a) echo     a bare grpc.aio bidi-stream server in its own process, driven by the hub's load client
   (b) raw      pymysql, one transaction per bet (lock the row, update, insert, commit) on the same MariaDB
-  (c) engine   the settlement engine alone, no gRPC, against (b): not built yet, recorded as null
+  (c) engine   the settlement engine alone (bench.engine_alone: no gRPC, no studio), against (b)
   (d) hub      the mock studio over HTTP and `hub serve --workers N` (N = CPUs), real processes, on MariaDB
                and SQLite, C Play streams each betting 1.00 and awaiting `settled`, back to back
   streams      N Play streams open at once: the hub's RSS, then one bet on each, every one answered
 
-Correctness is checked as it goes (echo replies, the raw table's sums, every player's balance against its
-events, `hub ledger check`); a failed check or a crashed scenario exits 1: no speed for wrong results.
+Correctness is checked as it goes (echo replies, the raw table's sums, the engine's ledger, every player's
+balance against its events, `hub ledger check`); a failed check or a crashed scenario exits 1: no speed for wrong results.
 `--smoke` runs everything tiny (CI, no thresholds). Results: bench/results/<timestamp>.json and .md.
 """
 
@@ -105,7 +105,6 @@ async def run(args: argparse.Namespace) -> int:
     figures: list[Figures] = []
     problems: list[str] = []
     warnings: list[str] = []
-    engine: dict[str, None] = {}
     streams: StreamsRun | None = None
     crashed = False
     wants = set(args.only)
@@ -129,13 +128,14 @@ async def run(args: argparse.Namespace) -> int:
                 found, failed = await baselines.raw_bets(first, args.concurrency, args.seconds, server)
                 figures += found
                 problems += failed
-            if "engine" in wants and first:
-                for concurrency in args.concurrency:
-                    found_engine = engine_alone(first, concurrency, args.seconds)
-                    if found_engine is None:
-                        engine[str(concurrency)] = None
-                    else:
-                        figures.append(found_engine)
+            if "engine" in wants:
+                engine_db = mariadb()
+                for concurrency in args.concurrency if engine_db else []:
+                    assert engine_db is not None
+                    found_engine, failed = await engine_alone(engine_db, concurrency, args.seconds)
+                    figures.append(found_engine)
+                    problems += failed
+                    print(f"  engine C={concurrency}: {found_engine.rounds_per_s:.0f} rounds/s")
             if "hub" in wants:
                 for name in args.db:
                     db = mariadb() if name == "mariadb" else None
@@ -165,12 +165,10 @@ async def run(args: argparse.Namespace) -> int:
         else:
             shutil.rmtree(folder, ignore_errors=True)
 
-    rows = table(figures, engine_not_built=bool(engine))
+    rows = table(figures)
     print()
     if figures:
         print(render_text(rows))
-    if engine:
-        print("engine: not built yet (hub/ledger/engine.py); its figures are null in the JSON")
     errors = [f"  {f.key} C={f.concurrency}: " + ", ".join(f"{k} x{v}" for k, v in sorted(f.errors.items()))
               for f in figures if f.errors]
     print("errors by status:" if errors else "errors: none", *errors, sep="\n")
@@ -181,7 +179,7 @@ async def run(args: argparse.Namespace) -> int:
     print("caveats: " + "; ".join(CAVEATS))
     ok = not problems
     print("correctness: OK (echo replies; raw sums; every player's balance matches its events; hub ledger check "
-          "clean)" if ok else "correctness: FAILED")
+          "clean for the engine's and the hubs' databases)" if ok else "correctness: FAILED")
     for problem in problems:
         print(f"  - {problem}")
 
@@ -194,7 +192,7 @@ async def run(args: argparse.Namespace) -> int:
                      "streams_db": args.streams_db, "scenarios": args.only, "open_files": list(open_files),
                      "cpus": len(os.sched_getaffinity(0)), "python": platform.python_version(),
                      "grpc": grpc.__version__},
-        "figures": figures, "engine": engine or None, "streams": streams, "problems": problems,
+        "figures": figures, "streams": streams, "problems": problems,
         "warnings": warnings, "caveats": CAVEATS,
     }
     markdown = "\n\n".join(part for part in (

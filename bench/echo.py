@@ -49,7 +49,8 @@ class EchoSession:
         self._message = message
         self._timeout = timeout
         self._outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self.call = channel.stream_stream(METHOD)(self._requests())
+        # grpc-stubs type a request iterator as sync; grpc.aio takes an async one.
+        self.call: grpc.aio.StreamStreamCall = channel.stream_stream(METHOD)(self._requests())  # type: ignore[arg-type]
         self.mismatches = 0
 
     async def _requests(self) -> AsyncIterator[bytes]:

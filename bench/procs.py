@@ -283,7 +283,7 @@ async def _wait_serving(hub: HubProcesses, timeout: float = 120.0) -> None:
             serving = sum('"hub.serving"' in line for line in hub.log_path.read_text(errors="replace").splitlines())
             if serving >= hub.workers:
                 try:
-                    answer = await health.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                    answer = await health.Check(health_pb2.HealthCheckRequest(), timeout=2)  # type: ignore[attr-defined]
                     if answer.status == health_pb2.HealthCheckResponse.SERVING:
                         return
                 except grpc.aio.AioRpcError:

@@ -102,7 +102,7 @@ def _ratio(value: float | None, base: float | None) -> str:
     return f"{ratio:.3f}" if ratio < 1 else f"{ratio:.2f}"
 
 
-def table(figures: list[Figures], engine_not_built: bool) -> list[list[str]]:
+def table(figures: list[Figures]) -> list[list[str]]:
     """Per concurrency: one row per figure; columns echo, raw, engine, then each hub with its ratios."""
     hubs = sorted({f.key for f in figures if f.scenario == "hub"}, key=lambda k: ("sqlite" in k, k))
     header = ["C", "figure", "echo", "raw mariadb", "engine", "/raw"]
@@ -118,11 +118,8 @@ def table(figures: list[Figures], engine_not_built: bool) -> list[list[str]]:
                 figure = at.get(baseline)
                 line.append(_number(value(figure)) if figure else "")
             engine = at.get("engine mariadb")
-            if engine is None:
-                line += ["not built" if name == "rounds/s" and engine_not_built else "", ""]
-            else:
-                v = value(engine)
-                line += [_number(v), _ratio(v, value(raw)) if raw and vs_raw else ""]
+            v = value(engine) if engine else None
+            line += [_number(v) if engine else "", _ratio(v, value(raw)) if raw and vs_raw else ""]
             for hub in hubs:
                 figure = at.get(hub)
                 v = value(figure) if figure else None

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime
+import logging
 import os
 import pathlib
 import platform
@@ -25,6 +26,7 @@ import tempfile
 import traceback
 
 import grpc
+import structlog
 
 from bench import baselines, echo as echo_module
 from bench.databases import MariaDB, ServerCounters, sqlite_url, throwaway_mariadb
@@ -213,6 +215,8 @@ def _sub(folder: pathlib.Path, name: str) -> pathlib.Path:
 
 def main() -> int:
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress shows in CI logs too
+    # The engine scenario runs hub code in this process: its info lines would break up the table.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     return asyncio.run(run(parse_args()))
 
 

@@ -72,11 +72,11 @@ class EngineFigures:
                 "commits_per_round": self.commits / self.rounds if self.rounds else None}
 
 
-async def run(url: str, concurrency: int, seconds: float) -> EngineFigures:
+async def run(url: str, concurrency: int, seconds: float, writers: int | None = None) -> EngineFigures:
     """url: a migrated or empty database (it is migrated here)."""
     await asyncio.to_thread(upgrade, url)
     db = Database.from_url(url)
-    engine = SettlementEngine(db)
+    engine = SettlementEngine(db, writers=writers)
     operator_id = f"bench-{uuid.uuid4().hex[:8]}"
     await Operators(db).ensure(operator_id, "engine bench")
     player_ids = [str(uuid.uuid4()) for _ in range(concurrency)]
@@ -141,8 +141,9 @@ def main() -> None:
     parser.add_argument("--url", required=True)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--writers", type=int, default=None, help="the engine's writer threads (default: its own)")
     args = parser.parse_args()
-    print(asyncio.run(run(args.url, args.concurrency, args.seconds)).as_dict())
+    print(asyncio.run(run(args.url, args.concurrency, args.seconds, args.writers)).as_dict())
 
 
 if __name__ == "__main__":

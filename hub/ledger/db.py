@@ -27,6 +27,7 @@ log = structlog.get_logger(__name__)
 # MariaDB: deadlock found (1213), lock wait timeout (1205). Both leave nothing applied; rerun the unit.
 _RETRYABLE_MYSQL = {1213, 1205}
 ATTEMPTS = 8
+ENGINE_WRITERS = 4  # the settlement engine's writer threads on MariaDB (hub.ledger.engine)
 
 
 def prepare_sqlite_folder(url: str) -> None:
@@ -95,8 +96,8 @@ class Database:
 
     @classmethod
     def from_url(cls, url: str, workers: int = 8) -> "Database":
-        # One connection per worker thread, and one for the settlement engine's writer.
-        return cls(make_engine(url, pool_size=workers + 1), workers)
+        # One connection per worker thread, and one for each of the settlement engine's writers.
+        return cls(make_engine(url, pool_size=workers + ENGINE_WRITERS), workers)
 
     @property
     def dialect(self) -> str:

@@ -1,9 +1,9 @@
 """The settlement engine: the one writer of money.
 
 Every money movement is a command (a frozen dataclass) applied by a handler, `handler(book, command)`,
-submitted with `await engine.submit(handler, command)`. One writer thread takes whatever commands are
+submitted with `await engine.submit(handler, command)`. A writer thread takes whatever commands are
 waiting (up to max_batch; no linger: the next batch forms while one commits) and, in one database
-transaction:
+transaction (on MariaDB several writers overlap their batches; on SQLite one writes):
 
   1. locks the wallets the commands name (their `wallets` attribute) in one statement per operator, so
      batches take player rows in one order and cannot deadlock on them;
@@ -26,7 +26,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
@@ -36,7 +36,7 @@ from hub import deadline
 from hub.errors import DomainError
 from hub.ledger import postings
 from hub.ledger.book import Book, Need
-from hub.ledger.db import ATTEMPTS, Database, is_transient
+from hub.ledger.db import ATTEMPTS, ENGINE_WRITERS, Database, is_transient
 
 C = TypeVar("C")
 R = TypeVar("R")
@@ -59,46 +59,61 @@ class Stats:
     commands: int = 0
     statements: int = 0  # written at flush (reads are counted by the engines' own instrumentation)
     retries: int = 0
-    sizes: list[int] = field(default_factory=list)  # the last batches' sizes, for the log
 
     @property
     def mean_batch(self) -> float:
         return self.commands / self.batches if self.batches else 0.0
 
 
+def default_writers(dialect: str) -> int:
+    """SQLite has one writer at a time, so one thread; on MariaDB several batches overlap their round
+    trips and commits (the server commits them as a group), while wallet locks keep each player's
+    commands in order."""
+    return 1 if dialect == "sqlite" else ENGINE_WRITERS
+
+
 class SettlementEngine:
-    def __init__(self, db: Database, max_batch: int = MAX_BATCH):
+    def __init__(self, db: Database, max_batch: int = MAX_BATCH, writers: int | None = None):
         self._db = db
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._closed = False
+        self._closing = threading.Lock()  # no command slips in after close() has stopped the writers
+        self._count = threading.Lock()
         self.stats = Stats()
-        self._thread = threading.Thread(target=self._run, name="settlement", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, name=f"settlement-{n}", daemon=True)
+                         for n in range(writers or default_writers(db.dialect))]
+        for thread in self._threads:
+            thread.start()
 
     async def submit(self, handler: Callable[[Book, C], R], command: C) -> R:
         """Apply command with handler in the next batch; its result once the batch has committed.
 
         Work for a call (hub.deadline) whose caller is gone or out of time by the moment its batch
         forms is dropped with CallerGone, nothing applied."""
-        if self._closed:
-            raise RuntimeError("the settlement engine is closed")
         caller = deadline.current()
         if caller is not None:
             caller.check()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
-        self._queue.put(_Pending(handler, command, loop, future, caller))
+        with self._closing:
+            if self._closed:
+                raise RuntimeError("the settlement engine is closed")
+            self._queue.put(_Pending(handler, command, loop, future, caller))
         return await future
 
     def close(self) -> None:
         """Finish the batches already submitted, then stop the writer."""
-        if not self._closed:
+        with self._closing:
+            if self._closed:
+                return
             self._closed = True
-            self._queue.put(None)
-            self._thread.join()
-            log.info("engine.stopped", batches=self.stats.batches, commands=self.stats.commands,
-                     mean_batch=round(self.stats.mean_batch, 2), retries=self.stats.retries)
+            for _ in self._threads:
+                self._queue.put(None)  # one stop for each writer, after every command already queued
+        for thread in self._threads:
+            thread.join()
+        log.info("engine.stopped", batches=self.stats.batches, commands=self.stats.commands,
+                 mean_batch=round(self.stats.mean_batch, 2), retries=self.stats.retries)
 
     # -- the writer thread ------------------------------------------------------------------------------
 
@@ -126,14 +141,6 @@ class SettlementEngine:
                 log.error("engine.batch_crashed", exc_info=exc)
                 for pending in batch:
                     _answer(pending, RuntimeError("the settlement engine failed this batch"), failed=True)
-        # Commands submitted while closing: refused, never left waiting.
-        while True:
-            try:
-                late = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if late is not None:
-                _answer(late, RuntimeError("the settlement engine is closed"), failed=True)
 
     @staticmethod
     def _still_wanted(pending: _Pending) -> bool:
@@ -165,7 +172,8 @@ class SettlementEngine:
                 for pending, (failed, outcome) in zip(batch, outcomes, strict=True):
                     _answer(pending, outcome, failed)
                 return None
-            self.stats.retries += 1
+            with self._count:
+                self.stats.retries += 1
             # Jittered exponential backoff, so the transactions that collided do not collide again.
             time.sleep(random.uniform(0, 0.005 * 2**attempt))
         return None
@@ -201,9 +209,11 @@ class SettlementEngine:
                             outcomes.append((False, pending.handler(book, pending.command)))
                     except DomainError as err:
                         outcomes.append((True, err))
-                self.stats.statements += book.flush()
-        self.stats.batches += 1
-        self.stats.commands += len(batch)
+                statements = book.flush()
+        with self._count:
+            self.stats.statements += statements
+            self.stats.batches += 1
+            self.stats.commands += len(batch)
         return outcomes
 
 

@@ -1,4 +1,5 @@
-"""`hub serve` as real OS processes for crash and multi-process tests: start, wait for SERVING, kill -9.
+"""`hub serve` as real OS processes for crash and multi-process tests: start, wait for SERVING, kill -9;
+players betting as a load client.
 
 Each hub writes its JSON log to a file (a pipe nobody reads would fill up and block the hub). Every
 helper is bounded: waits poll health with a deadline, and `HubProcess.kill()` is safe to call twice.
@@ -9,6 +10,7 @@ import contextlib
 import json
 import os
 import pathlib
+import random
 import socket
 import sys
 import uuid
@@ -17,11 +19,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import grpc
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
 from sqlalchemy import create_engine, select
 from sqlalchemy.pool import NullPool
 
-from casinohub.v1 import game_service_pb2 as gpb
+from casinohub.v1 import common_pb2, game_service_pb2 as gpb, wallet_service_pb2 as wpb
 from hub.ledger.schema import bets, game_sessions, ledger_transactions, rounds
 from mock_providers.reelhouse.server import STUDIO, Studio, start_server
 from tests.e2e.play_client import PlayStream
@@ -302,3 +306,169 @@ def record_bet(acks: Acks, player: str, key: str, amount: int, events: list[gpb.
     acks.refunds.setdefault(key, (player, amount))
     acks.rounds.setdefault(round_id, ("rolled_back", 0))
     return "rolled_back"
+
+
+def error_reason(err: grpc.aio.AioRpcError) -> tuple[str, bool]:
+    """(reason, retryable) from a failed call's ErrorInfo; ("", False) when it has none (e.g. a dead hub)."""
+    status = rpc_status.from_call(err)
+    for detail in status.details if status is not None else ():
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return info.reason, info.metadata.get("retryable") == "true"
+    return "", False
+
+
+@dataclass
+class Failure:
+    """A call or stream that failed, as the client saw it."""
+
+    code: grpc.StatusCode | None  # None: no answer within the client's own read timeout
+    reason: str
+    retryable: bool  # ErrorInfo says so
+    seconds: float  # from the request to the failure
+    at: float  # loop.time() of the failure
+
+    @classmethod
+    def of(cls, exc: BaseException, started: float, now: float) -> "Failure":
+        if isinstance(exc, grpc.aio.AioRpcError):
+            return cls(exc.code(), *error_reason(exc), now - started, now)
+        return cls(None, f"no answer: {exc!r}", False, now - started, now)
+
+
+@dataclass
+class Bettor:
+    """A load client: one player betting back to back on one Play stream, as fast as rounds end.
+
+    Every bet's events are kept as they arrive, so what the player saw acknowledged can be checked against
+    the ledger whatever cut the stream short (a hub killed, a database gone)."""
+
+    hub: Client
+    player: str
+    game_session_id: str
+    token: str
+    acks: Acks
+    name: str  # bet keys are f"{name}-{n}"
+    amounts: tuple[int, ...] = (10, 100, 1000)
+    read_timeout: float = 60.0
+    sent: dict[str, int] = field(default_factory=dict)  # key -> amount
+    events: dict[str, list[gpb.PlayResponse]] = field(default_factory=dict)  # key -> the events seen
+    cut: list[str] = field(default_factory=list)  # bets whose stream failed before their last event
+    outcomes: Counter[str] = field(default_factory=Counter)  # how the bets that ran to their end ended
+    rounds: list[tuple[float, float]] = field(default_factory=list)  # (loop.time() at the end, seconds)
+    failures: list[Failure] = field(default_factory=list)
+    stream: PlayStream | None = None
+
+    async def open(self) -> None:
+        """A new stream on the player's game session; raises AioRpcError (recorded) if the hub refuses."""
+        await self.close()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        stream = PlayStream(self.hub)
+        stream.open(self.game_session_id, self.token)
+        try:
+            event = await stream.next(timeout=self.read_timeout)
+        except (grpc.aio.AioRpcError, TimeoutError) as exc:
+            self._failed(exc, started)
+            await stream.close()
+            raise
+        assert event.WhichOneof("event") == "session_opened", event
+        self.stream = stream
+
+    async def close(self) -> None:
+        if self.stream is not None:
+            await self.stream.close()
+            self.stream = None
+
+    async def run(self, stop: asyncio.Event, reopen_after: float | None = None) -> None:
+        """Bet until `stop` is set. When the stream fails, the run ends; or, with reopen_after, a new
+        stream is opened after that pause (again and again until one opens or `stop` is set)."""
+        rng = random.Random(self.name)
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            if self.stream is None:
+                try:
+                    await self.open()
+                except (grpc.aio.AioRpcError, TimeoutError):
+                    if reopen_after is None:
+                        return
+                    await asyncio.sleep(reopen_after)
+                    continue
+            assert self.stream is not None
+            key, amount = f"{self.name}-{len(self.sent)}", rng.choice(self.amounts)
+            self.sent[key] = amount
+            events = self.events[key] = []
+            started = loop.time()
+            try:
+                await play_bet(self.stream, key, amount, events, timeout=self.read_timeout)
+            except (grpc.aio.AioRpcError, TimeoutError) as exc:
+                self._failed(exc, started)
+                self.cut.append(key)
+                await self.close()
+                if reopen_after is None:
+                    return
+                await asyncio.sleep(reopen_after)
+                continue
+            self.outcomes[record_bet(self.acks, self.player, key, amount, events)] += 1
+            self.rounds.append((loop.time(), loop.time() - started))
+
+    def book_cut(self) -> Counter[str]:
+        """Book what the bets cut short acknowledged (their BetAccepted); how many ended how."""
+        return Counter(record_bet(self.acks, self.player, key, self.sent[key], self.events[key], complete=False)
+                       for key in self.cut)
+
+    def _failed(self, exc: BaseException, started: float) -> None:
+        self.failures.append(Failure.of(exc, started, asyncio.get_running_loop().time()))
+
+
+async def new_bettors(hub: Client, players: int, name: str, acks: Acks, game_id: str = GAME,
+                      streams_per_player: int = 1, funding: int = 1_000_000, **options: object) -> list[Bettor]:
+    """Funded players, each with streams_per_player game sessions of game_id and a stream open on each
+    (set up concurrently: registering and logging in cost the hub an argon2 hash each)."""
+
+    async def one(n: int) -> list[Bettor]:
+        player, token = await hub.new_player()
+        response = await hub.wallet.Deposit(wpb.DepositRequest(
+            player_id=player, amount=common_pb2.Money(currency="USD", amount_minor=funding),
+            idempotency_key=f"fund-{player}"), metadata=hub.metadata, timeout=60)
+        acks.ack(response.transaction_id, player, funding, "deposit", response.balance.amount_minor)
+        bettors = []
+        for k in range(streams_per_player):
+            game_session = await hub.games.LaunchGame(gpb.LaunchGameRequest(
+                session_token=token, game_id=game_id, currency="USD"), metadata=hub.metadata, timeout=60)
+            bettor = Bettor(hub, player, game_session.game_session_id, token, acks, f"{name}-{n}-{k}",
+                            **options)  # type: ignore[arg-type]
+            await bettor.open()
+            bettors.append(bettor)
+        return bettors
+
+    return [b for group in await asyncio.gather(*(one(n) for n in range(players))) for b in group]
+
+
+def settled_balances_agree(bettor: Bettor, ledger: LedgerRows, only_stream: bool) -> int:
+    """Check that every round the player saw settled is settled in the ledger as its Settled event said,
+    with the balance it reported; returns how many were checked.
+
+    A Settled balance is the player's cash once the round's win is in: the win's own balance after, or
+    without a win, a balance the account had at or after the bet (ledger order). When this stream is the only
+    thing moving the player's money (only_stream), it is exactly the bet's balance after, plus the win."""
+    checked = 0
+    for key, events in bettor.events.items():
+        if not events or events[-1].WhichOneof("event") != "settled":
+            continue
+        settled, accepted = events[-1].settled, events[1].bet_accepted
+        row = ledger.rounds[settled.round_id]
+        assert (row["status"], row["win_amount"]) == ("SETTLED", settled.win.amount_minor), (key, row)
+        bet_row = ledger.transactions[accepted.transaction_id]
+        assert bet_row["balance_after"] == accepted.balance.amount_minor, (key, bet_row)
+        if settled.win.amount_minor:
+            win_row = ledger.transactions[settled.transaction_ids[1]]
+            assert win_row["balance_after"] == settled.balance.amount_minor, (key, win_row, settled)
+        else:
+            since_bet = {r["balance_after"] for r in ledger.transactions.values()
+                         if r["player_id"] == bettor.player and r["seq"] >= bet_row["seq"]}
+            assert settled.balance.amount_minor in since_bet, (key, settled, bet_row)
+        if only_stream:
+            assert settled.balance.amount_minor == bet_row["balance_after"] + settled.win.amount_minor, (
+                key, settled, bet_row)
+        checked += 1
+    return checked

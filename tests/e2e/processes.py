@@ -1,5 +1,5 @@
-"""`hub serve` as real OS processes for crash and multi-process tests: start, wait for SERVING, kill -9;
-players betting as a load client.
+"""`hub serve` as real OS processes for crash, fault and multi-process tests: start, wait for SERVING,
+kill -9; a MariaDB server of a test's own that it may kill and restart; players betting as a load client.
 
 Each hub writes its JSON log to a file (a pipe nobody reads would fill up and block the hub). Every
 helper is bounded: waits poll health with a deadline, and `HubProcess.kill()` is safe to call twice.
@@ -11,14 +11,20 @@ import json
 import os
 import pathlib
 import random
+import shutil
+import signal
 import socket
+import subprocess
 import sys
+import tempfile
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import grpc
+import pymysql
+import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
@@ -29,7 +35,7 @@ from casinohub.v1 import common_pb2, game_service_pb2 as gpb, wallet_service_pb2
 from hub.ledger.schema import bets, game_sessions, ledger_transactions, rounds
 from mock_providers.reelhouse.server import STUDIO, Studio, start_server
 from tests.e2e.play_client import PlayStream
-from tests.support import Client
+from tests.support import IN_CI, Client
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 GAME = "reelhouse:fruit-classic"
@@ -46,13 +52,17 @@ def new_operator_id() -> str:
 
 
 def write_config(path: pathlib.Path, *, port: int, database_url: str, operator_id: str, studio_url: str,
-                 secret: str, db_workers: int = 6, provider_timeout_s: float = 5.0) -> pathlib.Path:
+                 secret: str, db_workers: int = 6, provider_timeout_s: float = 5.0,
+                 more_studios: dict[str, str] | None = None) -> pathlib.Path:
+    """A `hub serve` config with the Reelhouse studio at studio_url as provider "reelhouse", and each of
+    more_studios (provider name -> url of another Reelhouse studio with the same secret) as one more."""
+    studios = {"reelhouse": studio_url, **(more_studios or {})}
     path.write_text(
         f'[hub]\nlisten = "127.0.0.1:{port}"\ndatabase_url = "{database_url}"\n'
         f'sandbox_operator_id = "{operator_id}"\nhealth_interval_s = 0.5\nshutdown_grace_s = 2.0\n'
-        f'db_workers = {db_workers}\n\n'
-        f'[[providers]]\nname = "reelhouse"\nadapter = "reelhouse"\nurl = "{studio_url}"\n'
-        f'secret = "{secret}"\ntimeout_s = {provider_timeout_s}\n')
+        f'db_workers = {db_workers}\n'
+        + "".join(f'\n[[providers]]\nname = "{name}"\nadapter = "reelhouse"\nurl = "{url}"\n'
+                  f'secret = "{secret}"\ntimeout_s = {provider_timeout_s}\n' for name, url in studios.items()))
     return path
 
 
@@ -302,7 +312,7 @@ def record_bet(acks: Acks, player: str, key: str, amount: int, events: list[gpb.
         acks.rounds.setdefault(round_id, ("settled", win))
         return "settled"
     error = events[-1].error
-    assert error.round_id == round_id and error.error.reason == "PROVIDER_UNAVAILABLE", error
+    assert error.round_id == round_id and error.error.reason in ("PROVIDER_UNAVAILABLE", "PROVIDER_TIMEOUT"), error
     acks.refunds.setdefault(key, (player, amount))
     acks.rounds.setdefault(round_id, ("rolled_back", 0))
     return "rolled_back"
@@ -472,3 +482,127 @@ def settled_balances_agree(bettor: Bettor, ledger: LedgerRows, only_stream: bool
                 key, settled, bet_row)
         checked += 1
     return checked
+
+
+# --- a MariaDB server of the test's own ------------------------------------------------------------------
+
+SBIN = os.pathsep.join(("/usr/sbin", "/usr/local/sbin", "/usr/local/mysql/bin"))
+
+
+def _find(*names: str) -> str | None:
+    for name in names:
+        found = shutil.which(name) or shutil.which(name, path=SBIN)
+        if found:
+            return found
+    return None
+
+
+@dataclass
+class MariaDBServer:
+    """A MariaDB server of one test: its own data directory, port and socket; root without a password.
+    Killing or restarting it affects nothing else (never the shared server tests/support.py names)."""
+
+    base: pathlib.Path
+    port: int
+    mariadbd: str
+    process: subprocess.Popen[bytes] | None = None
+
+    # Small memory and redo log: a test database holds a few thousand rows. Durability settings are the
+    # defaults (every commit flushed), as in production.
+    OPTIONS = ("--innodb-buffer-pool-size=128M", "--innodb-log-file-size=32M", "--skip-name-resolve",
+               "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci")
+
+    @property
+    def datadir(self) -> pathlib.Path:
+        return self.base / "data"
+
+    @property
+    def log_path(self) -> pathlib.Path:
+        return self.base / "mariadb.log"
+
+    def url(self, database: str) -> str:
+        return f"mysql+pymysql://root@127.0.0.1:{self.port}/{database}?charset=utf8mb4"
+
+    def _user(self) -> tuple[str, ...]:
+        return ("--user=root",) if os.geteuid() == 0 else ()  # mariadbd refuses to run as root unless told
+
+    def install(self, install_db: str) -> None:
+        with open(self.log_path, "ab") as log:
+            subprocess.run([install_db, "--no-defaults", f"--datadir={self.datadir}", *self._user(),
+                            "--auth-root-authentication-method=normal", "--skip-test-db", *self.OPTIONS],
+                           stdout=log, stderr=subprocess.STDOUT, check=True, timeout=120)
+
+    def start(self) -> None:
+        """Start the server on the data directory and port it had before (restart after kill())."""
+        assert self.process is None or self.process.poll() is not None, "already running"
+        # setpriv (util-linux): SIGKILL the server if the test process dies, so none outlives a crashed run.
+        setpriv = shutil.which("setpriv")
+        die_with_parent = (setpriv, "--pdeathsig", "KILL") if setpriv else ()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [*die_with_parent, self.mariadbd, "--no-defaults", f"--datadir={self.datadir}", f"--port={self.port}",
+                 "--bind-address=127.0.0.1", f"--socket={self.base / 'mariadb.sock'}",
+                 f"--pid-file={self.base / 'mariadb.pid'}", *self._user(), *self.OPTIONS],
+                stdout=log, stderr=subprocess.STDOUT)
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"mariadbd exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                await asyncio.to_thread(self.execute, "SELECT 1")
+                return
+            except pymysql.err.OperationalError:
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"mariadbd on port {self.port} not ready after {timeout}s:\n{self.log_tail()}")
+
+    def execute(self, sql: str) -> None:
+        conn = pymysql.connect(host="127.0.0.1", port=self.port, user="root", password="", connect_timeout=2)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+        finally:
+            conn.close()
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Stop the server with `sig` and wait for it to exit (SIGKILL after 60 s); idempotent."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(30)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+@contextlib.asynccontextmanager
+async def own_mariadb() -> AsyncIterator[MariaDBServer]:
+    """A fresh MariaDB server, killed and its data directory removed afterwards whatever happens. Without
+    the binaries the test skips, or fails when CI=true."""
+    mariadbd, install_db = _find("mariadbd", "mysqld"), _find("mariadb-install-db", "mysql_install_db")
+    if mariadbd is None or install_db is None:
+        message = "mariadbd and mariadb-install-db are needed to run a MariaDB server of the test's own"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    # Not under pytest's tmp_path: a unix socket path must stay under 108 bytes.
+    base = pathlib.Path(tempfile.mkdtemp(prefix="casinohub-mariadb-"))
+    server = MariaDBServer(base, free_port(), mariadbd)
+    try:
+        await asyncio.to_thread(server.install, install_db)
+        server.start()
+        await server.wait_ready()
+        yield server
+    finally:
+        server.kill()
+        shutil.rmtree(base, ignore_errors=True)

@@ -1,10 +1,13 @@
-"""kill -9 a loaded `hub serve` mid-settlement, restart it on the same database: nothing half-applied.
+"""kill -9 a `hub serve` at full load mid-settlement, restart it on the same database: nothing half-applied.
 
-Clients bet (the studio is slow, so rounds are in flight) and deposit concurrently; the hub is SIGKILLed
-while rounds wait for the studio. Everything a client saw acknowledged must be in the ledger exactly once;
-what was sent but not acknowledged is either wholly there or wholly absent, and a retry with the same key
-after the restart takes effect at most once. Rounds the crash left OPEN keep their bet debited and have no
-win (the reconciler that settles them is separate work); they are counted, not settled, here.
+32 Play streams bet back to back, four per player on four game sessions (the studio answers in milliseconds
+and refuses a tenth of the spins, so rollbacks are in flight too), while three clients deposit to one more
+player; the hub is SIGKILLed once the load is up and rounds are between their debit and their settlement.
+Everything a client saw acknowledged must be in the ledger exactly once, every round seen settled settled
+with the balance its Settled event reported; what was sent but not acknowledged is either wholly there or
+wholly absent, and a retry with the same key after the restart takes effect at most once. Rounds the crash
+left OPEN keep their bet debited and have no win (the reconciler that settles them is separate work); they
+are counted, not settled, here.
 """
 
 import asyncio
@@ -14,40 +17,40 @@ from collections import Counter
 import grpc
 
 from casinohub.v1 import common_pb2, game_service_pb2 as gpb, wallet_service_pb2 as wpb
-from tests.e2e.play_client import PlayStream, launch
+from tests.e2e.play_client import PlayStream
 from tests.e2e.processes import (
-    GAME,
     Acks,
+    Bettor,
     HubProcess,
     free_port,
     ledger_check_cli,
+    new_bettors,
     new_operator_id,
     play_bet,
     read_ledger,
     record_bet,
+    settled_balances_agree,
     studio_server,
     write_config,
 )
-from tests.support import Client
 
 SECRET = "crash-secret"
-PLAYERS = 3
-STREAMS_PER_PLAYER = 3
+PLAYERS, STREAMS_PER_PLAYER = 8, 4  # 32 streams betting back to back
+DEPOSITORS = 3  # clients depositing to one more player meanwhile
 FUNDING = 1_000_000
 READ_TIMEOUT = 60.0
-ACKED_BETS_BEFORE_KILL = 15
-IN_PROGRESS_RETRIES = 50
+LOAD_S = 2.0  # full load at least this long before the kill
+SETTLED_BEFORE_KILL = 2 * PLAYERS * STREAMS_PER_PLAYER
 
 
-async def test_sigkill_mid_settlement_leaves_nothing_half_applied(tmp_path, database_url: str) -> None:  # type: ignore[no-untyped-def]
+async def test_sigkill_at_full_load_leaves_nothing_half_applied(tmp_path, database_url: str) -> None:  # type: ignore[no-untyped-def]
     operator_id = new_operator_id()
     rng = random.Random(operator_id)
     acks, counts = Acks(), Counter()
-    sent_bets: dict[str, tuple[str, int]] = {}  # key -> (player, amount)
-    bet_events: dict[str, list[gpb.PlayResponse]] = {}  # key -> the events its client saw
     sent_deposits: dict[str, tuple[str, int]] = {}  # key -> (player, amount)
     acked_deposits: dict[str, str] = {}  # key -> transaction id
     streams: list[PlayStream] = []
+    bettors: list[Bettor] = []
     hubs: list[HubProcess] = []
     async with studio_server(SECRET) as (studio_url, studio):
         try:
@@ -59,40 +62,16 @@ async def test_sigkill_mid_settlement_leaves_nothing_half_applied(tmp_path, data
             await hub.wait_serving()
             client = hub.client(database_url, operator_id)
 
-            players, sessions = [], {}
-            for _ in range(PLAYERS):
-                player, token = await client.new_player()
-                response = await client.wallet.Deposit(wpb.DepositRequest(
-                    player_id=player, amount=common_pb2.Money(currency="USD", amount_minor=FUNDING),
-                    idempotency_key=f"fund-{player}"), metadata=client.metadata, timeout=READ_TIMEOUT)
-                acks.ack(response.transaction_id, player, FUNDING, "deposit", response.balance.amount_minor)
-                sessions[player] = (await launch(client, token, GAME), token)
-                players.append(player)
-
-            async def opened(c: Client, player: str) -> PlayStream:
-                stream = PlayStream(c)
-                streams.append(stream)
-                stream.open(*sessions[player])
-                assert (await stream.next(timeout=READ_TIMEOUT)).WhichOneof("event") == "session_opened"
-                return stream
-
-            bet_streams = [(p, await opened(client, p)) for p in players for _ in range(STREAMS_PER_PLAYER)]
-            # Slow spins keep rounds in flight; a few refused spins put rollbacks in flight too.
-            studio.faults.update({"latency_ms": 150, "error_rate": 0.1, "seed": 3})
-            in_flight: set[str] = set()
-
-            async def bet_worker(n: int, player: str, stream: PlayStream) -> None:
-                for i in range(10_000):
-                    key, amount = f"crash-bet-{n}-{i}", rng.choice([10, 100, 1000])
-                    sent_bets[key] = (player, amount)
-                    events = bet_events[key] = []
-                    in_flight.add(key)
-                    try:
-                        await play_bet(stream, key, amount, events, timeout=READ_TIMEOUT)
-                    except (grpc.aio.AioRpcError, TimeoutError):
-                        return  # the hub died: what this bet saw is in bet_events
-                    in_flight.discard(key)
-                    record_bet(acks, player, key, amount, events)
+            cashier, _token = await client.new_player()
+            response = await client.wallet.Deposit(wpb.DepositRequest(
+                player_id=cashier, amount=common_pb2.Money(currency="USD", amount_minor=FUNDING),
+                idempotency_key=f"fund-{cashier}"), metadata=client.metadata, timeout=READ_TIMEOUT)
+            acks.ack(response.transaction_id, cashier, FUNDING, "deposit", response.balance.amount_minor)
+            bettors = await new_bettors(client, PLAYERS, "crash-bet", acks, streams_per_player=STREAMS_PER_PLAYER,
+                                        funding=FUNDING, read_timeout=READ_TIMEOUT)
+            # Fast spins keep the hub busy; a few refused spins put rollbacks in flight too.
+            studio.faults.update({"latency_ms": 10, "error_rate": 0.1, "seed": 3})
+            stop = asyncio.Event()  # never set: the bettors run until the hub dies under them
 
             async def deposit_worker(n: int, player: str) -> None:
                 for i in range(10_000):
@@ -107,24 +86,29 @@ async def test_sigkill_mid_settlement_leaves_nothing_half_applied(tmp_path, data
                     acks.ack(response.transaction_id, player, amount, "deposit", response.balance.amount_minor)
                     acked_deposits[key] = response.transaction_id
 
-            workers = [asyncio.create_task(bet_worker(n, p, s)) for n, (p, s) in enumerate(bet_streams)]
-            workers += [asyncio.create_task(deposit_worker(n, p)) for n, p in enumerate(players)]
-            # Kill once enough bets settled and some round is between its debit and its settlement.
+            workers = [asyncio.create_task(b.run(stop)) for b in bettors]
+            workers += [asyncio.create_task(deposit_worker(n, cashier)) for n in range(DEPOSITORS)]
+            # Kill once the load is up and some round is between its debit and its settlement.
             loop = asyncio.get_running_loop()
-            deadline = loop.time() + 60
+            load_from = loop.time()
+            deadline = load_from + 60
             while loop.time() < deadline:
-                settled = sum(1 for outcome in acks.rounds.values() if outcome[0] == "settled")
-                debited_not_settled = [k for k in in_flight if [e.WhichOneof("event") for e in bet_events[k]]
-                                       == ["round_opened", "bet_accepted"]]
-                if settled >= ACKED_BETS_BEFORE_KILL and debited_not_settled:
+                settled = sum(b.outcomes["settled"] for b in bettors)
+                debited_not_settled = [b for b in bettors if b.sent and [
+                    e.WhichOneof("event") for e in b.events[list(b.sent)[-1]]] == ["round_opened", "bet_accepted"]]
+                if loop.time() - load_from >= LOAD_S and settled >= SETTLED_BEFORE_KILL and debited_not_settled:
                     break
-                await asyncio.sleep(0.05 + rng.random() * 0.05)
+                await asyncio.sleep(0.01 + rng.random() * 0.02)
+            load_s = loop.time() - load_from
             await hub.kill()
             done, pending = await asyncio.wait(workers, timeout=READ_TIMEOUT + 10)
             assert not pending, "clients still waiting on a dead hub"
             for task in done:
                 task.result()  # an assertion in a worker fails the test
-            streams.clear()
+            for bettor in bettors:
+                assert len(bettor.cut) == 1 and bettor.stream is None, (bettor.name, bettor.cut, bettor.failures)
+            sent_bets = {key: (b.player, amount) for b in bettors for key, amount in b.sent.items()}
+            in_flight = {key: b for b in bettors for key in b.cut}
 
             crashed = read_ledger(database_url, operator_id)  # the database as the crash left it
             # Restart on the same database (a new port: the old one may linger in TIME_WAIT).
@@ -145,10 +129,8 @@ async def test_sigkill_mid_settlement_leaves_nothing_half_applied(tmp_path, data
             assert {tx: ledger.transactions[tx] for tx in crashed.transactions} == crashed.transactions
 
             # What clients saw: complete bets are booked already; the ones the crash cut short are booked now.
-            for key, events in bet_events.items():
-                if key in in_flight:
-                    player, amount = sent_bets[key]
-                    counts[f"bet_cut_{record_bet(acks, player, key, amount, events, complete=False)}"] += 1
+            for bettor in bettors:
+                counts.update(f"bet_cut_{outcome}" for outcome in bettor.book_cut().elements())
 
             # 1. Every acknowledged transaction is in the ledger exactly once, as acknowledged.
             for tx_id, (player, amount, kind) in acks.effects.items():
@@ -196,12 +178,14 @@ async def test_sigkill_mid_settlement_leaves_nothing_half_applied(tmp_path, data
             for round_id, (outcome, win) in acks.rounds.items():
                 assert (crashed.rounds[round_id]["status"], crashed.rounds[round_id]["win_amount"]) == (
                     "SETTLED" if outcome == "settled" else "ROLLED_BACK", win)
+            balances_checked = sum(settled_balances_agree(b, crashed, only_stream=False) for b in bettors)
+            assert balances_checked >= SETTLED_BEFORE_KILL
 
             # 4. Every persisted event agrees with the ledger: Resume from 0 replays each session's log.
-            for player in players:
+            for bettor in bettors:
+                game_session_id, token = bettor.game_session_id, bettor.token
                 stream = PlayStream(client)
                 streams.append(stream)
-                game_session_id, token = sessions[player]
                 stream.send(gpb.PlayRequest(resume=gpb.ResumeAction(
                     game_session_id=game_session_id, session_token=token, last_seen_seq=0)))
                 last_seq = ledger.sessions[game_session_id]
@@ -210,7 +194,7 @@ async def test_sigkill_mid_settlement_leaves_nothing_half_applied(tmp_path, data
                 assert reopened.session_opened.game_session_id == game_session_id
                 accepted = {e.bet_accepted.transaction_id for e in replayed if e.HasField("bet_accepted")}
                 debited = {r["transaction_id"] for r in ledger.transactions.values()
-                           if r["kind"] == "bet" and r["player_id"] == player}
+                           if r["kind"] == "bet" and r["idempotency_key"] in bettor.sent}
                 assert accepted == debited, "a bet debit without its persisted event, or the reverse"
                 assert [e.seq for e in replayed] == list(range(1, len(replayed) + 1))
 
@@ -233,11 +217,14 @@ async def test_sigkill_mid_settlement_leaves_nothing_half_applied(tmp_path, data
 
             # 6. Bets cut short, retried with their key: an OPEN round answers REQUEST_IN_PROGRESS (until the
             # reconciler settles it); a closed one replays its events; one never debited plays now, once.
-            retry_streams = {p: await opened(client, p) for p in players}
             ledger = read_ledger(database_url, operator_id)
-            for key in sorted(in_flight):
+            for key, bettor in sorted(in_flight.items()):
+                bettor.hub = client  # the restarted hub
+                await bettor.open()
+                assert bettor.stream is not None
                 player, amount = sent_bets[key]
-                events = await play_bet(retry_streams[player], key, amount, timeout=READ_TIMEOUT)
+                events = await play_bet(bettor.stream, key, amount, timeout=READ_TIMEOUT)
+                await bettor.close()
                 outcome = record_bet(acks, player, key, amount, events)
                 was = ledger.by_key.get(key)
                 if was and ledger.rounds[was[0]["round_id"]]["status"] == "OPEN":
@@ -255,7 +242,7 @@ async def test_sigkill_mid_settlement_leaves_nothing_half_applied(tmp_path, data
             assert code == 0, output
             # Balances: every acknowledged effect, plus the debits of the rounds still OPEN (acknowledged or
             # not, they are in the ledger and the reconciler will settle them).
-            for player in players:
+            for player in {b.player for b in bettors} | {cashier}:
                 unacknowledged = [r for r in final.transactions.values()
                                   if r["player_id"] == player and r["transaction_id"] not in acks.effects
                                   and not (r["kind"] == "rollback" and final.bet_key(r) in acks.refunds)]
@@ -268,8 +255,10 @@ async def test_sigkill_mid_settlement_leaves_nothing_half_applied(tmp_path, data
         finally:
             for stream in streams:
                 await stream.close()
+            for bettor in bettors:
+                await bettor.close()
             for process in hubs:
                 await process.close()
-    print(f"\ncrash ({database_url.split(':')[0]}): bets sent {len(sent_bets)}, deposits sent {len(sent_deposits)}"
-          f" acked {len(acked_deposits)}, rounds {len(ledger.rounds)} of which OPEN after the crash {open_rounds},"
-          f" {dict(counts)}")
+    print(f"\ncrash ({database_url.split(':')[0]}): killed after {load_s:.1f}s of load, bets sent {len(sent_bets)},"
+          f" deposits sent {len(sent_deposits)} acked {len(acked_deposits)}, rounds {len(ledger.rounds)} of which"
+          f" OPEN after the crash {open_rounds}, {balances_checked} settled balances checked, {dict(counts)}")

@@ -27,7 +27,7 @@ log = structlog.get_logger(__name__)
 # MariaDB: deadlock found (1213), lock wait timeout (1205). Both leave nothing applied; rerun the unit.
 _RETRYABLE_MYSQL = {1213, 1205}
 ATTEMPTS = 8
-ENGINE_WRITERS = 4  # the settlement engine's writer threads on MariaDB (hub.ledger.engine)
+ENGINE_WRITERS = 1  # the settlement engine's writer threads (hub.ledger.engine)
 
 
 def prepare_sqlite_folder(url: str) -> None:

@@ -83,12 +83,29 @@ def _values(columns: tuple[str, ...], values: list[Key]) -> list[Any]:
 
 
 def _key_of(table: Table, row: Any) -> Key:
-    return tuple(row[c.name] for c in table.primary_key.columns)
+    return tuple(row[name] for name in _shape(table).key)
 
 
-def _autoincrement(table: Table, column: str) -> bool:
-    """The database numbers this column (ledger seq, posting id, account id)."""
-    return table.c[column].primary_key and table.c[column].autoincrement is True
+@dataclass(frozen=True)
+class _Shape:
+    written: tuple[str, ...]  # the columns an INSERT names: all but a key the database numbers
+    accepted: frozenset[str]
+    key: tuple[str, ...]
+    keyed: bool  # rows are known by their primary key before they are written
+
+
+_SHAPES: dict[str, _Shape] = {}
+
+
+def _shape(table: Table) -> _Shape:
+    shape = _SHAPES.get(table.name)
+    if shape is None:
+        numbered = {c.name for c in table.primary_key.columns if c.autoincrement is True}  # seq, posting id
+        key = tuple(c.name for c in table.primary_key.columns)
+        _SHAPES[table.name] = shape = _Shape(
+            written=tuple(c.name for c in table.columns if c.name not in numbered),
+            accepted=frozenset([*table.columns.keys(), "_deferred"]), key=key, keyed=not numbered)
+    return shape
 
 
 def _by_key(table: Table, lock: bool) -> Any:
@@ -218,17 +235,16 @@ class Book:
 
     def insert(self, table: Table, values: Row) -> Row:
         """Add a row (columns left out are NULL); tables with an autoincrement key get it at flush."""
-        unknown = set(values) - set(table.columns.keys()) - {"_deferred"}
-        if unknown:
-            raise KeyError(f"{table.name} has no columns {unknown}")
+        shape = _shape(table)
+        if not values.keys() <= shape.accepted:
+            raise KeyError(f"{table.name} has no columns {set(values) - shape.accepted}")
         # Every row of a multi-row INSERT names the same columns.
-        row = {c.name: values.get(c.name) for c in table.columns if not _autoincrement(table, c.name)}
+        row = {name: values.get(name) for name in shape.written}
         if "_deferred" in values:
             row["_deferred"] = values["_deferred"]
         self._new[table.name].append(row)
         self._new_ids.add(id(row))
-        keyed = not _autoincrement(table, table.primary_key.columns[0].name)
-        ck = (table.name, _key_of(table, row)) if keyed else None
+        ck = (table.name, tuple(row[k] for k in shape.key)) if shape.keyed else None
         previous = self._rows.get(ck) if ck else None
         if ck:
             self._rows[ck] = row

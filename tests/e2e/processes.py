@@ -289,7 +289,9 @@ def record_bet(acks: Acks, player: str, key: str, amount: int, events: list[gpb.
         return reason
     if not complete and kinds in ([], ["round_opened"]):
         return "unacknowledged"
-    if not complete and kinds == ["round_opened", "bet_accepted"]:
+    # Cut short after the debit: the round may be open, or settled with its last event lost in flight
+    # (outcome and settled commit together and are sent one after the other, so a kill can fall between).
+    if not complete and kinds in (["round_opened", "bet_accepted"], ["round_opened", "bet_accepted", "outcome"]):
         accepted = events[1].bet_accepted
         acks.ack(accepted.transaction_id, player, -amount, "bet", accepted.balance.amount_minor)
         return "in_flight"

@@ -37,7 +37,7 @@ def prepare_sqlite_folder(url: str) -> None:
         pathlib.Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def make_engine(url: str, pool_size: int = 8) -> Engine:
+def make_engine(url: str, pool_size: int = 8, lock_wait_s: int | None = None) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         prepare_sqlite_folder(url)
@@ -47,9 +47,11 @@ def make_engine(url: str, pool_size: int = 8) -> Engine:
         return engine
     # Socket timeouts: without them a connection whose peer went silent (a network partition) blocks its
     # worker thread forever, and with it graceful shutdown. 60 s outlasts InnoDB's 50 s lock wait.
+    connect_args: dict[str, object] = {"connect_timeout": 5, "read_timeout": 60, "write_timeout": 60}
+    if lock_wait_s is not None:
+        connect_args["init_command"] = f"SET SESSION innodb_lock_wait_timeout = {int(lock_wait_s)}"
     return create_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True, pool_recycle=3600,
-                         isolation_level="READ COMMITTED",
-                         connect_args={"connect_timeout": 5, "read_timeout": 60, "write_timeout": 60})
+                         isolation_level="READ COMMITTED", connect_args=connect_args)
 
 
 def make_probe_engine(url: str) -> Engine:
@@ -91,7 +93,11 @@ class Database:
         self._probe = make_probe_engine(url)
         # One side connection per worker at most: never exhausted, so a worker holding locks while it
         # creates an account cannot wait on workers that wait on its locks (SQLite needs none).
-        self._side = engine if self.dialect == "sqlite" else make_engine(url, pool_size=workers)
+        # A transaction waiting on its side connection is a wait InnoDB cannot see: if the side connection
+        # waits on a lock of a transaction that waits on this one, neither deadlock detection nor anything
+        # else ends it. A 1 s lock wait there turns that into a lock-wait error (1205), which reruns the
+        # whole unit or batch with every lock released.
+        self._side = engine if self.dialect == "sqlite" else make_engine(url, pool_size=workers, lock_wait_s=1)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
 
     @classmethod

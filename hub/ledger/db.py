@@ -85,18 +85,18 @@ def is_transient(exc: DBAPIError) -> bool:
 
 
 class Database:
-    """Runs units of work in worker threads; the only way hub code touches the database."""
+    """Runs units of work (reads, non-money writes) in worker threads, and holds the engines the
+    settlement engine writes with: with it, the only way hub code touches the database."""
 
     def __init__(self, engine: Engine, workers: int = 8):
         self.engine = engine
         url = engine.url.render_as_string(hide_password=False)
         self._probe = make_probe_engine(url)
-        # One side connection per worker at most: never exhausted, so a worker holding locks while it
-        # creates an account cannot wait on workers that wait on its locks (SQLite needs none).
-        # A transaction waiting on its side connection is a wait InnoDB cannot see: if the side connection
-        # waits on a lock of a transaction that waits on this one, neither deadlock detection nor anything
-        # else ends it. A 1 s lock wait there turns that into a lock-wait error (1205), which reruns the
-        # whole unit or batch with every lock released.
+        # Side connections create accounts (committed at once) for a settlement batch holding locks; SQLite
+        # needs none. A batch waiting on its side connection is a wait InnoDB cannot see: if the side
+        # connection waits on a lock of a transaction that waits on the batch, deadlock detection never
+        # ends it. A 1 s lock wait there turns that into a lock-wait error (1205), which reruns the batch
+        # with every lock released.
         self._side = engine if self.dialect == "sqlite" else make_engine(url, pool_size=workers, lock_wait_s=1)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
 
@@ -140,7 +140,7 @@ class Database:
             if caller is not None:
                 caller.check()  # before each transaction: a rerun's predecessor rolled back, nothing applied
             try:
-                with UnitOfWork(self.engine, self._side) as uow:
+                with UnitOfWork(self.engine) as uow:
                     return fn(uow)
             except IntegrityError:
                 if attempt == ATTEMPTS:

@@ -1,21 +1,17 @@
-"""Unit of work: one database transaction that rolls back unless commit() is called explicitly."""
+"""Unit of work: one database transaction that rolls back unless commit() is called explicitly.
+
+Readers and the few non-money writes (players, sessions, keys) use it through Database.run; money moves
+only through the settlement engine (hub.ledger.engine)."""
 
 from types import TracebackType
-from typing import Any
 
 from sqlalchemy import Connection, Engine
 
 
 class UnitOfWork:
-    def __init__(self, engine: Engine, side_engine: Engine | None = None):
+    def __init__(self, engine: Engine):
         self._engine = engine
-        # Connections for work that must commit on its own (creating accounts, hub.ledger.postings),
-        # from a pool of their own: a transaction holding row locks must always be able to get one.
-        self.side_engine = side_engine or engine
         self.conn: Connection
-        # Account rows this transaction holds locked, with their current state (hub.ledger.postings):
-        # posting again to them needs no second lock statement, and reading them no query.
-        self.held: dict[Any, Any] = {}
 
     def __enter__(self) -> "UnitOfWork":
         self.conn = self._engine.connect()

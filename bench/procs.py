@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from hub.logs import error_lines
 from hub.stats import ENV as STATS_ENV, WRITE_EVERY_S, Counts
 
 STUDIO_SECRET = "bench-studio-secret"
@@ -216,15 +217,7 @@ class HubProcesses:
         return self.counts()
 
     def log_errors(self) -> list[str]:
-        found = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if record.get("level") in ("error", "critical"):
-                found.append(line[:300])
-        return found
+        return [line[:300] for line in error_lines(self.log_path)]
 
     async def ledger_check(self, operator_id: str) -> tuple[int, str]:
         """`hub ledger check --operator X` as a separate process: (exit code, output)."""

@@ -1,6 +1,8 @@
 """structlog set-up: JSON lines to stdout (console renderer on request), context bound per call."""
 
+import json
 import logging
+import pathlib
 import sys
 
 import structlog
@@ -32,3 +34,16 @@ def configure(fmt: str = "json", level: int = logging.INFO, static: dict[str, ob
         logger_factory=structlog.WriteLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )
+
+
+def error_lines(path: pathlib.Path) -> list[str]:
+    """The lines of a JSON log file at level error or critical (lines that are not JSON are skipped)."""
+    found = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("level") in ("error", "critical"):
+            found.append(line)
+    return found

@@ -33,6 +33,7 @@ from sqlalchemy.pool import NullPool
 
 from casinohub.v1 import common_pb2, game_service_pb2 as gpb, wallet_service_pb2 as wpb
 from hub.ledger.schema import bets, game_sessions, ledger_transactions, rounds
+from hub.logs import error_lines
 from mock_providers.reelhouse.server import STUDIO, Studio, start_server
 from tests.e2e.play_client import PlayStream
 from tests.support import IN_CI, Client
@@ -159,15 +160,7 @@ class HubProcess:
 
     def log_errors(self) -> list[str]:
         """Log lines at level error (e.g. rpc.failed: a hub bug answered with INTERNAL)."""
-        found = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if record.get("level") in ("error", "critical"):
-                found.append(line)
-        return found
+        return error_lines(self.log_path)
 
 
 async def ledger_check_cli(config: pathlib.Path, operator_id: str) -> tuple[int, str]:
@@ -276,6 +269,22 @@ async def play_bet(stream: PlayStream, key: str, amount: int, events: list[gpb.P
         kind = event.WhichOneof("event")
         if kind == "settled" or (kind == "error" and event.error.idempotency_key == key):
             return events
+
+
+def check_retried_bet(acks: "Acks", ledger: LedgerRows, player: str, key: str, amount: int,
+                      events: list[gpb.PlayResponse]) -> str:
+    """A bet cut short, retried with its key: a round the ledger (read before the retries) shows OPEN
+    answers REQUEST_IN_PROGRESS; a closed one replays its events (same debit); one never debited plays
+    now, once. Books it in acks and returns how it ended."""
+    outcome = record_bet(acks, player, key, amount, events)
+    was = ledger.by_key.get(key)
+    if was and ledger.rounds[was[0]["round_id"]]["status"] == "OPEN":
+        assert outcome == "REQUEST_IN_PROGRESS", events
+    else:
+        assert outcome in ("settled", "rolled_back"), events
+        if was:
+            assert events[1].bet_accepted.transaction_id == was[0]["transaction_id"], events
+    return outcome
 
 
 def record_bet(acks: Acks, player: str, key: str, amount: int, events: list[gpb.PlayResponse],

@@ -22,13 +22,13 @@ from tests.e2e.processes import (
     Acks,
     Bettor,
     HubProcess,
+    check_retried_bet,
     free_port,
     ledger_check_cli,
     new_bettors,
     new_operator_id,
     play_bet,
     read_ledger,
-    record_bet,
     settled_balances_agree,
     studio_server,
     write_config,
@@ -225,14 +225,7 @@ async def test_sigkill_at_full_load_leaves_nothing_half_applied(tmp_path, databa
                 player, amount = sent_bets[key]
                 events = await play_bet(bettor.stream, key, amount, timeout=READ_TIMEOUT)
                 await bettor.close()
-                outcome = record_bet(acks, player, key, amount, events)
-                was = ledger.by_key.get(key)
-                if was and ledger.rounds[was[0]["round_id"]]["status"] == "OPEN":
-                    assert outcome == "REQUEST_IN_PROGRESS", events
-                else:
-                    assert outcome in ("settled", "rolled_back"), events
-                    if was:
-                        assert events[1].bet_accepted.transaction_id == was[0]["transaction_id"]
+                outcome = check_retried_bet(acks, ledger, player, key, amount, events)
                 counts[f"bet_retry_{outcome}"] += 1
 
             final = read_ledger(database_url, operator_id)

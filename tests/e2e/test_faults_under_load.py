@@ -22,6 +22,7 @@ from tests.e2e.processes import (
     Bettor,
     Failure,
     HubProcess,
+    check_retried_bet,
     free_port,
     ledger_check_cli,
     new_bettors,
@@ -29,7 +30,6 @@ from tests.e2e.processes import (
     own_mariadb,
     play_bet,
     read_ledger,
-    record_bet,
     settled_balances_agree,
     studio_server,
     write_config,
@@ -179,14 +179,7 @@ async def test_mariadb_stopped_under_load_then_restarted(tmp_path, stop_signal: 
                 for key in bettor.cut:
                     events = await play_bet(bettor.stream, key, bettor.sent[key], timeout=60)
                     bettor.events[key] = events
-                    outcome = record_bet(acks, bettor.player, key, bettor.sent[key], events)
-                    was = before_retries.by_key.get(key)
-                    if was and before_retries.rounds[was[0]["round_id"]]["status"] == "OPEN":
-                        assert outcome == "REQUEST_IN_PROGRESS", events
-                    else:
-                        assert outcome in ("settled", "rolled_back"), events
-                        if was:
-                            assert events[1].bet_accepted.transaction_id == was[0]["transaction_id"], events
+                    outcome = check_retried_bet(acks, before_retries, bettor.player, key, bettor.sent[key], events)
                     counts[f"retried_{outcome}"] += 1
                 await bettor.close()
 

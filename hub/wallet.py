@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Literal
 
 from google.protobuf.message import Message
-from sqlalchemy import func, select
+from sqlalchemy import and_, select
 
 from casinohub.v1 import common_pb2, wallet_service_pb2 as pb
 from hub.clock import to_timestamp, utcnow
@@ -183,11 +183,10 @@ class Wallet:
         t = ledger_transactions
         today = now.replace(hour=0, minute=0, second=0, microsecond=0)
         mine = (cmd.operator_id, cmd.player_id, currency, "deposit")
-        total = book.conn.execute(select(func.coalesce(func.sum(t.c.amount), 0)).where(
+        total = book.total(t, "amount", and_(
             t.c.operator_id == cmd.operator_id, t.c.player_id == cmd.player_id, t.c.currency == currency,
-            t.c.kind == "deposit", t.c.created_at >= today)).scalar_one() + sum(
-            r["amount"] for r in book.new_rows(t)
-            if (r["operator_id"], r["player_id"], r["currency"], r["kind"]) == mine and r["created_at"] >= today)
+            t.c.kind == "deposit", t.c.created_at >= today),
+            lambda r: (r["operator_id"], r["player_id"], r["currency"], r["kind"]) == mine and r["created_at"] >= today)
         if total > limit.daily_deposit_minor:
             raise DomainError(Reason.DEPOSIT_LIMIT_EXCEEDED,
                               f"deposits today would reach {total} of a daily limit of {limit.daily_deposit_minor} "

@@ -8,9 +8,11 @@ journal, so its neighbours never see a trace of it and no savepoint is needed.
 
 Rules for code running on a Book:
   - change a row only through insert()/update(), and only a row read with lock=True;
-  - read rows a batch may change through get()/find() (a plain SQL read would miss what earlier
-    commands of the batch did in memory); rows no command changes (players, sessions' expiry) may be
-    read through `conn`.
+  - read rows through get()/find()/group()/total(): a plain SQL read would miss what earlier commands
+    of the batch did in memory.
+
+The Book reaches the database only through its row store (hub.ledger.rows); over an in-memory store
+it needs no database at all.
 
 House, promotion and external accounts are deferred: no rule reads their balance, so commands post to
 them without reading them, and flush() locks them last, in one statement, applies their entries in
@@ -24,14 +26,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Table, and_, bindparam, select, tuple_, update
-from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy import ColumnElement, Table
 
 from hub.ledger.chain import GENESIS, entry_hash
+from hub.ledger.rows import (
+    Key,
+    Row as Row,  # what commands read and write
+    RowStore,
+)
 from hub.ledger.schema import accounts, metadata, postings
 
-Row = dict[str, Any]
-Key = tuple[Any, ...]
 Value = Key
 
 
@@ -56,30 +60,6 @@ class Need:
 HOUSE, EXTERNAL, PROMOTION = "house", "external", "promotion"
 _REF = ("kind", "owner", "currency")  # with operator_id, an account's unique key
 DEFERRED = frozenset({HOUSE, EXTERNAL, PROMOTION})
-
-# Statements built once per shape: SQLAlchemy then finds them compiled in its cache.
-_BY_KEY: dict[tuple[str, bool], Any] = {}
-
-
-_WHERE_IN: dict[tuple[str, tuple[str, ...], bool, tuple[str, ...]], Any] = {}
-
-
-def _select_in(table: Table, columns: tuple[str, ...], lock: bool, extra: tuple[str, ...] = ()) -> Any:
-    """SELECT * FROM table WHERE (columns) IN :values [AND each extra column = :extra], built once per
-    shape: the values expand at execution, so SQLAlchemy compiles each shape once."""
-    shape = (table.name, columns, lock, extra)
-    stmt = _WHERE_IN.get(shape)
-    if stmt is None:
-        cols = [table.c[c] for c in columns]
-        target = cols[0] if len(cols) == 1 else tuple_(*cols)
-        stmt = select(table).where(target.in_(bindparam("values", expanding=True)),
-                                   *(table.c[c] == bindparam(c) for c in extra))
-        _WHERE_IN[shape] = stmt = stmt.with_for_update() if lock else stmt
-    return stmt
-
-
-def _values(columns: tuple[str, ...], values: list[Key]) -> list[Any]:
-    return [v[0] for v in values] if len(columns) == 1 else values
 
 
 def _key_of(table: Table, row: Any) -> Key:
@@ -108,18 +88,9 @@ def _shape(table: Table) -> _Shape:
     return shape
 
 
-def _by_key(table: Table, lock: bool) -> Any:
-    stmt = _BY_KEY.get((table.name, lock))
-    if stmt is None:
-        stmt = select(table).where(and_(*(c == bindparam(f"k_{c.name}") for c in table.primary_key.columns)))
-        _BY_KEY[table.name, lock] = stmt = stmt.with_for_update() if lock else stmt
-    return stmt
-
-
 class Book:
-    def __init__(self, conn: Connection, side_engine: Engine):
-        self.conn = conn
-        self._side = side_engine
+    def __init__(self, rows: RowStore):
+        self._store = rows
         self._rows: dict[tuple[str, Key], Row | None] = {}  # None: read, and absent
         self._locked: set[tuple[str, Key]] = set()
         self._new: dict[str, list[Row]] = defaultdict(list)  # rows to insert, in order
@@ -140,9 +111,8 @@ class Book:
         ck = (table.name, key)
         if ck in self._rows and (ck in self._locked or not lock):
             return self._rows[ck]
-        params = {f"k_{c.name}": v for c, v in zip(table.primary_key.columns, key, strict=True)}
-        found = self.conn.execute(_by_key(table, lock), params).mappings().one_or_none()
-        row = dict(found) if found is not None else None
+        found = list(self._store.select_in(table, _shape(table).key, [key], lock))
+        row = dict(found[0]) if found else None
         earlier = self._rows.get(ck)
         if earlier is not None and row is not None:  # read before without the lock: refresh it in place
             earlier.update(row)
@@ -157,9 +127,8 @@ class Book:
         """Rows matching where in the database and match in memory, as this batch sees them: rows an
         earlier command inserted are included, rows it changed are judged by their new values. match
         must agree with where for unchanged rows. Unordered."""
-        stmt = select(table).where(where)
         found: dict[Key, Row] = {}
-        for db_row in self.conn.execute(stmt.with_for_update() if lock else stmt).mappings():
+        for db_row in self._store.select_where(table, where, match, lock):
             row = self._absorb(table, db_row, lock)
             if match(row):
                 found[_key_of(table, row)] = row
@@ -181,15 +150,20 @@ class Book:
         return found + [r for r in self._new.get(table.name, ())
                         if id(r) not in known and tuple(r[c] for c in columns) == value and match(r)]
 
+    def total(self, table: Table, column: str, where: ColumnElement[bool], match: Callable[[Row], bool]) -> int:
+        """SUM(column) over the rows matching where in the database plus the matching rows this batch
+        inserted (a sum over rows no command changes: match must agree with where)."""
+        stored = self._store.total(table, column, where, match)
+        new: int = sum(r[column] for r in self._new.get(table.name, ()) if match(r))
+        return stored + new
+
     def prefetch(self, table: Table, keys: Iterable[Key], lock: bool = True) -> None:
         """Read (and lock) the rows of many primary keys in one statement; get() then finds them."""
         wanted = [k for k in dict.fromkeys(keys)
                   if (table.name, k) not in self._rows or (lock and (table.name, k) not in self._locked)]
         if not wanted:
             return
-        columns = tuple(c.name for c in table.primary_key.columns)
-        for db_row in self.conn.execute(_select_in(table, columns, lock),
-                                        {"values": _values(columns, wanted)}).mappings():
+        for db_row in self._store.select_in(table, _shape(table).key, wanted, lock):
             self._absorb(table, db_row, lock)
         for key in wanted:
             self._rows.setdefault((table.name, key), None)
@@ -206,8 +180,7 @@ class Book:
         rows = self._group_rows.setdefault((table.name, columns), {})
         for value in wanted:
             rows[value] = []
-        for db_row in self.conn.execute(_select_in(table, columns, lock),
-                                        {"values": _values(columns, wanted)}).mappings():
+        for db_row in self._store.select_in(table, columns, wanted, lock):
             row = self._absorb(table, db_row, lock)
             rows[tuple(row[c] for c in columns)].append(row)
         loaded.update(wanted)
@@ -313,8 +286,8 @@ class Book:
         (operator, kind, owner, currency) index, the same for every transaction."""
         if create:
             self._ensure(operator_id, refs)
-        rows = self.conn.execute(_select_in(accounts, _REF, True, ("operator_id",)), {
-            "values": [(r.kind, r.owner, r.currency) for r in refs], "operator_id": operator_id}).mappings()
+        rows = self._store.select_in(accounts, _REF, [(r.kind, r.owner, r.currency) for r in refs], True,
+                                     {"operator_id": operator_id})
         found = {AccountRef(r["kind"], r["owner"], r["currency"]): dict(r) for r in rows}
         if create and len(found) != len(refs):
             raise LookupError(f"accounts not created before locking: {set(refs) - set(found)}")
@@ -327,20 +300,14 @@ class Book:
         transaction, two batches could hold shared locks on one new row and deadlock upgrading them.
         SQLite has one writer at a time, and this transaction is it (BEGIN IMMEDIATE)."""
         wanted = {(r.kind, r.owner, r.currency) for r in refs}
-        have = {(row["kind"], row["owner"], row["currency"]) for row in self.conn.execute(
-            _select_in(accounts, _REF, False, ("operator_id",)),
-            {"values": list(wanted), "operator_id": operator_id}).mappings()}
+        have = {(row["kind"], row["owner"], row["currency"]) for row in self._store.select_in(
+            accounts, _REF, sorted(wanted), False, {"operator_id": operator_id})}
         missing = wanted - have
         if not missing:
             return
         rows = [{"operator_id": operator_id, "kind": k, "owner": o, "currency": c, "balance": 0, "version": 0,
                  "last_entry_hash": GENESIS} for k, o, c in sorted(missing)]
-        if self.conn.dialect.name == "sqlite":
-            self.conn.execute(sqlite.insert(accounts).on_conflict_do_nothing(), rows)
-            return
-        with self._side.connect() as side:
-            side.execute(mysql.insert(accounts).prefix_with("IGNORE"), rows)
-            side.commit()
+        self._store.create_if_missing(accounts, rows)
 
     def entry(self, operator_id: str, transaction_id: str, ref: AccountRef, amount: int,
               touched: set[int]) -> int | None:
@@ -377,11 +344,11 @@ class Book:
                 table = _TABLES[name]
                 for row in rows:
                     row.pop("_deferred", None)
-                self.conn.execute(table.insert(), rows)
+                self._store.insert(table, rows)
                 statements += 1
         for name, changed in self._dirty.items():
             if changed:
-                self._write_changes(_TABLES[name], list(changed.values()))
+                self._store.update(_TABLES[name], list(changed.values()))
                 statements += 1
         return statements
 
@@ -413,20 +380,6 @@ class Book:
             e.update(account_id=row["account_id"], balance_after=row["balance"], entry_hash=row["last_entry_hash"])
             self._dirty["accounts"][(row["account_id"],)] = row
         return statements
-
-    def _write_changes(self, table: Table, rows: list[Row]) -> None:
-        if self.conn.dialect.name == "sqlite":  # in-process: a statement per row costs no round trip
-            key = table.primary_key.columns
-            stmt = (update(table).where(and_(*(c == bindparam(f"k_{c.name}") for c in key)))
-                    .values({c.name: bindparam(c.name) for c in table.columns if not c.primary_key}))
-            self.conn.execute(stmt, [{**row, **{f"k_{c.name}": row[c.name] for c in key}} for row in rows])
-            return
-        # MariaDB: every changed row in one multi-row upsert; each row exists and is locked by this
-        # transaction, so this only ever takes the UPDATE branch.
-        upsert = mysql.insert(table)
-        upsert = upsert.on_duplicate_key_update(
-            {c.name: upsert.inserted[c.name] for c in table.columns if not c.primary_key})
-        self.conn.execute(upsert, rows)
 
 
 _TABLES: dict[str, Table] = dict(metadata.tables)

@@ -38,6 +38,7 @@ from hub.errors import DomainError
 from hub.ledger import postings
 from hub.ledger.book import Book, Need
 from hub.ledger.db import ATTEMPTS, ENGINE_WRITERS, Database, is_transient
+from hub.ledger.rows import row_store
 
 C = TypeVar("C")
 R = TypeVar("R")
@@ -195,7 +196,7 @@ class SettlementEngine:
     def _apply(self, batch: list[_Pending]) -> list[tuple[bool, Any]]:
         with self._db.engine.connect() as conn:
             with conn.begin():
-                book = Book(conn, self._db.side_engine)
+                book = Book(row_store(conn, self._db.side_engine))
                 wallets: dict[str, set[postings.AccountRef]] = defaultdict(set)
                 for pending in batch:
                     for operator_id, player_id, currency in getattr(pending.command, "wallets", ()):

@@ -5,6 +5,7 @@ one hop off the event loop per transaction rather than per statement.
 """
 
 import asyncio
+import fcntl
 import functools
 import pathlib
 import random
@@ -14,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import structlog
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
@@ -63,20 +64,57 @@ def make_probe_engine(url: str) -> Engine:
 
 
 def _sqlite_write_transactions(engine: Engine) -> None:
-    """WAL for concurrent readers; BEGIN IMMEDIATE so two writers queue instead of failing to upgrade."""
+    """WAL for concurrent readers; BEGIN IMMEDIATE so two writers queue instead of failing to upgrade.
+
+    Writers of a database file also queue on an flock of `<file>.lock` before BEGIN: SQLite's own busy
+    handler polls, sleeping up to 100 ms between tries, so with several hub processes a writer sat idle
+    long after the lock was free (make run's two workers: p99 1.3 s against 0.3 s for one worker). The
+    kernel hands an flock to the next waiter at once. The lock is released when the transaction ends,
+    and by the kernel if the process dies."""
+    database = engine.url.database
+    lock_path = f"{database}.lock" if database and database != ":memory:" else None
 
     @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+    def _connect(dbapi_connection, record):  # type: ignore[no-untyped-def]
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")  # an acknowledged commit survives a crash
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        if lock_path:  # one open file per connection: flocks of two open files exclude each other
+            record.info["writer_lock"] = open(lock_path, "a+b")  # noqa: SIM115 - closed with the connection
+
+    @event.listens_for(engine, "close")
+    def _close(_dbapi_connection, record):  # type: ignore[no-untyped-def]
+        lock = record.info.pop("writer_lock", None)
+        if lock is not None:
+            lock.close()
 
     @event.listens_for(engine, "begin")
     def _begin(conn):  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        lock = conn.connection.info.get("writer_lock")
+        if lock is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            _unlock(conn)
+            raise
+
+    def _unlock(conn: Connection) -> None:
+        lock = conn.connection.info.get("writer_lock") if not conn.closed else None
+        if lock is not None:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+    event.listen(engine, "commit", _unlock)
+    event.listen(engine, "rollback", _unlock)
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_connection, record):  # type: ignore[no-untyped-def]
+        lock = record.info.get("writer_lock")  # a transaction that ended without commit or rollback
+        if lock is not None:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def is_transient(exc: DBAPIError) -> bool:

@@ -78,6 +78,7 @@ class HubServer:
             await self._set_health(await self.hub.db.ping())
 
     async def _set_health(self, serving: bool) -> None:
+        self.admission.database_up = serving
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in ("", *SERVICES):
             await self._health.set(name, status)

@@ -7,8 +7,14 @@ for milliseconds: neither should crowd out the other). Past a limit a call is re
 decoding check, database or provider work: RESOURCE_EXHAUSTED / OVERLOADED (retryable, NOT_APPLIED) with a
 `grpc-retry-pushback-ms` trailer saying when to try again. Health and reflection are never counted, so
 load balancers can still ask while the hub is full.
+
+While the health watch finds the database unreachable (NOT_SERVING), new calls are refused at once with
+UNAVAILABLE / HUB_UNAVAILABLE (retryable, NOT_APPLIED) instead of waiting on a database that does not
+answer: a frozen or partitioned server answers no query until the driver's 60 s read timeout.
 """
 
+import asyncio
+import contextlib
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,7 +29,16 @@ from hub.servicers.edge import SERVICE_PREFIX
 
 log = structlog.get_logger("hub.rpc")
 PUSHBACK_HEADER = "grpc-retry-pushback-ms"
-LOG_EVERY_S = 1.0  # refusals are logged as a count at most this often: a flood must not flood the logs
+LOG_EVERY_S = 1.0
+FIRST_MESSAGE_WAIT_S = 0.5  # refusals are logged as a count at most this often: a flood must not flood the logs
+
+
+async def _first_message(requests: AsyncIterator[Any]) -> None:
+    """Read the stream's first message (briefly) before refusing it. A stream ended while its client is
+    still writing the first message fails on the client as INTERNAL ("Internal error from Core", seen in
+    a Play reopened during a database outage), not with the refusal's status."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(anext(aiter(requests)), FIRST_MESSAGE_WAIT_S)
 
 
 def bind_caller(context: grpc.aio.ServicerContext) -> None:
@@ -39,22 +54,34 @@ class Admission(grpc.aio.ServerInterceptor):
         self.max_calls = max_calls_in_flight
         self.max_streams = max_play_streams
         self.pushback_ms = pushback_ms
+        self.database_up = True  # set by the server's health watch (hub.server)
         self.calls = 0  # one event loop: plain counters, no lock
         self.streams = 0
         self._refused = 0
         self._logged_at = 0.0
 
     async def _refuse(self, context: grpc.aio.ServicerContext, method: str, what: str, limit: int) -> None:
-        self._refused += 1
-        now = time.monotonic()
-        if now - self._logged_at >= LOG_EVERY_S:
-            log.warning("rpc.overloaded", rpc=method, limit_reached=what, limit=limit, refused=self._refused)
-            self._logged_at, self._refused = now, 0
+        self._count_refusal("rpc.overloaded", rpc=method, limit_reached=what, limit=limit)
         status = DomainError(Reason.OVERLOADED, f"the hub is at its limit of {limit} {what}; retry after the "
                              "pushback").to_status()
         # Jittered, so the clients refused together do not all come back together.
         pushback = random.randint(self.pushback_ms, 2 * self.pushback_ms)
         await context.abort(status.code, status.details, (*status.trailing_metadata, (PUSHBACK_HEADER, str(pushback))))
+
+    async def _check_database(self, context: grpc.aio.ServicerContext, method: str) -> None:
+        if self.database_up:
+            return
+        self._count_refusal("rpc.database_unavailable", rpc=method)
+        status = DomainError(Reason.HUB_UNAVAILABLE, "the hub's database is unavailable; retry").to_status()
+        pushback = random.randint(self.pushback_ms, 2 * self.pushback_ms)
+        await context.abort(status.code, status.details, (*status.trailing_metadata, (PUSHBACK_HEADER, str(pushback))))
+
+    def _count_refusal(self, event: str, **fields: object) -> None:
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._logged_at >= LOG_EVERY_S:
+            log.warning(event, refused=self._refused, **fields)
+            self._logged_at, self._refused = now, 0
 
     async def intercept_service(  # type: ignore[override]  # grpc-stubs types the handler as sync
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -69,6 +96,7 @@ class Admission(grpc.aio.ServerInterceptor):
             inner_unary = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                await self._check_database(context, name)
                 if self.calls >= self.max_calls:
                     await self._refuse(context, name, "calls in flight", self.max_calls)
                 self.calls += 1
@@ -85,6 +113,9 @@ class Admission(grpc.aio.ServerInterceptor):
             inner_stream = handler.stream_stream
 
             async def stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                if not self.database_up or self.streams >= self.max_streams:
+                    await _first_message(requests)
+                await self._check_database(context, name)
                 if self.streams >= self.max_streams:
                     await self._refuse(context, name, "open Play streams", self.max_streams)
                 self.streams += 1

@@ -319,3 +319,58 @@ async def test_a_slow_studio_does_not_slow_another_studios_players(tmp_path, fau
                 await bettor.close()
             await hub.close()
     print(f"\nstudio {fault}: {summary}")
+
+
+FROZEN_NOT_SERVING_WITHIN_S = 10.0  # a probe's query waits out its 5 s read timeout, then reconnects fail
+
+
+@pytest.mark.mariadb
+async def test_a_frozen_database_fails_new_calls_fast_then_recovers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The hub's MariaDB (this test's own) stops answering without closing its connections (SIGSTOP, as in a
+    network partition). Once health says NOT_SERVING, new calls are refused at once, retryably, instead of
+    waiting on the driver's 60 s read timeout; when the server thaws, the hub serves again by itself."""
+    operator_id = new_operator_id()
+    loop = asyncio.get_running_loop()
+    async with own_mariadb() as mariadb, studio_server(SECRET) as (studio_url, _):
+        database = f"casinohub_{uuid.uuid4().hex[:12]}"
+        await asyncio.to_thread(mariadb.execute, f"CREATE DATABASE {database}")
+        url = mariadb.url(database)
+        port = free_port()
+        config = write_config(tmp_path / "hub.toml", port=port, database_url=url, operator_id=operator_id,
+                              studio_url=studio_url, secret=SECRET)
+        hub = await HubProcess.start(config, port, tmp_path / "hub.log")
+        assert mariadb.process is not None
+        try:
+            await hub.wait_serving()
+            client = hub.client(url, operator_id)
+            player, _ = await client.new_player(deposit=1_000)
+
+            def deposit(key: str) -> Awaitable[wpb.DepositResponse]:
+                return client.wallet.Deposit(wpb.DepositRequest(
+                    player_id=player, amount=common_pb2.Money(currency="USD", amount_minor=100),
+                    idempotency_key=key), metadata=client.metadata, timeout=CALL_DEADLINE_S)
+
+            mariadb.process.send_signal(signal.SIGSTOP)
+            await wait_health(hub, NOT_SERVING, FROZEN_NOT_SERVING_WITHIN_S)
+            for name, call in {
+                "Deposit": lambda: deposit("frozen"),
+                "GetBalance": lambda: client.wallet.GetBalance(wpb.GetBalanceRequest(
+                    player_id=player, currency="USD"), metadata=client.metadata, timeout=CALL_DEADLINE_S),
+            }.items():
+                started = loop.time()
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await call()
+                failure = Failure.of(err.value, started, loop.time())
+                assert failure.code is grpc.StatusCode.UNAVAILABLE and failure.reason == "HUB_UNAVAILABLE", failure
+                assert failure.retryable and failure.seconds < 1.0, (name, failure)
+                pushback = dict(err.value.trailing_metadata() or ()).get("grpc-retry-pushback-ms")
+                assert pushback is not None and int(pushback) > 0, (name, err.value.trailing_metadata())
+
+            mariadb.process.send_signal(signal.SIGCONT)
+            await wait_health(hub, SERVING, 30)
+            assert (await deposit("thawed")).balance.amount_minor == 1_100
+            assert await client.balance(player) == 1_100  # the refused deposit applied nothing
+            assert any(r.get("event") == "rpc.database_unavailable" for r in hub.log_records())
+        finally:
+            mariadb.process.send_signal(signal.SIGCONT)
+            await hub.close()

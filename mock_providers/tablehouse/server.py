@@ -188,7 +188,8 @@ class Servicer(pb_grpc.ProviderGameServiceServicer):
                 await context.abort_with_status(
                     StudioError(grpc.StatusCode.UNAVAILABLE, "SERVICE_UNAVAILABLE").to_status())
         try:
-            check_lengths(request)
+            if not isinstance(request, bytes):  # the control RPC's JSON
+                check_lengths(request)
             answer = work(request)
         except StudioError as exc:
             await context.abort_with_status(exc.to_status())

@@ -3,8 +3,13 @@
 An adapter speaks one studio's protocol and nothing leaks past it: every method takes one frozen
 dataclass (new fields never break old adapters), amounts are int minor units of the hub's currency,
 and vendor exceptions are mapped onto the ProviderError tree below, at one place in each adapter.
+
+Multi-step games (blackjack) add one optional method, MultiStepAdapter.act: `play` opens the round and may
+answer it unfinished, with the actions the player may take and what each adds to the stake; each `act`
+plays one of them, until a PlayResult says finished.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -108,15 +113,44 @@ class PlayInput:
     operator_id: str
     player_id: str
     currency: str
-    bet_minor: int
+    bet_minor: int  # the round's whole stake at this step (a roulette layout's positions add up to it)
+    # Game-specific bet parameters, documented by each adapter (tablehouse roulette: "bets", the layout).
+    # Empty: the adapter's default for the game. Values are client input: adapters quote a short prefix.
+    params: Mapping[str, str] = field(default_factory=dict)
+    # The caller continues an unfinished round with MultiStepAdapter.act. Without it, an adapter finishes
+    # the round in this call or refuses it (ProviderRejected) before the studio hears of it.
+    multi_step: bool = False
+
+
+@dataclass(frozen=True)
+class ActionOption:
+    action: str  # "hit" | "stand" | "double" | "split"
+    extra_stake_minor: int = 0  # what taking it adds to the round's stake: the caller debits it first
 
 
 @dataclass(frozen=True)
 class PlayResult:
     provider_round_id: str
-    result: str  # human-readable outcome, e.g. "SEVEN|SEVEN|BAR"
-    win_minor: int  # already checked by the adapter against the studio's published paytable
+    result: str  # human-readable outcome, e.g. "SEVEN|SEVEN|BAR"; at most 256 characters
+    win_minor: int  # already checked by the adapter against the studio's published rules; 0 until finished
     proof: Proof
+    finished: bool = True  # False: the round waits for act(), with one of `actions`
+    stake_minor: int | None = None  # the round's whole stake after this step; None: PlayInput.bet_minor
+    actions: tuple[ActionOption, ...] = ()  # what act() may do next (empty once finished)
+    step: int = 0  # this step's number in the round: play() is 0, each act() the next
+
+
+@dataclass(frozen=True)
+class ActionInput:
+    round_id: str
+    game_session_id: str
+    provider_game_id: str
+    operator_id: str
+    player_id: str
+    currency: str
+    step: int  # the previous PlayResult.step + 1; (round_id, step) is the studio's idempotency key
+    action: str  # one of the previous PlayResult.actions
+    extra_stake_minor: int = 0  # exactly that ActionOption's extra_stake_minor, already debited
 
 
 @dataclass(frozen=True)
@@ -127,8 +161,11 @@ class RoundStatusInput:
 
 @dataclass(frozen=True)
 class RoundStatusResult:
-    status: str  # "settled" | "unknown" (the studio never saw it) | "cancelled"
+    # "settled" | "unknown" (the studio never saw it) | "cancelled" | "in_progress" (a multi-step round
+    # waiting for an action: ask again later; studios finish abandoned rounds by their own rule)
+    status: str
     win_minor: int = 0
+    stake_minor: int | None = None  # the round's whole stake as the studio counts it, when it says
 
 
 @runtime_checkable
@@ -146,3 +183,10 @@ class ProviderAdapter(Protocol):
     async def health(self) -> bool: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class MultiStepAdapter(ProviderAdapter, Protocol):
+    """An adapter whose games may take more than one step per round (PlayResult.finished False)."""
+
+    async def act(self, request: ActionInput) -> PlayResult: ...

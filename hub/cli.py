@@ -19,7 +19,7 @@ from hub.migrate import upgrade
 from hub.workers import die_with_parent, listen_port, supervise, worker_argv
 
 # Sandbox studios `hub dev` can start, by adapter kind: the module that runs the mock server.
-MOCK_STUDIOS = {"reelhouse": "mock_providers.reelhouse"}
+MOCK_STUDIOS = {"reelhouse": "mock_providers.reelhouse", "tablehouse": "mock_providers.tablehouse"}
 
 
 def main(argv: list[str] | None = None) -> int:

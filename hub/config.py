@@ -9,9 +9,11 @@ from typing import Any
 from adapters.base import ProviderConfig
 
 DEFAULT_PROVIDERS = (
-    # The sandbox studio `hub dev` starts next to the hub.
+    # The sandbox studios `hub dev` starts next to the hub.
     {"name": "reelhouse", "adapter": "reelhouse", "url": "http://127.0.0.1:8701",
      "secret": "reelhouse-sandbox-secret", "timeout_s": 5.0},
+    {"name": "tablehouse", "adapter": "tablehouse", "url": "grpc://127.0.0.1:8702",
+     "secret": "tablehouse-sandbox-secret", "timeout_s": 5.0},
 )
 
 

@@ -45,11 +45,13 @@ async def test_migrate_creates_the_schema(tmp_path) -> None:  # type: ignore[no-
     engine.dispose()
 
 
-async def test_dev_starts_the_mock_studio_and_the_hub_and_stops_both(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    hub_port, studio_port = free_port(), free_port()
+async def test_dev_starts_the_mock_studios_and_the_hub_and_stops_them(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    hub_port, studio_port, table_port = free_port(), free_port(), free_port()
     (tmp_path / "hub.toml").write_text(
         f'[hub]\nlisten = "127.0.0.1:{hub_port}"\ndatabase_url = "sqlite:///{tmp_path}/var/dev.db"\n\n'
         f'[[providers]]\nname = "reelhouse"\nadapter = "reelhouse"\nurl = "http://127.0.0.1:{studio_port}"\n'
+        f'secret = "dev-secret"\n\n'
+        f'[[providers]]\nname = "tablehouse"\nadapter = "tablehouse"\nurl = "grpc://127.0.0.1:{table_port}"\n'
         f'secret = "dev-secret"\n')
     process = await hub_cli("--config", str(tmp_path / "hub.toml"), "dev")
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{hub_port}")
@@ -63,7 +65,8 @@ async def test_dev_starts_the_mock_studio_and_the_hub_and_stops_both(tmp_path) -
                 await asyncio.sleep(0.1)
         games = await game_service_pb2_grpc.GameServiceStub(channel).ListGames(pb.ListGamesRequest())
         assert [g.game_id for g in games.games] == [
-            "reelhouse:fruit-classic", "reelhouse:gem-rush", "reelhouse:lucky-sevens"]
+            "reelhouse:fruit-classic", "reelhouse:gem-rush", "reelhouse:lucky-sevens",
+            "tablehouse:blackjack", "tablehouse:european-roulette"]
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0
         assert process.stdout is not None
@@ -78,8 +81,9 @@ async def test_dev_starts_the_mock_studio_and_the_hub_and_stops_both(tmp_path) -
         if process.returncode is None:
             process.kill()
             await process.wait()
-    with socket.socket() as s:  # the mock studio went down with the hub
-        assert s.connect_ex(("127.0.0.1", studio_port)) != 0
+    for port in (studio_port, table_port):  # the mock studios went down with the hub
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0
 
 
 async def test_reconcile_reports_and_exits_zero_when_nothing_needs_a_human(tmp_path) -> None:  # type: ignore[no-untyped-def]

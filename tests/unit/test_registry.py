@@ -22,3 +22,9 @@ def test_installed_adapters_are_found_by_entry_point() -> None:
     factory = registry.factory_for("reelhouse")
     adapter = factory(ProviderConfig(name="reelhouse", url="http://127.0.0.1:1", secret="s"))
     assert isinstance(adapter, ProviderAdapter)
+
+
+def test_tablehouse_is_registered_by_entry_point() -> None:
+    assert "tablehouse" in registry.available()
+    adapter = registry.create("tablehouse", ProviderConfig(name="tablehouse", url="grpc://127.0.0.1:1", secret="s"))
+    assert adapter.name == "tablehouse"

@@ -21,7 +21,8 @@ test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## Lint the contract (buf STANDARD) and the Python (ruff, mypy, then lint-imports for the dependency rules:
-## adapters/ and mock_providers/ import nothing from hub/, hub layers depend downward; all in pyproject.toml).
+## adapters/ and mock_providers/ import nothing from hub/, hub layers depend downward, protobuf stays at the
+## edge; all in pyproject.toml).
 lint: $(STAMP)
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/ruff check .

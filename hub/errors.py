@@ -1,14 +1,9 @@
-"""Domain errors with stable reasons; the one place that turns them into gRPC statuses with ErrorInfo."""
+"""Domain errors with stable reasons, each with its gRPC code (the edge, hub.servicers.mapping, turns them
+into statuses with ErrorInfo and into Play's error events)."""
 
 import enum
 
 import grpc
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
-
-from casinohub.v1 import common_pb2
-
-DOMAIN = "casinohub"
 
 
 class State(enum.Enum):
@@ -92,31 +87,8 @@ class DomainError(Exception):
         self.state = state
         self.metadata = metadata or {}  # extra ErrorInfo metadata, e.g. which field was too long
 
-    def to_status(self) -> grpc.Status:
-        info = error_details_pb2.ErrorInfo(
-            reason=self.reason.name,
-            domain=DOMAIN,
-            metadata={**self.metadata, "retryable": str(self.reason.retryable).lower(), "state": self.state.value},
-        )
-        status = status_pb2.Status(code=self.reason.code.value[0], message=self.message)
-        status.details.add().Pack(info)
-        return rpc_status.to_status(status)
-
-    def to_detail(self) -> common_pb2.ErrorDetail:
-        """The same information for an error event inside a stream."""
-        return common_pb2.ErrorDetail(
-            code=self.reason.code.value[0],
-            reason=self.reason.name,
-            message=self.message,
-            retryable=self.reason.retryable,
-            state=common_pb2.ApplyState.Value(f"APPLY_STATE_{self.state.value}"),
-        )
-
 
 def quote(value: str, limit: int = 40) -> str:
     """A client-sent value for an error message or a log line: at most a short prefix of it."""
     return repr(value if len(value) <= limit else value[:limit] + "…")
 
-
-# Sanity: grpc's enum values carry the google.rpc.Code numbers we pack.
-assert grpc.StatusCode.NOT_FOUND.value[0] == code_pb2.NOT_FOUND

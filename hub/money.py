@@ -8,7 +8,6 @@ from fractions import Fraction
 from adapters import money as sdk_money
 from adapters.base import UnknownCurrency
 from adapters.money import CURRENCY_EXPONENTS as CURRENCY_EXPONENTS, add_currency as add_currency
-from casinohub.v1 import common_pb2
 from hub.errors import DomainError, Reason, quote
 
 # The currency table, its additions and the exact scaling to a studio's units live in the adapter SDK
@@ -27,10 +26,6 @@ MAX_TRANSACTION_CEILING = INT64_MAX // 10**6
 class Money:
     currency: str
     amount_minor: int
-
-
-def money_message(currency: str, amount_minor: int) -> common_pb2.Money:
-    return common_pb2.Money(currency=currency, amount_minor=amount_minor)
 
 
 def exponent(currency: str) -> int:

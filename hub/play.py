@@ -12,11 +12,10 @@ for another process's).
 
 import asyncio
 import contextlib
-import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import TypeVar
@@ -29,17 +28,27 @@ from adapters.base import (
     LaunchInput,
     PlayInput,
     PlayResult,
+    Proof,
     ProviderError,
     ProviderProtocolError,
     ProviderRejected,
     ProviderTimeout,
     UnknownCurrency,
 )
-from casinohub.v1 import common_pb2, game_service_pb2 as pb
-from hub import deadline
+from hub import deadline, records
 from hub.catalog import Catalog, CatalogGame
-from hub.clock import to_timestamp, utcnow
+from hub.clock import utcnow
 from hub.errors import DomainError, Reason, State, quote
+from hub.events import (
+    BetAccepted,
+    Outcome,
+    PlayError,
+    PlayEvent,
+    RoundOpened,
+    SessionClosed,
+    SessionOpened,
+    Settled,
+)
 from hub.ledger import free_rounds, idempotency, postings
 from hub.ledger.book import Book, Need, Row
 from hub.ledger.db import Database
@@ -57,7 +66,7 @@ from hub.ledger.rounds import (
 )
 from hub.ledger.schema import bets, free_round_grants, game_sessions, ledger_transactions, play_events, rounds
 from hub.ledger.uow import UnitOfWork
-from hub.money import Money, exponent, money_message, positive_amount
+from hub.money import Money, exponent, positive_amount
 from hub.players import Players
 
 T = TypeVar("T")
@@ -203,9 +212,34 @@ class BetRefused:
 @dataclass(frozen=True)
 class OpenedRound:
     round_id: str
-    events: list[pb.PlayResponse]
+    events: list[PlayEvent]
     replayed: bool  # the key was seen before: events are copies of the stored ones, nothing was debited
 
+
+@dataclass(frozen=True)
+class LaunchedGame:
+    game_session_id: str
+    launch_url: str
+    server_seed_hash: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class RoundView:
+    """A round as GetRound shows it."""
+
+    round_id: str
+    game_id: str
+    player_id: str
+    game_session_id: str  # empty for a round a studio opened
+    status: str  # OPEN | SETTLED | ROLLED_BACK | VOIDED
+    bet: Money
+    win: Money
+    result: str
+    proof: Proof | None
+    transaction_ids: tuple[str, ...]
+    opened_at: datetime
+    closed_at: datetime | None
 
 
 class Play:
@@ -227,7 +261,7 @@ class Play:
     # -- sessions ------------------------------------------------------------------------------------
 
     async def launch(self, operator_id: str, token: str, game_id: str, currency: str,
-                     client_seed: str) -> pb.LaunchGameResponse:
+                     client_seed: str) -> LaunchedGame:
         player_id = await self._players.authenticate(operator_id, token)
         exponent(currency)
         game, adapter = await self._catalog.game(game_id)
@@ -254,9 +288,7 @@ class Play:
             uow.commit()
 
         await self._db.run(_insert)
-        return pb.LaunchGameResponse(game_session_id=session_id, launch_url=launched.launch_url,
-                                     server_seed_hash=launched.server_seed_hash,
-                                     expires_at=to_timestamp(expires_at))
+        return LaunchedGame(session_id, launched.launch_url, launched.server_seed_hash, expires_at)
 
     async def attach(self, operator_id: str, game_session_id: str, token: str) -> GameSession:
         """The game session a stream may play on: it must belong to the token's player."""
@@ -276,13 +308,13 @@ class Play:
         return GameSession(row.game_session_id, operator_id, player_id, row.game_id, row.currency,
                            row.expires_at)
 
-    async def opened(self, session: GameSession) -> pb.PlayResponse:
+    async def opened(self, session: GameSession) -> SessionOpened:
         return await self._appending(session, self._session_opened, SessionEvent(session))
 
-    async def closed(self, session: GameSession) -> pb.PlayResponse:
+    async def closed(self, session: GameSession) -> SessionClosed:
         return await self._appending(session, self._session_closed, SessionEvent(session))
 
-    async def resume(self, session: GameSession, last_seen_seq: int) -> AsyncIterator[pb.PlayResponse]:
+    async def resume(self, session: GameSession, last_seen_seq: int) -> AsyncIterator[PlayEvent]:
         """Every stored event after last_seen_seq, then SessionOpened, then the rest of each round that
         was in play at that moment, as it is appended: in seq order, each once.
 
@@ -344,9 +376,9 @@ class Play:
 
     # -- bets ----------------------------------------------------------------------------------------
 
-    async def bet(self, session: GameSession, amount: common_pb2.Money, key: str) -> AsyncIterator[pb.PlayResponse]:
+    async def bet(self, session: GameSession, amount: Money, key: str) -> AsyncIterator[PlayEvent]:
         """Events of one bet, in order. The round runs to the end even if the caller stops listening."""
-        queue: asyncio.Queue[pb.PlayResponse | None] = asyncio.Queue()
+        queue: asyncio.Queue[PlayEvent | None] = asyncio.Queue()
         task = asyncio.create_task(self._run_bet(session, amount, key, queue.put_nowait))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
@@ -362,8 +394,8 @@ class Play:
         while self._in_flight:
             await asyncio.gather(*list(self._in_flight), return_exceptions=True)
 
-    async def _run_bet(self, session: GameSession, amount: common_pb2.Money, key: str,
-                       emit: Callable[[pb.PlayResponse], None]) -> deadline.CallerGone | None:
+    async def _run_bet(self, session: GameSession, amount: Money, key: str,
+                       emit: Callable[[PlayEvent], None]) -> deadline.CallerGone | None:
         """Returns (not raises: the stream may be gone) CallerGone when the bet was dropped unapplied."""
         try:
             money = positive_amount(amount.currency, amount.amount_minor)
@@ -419,18 +451,21 @@ class Play:
 
     # -- commands (applied by the settlement engine, in its writer thread) -----------------------------
 
-    def _session_opened(self, book: Book, cmd: "SessionEvent") -> pb.PlayResponse:
+    def _session_opened(self, book: Book, cmd: "SessionEvent") -> SessionOpened:
         session = cmd.session
+        row = self._session_row(book, session)
         wallet = postings.wallet(book, session.operator_id, session.player_id, session.currency)
-        return self._append(book, session, None, [pb.PlayResponse(session_opened=pb.SessionOpened(
-            game_session_id=session.game_session_id, game_id=session.game_id,
-            balance=money_message(session.currency, wallet.cash),
-            bonus_balance=money_message(session.currency, wallet.bonus),
-            free_rounds_left=self._free_rounds_left(book, session)))])[0]
+        event = SessionOpened(row["last_seq"] + 1, session.game_session_id, session.game_id,
+                              Money(session.currency, wallet.cash), Money(session.currency, wallet.bonus),
+                              self._free_rounds_left(book, session))
+        self._append(book, session, row, None, [event])
+        return event
 
-    def _session_closed(self, book: Book, cmd: "SessionEvent") -> pb.PlayResponse:
-        return self._append(book, cmd.session, None, [pb.PlayResponse(
-            session_closed=pb.SessionClosed(game_session_id=cmd.session.game_session_id))])[0]
+    def _session_closed(self, book: Book, cmd: "SessionEvent") -> SessionClosed:
+        row = self._session_row(book, cmd.session)
+        event = SessionClosed(row["last_seq"] + 1, cmd.session.game_session_id)
+        self._append(book, cmd.session, row, None, [event])
+        return event
 
     def _resumed(self, book: Book, cmd: "Resumed") -> tuple[int, list[str]]:
         """Append SessionOpened; return its seq and the session's rounds in play, under the row lock."""
@@ -451,16 +486,16 @@ class Play:
         return opened.seq, [r["round_id"] for r in sorted(open_rounds, key=lambda r: r["opened_at"])]
 
     @staticmethod
-    def _backlog_tx(session: GameSession, after: int, upto: int, uow: UnitOfWork) -> list[pb.PlayResponse]:
+    def _backlog_tx(session: GameSession, after: int, upto: int, uow: UnitOfWork) -> list[PlayEvent]:
         payloads = uow.conn.execute(select(play_events.c.payload).where(
             play_events.c.game_session_id == session.game_session_id,
             play_events.c.operator_id == session.operator_id, play_events.c.seq > after,
             play_events.c.seq <= upto).order_by(play_events.c.seq).limit(PAGE)).scalars()
-        return [pb.PlayResponse.FromString(p) for p in payloads]
+        return [records.decode(p, PlayEvent) for p in payloads]
 
     @staticmethod
     def _follow_tx(session: GameSession, round_ids: list[str], after: int,
-                   uow: UnitOfWork) -> tuple[list[str], list[pb.PlayResponse]]:
+                   uow: UnitOfWork) -> tuple[list[str], list[PlayEvent]]:
         """The rounds still OPEN, then their events after `after`. In that order: a round found closed
         committed its last events before, so this read sees them (READ COMMITTED reads per statement)."""
         still_open = list(uow.conn.execute(select(rounds.c.round_id).where(
@@ -470,7 +505,7 @@ class Play:
             play_events.c.game_session_id == session.game_session_id,
             play_events.c.operator_id == session.operator_id, play_events.c.seq > after,
             play_events.c.round_id.in_(round_ids)).order_by(play_events.c.seq).limit(PAGE)).scalars()
-        return still_open, [pb.PlayResponse.FromString(p) for p in payloads]
+        return still_open, [records.decode(p, PlayEvent) for p in payloads]
 
     def _open_round(self, book: Book, cmd: "OpenRound") -> OpenedRound:
         session, money, key = cmd.session, cmd.money, cmd.key
@@ -483,59 +518,62 @@ class Play:
                 # Whether that round wins is not known yet: retry with the same key to find out.
                 raise DomainError(Reason.REQUEST_IN_PROGRESS, f"the bet with key {quote(key)} is still in play",
                                   State.UNKNOWN)
-            copies = []
-            for original in self._round_events(book, session, round_id):
-                copy = pb.PlayResponse()
-                copy.CopyFrom(original)
-                copy.replay_of_seq = original.seq
-                copies.append(copy)
+            row = self._session_row(book, session)
             # New events of this session (seq never goes backwards on a stream, and Resume finds them).
             # Stored without the round id, so a later replay copies the originals, not these.
-            return OpenedRound(round_id, self._append(book, session, None, copies), replayed=True)
-        events = self._append(book, session, round_id, [
-            pb.PlayResponse(round_opened=pb.RoundOpened(round_id=round_id, idempotency_key=key)),
-            pb.PlayResponse(bet_accepted=pb.BetAccepted(
-                round_id=round_id, transaction_id=receipt.transaction_id,
-                amount=money_message(money.currency, money.amount_minor), balance=money_message(money.currency, receipt.balance),
-                bonus_balance=money_message(money.currency, receipt.bonus_balance), free_round=receipt.free_round,
-                # A bet that found no free round to use means none are left in this game.
-                free_rounds_left=self._free_rounds_left(book, session) if receipt.free_round else 0)),
-        ])
+            copies = [replace(original, seq=seq, replay_of_seq=original.seq) for seq, original in enumerate(
+                self._round_events(book, session, round_id), start=row["last_seq"] + 1)]
+            self._append(book, session, row, None, copies)
+            return OpenedRound(round_id, copies, replayed=True)
+        row = self._session_row(book, session)
+        seq, currency = row["last_seq"] + 1, money.currency
+        events: list[PlayEvent] = [
+            RoundOpened(seq, round_id, key),
+            BetAccepted(seq + 1, round_id, receipt.transaction_id, money, Money(currency, receipt.balance),
+                        Money(currency, receipt.bonus_balance), receipt.free_round,
+                        # A bet that found no free round to use means none are left in this game.
+                        self._free_rounds_left(book, session) if receipt.free_round else 0),
+        ]
+        self._append(book, session, row, round_id, events)
         return OpenedRound(round_id, events, replayed=False)
 
-    def _settle(self, book: Book, cmd: "SettleRound") -> list[pb.PlayResponse]:
+    def _settle(self, book: Book, cmd: "SettleRound") -> list[PlayEvent]:
         session, round_id, result = cmd.session, cmd.round_id, cmd.result
         now = utcnow()
         if result.win_minor:
             self._rounds.win(book, Win(session.operator_id, round_id, win_key(round_id), result.win_minor), now)
         self._rounds.close(book, session.operator_id, round_id, now)
-        proof = pb.ProvablyFairProof(server_seed_hash=result.proof.server_seed_hash,
-                                     client_seed=result.proof.client_seed, nonce=result.proof.nonce,
-                                     server_seed=result.proof.server_seed)
         round_ = book.get(rounds, (session.operator_id, round_id))
         assert round_ is not None  # closed just above
         book.update(rounds, round_, provider_round_id=result.provider_round_id, result=result.result,
-                    proof=json.dumps(_proof_json(proof)))
-        win = money_message(cmd.money.currency, result.win_minor)
-        return self._append(book, session, round_id, [
-            pb.PlayResponse(outcome=pb.Outcome(round_id=round_id, result=result.result, win=win, proof=proof)),
-            self._settled(book, session, round_id, result.win_minor),
-        ])
+                    proof=records.encode(result.proof).decode())
+        row = self._session_row(book, session)
+        seq = row["last_seq"] + 1
+        events = [Outcome(seq, round_id, result.result, Money(cmd.money.currency, result.win_minor), result.proof),
+                  self._settled(book, session, round_id, result.win_minor, seq + 1)]
+        self._append(book, session, row, round_id, events)
+        return events
 
-    def _refund(self, book: Book, cmd: "RefundRound") -> list[pb.PlayResponse]:
+    def _refund(self, book: Book, cmd: "RefundRound") -> list[PlayEvent]:
         session, round_id, key = cmd.session, cmd.round_id, cmd.key
         now = utcnow()
         receipt = self._rounds.rollback(book, cmd.rollback, now)
         self._rounds.close(book, session.operator_id, round_id, now)
         # The debit was refunded: net, nothing applied; retry with a new key.
         err = DomainError(cmd.error.reason, cmd.error.message, State.NOT_APPLIED)
-        return self._append(book, session, round_id, [self._refused(session, key, round_id, err, receipt.balance)])
+        row = self._session_row(book, session)
+        events: list[PlayEvent] = [self._refused(session, key, round_id, err, receipt.balance, row["last_seq"] + 1)]
+        self._append(book, session, row, round_id, events)
+        return events
 
-    def _bet_refused(self, book: Book, cmd: "BetRefused") -> pb.PlayResponse:
+    def _bet_refused(self, book: Book, cmd: "BetRefused") -> PlayError:
         """A bet refused before any round opened."""
         session = cmd.session
         cash = postings.wallet(book, session.operator_id, session.player_id, session.currency).cash
-        return self._append(book, session, None, [self._refused(session, cmd.key, "", cmd.error, cash)])[0]
+        row = self._session_row(book, session)
+        event = self._refused(session, cmd.key, "", cmd.error, cash, row["last_seq"] + 1)
+        self._append(book, session, row, None, [event])
+        return event
 
     def reconciled(self, book: Book, operator_id: str, round_id: str, refunded: bool) -> None:
         """The reconciler closed a round (its hub died or its provider never answered): give the round's
@@ -549,30 +587,31 @@ class Play:
             return
         session = GameSession(row["game_session_id"], operator_id, row["player_id"], row["game_id"],
                               row["currency"], row["expires_at"])
-        if any(e.WhichOneof("event") in ("settled", "error") for e in self._round_events(book, session, round_id)):
+        if any(isinstance(e, (Settled, PlayError)) for e in self._round_events(book, session, round_id)):
             return  # Play, or another reconciler, already ended it
+        seq = row["last_seq"] + 1
+        event: PlayEvent
         if refunded:
             placed = sorted(book.group(bets, ROUND, (operator_id, round_id), lock=False), key=lambda r: r["created_at"])
             err = DomainError(Reason.PROVIDER_UNAVAILABLE, "the provider never finished this round; the "
                               "reconciler refunded the bet")
             event = self._refused(session, placed[0]["bet_id"] if placed else "", round_id, err,
-                                  postings.wallet(book, operator_id, session.player_id, session.currency).cash)
+                                  postings.wallet(book, operator_id, session.player_id, session.currency).cash, seq)
         else:
-            event = self._settled(book, session, round_id, round_["win_amount"])
-        self._append(book, session, round_id, [event])
-
-    def _settled(self, book: Book, session: GameSession, round_id: str, win_minor: int) -> pb.PlayResponse:
-        """The event that ends a round that stood: its win, its transactions and the wallet after it."""
-        wallet = postings.wallet(book, session.operator_id, session.player_id, session.currency)
-        return pb.PlayResponse(settled=pb.Settled(
-            round_id=round_id, transaction_ids=transaction_ids(book, session.operator_id, round_id),
-            win=money_message(session.currency, win_minor), balance=money_message(session.currency, wallet.cash),
-            bonus_balance=money_message(session.currency, wallet.bonus)))
+            event = self._settled(book, session, round_id, round_["win_amount"], seq)
+        self._append(book, session, row, round_id, [event])
 
     @staticmethod
-    def _refused(session: GameSession, key: str, round_id: str, err: DomainError, cash: int) -> pb.PlayResponse:
-        return pb.PlayResponse(error=pb.PlayError(idempotency_key=key, round_id=round_id, error=err.to_detail(),
-                                                  balance=money_message(session.currency, cash)))
+    def _settled(book: Book, session: GameSession, round_id: str, win_minor: int, seq: int) -> Settled:
+        """The event that ends a round that stood: its win, its transactions and the wallet after it."""
+        wallet = postings.wallet(book, session.operator_id, session.player_id, session.currency)
+        currency = session.currency
+        return Settled(seq, round_id, tuple(transaction_ids(book, session.operator_id, round_id)),
+                       Money(currency, win_minor), Money(currency, wallet.cash), Money(currency, wallet.bonus))
+
+    @staticmethod
+    def _refused(session: GameSession, key: str, round_id: str, err: DomainError, cash: int, seq: int) -> PlayError:
+        return PlayError(seq, key, round_id, err.reason, err.message, err.state, Money(session.currency, cash))
 
     @staticmethod
     def _free_rounds_left(book: Book, session: GameSession) -> int:
@@ -581,37 +620,35 @@ class Play:
 
     @staticmethod
     def _session_row(book: Book, session: GameSession) -> Row:
-        """The session's row, locked: appends to one session's log take turns."""
+        """The session's row, locked: appends to one session's log take turns. Events appended next are
+        numbered from its last_seq + 1."""
         row = book.get(game_sessions, (session.game_session_id,))
         if row is None or row["operator_id"] != session.operator_id:
             raise LookupError(f"game session {session.game_session_id} vanished")
         return row
 
-    @classmethod
-    def _append(cls, book: Book, session: GameSession, round_id: str | None,
-                events: list[pb.PlayResponse]) -> list[pb.PlayResponse]:
-        """Give events the session's next seqs and store them, in the command's batch."""
-        row = cls._session_row(book, session)
-        last = row["last_seq"]
+    @staticmethod
+    def _append(book: Book, session: GameSession, row: Row, round_id: str | None, events: list[PlayEvent]) -> None:
+        """Store events numbered on from the session row's last_seq, in the command's batch."""
+        if not events:
+            return
+        assert events[0].seq == row["last_seq"] + 1 and events[-1].seq == row["last_seq"] + len(events), events
         now = utcnow()
-        for offset, event in enumerate(events, start=1):
-            event.seq = last + offset
+        for event in events:
             book.insert(play_events, {
                 "game_session_id": session.game_session_id, "seq": event.seq, "operator_id": session.operator_id,
-                "round_id": round_id, "payload": event.SerializeToString(deterministic=True), "created_at": now})
-        book.update(game_sessions, row, last_seq=last + len(events))
-        return events
+                "round_id": round_id, "payload": records.encode(event), "created_at": now})
+        book.update(game_sessions, row, last_seq=events[-1].seq)
 
     @staticmethod
-    def _round_events(book: Book, session: GameSession, round_id: str) -> list[pb.PlayResponse]:
+    def _round_events(book: Book, session: GameSession, round_id: str) -> list[PlayEvent]:
         """The round's original events (replay copies carry no round id)."""
         found = book.group(play_events, ROUND, (session.operator_id, round_id), lock=False)
-        return [pb.PlayResponse.FromString(r["payload"]) for r in sorted(found, key=lambda r: r["seq"])]
-
+        return [records.decode(r["payload"], PlayEvent) for r in sorted(found, key=lambda r: r["seq"])]
 
     # -- rounds --------------------------------------------------------------------------------------
 
-    async def get_round(self, operator_id: str, round_id: str) -> pb.Round:
+    async def get_round(self, operator_id: str, round_id: str) -> RoundView:
         def _read(uow: UnitOfWork):  # type: ignore[no-untyped-def]
             row = uow.conn.execute(select(rounds).where(
                 rounds.c.round_id == round_id, rounds.c.operator_id == operator_id)).one_or_none()
@@ -624,15 +661,8 @@ class Play:
         row, transaction_ids = await self._db.run(_read)
         if row is None:
             raise DomainError(Reason.ROUND_NOT_FOUND, f"no round {quote(round_id)}")
-        return pb.Round(
-            round_id=row.round_id, game_id=row.game_id, player_id=row.player_id,
-            game_session_id=row.game_session_id, status=pb.RoundStatus.Value(f"ROUND_STATUS_{row.status}"),
-            bet=money_message(row.currency, row.bet_amount), win=money_message(row.currency, row.win_amount),
-            result=row.result or "", proof=pb.ProvablyFairProof(**json.loads(row.proof)) if row.proof else None,
-            transaction_ids=transaction_ids, opened_at=to_timestamp(row.opened_at),
-            closed_at=to_timestamp(row.closed_at))
-
-
-def _proof_json(proof: pb.ProvablyFairProof) -> dict[str, object]:
-    return {"server_seed_hash": proof.server_seed_hash, "client_seed": proof.client_seed,
-            "nonce": proof.nonce, "server_seed": proof.server_seed}
+        return RoundView(
+            row.round_id, row.game_id, row.player_id, row.game_session_id or "", row.status,
+            Money(row.currency, row.bet_amount), Money(row.currency, row.win_amount), row.result or "",
+            records.decode(row.proof, Proof) if row.proof else None, tuple(transaction_ids), row.opened_at,
+            row.closed_at)

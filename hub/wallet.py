@@ -1,20 +1,19 @@
 """Cashier operations on a player's cash wallet: deposit, withdraw, balance, history.
 
-Each money movement is one unit of work: idempotency record, balanced postings and the stored
-response commit together or not at all.
+Each money movement is one command of the settlement engine: idempotency record, balanced postings and
+the stored receipt commit together or not at all.
 """
 
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import TypeVar
 
-from google.protobuf.message import Message
 from sqlalchemy import and_, select
 
-from casinohub.v1 import common_pb2, wallet_service_pb2 as pb
-from hub.clock import to_timestamp, utcnow
+from hub import records
+from hub.clock import utcnow
 from hub.config import CashierLimit
 from hub.errors import DomainError, Reason, quote
 from hub.ledger import bonuses, free_rounds, idempotency, postings
@@ -24,21 +23,66 @@ from hub.ledger.engine import SettlementEngine
 from hub.ledger.rounds import require_player
 from hub.ledger.schema import ledger_transactions, withdrawals
 from hub.ledger.uow import UnitOfWork
-from hub.money import Money, exponent, money_message, positive_amount
+from hub.money import Money, exponent, positive_amount
 from hub.page_tokens import PageTokens
 from hub.players import require_player as require_player_now
-from hub.promotions import bonus_message, grant_message
+from hub.promotions import bonus_view, grant_view
+from hub.receipts import Bonus, DepositReceipt, FreeRoundGrant, WithdrawalReceipt
 
-KINDS = {
-    "deposit": pb.TRANSACTION_KIND_DEPOSIT, "withdrawal": pb.TRANSACTION_KIND_WITHDRAWAL,
-    "withdrawal_paid": pb.TRANSACTION_KIND_WITHDRAWAL_PAID,
-    "withdrawal_released": pb.TRANSACTION_KIND_WITHDRAWAL_RELEASED,
-    "bet": pb.TRANSACTION_KIND_BET, "win": pb.TRANSACTION_KIND_WIN, "rollback": pb.TRANSACTION_KIND_ROLLBACK,
-    "bonus_granted": pb.TRANSACTION_KIND_BONUS_GRANTED, "bonus_converted": pb.TRANSACTION_KIND_BONUS_CONVERTED,
-    "bonus_expired": pb.TRANSACTION_KIND_BONUS_EXPIRED, "bonus_forfeited": pb.TRANSACTION_KIND_BONUS_FORFEITED,
-}
+R = TypeVar("R", DepositReceipt, WithdrawalReceipt)
+# Ledger transaction kinds, as ListTransactions filters and shows them.
+KINDS = ("deposit", "withdrawal", "withdrawal_paid", "withdrawal_released", "bet", "win", "rollback",
+         "bonus_granted", "bonus_converted", "bonus_expired", "bonus_forfeited")
 PENDING, APPROVED, REJECTED = "PENDING", "APPROVED", "REJECTED"
 
+
+@dataclass(frozen=True)
+class WithdrawalDecision:
+    transaction_id: str  # the payout (APPROVED) or the release back to cash (REJECTED)
+    status: str
+    balance: Money  # the player's cash after it
+
+
+@dataclass(frozen=True)
+class Balance:
+    cash: Money
+    bonus: Money  # zero unless a bonus is active
+    active_bonus: Bonus | None
+    free_rounds: tuple[FreeRoundGrant, ...]  # usable, soonest-expiring first
+
+
+@dataclass(frozen=True)
+class TransactionQuery:
+    """ListTransactions' filters; empty or None: any."""
+
+    player_id: str = ""
+    currency: str = ""
+    round_id: str = ""
+    kind: str = ""  # one of KINDS; the edge passes an unknown kind on, to be refused here
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    page_size: int = 0  # 0: 50
+    page_token: str = ""
+
+
+@dataclass(frozen=True)
+class Transaction:
+    transaction_id: str
+    kind: str
+    player_id: str
+    amount: Money  # signed change to the player's cash
+    balance_after: Money
+    round_id: str
+    idempotency_key: str
+    created_at: datetime
+    bonus_amount: Money
+    bonus_balance_after: Money
+
+
+@dataclass(frozen=True)
+class TransactionPage:
+    transactions: tuple[Transaction, ...]
+    next_page_token: str  # empty on the last page
 
 
 @dataclass(frozen=True)
@@ -76,13 +120,12 @@ class Wallet:
         self._page_tokens = page_tokens
         self._limits = {(limit.operator_id, limit.currency): limit for limit in limits}
 
-    async def deposit(self, operator_id: str, player_id: str, amount: Money, key: str) -> pb.DepositResponse:
+    async def deposit(self, operator_id: str, player_id: str, amount: Money, key: str) -> DepositReceipt:
         money = positive_amount(amount.currency, amount.amount_minor)
         idempotency.validate_key(key)
-        return pb.DepositResponse.FromString(
-            await self._engine.submit(self._deposit, Deposit(operator_id, player_id, money, key)))
+        return await self._engine.submit(self._deposit, Deposit(operator_id, player_id, money, key))
 
-    async def withdraw(self, operator_id: str, player_id: str, amount: Money, key: str) -> pb.WithdrawResponse:
+    async def withdraw(self, operator_id: str, player_id: str, amount: Money, key: str) -> WithdrawalReceipt:
         """Moves the amount from cash into the player's hold; it leaves the hold when the operator decides."""
         money = positive_amount(amount.currency, amount.amount_minor)
         limit = self._limits.get((operator_id, money.currency))
@@ -90,37 +133,33 @@ class Wallet:
             raise DomainError(Reason.WITHDRAWAL_LIMIT_EXCEEDED,
                               f"withdrawals are limited to {limit.max_withdrawal_minor} minor {money.currency}")
         idempotency.validate_key(key)
-        return pb.WithdrawResponse.FromString(
-            await self._engine.submit(self._withdraw, Withdraw(operator_id, player_id, money, key)))
+        return await self._engine.submit(self._withdraw, Withdraw(operator_id, player_id, money, key))
 
-    async def approve_withdrawal(self, operator_id: str, withdrawal_id: str) -> pb.ApproveWithdrawalResponse:
-        transaction_id, _ = await self._engine.submit(self._decide, Decide(operator_id, withdrawal_id, APPROVED))
-        return pb.ApproveWithdrawalResponse(transaction_id=transaction_id, status=pb.WITHDRAWAL_STATUS_APPROVED)
+    async def approve_withdrawal(self, operator_id: str, withdrawal_id: str) -> WithdrawalDecision:
+        return await self._engine.submit(self._decide, Decide(operator_id, withdrawal_id, APPROVED))
 
-    async def reject_withdrawal(self, operator_id: str, withdrawal_id: str) -> pb.RejectWithdrawalResponse:
-        transaction_id, balance = await self._engine.submit(self._decide, Decide(operator_id, withdrawal_id, REJECTED))
-        return pb.RejectWithdrawalResponse(transaction_id=transaction_id, status=pb.WITHDRAWAL_STATUS_REJECTED,
-                                           balance=balance)
+    async def reject_withdrawal(self, operator_id: str, withdrawal_id: str) -> WithdrawalDecision:
+        return await self._engine.submit(self._decide, Decide(operator_id, withdrawal_id, REJECTED))
 
     # -- commands (applied by the settlement engine) ---------------------------------------------------
 
-    def _deposit(self, book: Book, cmd: Deposit) -> bytes:
+    def _deposit(self, book: Book, cmd: Deposit) -> DepositReceipt:
         money = cmd.money
         cash, outside = postings.player_cash(cmd.player_id, money.currency), postings.external(money.currency)
 
-        def apply(transaction_id: str, now: datetime) -> Message:
+        def apply(transaction_id: str, now: datetime) -> DepositReceipt:
             balance = self._post(book, cmd, "deposit", transaction_id, now,
                                  [postings.Leg(cash, money.amount_minor), postings.Leg(outside, -money.amount_minor)])
             self._check_daily_deposits(book, cmd, now)
-            return pb.DepositResponse(transaction_id=transaction_id, balance=money_message(money.currency, balance))
+            return DepositReceipt(transaction_id, Money(money.currency, balance))
 
-        return self._keyed(book, cmd, "deposit", apply)
+        return self._keyed(book, cmd, "deposit", apply, DepositReceipt)
 
-    def _withdraw(self, book: Book, cmd: Withdraw) -> bytes:
+    def _withdraw(self, book: Book, cmd: Withdraw) -> WithdrawalReceipt:
         money = cmd.money
         cash, hold = postings.player_cash(cmd.player_id, money.currency), postings.player_hold(cmd.player_id, money.currency)
 
-        def apply(transaction_id: str, now: datetime) -> Message:
+        def apply(transaction_id: str, now: datetime) -> WithdrawalReceipt:
             balance = self._post(book, cmd, "withdrawal", transaction_id, now,
                                  [postings.Leg(cash, -money.amount_minor), postings.Leg(hold, money.amount_minor)])
             withdrawal_id = str(uuid.uuid4())
@@ -128,12 +167,11 @@ class Wallet:
                 "operator_id": cmd.operator_id, "withdrawal_id": withdrawal_id, "player_id": cmd.player_id,
                 "currency": money.currency, "amount": money.amount_minor, "status": PENDING,
                 "hold_transaction_id": transaction_id, "created_at": now})
-            return pb.WithdrawResponse(transaction_id=transaction_id, balance=money_message(money.currency, balance),
-                                       withdrawal_id=withdrawal_id, status=pb.WITHDRAWAL_STATUS_PENDING)
+            return WithdrawalReceipt(transaction_id, Money(money.currency, balance), withdrawal_id, PENDING)
 
-        return self._keyed(book, cmd, "withdrawal", apply)
+        return self._keyed(book, cmd, "withdrawal", apply, WithdrawalReceipt)
 
-    def _decide(self, book: Book, cmd: Decide) -> tuple[str, common_pb2.Money]:
+    def _decide(self, book: Book, cmd: Decide) -> WithdrawalDecision:
         """Exactly once: the same decision asked again gives the same answer and no second movement."""
         row = book.get(withdrawals, (cmd.operator_id, cmd.withdrawal_id))
         if row is None:
@@ -141,7 +179,8 @@ class Wallet:
         player_id, currency = row["player_id"], row["currency"]
         cash = postings.player_cash(player_id, currency)
         if row["status"] == cmd.decision:
-            return row["decision_transaction_id"], money_message(currency, book.balance(cmd.operator_id, cash))
+            return WithdrawalDecision(row["decision_transaction_id"], cmd.decision,
+                                      Money(currency, book.balance(cmd.operator_id, cash)))
         if row["status"] != PENDING:
             raise DomainError(Reason.WITHDRAWAL_NOT_PENDING, f"withdrawal {quote(cmd.withdrawal_id)} is {row['status']}")
         now, transaction_id = utcnow(), str(uuid.uuid4())
@@ -153,18 +192,19 @@ class Wallet:
             currency=currency, round_id=None, idempotency_key=f"{cmd.withdrawal_id}:{kind}", now=now,
             legs=[postings.Leg(hold, -row["amount"]), postings.Leg(to, row["amount"])]).cash
         book.update(withdrawals, row, status=cmd.decision, decision_transaction_id=transaction_id, decided_at=now)
-        return transaction_id, money_message(currency, balance)
+        return WithdrawalDecision(transaction_id, cmd.decision, Money(currency, balance))
 
     @staticmethod
-    def _keyed(book: Book, cmd: Deposit, kind: str, apply: Callable[[str, datetime], Message]) -> bytes:
-        """A money movement once per idempotency key: the stored response, or apply and store it."""
+    def _keyed(book: Book, cmd: Deposit, kind: str, apply: Callable[[str, datetime], R], receipt: type[R]) -> R:
+        """A money movement once per idempotency key: the stored receipt, or apply and store it."""
         request_fp = idempotency.fingerprint(kind, cmd.player_id, cmd.money.currency, cmd.money.amount_minor)
 
-        def _apply() -> bytes:
+        def _apply() -> R:
             require_player(book, cmd.operator_id, cmd.player_id)
-            return apply(str(uuid.uuid4()), utcnow()).SerializeToString(deterministic=True)
+            return apply(str(uuid.uuid4()), utcnow())
 
-        return idempotency.once(book, cmd.operator_id, cmd.key, request_fp, _apply)
+        return idempotency.once(book, cmd.operator_id, cmd.key, request_fp, _apply, records.encode,
+                                lambda raw: records.decode(raw, receipt))
 
     @staticmethod
     def _post(book: Book, cmd: Deposit, kind: str, transaction_id: str, now: datetime,
@@ -192,87 +232,66 @@ class Wallet:
                               f"deposits today would reach {total} of a daily limit of {limit.daily_deposit_minor} "
                               f"minor {currency}")
 
-    async def balance(self, operator_id: str, player_id: str, currency: str) -> pb.GetBalanceResponse:
+    async def balance(self, operator_id: str, player_id: str, currency: str) -> Balance:
         exponent(currency)
 
-        def _read(uow: UnitOfWork) -> pb.GetBalanceResponse:
+        def _read(uow: UnitOfWork) -> Balance:
             require_player_now(uow, operator_id, player_id)
             now = utcnow()
             wallet = postings.read_wallet(uow, operator_id, player_id, currency)
-            response = pb.GetBalanceResponse(
-                balance=money_message(currency, wallet.cash), bonus_balance=money_message(currency, wallet.bonus),
-                free_rounds=[grant_message(g) for g in free_rounds.usable(uow, operator_id, player_id, currency, now)])
+            grants = tuple(grant_view(g) for g in free_rounds.usable(uow, operator_id, player_id, currency, now))
             active = bonuses.current(uow, operator_id, player_id, currency, now)
-            if active is not None:
-                response.active_bonus.CopyFrom(bonus_message(active, now, wallet.bonus))
-            else:  # money of an expired bonus not yet swept back is not the player's to spend
-                response.bonus_balance.amount_minor = 0
-            return response
+            if active is None:  # money of an expired bonus not yet swept back is not the player's to spend
+                return Balance(Money(currency, wallet.cash), Money(currency, 0), None, grants)
+            return Balance(Money(currency, wallet.cash), Money(currency, wallet.bonus),
+                           bonus_view(active, now, wallet.bonus), grants)
 
         return await self._db.run(_read)
 
-    async def transactions(self, operator_id: str, request: pb.ListTransactionsRequest) -> pb.ListTransactionsResponse:
+    async def transactions(self, operator_id: str, query: TransactionQuery) -> TransactionPage:
         """Newest first in ledger order, filtered by player, currency, round, kind and time window;
         keyset-paginated."""
-        if request.currency:
-            exponent(request.currency)
-        if not 0 <= request.page_size <= 500:
+        q = query
+        if q.currency:
+            exponent(q.currency)
+        if not 0 <= q.page_size <= 500:
             raise DomainError(Reason.INVALID_ARGUMENT, "page_size must be 0..500")
-        kinds = {v: k for k, v in KINDS.items()}
-        if request.kind and request.kind not in kinds:
-            raise DomainError(Reason.INVALID_ARGUMENT, f"unknown transaction kind {request.kind}")
-        created_after = _time(request, "created_after")
-        created_before = _time(request, "created_before")
-        if created_after and created_before and created_after >= created_before:
+        if q.kind and q.kind not in KINDS:
+            raise DomainError(Reason.INVALID_ARGUMENT, f"unknown transaction kind {q.kind}")
+        if q.created_after and q.created_before and q.created_after >= q.created_before:
             raise DomainError(Reason.INVALID_ARGUMENT, "created_after must be before created_before")
-        limit = request.page_size or 50
-        shape = ("ListTransactions", operator_id, request.player_id, request.currency, request.round_id,
-                 request.kind, created_after, created_before)
-        after = _seq(self._page_tokens.read(request.page_token, shape)) if request.page_token else None
+        limit = q.page_size or 50
+        shape = ("ListTransactions", operator_id, q.player_id, q.currency, q.round_id, q.kind, q.created_after,
+                 q.created_before)
+        after = _seq(self._page_tokens.read(q.page_token, shape)) if q.page_token else None
         t = ledger_transactions
-        query = select(t).where(t.c.operator_id == operator_id)
-        for wanted, column in ((request.player_id, t.c.player_id), (request.currency, t.c.currency),
-                               (request.round_id, t.c.round_id), (kinds.get(request.kind), t.c.kind)):
+        select_ = select(t).where(t.c.operator_id == operator_id)
+        for wanted, column in ((q.player_id, t.c.player_id), (q.currency, t.c.currency),
+                               (q.round_id, t.c.round_id), (q.kind, t.c.kind)):
             if wanted:
-                query = query.where(column == wanted)
-        if created_after:
-            query = query.where(t.c.created_at >= created_after)
-        if created_before:
-            query = query.where(t.c.created_at < created_before)
+                select_ = select_.where(column == wanted)
+        if q.created_after:
+            select_ = select_.where(t.c.created_at >= q.created_after)
+        if q.created_before:
+            select_ = select_.where(t.c.created_at < q.created_before)
         if after is not None:
-            query = query.where(t.c.seq < after)
+            select_ = select_.where(t.c.seq < after)
         # seq, not created_at: the order the ledger applied them, in which balance_after chains. A page
         # boundary is a seq, so transactions committed between pages never shift it.
-        query = query.order_by(t.c.seq.desc()).limit(limit + 1)
+        select_ = select_.order_by(t.c.seq.desc()).limit(limit + 1)
 
         def _read(uow: UnitOfWork) -> list:  # type: ignore[type-arg]
-            if request.player_id:
-                require_player_now(uow, operator_id, request.player_id)
-            return list(uow.conn.execute(query))
+            if q.player_id:
+                require_player_now(uow, operator_id, q.player_id)
+            return list(uow.conn.execute(select_))
 
         rows = await self._db.run(_read)
-        response = pb.ListTransactionsResponse(transactions=[
-            pb.Transaction(
-                transaction_id=r.transaction_id, kind=KINDS[r.kind], player_id=r.player_id,
-                amount=money_message(r.currency, r.amount),
-                balance_after=money_message(r.currency, r.balance_after),
-                round_id=r.round_id or "", idempotency_key=r.idempotency_key,
-                created_at=to_timestamp(r.created_at),
-                bonus_amount=money_message(r.currency, r.bonus_amount),
-                bonus_balance_after=money_message(r.currency, r.bonus_balance_after))
-            for r in rows[:limit]])
-        if len(rows) > limit:
-            response.next_page_token = self._page_tokens.issue(shape, [rows[limit - 1].seq])
-        return response
-
-
-def _time(request: pb.ListTransactionsRequest, name: Literal["created_after", "created_before"]) -> datetime | None:
-    if not request.HasField(name):
-        return None
-    try:
-        return getattr(request, name).ToDatetime()  # naive UTC, as stored
-    except (ValueError, OverflowError):
-        raise DomainError(Reason.INVALID_ARGUMENT, f"{name} is not a valid time") from None
+        return TransactionPage(
+            tuple(Transaction(r.transaction_id, r.kind, r.player_id, Money(r.currency, r.amount),
+                              Money(r.currency, r.balance_after), r.round_id or "", r.idempotency_key, r.created_at,
+                              Money(r.currency, r.bonus_amount), Money(r.currency, r.bonus_balance_after))
+                  for r in rows[:limit]),
+            self._page_tokens.issue(shape, [rows[limit - 1].seq]) if len(rows) > limit else "")
 
 
 def _seq(cursor: list[object]) -> int:

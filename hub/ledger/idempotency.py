@@ -9,6 +9,7 @@ Refusals that applied nothing (insufficient funds, bad input) are not recorded: 
 
 import hashlib
 from collections.abc import Callable
+from typing import TypeVar
 
 from hub.clock import utcnow
 from hub.errors import DomainError, Reason, State, quote
@@ -16,6 +17,7 @@ from hub.ledger.book import Book
 from hub.ledger.schema import idempotency_keys
 
 MAX_KEY_LENGTH = 128
+T = TypeVar("T")
 
 
 def validate_key(key: str) -> str:
@@ -51,11 +53,13 @@ def record(book: Book, operator_id: str, key: str, request_fingerprint: str, res
                                    "created_at": utcnow()})
 
 
-def once(book: Book, operator_id: str, key: str, request_fingerprint: str, apply: Callable[[], bytes]) -> bytes:
-    """The stored response of key, or apply() and store its response, in the batch's transaction."""
+def once(book: Book, operator_id: str, key: str, request_fingerprint: str, apply: Callable[[], T],
+         encode: Callable[[T], bytes], decode: Callable[[bytes], T]) -> T:
+    """The response stored under key, or apply() and store its response, in the batch's transaction.
+    The caller's encode/decode say how its responses are stored (hub.records)."""
     stored = lookup(book, operator_id, validate_key(key), request_fingerprint)
     if stored is not None:
-        return stored
+        return decode(stored)
     response = apply()
-    record(book, operator_id, key, request_fingerprint, response)
+    record(book, operator_id, key, request_fingerprint, encode(response))
     return response

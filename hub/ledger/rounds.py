@@ -49,7 +49,8 @@ OPEN, SETTLED, VOIDED = "OPEN", "SETTLED", "VOIDED"
 
 @dataclass(frozen=True)
 class Receipt:
-    """What a round operation answers; stored as the idempotent response."""
+    """What a round operation answers; stored as the idempotent response (the format is listed with
+    every other stored one in hub.records, which this layer cannot import)."""
 
     round_id: str
     currency: str

@@ -134,7 +134,7 @@ idempotency_keys = table(
     Column("operator_id", String(64), primary_key=True),
     Column("idempotency_key", String(128), primary_key=True),
     Column("fingerprint", String(64), nullable=False),
-    Column("response", Blob),  # NULL while the request is still in flight (a bet awaiting its provider)
+    Column("response", Blob),  # the answer stored for a replay (hub.records); NULL: claimed by an older hub
     Column("created_at", Timestamp, nullable=False),
 )
 
@@ -166,7 +166,7 @@ rounds = table(
     Column("win_amount", BigInteger, nullable=False),
     Column("provider_round_id", String(128)),
     Column("result", String(256)),
-    Column("proof", Text),  # JSON of the provably-fair proof
+    Column("proof", Text),  # the provably-fair proof, as hub.records encodes it
     Column("opened_at", Timestamp, nullable=False),
     Column("closed_at", Timestamp),
     Index(None, "operator_id", "status", "opened_at"),
@@ -213,7 +213,7 @@ play_events = table(
     Column("seq", BigInteger, primary_key=True),
     Column("operator_id", String(64), nullable=False),
     Column("round_id", String(ID)),
-    Column("payload", Blob, nullable=False),  # serialized casinohub.v1.PlayResponse
+    Column("payload", Blob, nullable=False),  # one Play event, as hub.records encodes it
     Column("created_at", Timestamp, nullable=False),
     Index(None, "round_id"),
 )

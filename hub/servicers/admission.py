@@ -25,6 +25,7 @@ import structlog
 
 from hub import deadline
 from hub.errors import DomainError, Reason
+from hub.servicers import mapping
 from hub.servicers.edge import SERVICE_PREFIX
 
 log = structlog.get_logger("hub.rpc")
@@ -62,8 +63,8 @@ class Admission(grpc.aio.ServerInterceptor):
 
     async def _refuse(self, context: grpc.aio.ServicerContext, method: str, what: str, limit: int) -> None:
         self._count_refusal("rpc.overloaded", rpc=method, limit_reached=what, limit=limit)
-        status = DomainError(Reason.OVERLOADED, f"the hub is at its limit of {limit} {what}; retry after the "
-                             "pushback").to_status()
+        status = mapping.status(DomainError(Reason.OVERLOADED, f"the hub is at its limit of {limit} {what}; "
+                                            "retry after the pushback"))
         # Jittered, so the clients refused together do not all come back together.
         pushback = random.randint(self.pushback_ms, 2 * self.pushback_ms)
         await context.abort(status.code, status.details, (*status.trailing_metadata, (PUSHBACK_HEADER, str(pushback))))
@@ -72,7 +73,7 @@ class Admission(grpc.aio.ServerInterceptor):
         if self.database_up:
             return
         self._count_refusal("rpc.database_unavailable", rpc=method)
-        status = DomainError(Reason.HUB_UNAVAILABLE, "the hub's database is unavailable; retry").to_status()
+        status = mapping.status(DomainError(Reason.HUB_UNAVAILABLE, "the hub's database is unavailable; retry"))
         pushback = random.randint(self.pushback_ms, 2 * self.pushback_ms)
         await context.abort(status.code, status.details, (*status.trailing_metadata, (PUSHBACK_HEADER, str(pushback))))
 

@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 from hub.deadline import CallerGone
 from hub.errors import DomainError, Reason, State
 from hub.operators import Operators
+from hub.servicers import mapping
 
 log = structlog.get_logger("hub.rpc")
 OPERATOR_HEADER = "x-operator-id"
@@ -48,7 +49,7 @@ def as_domain_error(exc: BaseException) -> DomainError | None:
 
 
 async def abort(context: grpc.aio.ServicerContext, err: DomainError) -> None:
-    status = err.to_status()
+    status = mapping.status(err)
     log.info("rpc.refused", reason=err.reason.name, message=err.message)
     await context.abort(status.code, status.details, status.trailing_metadata)
 

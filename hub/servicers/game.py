@@ -9,12 +9,10 @@ from hub.errors import DomainError, Reason
 from hub.operators import Operators
 from hub.play import GameSession, Play
 from hub.promotions import Promotions
+from hub.servicers import mapping
 from hub.servicers.calls import abort, abort_unexpected, bind_call, unary
 
 log = structlog.get_logger("hub.rpc")
-GAME_TYPES = {"slot": pb.GAME_TYPE_SLOT, "table": pb.GAME_TYPE_TABLE, "live": pb.GAME_TYPE_LIVE,
-              "sports": pb.GAME_TYPE_SPORTS}
-GAME_TYPE_NAMES = {v: k for k, v in GAME_TYPES.items()}
 
 
 class GameServicer(game_service_pb2_grpc.GameServiceServicer):
@@ -29,33 +27,28 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
     @unary
     async def GrantFreeRounds(self, operator_id: str, request: pb.GrantFreeRoundsRequest,
                               context: grpc.aio.ServicerContext) -> pb.GrantFreeRoundsResponse:
-        return await self.promotions.grant_free_rounds(operator_id, request)
+        return mapping.free_rounds_granted(await self.promotions.grant_free_rounds(
+            operator_id, request.player_id, request.game_id, mapping.money_in(request.bet), request.rounds,
+            mapping.time_in(request, "expires_at"), request.idempotency_key))
 
     @unary
     async def ListGames(self, operator_id: str, request: pb.ListGamesRequest,
                         context: grpc.aio.ServicerContext) -> pb.ListGamesResponse:
-        if request.game_type and request.game_type not in GAME_TYPE_NAMES:
-            raise DomainError(Reason.INVALID_ARGUMENT, f"unknown game_type {request.game_type}")
         games, next_token = await self.catalog.list(
-            operator_id=operator_id, game_type=GAME_TYPE_NAMES.get(request.game_type, ""), provider=request.provider,
+            operator_id=operator_id, game_type=mapping.game_type_in(request), provider=request.provider,
             currency=request.currency, page_size=request.page_size, page_token=request.page_token)
-        return pb.ListGamesResponse(next_page_token=next_token, games=[
-            pb.Game(game_id=g.game_id, provider=g.provider, name=g.info.name,
-                    game_type=GAME_TYPES.get(g.info.game_type, pb.GAME_TYPE_UNSPECIFIED),
-                    rtp_basis_points=g.info.rtp_basis_points, max_win_multiplier=g.info.max_win_multiplier,
-                    currencies=g.info.currencies)
-            for g in games])
+        return mapping.games(games, next_token)
 
     @unary
     async def LaunchGame(self, operator_id: str, request: pb.LaunchGameRequest,
                          context: grpc.aio.ServicerContext) -> pb.LaunchGameResponse:
-        return await self.play.launch(operator_id, request.session_token, request.game_id, request.currency,
-                                      request.client_seed)
+        return mapping.launched(await self.play.launch(operator_id, request.session_token, request.game_id,
+                                                       request.currency, request.client_seed))
 
     @unary
     async def GetRound(self, operator_id: str, request: pb.GetRoundRequest,
                        context: grpc.aio.ServicerContext) -> pb.GetRoundResponse:
-        return pb.GetRoundResponse(round=await self.play.get_round(operator_id, request.round_id))
+        return mapping.round_(await self.play.get_round(operator_id, request.round_id))
 
     async def Play(self, requests: AsyncIterator[pb.PlayRequest],
                    context: grpc.aio.ServicerContext) -> AsyncIterator[pb.PlayResponse]:
@@ -78,16 +71,17 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
                                                            player=session.player_id)
                     if action == "resume":
                         async for event in self.play.resume(session, attach.last_seen_seq):
-                            yield event
+                            yield mapping.play_response(event)
                     else:
-                        yield await self.play.opened(session)
+                        yield mapping.play_response(await self.play.opened(session))
                 elif session is None:
                     raise DomainError(Reason.STREAM_NOT_OPEN, f"send open before {action or 'an empty message'}")
                 elif action == "bet":
-                    async for event in self.play.bet(session, request.bet.amount, request.bet.idempotency_key):
-                        yield event
+                    bet = request.bet
+                    async for event in self.play.bet(session, mapping.money_in(bet.amount), bet.idempotency_key):
+                        yield mapping.play_response(event)
                 elif action == "close":
-                    yield await self.play.closed(session)
+                    yield mapping.play_response(await self.play.closed(session))
                     return
                 else:
                     raise DomainError(Reason.INVALID_ARGUMENT, "empty PlayRequest")

@@ -1,9 +1,9 @@
 import grpc
 
 from casinohub.v1 import player_service_pb2 as pb, player_service_pb2_grpc
-from hub.clock import to_timestamp
 from hub.operators import Operators
 from hub.players import Players
+from hub.servicers import mapping
 from hub.servicers.calls import unary
 
 
@@ -22,6 +22,4 @@ class PlayerServicer(player_service_pb2_grpc.PlayerServiceServicer):
     @unary
     async def Login(self, operator_id: str, request: pb.LoginRequest,
                     context: grpc.aio.ServicerContext) -> pb.LoginResponse:
-        session = await self.players.login(operator_id, request.username, request.password)
-        return pb.LoginResponse(player_id=session.player_id, session_token=session.token,
-                                expires_at=to_timestamp(session.expires_at))
+        return mapping.logged_in(await self.players.login(operator_id, request.username, request.password))

@@ -70,6 +70,7 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import and_, func, select
 
+from hub import records
 from hub.clock import utcnow
 from hub.errors import DomainError, Reason, State
 from hub.ledger import bonuses
@@ -431,7 +432,7 @@ class Stats:
 
 @dataclass(frozen=True)
 class Answer:
-    raw: bytes  # Receipt.encode() or the response's SerializeToString()
+    raw: bytes  # Receipt.encode() or the wallet receipt's records.encode()
     replayed: bool | None  # Receipt.replayed; None for wallet responses (they carry no flag)
     round_id: str
     currency: str
@@ -482,7 +483,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if r.kind in ("deposit", "withdrawal"):
             call = self.wallet.deposit if r.kind == "deposit" else self.wallet.withdraw
             response = self.loop.run_until_complete(call(op, r.player, Money(r.currency, r.amount), r.key))
-            return Answer(response.SerializeToString(deterministic=True), None, "", response.balance.currency,
+            return Answer(records.encode(response), None, "", response.balance.currency,
                           response.balance.amount_minor, None, response.transaction_id)
         if r.kind == "bet":
             bet = Bet(op, r.player, r.currency, r.round_id, GAME, r.key, r.amount)

@@ -1,15 +1,45 @@
 """Migrations that change how existing data is stored, run on databases holding data."""
 
+import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
+import grpc
 import pytest
 from alembic import command
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import IntegrityError
 
-from hub.ledger.schema import COLLATION, ledger_transactions, metadata
+from adapters.base import Proof
+from casinohub.v1 import common_pb2, game_service_pb2 as game_pb, wallet_service_pb2 as wallet_pb
+from hub import records
+from hub.catalog import Catalog
+from hub.events import PlayEvent
+from hub.ledger.db import Database
+from hub.ledger.engine import SettlementEngine
+from hub.ledger.idempotency import fingerprint
+from hub.ledger.rounds import Receipt, RoundLedger
+from hub.ledger.schema import (
+    COLLATION,
+    game_sessions,
+    idempotency_keys,
+    ledger_transactions,
+    metadata,
+    play_events,
+    players,
+    rounds,
+)
 from hub.migrate import alembic_config, upgrade
+from hub.money import Money
+from hub.page_tokens import PageTokens
+from hub.play import GameSession, Play, round_id_for
+from hub.players import Players
+from hub.promotions import Promotions
+from hub.servicers import mapping
+from hub.wallet import Wallet
+from tests.fakes import FakeStudio
 from tests.support import throwaway_mariadb_database
 
 mariadb_only = pytest.mark.mariadb
@@ -128,3 +158,176 @@ def test_upgrade_numbers_existing_transactions_in_the_order_their_postings_were_
             balance_after=60, idempotency_key="d", created_at=datetime(2026, 1, 1)))
         assert conn.execute(select(t.c.seq).where(t.c.transaction_id == "d")).scalar_one() == 4
     engine.dispose()
+
+
+# -- 0010: protobuf-encoded rows become the JSON records of hub.records ---------------------------------------
+
+def _money_pb(amount: int) -> common_pb2.Money:
+    return common_pb2.Money(currency="USD", amount_minor=amount)
+
+
+def _stamp(value: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(value.replace(tzinfo=UTC))
+    return stamp
+
+
+def _event_pb(seq: int, replay_of_seq: int = 0, **event: Message) -> bytes:
+    return game_pb.PlayResponse(seq=seq, replay_of_seq=replay_of_seq, **event).SerializeToString(deterministic=True)
+
+
+OPERATOR, PLAYER, SESSION, GAME = "op", "p-1", "gs-1", "fake:coin-flip"
+EXPIRES = datetime(2999, 1, 1, 12, 0, 0, 250_000)
+CREATED = datetime(2026, 1, 2, 3, 4, 5, 678_901)
+ROUND = round_id_for(OPERATOR, "bet-1")
+PROOF = game_pb.ProvablyFairProof(server_seed_hash="ab" * 32, client_seed="c", nonce=7)
+REFUSED = common_pb2.ErrorDetail(code=grpc.StatusCode.FAILED_PRECONDITION.value[0], reason="INSUFFICIENT_FUNDS",
+                                 message="cash 0 plus bonus 0 is below the bet of 100", retryable=False,
+                                 state=common_pb2.APPLY_STATE_NOT_APPLIED)
+# What a hub before 0010 stored: a game session's log (a round, a refused bet, a replayed bet's copy) ...
+OLD_EVENTS = {
+    1: (None, _event_pb(1, session_opened=game_pb.SessionOpened(
+        game_session_id=SESSION, game_id=GAME, balance=_money_pb(1_000), bonus_balance=_money_pb(0)))),
+    2: (ROUND, _event_pb(2, round_opened=game_pb.RoundOpened(round_id=ROUND, idempotency_key="bet-1"))),
+    3: (ROUND, _event_pb(3, bet_accepted=game_pb.BetAccepted(
+        round_id=ROUND, transaction_id="t-bet", amount=_money_pb(100), balance=_money_pb(900),
+        bonus_balance=_money_pb(0)))),
+    4: (ROUND, _event_pb(4, outcome=game_pb.Outcome(round_id=ROUND, result="HEADS", win=_money_pb(200),
+                                                    proof=PROOF))),
+    5: (ROUND, _event_pb(5, settled=game_pb.Settled(round_id=ROUND, transaction_ids=["t-bet", "t-win"],
+                                                    win=_money_pb(200), balance=_money_pb(1_100),
+                                                    bonus_balance=_money_pb(0)))),
+    6: (None, _event_pb(6, error=game_pb.PlayError(idempotency_key="bet-2", error=REFUSED,
+                                                   balance=_money_pb(1_100)))),
+    7: (None, _event_pb(7, 2, round_opened=game_pb.RoundOpened(round_id=ROUND, idempotency_key="bet-1"))),
+    8: (None, _event_pb(8, session_closed=game_pb.SessionClosed(game_session_id=SESSION))),
+}
+BONUS = wallet_pb.Bonus(bonus_id="b-1", player_id=PLAYER, amount=_money_pb(500), balance=_money_pb(500),
+                        wagering_requirement=_money_pb(2_000), wagered=_money_pb(0),
+                        status=wallet_pb.BONUS_STATUS_ACTIVE, expires_at=_stamp(EXPIRES),
+                        created_at=_stamp(CREATED))
+GRANT = common_pb2.FreeRoundGrant(grant_id="g-1", player_id=PLAYER, game_id=GAME, bet=_money_pb(100), rounds=3,
+                                  rounds_left=3, expires_at=_stamp(EXPIRES), created_at=_stamp(CREATED))
+# ... and idempotent responses: key -> (fingerprint, response, the ledger transaction the key made).
+OLD_RESPONSES = {
+    "dep-1": (fingerprint("deposit", PLAYER, "USD", 5_000), wallet_pb.DepositResponse(
+        transaction_id="t-dep", balance=_money_pb(5_000)), ("t-dep", "deposit")),
+    "wd-1": (fingerprint("withdrawal", PLAYER, "USD", 1_000), wallet_pb.WithdrawResponse(
+        transaction_id="t-wd", balance=_money_pb(4_000), withdrawal_id="w-1",
+        status=wallet_pb.WITHDRAWAL_STATUS_PENDING), ("t-wd", "withdrawal")),
+    "bonus-1": (fingerprint("bonus", PLAYER, "USD", 500, 2_000, EXPIRES.isoformat()), wallet_pb.GrantBonusResponse(
+        transaction_id="t-bonus", bonus=BONUS), ("t-bonus", "bonus_granted")),
+    "fr-1": (fingerprint("free_rounds", PLAYER, GAME, "USD", 100, 3, EXPIRES.isoformat()),
+             game_pb.GrantFreeRoundsResponse(grant=GRANT), None),
+}
+RECEIPT = Receipt(ROUND, "USD", 900, "t-bet").encode()
+OLD_PROOF = json.dumps({"server_seed_hash": "ab" * 32, "client_seed": "c", "nonce": 7, "server_seed": ""})
+
+
+def _write_old_rows(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(players.insert().values(player_id=PLAYER, operator_id=OPERATOR, username="old",
+                                             password_hash="-", status="active", created_at=CREATED))
+        conn.execute(game_sessions.insert().values(
+            game_session_id=SESSION, operator_id=OPERATOR, player_id=PLAYER, game_id=GAME, currency="USD",
+            client_seed="c", server_seed_hash="ab" * 32, last_seq=len(OLD_EVENTS), created_at=CREATED,
+            expires_at=EXPIRES))
+        conn.execute(rounds.insert().values(
+            operator_id=OPERATOR, round_id=ROUND, game_session_id=SESSION, player_id=PLAYER, game_id=GAME,
+            currency="USD", status="SETTLED", bet_amount=100, win_amount=200, provider_round_id="p-1",
+            result="HEADS", proof=OLD_PROOF, opened_at=CREATED, closed_at=CREATED))
+        for seq, (round_id, payload) in OLD_EVENTS.items():
+            conn.execute(play_events.insert().values(game_session_id=SESSION, seq=seq, operator_id=OPERATOR,
+                                                     round_id=round_id, payload=payload, created_at=CREATED))
+        conn.execute(idempotency_keys.insert().values(
+            operator_id=OPERATOR, idempotency_key="bet-1", created_at=CREATED, response=RECEIPT,
+            fingerprint=fingerprint("bet", PLAYER, "USD", ROUND, 100, SESSION)))
+        conn.execute(idempotency_keys.insert().values(operator_id=OPERATOR, idempotency_key="claimed",
+                                                      fingerprint="fp", response=None, created_at=CREATED))
+        for key, (fp, response, made) in OLD_RESPONSES.items():
+            conn.execute(idempotency_keys.insert().values(
+                operator_id=OPERATOR, idempotency_key=key, fingerprint=fp, created_at=CREATED,
+                response=response.SerializeToString(deterministic=True)))
+            if made:
+                conn.execute(ledger_transactions.insert().values(
+                    transaction_id=made[0], operator_id=OPERATOR, kind=made[1], player_id=PLAYER, currency="USD",
+                    amount=0, balance_after=0, idempotency_key=key, created_at=CREATED))
+    engine.dispose()
+
+
+def _stored(url: str) -> tuple[dict[int, bytes], dict[str, bytes | None], str]:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        events = {seq: bytes(p) for seq, p in conn.execute(select(play_events.c.seq, play_events.c.payload))}
+        responses = {k: None if r is None else bytes(r) for k, r in conn.execute(
+            select(idempotency_keys.c.idempotency_key, idempotency_keys.c.response))}
+        proof = conn.execute(select(rounds.c.proof)).scalar_one()
+    engine.dispose()
+    return events, responses, proof
+
+
+async def test_upgrade_converts_protobuf_rows_so_resume_and_replays_answer_as_before(empty_url: str) -> None:
+    command.upgrade(alembic_config(empty_url), "0009")
+    _write_old_rows(empty_url)
+
+    upgrade(empty_url)
+
+    events, responses, proof = _stored(empty_url)
+    # Each row now holds exactly what this hub writes for its event, response or proof.
+    assert {seq: records.encode(records.decode(p, PlayEvent)) for seq, p in events.items()} == events
+    for key in OLD_RESPONSES:
+        stored = responses[key]
+        assert stored is not None and records.encode(records.decode(stored, object)) == stored
+    assert records.encode(records.decode(proof, Proof)).decode() == proof
+    assert (responses["bet-1"], responses["claimed"]) == (RECEIPT, None)  # receipts were JSON already
+    assert records.decode(proof, Proof) == Proof("ab" * 32, "c", 7)
+    db = Database.from_url(empty_url, workers=2)
+    engine = SettlementEngine(db)
+    studio = FakeStudio()
+    catalog = Catalog({"fake": studio}, PageTokens(b"test"))
+    play = Play(db, engine, catalog, Players(db, timedelta(days=1)), RoundLedger(8), timedelta(days=1),
+                timedelta(seconds=1))
+    session = GameSession(SESSION, OPERATOR, PLAYER, GAME, "USD", EXPIRES)
+    try:
+        # Resume sends the stored events exactly as the old hub stored them, then SessionOpened.
+        resumed = [mapping.play_response(e) async for e in play.resume(session, 0)]
+        assert [e.SerializeToString(deterministic=True) for e in resumed[:-1]] == [p for _, p in OLD_EVENTS.values()]
+        assert (resumed[-1].seq, resumed[-1].WhichOneof("event")) == (9, "session_opened")
+        # A replayed bet copies its round's original events, new seqs, replay_of_seq naming them.
+        replayed = [mapping.play_response(e) async for e in play.bet(session, Money("USD", 100), "bet-1")]
+        assert [(e.seq, e.replay_of_seq) for e in replayed] == [(10, 2), (11, 3), (12, 4), (13, 5)]
+        for copy in replayed:
+            original = game_pb.PlayResponse.FromString(OLD_EVENTS[copy.replay_of_seq][1])
+            original.seq, original.replay_of_seq = copy.seq, copy.replay_of_seq
+            assert copy == original
+        assert studio.plays == []  # nothing was played or debited again
+        # Replayed keys of the cashier and promotions answer what they answered before.
+        wallet = Wallet(db, engine, 8, PageTokens(b"test"))
+        promotions = Promotions(db, engine, catalog, 8)
+        answers = {
+            "dep-1": mapping.deposited(await wallet.deposit(OPERATOR, PLAYER, Money("USD", 5_000), "dep-1")),
+            "wd-1": mapping.withdrawn(await wallet.withdraw(OPERATOR, PLAYER, Money("USD", 1_000), "wd-1")),
+            "bonus-1": mapping.bonus_granted(await promotions.grant_bonus(
+                OPERATOR, PLAYER, Money("USD", 500), Money("USD", 2_000), EXPIRES, "bonus-1")),
+            "fr-1": mapping.free_rounds_granted(await promotions.grant_free_rounds(
+                OPERATOR, PLAYER, GAME, Money("USD", 100), 3, EXPIRES, "fr-1")),
+        }
+        assert {k: a.SerializeToString(deterministic=True) for k, a in answers.items()} == {
+            k: r.SerializeToString(deterministic=True) for k, (_, r, _) in OLD_RESPONSES.items()}
+        assert mapping.round_(await play.get_round(OPERATOR, ROUND)).round.proof == PROOF
+    finally:
+        engine.close()
+        db.close()
+
+
+def test_downgrade_restores_the_protobuf_rows_byte_for_byte(empty_url: str) -> None:
+    command.upgrade(alembic_config(empty_url), "0009")
+    _write_old_rows(empty_url)
+    before = _stored(empty_url)
+    upgrade(empty_url)
+    assert _stored(empty_url) != before
+
+    command.downgrade(alembic_config(empty_url), "0009")
+
+    assert _stored(empty_url) == before

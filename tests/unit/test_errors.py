@@ -3,6 +3,7 @@ from grpc_status import rpc_status
 
 from casinohub.v1 import common_pb2
 from hub.errors import DomainError, Reason, State
+from hub.servicers import mapping
 
 
 def test_reasons_match_the_contract_enum() -> None:
@@ -13,7 +14,7 @@ def test_reasons_match_the_contract_enum() -> None:
 
 
 def test_status_carries_error_info_with_retry_and_state() -> None:
-    status = DomainError(Reason.REQUEST_IN_PROGRESS, "busy", State.UNKNOWN).to_status()
+    status = mapping.status(DomainError(Reason.REQUEST_IN_PROGRESS, "busy", State.UNKNOWN))
     details = rpc_status.from_call(type("Call", (), {
         "trailing_metadata": lambda self: status.trailing_metadata,
         "code": lambda self: status.code, "details": lambda self: status.details})())

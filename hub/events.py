@@ -1,0 +1,82 @@
+"""Play's events: what a Play stream sends and a game session's log stores (stored as hub.records).
+
+Every event carries the seq the game session's log gave it. A replayed bet appends copies of its round's
+original events with new seqs, each naming the original in replay_of_seq (0 on an original). Money is in
+the game session's currency.
+"""
+
+from dataclasses import dataclass, field
+
+from adapters.base import Proof
+from hub.errors import Reason, State
+from hub.money import Money
+
+
+@dataclass(frozen=True)
+class PlayEvent:
+    seq: int
+    replay_of_seq: int = field(default=0, kw_only=True)
+
+
+@dataclass(frozen=True)
+class SessionOpened(PlayEvent):
+    """A stream attached (Open, or Resume after its backlog): the wallet as it stands."""
+
+    game_session_id: str
+    game_id: str
+    balance: Money
+    bonus_balance: Money
+    free_rounds_left: int
+
+
+@dataclass(frozen=True)
+class RoundOpened(PlayEvent):
+    round_id: str
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class BetAccepted(PlayEvent):
+    round_id: str
+    transaction_id: str
+    amount: Money
+    balance: Money
+    bonus_balance: Money
+    free_round: bool  # a free round paid the stake
+    free_rounds_left: int  # in this game; 0 unless free_round
+
+
+@dataclass(frozen=True)
+class Outcome(PlayEvent):
+    round_id: str
+    result: str
+    win: Money
+    proof: Proof
+
+
+@dataclass(frozen=True)
+class Settled(PlayEvent):
+    """The round stood: its win, its ledger transactions and the wallet after it."""
+
+    round_id: str
+    transaction_ids: tuple[str, ...]
+    win: Money
+    balance: Money
+    bonus_balance: Money
+
+
+@dataclass(frozen=True)
+class PlayError(PlayEvent):
+    """A bet refused (round_id empty), or a round whose bet was refunded: the stream goes on."""
+
+    idempotency_key: str
+    round_id: str
+    reason: Reason
+    message: str
+    state: State
+    balance: Money
+
+
+@dataclass(frozen=True)
+class SessionClosed(PlayEvent):
+    game_session_id: str

@@ -69,9 +69,7 @@ class Admission(grpc.aio.ServerInterceptor):
         pushback = random.randint(self.pushback_ms, 2 * self.pushback_ms)
         await context.abort(status.code, status.details, (*status.trailing_metadata, (PUSHBACK_HEADER, str(pushback))))
 
-    async def _check_database(self, context: grpc.aio.ServicerContext, method: str) -> None:
-        if self.database_up:
-            return
+    async def _database_unavailable(self, context: grpc.aio.ServicerContext, method: str) -> None:
         self._count_refusal("rpc.database_unavailable", rpc=method)
         status = mapping.status(DomainError(Reason.HUB_UNAVAILABLE, "the hub's database is unavailable; retry"))
         pushback = random.randint(self.pushback_ms, 2 * self.pushback_ms)
@@ -97,7 +95,8 @@ class Admission(grpc.aio.ServerInterceptor):
             inner_unary = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                await self._check_database(context, name)
+                if not self.database_up:
+                    await self._database_unavailable(context, name)
                 if self.calls >= self.max_calls:
                     await self._refuse(context, name, "calls in flight", self.max_calls)
                 self.calls += 1
@@ -114,10 +113,13 @@ class Admission(grpc.aio.ServerInterceptor):
             inner_stream = handler.stream_stream
 
             async def stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                if not self.database_up or self.streams >= self.max_streams:
+                # Decided before reading the first message, never again after: a stream refused is ended.
+                database_down, full = not self.database_up, self.streams >= self.max_streams
+                if database_down or full:
                     await _first_message(requests)
-                await self._check_database(context, name)
-                if self.streams >= self.max_streams:
+                if database_down:
+                    await self._database_unavailable(context, name)
+                if full:
                     await self._refuse(context, name, "open Play streams", self.max_streams)
                 self.streams += 1
                 try:

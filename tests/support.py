@@ -124,7 +124,8 @@ class Client:
     channel: grpc.aio.Channel
     operator_id: str
     database_url: str
-    token: str = field(default="", repr=False)
+    # Not copied by dataclasses.replace (init=False): a copy for another operator gets that operator's token.
+    token: str = field(default="", init=False, repr=False)
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
@@ -201,5 +202,6 @@ async def start_hub(database_url: str, adapters: dict[str, ProviderAdapter] | No
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     # Off the event loop: a test's TCP proxy in front of the database runs on this loop.
-    token = await asyncio.to_thread(access_token, database_url, config.sandbox_operator_id)
-    return Client(server, port, channel, config.sandbox_operator_id, database_url, token)
+    client = Client(server, port, channel, config.sandbox_operator_id, database_url)
+    client.token = await asyncio.to_thread(access_token, database_url, config.sandbox_operator_id)
+    return client

@@ -96,7 +96,9 @@ async def new_tenant(hub: Client) -> Tenant:
 
 
 def as_tenant(hub: Client, tenant: Tenant) -> Client:
-    return replace(hub, operator_id=tenant.operator_id, token=tenant.token)
+    client = replace(hub, operator_id=tenant.operator_id)
+    client.token = tenant.token
+    return client
 
 
 async def seed(hub: Client, tenant: Tenant) -> None:

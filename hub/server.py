@@ -48,11 +48,11 @@ SERVICE_DESCRIPTORS = [
     admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"],
 ]
 SERVICES = [service.full_name for service in SERVICE_DESCRIPTORS]
+NONCE_SWEEP_INTERVAL_S = 60.0  # seen request nonces past the timestamp window are deleted this often
 # grpc.aio takes new calls from core one at a time; in a burst the rest wait in core's queue, and past its
 # default limits (1000 / 3000 pending) core fails them itself, unlogged, with INTERNAL or CANCELLED
 # (4000 Play streams at once over 16 connections: ~1,150 of them). A deep queue lets every call reach
 # Admission, which refuses the surplus at once with OVERLOADED, so the queue drains quickly.
-NONCE_SWEEP_INTERVAL_S = 60.0
 CORE_OPTIONS = [("grpc.server.max_pending_requests", 10_000), ("grpc.server.max_pending_requests_hard_limit", 30_000)]
 
 

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hub: --workers {workers} needs a fixed port to share; listen is {cfg.listen}", file=sys.stderr)
         return 2
     if args.command == "dev":
+        cfg = dev_credentials(cfg)
         with mock_studios(cfg):
             return run_hub(cfg, args.config, worker_index)
     return run_hub(cfg, args.config, worker_index)
@@ -90,6 +92,39 @@ def run_hub(cfg: hub_config.Config, config_path: str | None, worker_index: int |
 
     asyncio.run(serve(cfg))
     return 0
+
+
+def dev_credentials(cfg: hub_config.Config) -> hub_config.Config:
+    """`hub dev`: the sandbox operator (if missing) and a new API key for it, printed with how to call the
+    hub. Without a configured admin_token, one for this run only (every worker inherits it)."""
+    from hub.auth.admin import OperatorAdmin  # imported late, like serve
+    from hub.ledger.db import Database
+    from hub.operators import Operators
+    from hub.page_tokens import load
+
+    upgrade(cfg.database_url)
+
+    async def _key() -> tuple[str, str]:
+        db = Database.from_url(cfg.database_url, workers=1)
+        try:
+            await Operators(db).ensure(cfg.sandbox_operator_id, "Sandbox operator")
+            new = await OperatorAdmin(db, await load(db)).create_api_key(cfg.sandbox_operator_id, [])
+        finally:
+            db.close()
+        return new.key.key_id, new.secret
+
+    key_id, secret = asyncio.run(_key())
+    if not cfg.admin_token:
+        cfg = dataclasses.replace(cfg, admin_token=secrets.token_urlsafe(32))
+        os.environ["HUB_ADMIN_TOKEN"] = cfg.admin_token
+    address = cfg.listen
+    print(f"""sandbox operator {cfg.sandbox_operator_id!r}: a new API key (the secret is shown once; each run makes one)
+  key id:  {key_id}
+  secret:  {secret}
+  get a token:  grpcurl -plaintext -d '{{"key_id": "{key_id}", "secret": "{secret}"}}' {address} casinohub.v1.AuthService/IssueToken
+  call with it: grpcurl -plaintext -H "authorization: Bearer $TOKEN" {address} casinohub.v1.GameService/ListGames
+administrator token for AdminService: {cfg.admin_token}""", file=sys.stderr, flush=True)
+    return cfg
 
 
 def cpu_count() -> int:

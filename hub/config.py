@@ -55,6 +55,14 @@ class Config:
     overload_pushback_ms: int = 200
     house_shards: int = 8  # house and promotion accounts per operator and currency
     bonus_spending: str = "cash_first"  # cash_first | bonus_first: which balance a bet spends first
+    # Authentication (hub/auth, README "Authentication"). admin_token: the administrator's bearer token for
+    # AdminService ("" disables AdminService; set it in the file's [hub] table or HUB_ADMIN_TOKEN).
+    admin_token: str = ""
+    # HS256 key of the access tokens, at least 32 characters; "" uses a key the hub generates once and keeps in
+    # its database (hub_keys), so every hub process on the database accepts every other's tokens.
+    token_key: str = ""
+    token_ttl_s: int = 900  # access tokens from AuthService.IssueToken live this long
+    signature_window_s: int = 300  # a signed request's timestamp may be this far from the hub's clock
     session_ttl_s: int = 86_400
     game_session_ttl_s: int = 14_400
     shutdown_grace_s: float = 10.0

@@ -74,6 +74,20 @@ class Reason(enum.Enum):
     INVALID_PAGE_TOKEN = (grpc.StatusCode.INVALID_ARGUMENT, False)
     AMOUNT_ABOVE_MAXIMUM = (grpc.StatusCode.INVALID_ARGUMENT, False)
     OVERLOADED = (grpc.StatusCode.RESOURCE_EXHAUSTED, True)
+    CREDENTIALS_MISSING = (grpc.StatusCode.UNAUTHENTICATED, False)
+    INVALID_CLIENT_CREDENTIALS = (grpc.StatusCode.UNAUTHENTICATED, False)
+    API_KEY_REVOKED = (grpc.StatusCode.UNAUTHENTICATED, False)
+    TOKEN_EXPIRED = (grpc.StatusCode.UNAUTHENTICATED, False)
+    TOKEN_INVALID = (grpc.StatusCode.UNAUTHENTICATED, False)
+    SIGNATURE_INVALID = (grpc.StatusCode.UNAUTHENTICATED, False)
+    TIMESTAMP_OUT_OF_WINDOW = (grpc.StatusCode.UNAUTHENTICATED, False)
+    NONCE_REUSED = (grpc.StatusCode.UNAUTHENTICATED, False)
+    IP_NOT_ALLOWED = (grpc.StatusCode.PERMISSION_DENIED, False)
+    SCOPE_MISSING = (grpc.StatusCode.PERMISSION_DENIED, False)
+    OPERATOR_MISMATCH = (grpc.StatusCode.PERMISSION_DENIED, False)
+    OPERATOR_NOT_FOUND = (grpc.StatusCode.NOT_FOUND, False)
+    OPERATOR_EXISTS = (grpc.StatusCode.ALREADY_EXISTS, False)
+    API_KEY_NOT_FOUND = (grpc.StatusCode.NOT_FOUND, False)
 
 
 class DomainError(Exception):

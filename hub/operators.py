@@ -1,5 +1,5 @@
-"""Operators are the hub's tenants. Until authentication lands, a call names its operator in the
-x-operator-id header and the hub creates the sandbox operator at start-up."""
+"""Operators are the hub's tenants. A call's operator is its authenticated principal's (hub.auth); the hub
+creates the sandbox operator at start-up, and AdminService (hub.auth.admin) the others."""
 
 from sqlalchemy import select
 

@@ -60,6 +60,11 @@ def _text(raw: bytes) -> str:
 
 async def load(db: Database, name: str = "page_tokens") -> PageTokens:
     """The hub's page-token key: created by the first process to start, read by every other."""
+    return PageTokens(await shared_secret(db, name))
+
+
+async def shared_secret(db: Database, name: str) -> bytes:
+    """A 32-byte hub key (hub_keys): created by the first process to start, read by every other."""
 
     def _tx(uow: UnitOfWork) -> str:
         stored = uow.conn.execute(select(hub_keys.c.secret).where(hub_keys.c.name == name)).scalar_one_or_none()
@@ -69,4 +74,4 @@ async def load(db: Database, name: str = "page_tokens") -> PageTokens:
             uow.commit()
         return stored
 
-    return PageTokens(bytes.fromhex(await db.run(_tx)))
+    return bytes.fromhex(await db.run(_tx))

@@ -11,6 +11,10 @@ from grpc_reflection.v1alpha import reflection
 
 from adapters.base import ProviderAdapter
 from casinohub.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
+    auth_service_pb2,
+    auth_service_pb2_grpc,
     game_service_pb2,
     game_service_pb2_grpc,
     player_service_pb2,
@@ -20,9 +24,14 @@ from casinohub.v1 import (
     wallet_service_pb2,
     wallet_service_pb2_grpc,
 )
+from hub.auth.admin import OperatorAdmin
+from hub.auth.credentials import Authenticator
 from hub.bootstrap import Hub, bootstrap
 from hub.config import Config
+from hub.page_tokens import load as load_page_tokens, shared_secret
+from hub.servicers.admin import AdminServicer, AuthServicer
 from hub.servicers.admission import Admission
+from hub.servicers.authentication import Authentication
 from hub.servicers.edge import RequestChecks
 from hub.servicers.game import GameServicer
 from hub.servicers.player import PlayerServicer
@@ -35,8 +44,11 @@ SERVICE_DESCRIPTORS = [
     wallet_service_pb2.DESCRIPTOR.services_by_name["WalletService"],
     player_service_pb2.DESCRIPTOR.services_by_name["PlayerService"],
     report_service_pb2.DESCRIPTOR.services_by_name["ReportService"],
+    auth_service_pb2.DESCRIPTOR.services_by_name["AuthService"],
+    admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"],
 ]
 SERVICES = [service.full_name for service in SERVICE_DESCRIPTORS]
+NONCE_SWEEP_INTERVAL_S = 60.0  # seen request nonces past the timestamp window are deleted this often
 # grpc.aio takes new calls from core one at a time; in a burst the rest wait in core's queue, and past its
 # default limits (1000 / 3000 pending) core fails them itself, unlogged, with INTERNAL or CANCELLED
 # (4000 Play streams at once over 16 connections: ~1,150 of them). A deep queue lets every call reach
@@ -48,9 +60,10 @@ class HubServer:
     """A started-or-startable hub: the gRPC server plus what it owns."""
 
     def __init__(self, server: grpc.aio.Server, hub: Hub, health_servicer: health.aio.HealthServicer,
-                 admission: Admission):
+                 admission: Admission, authenticator: Authenticator):
         self.grpc = server
         self.admission = admission
+        self.authenticator = authenticator
         self.hub = hub
         self._health = health_servicer
         self._background: list[asyncio.Task[None]] = []
@@ -59,6 +72,7 @@ class HubServer:
         await self._set_health(await self.hub.db.ping())  # answer health correctly from the first call
         await self.grpc.start()
         self._background.append(asyncio.create_task(self._watch_database()))
+        self._background.append(asyncio.create_task(self._sweep_nonces()))
         if self.hub.config.reconcile_interval_s > 0:
             self._background.append(asyncio.create_task(self._reconcile_periodically()))
 
@@ -70,6 +84,14 @@ class HubServer:
                 await self.hub.promotions.expire_due()
             except Exception:
                 log.warning("reconcile.failed", exc_info=True)
+
+    async def _sweep_nonces(self) -> None:
+        while True:
+            await asyncio.sleep(NONCE_SWEEP_INTERVAL_S)
+            try:
+                await self.authenticator.sweep_nonces()
+            except Exception:
+                log.warning("auth.nonce_sweep_failed", exc_info=True)
 
     async def _watch_database(self) -> None:
         """Health follows the database: NOT_SERVING while it cannot be reached."""
@@ -102,7 +124,15 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
     # Workers share one port, said explicitly; a single hub does not (grpc's Linux default would let a second
     # hub started by mistake on the same port silently take half the connections).
     options = [*CORE_OPTIONS, ("grpc.so_reuseport", 1 if config.workers > 1 else 0)]
-    server = grpc.aio.server(interceptors=[admission, RequestChecks()], options=options)
+    if config.token_key and len(config.token_key) < 32:
+        await hub.close()
+        raise ValueError("token_key must be at least 32 characters (or empty: a generated key)")
+    token_key = config.token_key.encode() if config.token_key else await shared_secret(hub.db, "access_tokens")
+    authenticator = Authenticator(hub.db, token_key, config.token_ttl_s, config.signature_window_s,
+                                  config.admin_token)
+    # Admission first (a flood is refused before any credential check), then who is calling, then the request.
+    authentication = Authentication(authenticator, SERVICE_DESCRIPTORS)
+    server = grpc.aio.server(interceptors=[admission, authentication, RequestChecks()], options=options)
     default = config.sandbox_operator_id
     game_service_pb2_grpc.add_GameServiceServicer_to_server(
         GameServicer(hub.catalog, hub.play, hub.promotions, hub.operators, default), server)
@@ -112,6 +142,9 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
         PlayerServicer(hub.players, hub.operators, default), server)
     report_service_pb2_grpc.add_ReportServiceServicer_to_server(
         ReportServicer(hub.reports, hub.operators, default), server)
+    auth_service_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(authenticator), server)
+    admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
+        AdminServicer(OperatorAdmin(hub.db, await load_page_tokens(hub.db))), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -123,7 +156,7 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
     if port == 0:
         await hub.close()
         raise OSError(f"could not bind {config.listen}: in use, or not an address of this host")
-    return HubServer(server, hub, health_servicer, admission), port
+    return HubServer(server, hub, health_servicer, admission, authenticator), port
 
 
 async def serve(config: Config) -> None:

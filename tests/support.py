@@ -1,15 +1,22 @@
 """Helpers shared by tests and benchmarks: the test MariaDB server, throwaway databases, a live hub on
-port 0 and its client stubs. Fixtures live in conftest.py; import helpers from here, never from conftest."""
+port 0 and its client stubs, and credentials to call it with. Fixtures live in conftest.py; import helpers
+from here, never from conftest."""
 
+import asyncio
+import base64
 import os
+import secrets
+import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 import pymysql
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import create_engine, func, select
+from sqlalchemy.exc import IntegrityError
 
 from adapters.base import ProviderAdapter
 from casinohub.v1 import (
@@ -20,8 +27,11 @@ from casinohub.v1 import (
     wallet_service_pb2,
     wallet_service_pb2_grpc,
 )
+from hub.auth.credentials import Key, body_digest, mint_token, new_key_id, signed_text
+from hub.auth.principal import OPERATOR_SCOPES
+from hub.clock import utcnow
 from hub.config import Config
-from hub.ledger.schema import ledger_transactions, postings
+from hub.ledger.schema import api_keys, hub_keys, ledger_transactions, postings
 from hub.server import HubServer, create_server
 
 MARIADB_SERVER = os.environ.get("CASINOHUB_TEST_MARIADB", "root@127.0.0.1:3306")
@@ -49,19 +59,79 @@ def throwaway_mariadb_database(charset: str | None = None) -> Iterator[str]:
     conn.close()
 
 
+def operator_key(database_url: str, operator_id: str, scopes: tuple[str, ...] = OPERATOR_SCOPES,
+                 public_key: str | None = None) -> str:
+    """A new API key of the operator, written straight to the database (AdminService.CreateApiKey is the
+    product's way; tests of it are in tests/e2e/test_security.py). Returns its key id."""
+    key_id = new_key_id()
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(api_keys.insert().values(key_id=key_id, operator_id=operator_id, secret_hash=None,
+                                              public_key=public_key, scopes=" ".join(scopes),
+                                              environment="sandbox", created_at=utcnow()))
+    engine.dispose()
+    return key_id
+
+
+def token_key(database_url: str) -> bytes:
+    """The key hubs on this database sign access tokens with: created here if no hub has yet, as a hub does."""
+    engine = create_engine(database_url)
+    query = select(hub_keys.c.secret).where(hub_keys.c.name == "access_tokens")
+    try:
+        with engine.begin() as conn:
+            secret = conn.execute(query).scalar_one_or_none()
+            if secret is None:
+                secret = secrets.token_hex(32)
+                conn.execute(hub_keys.insert().values(name="access_tokens", secret=secret, created_at=utcnow()))
+    except IntegrityError:  # a hub starting at the same moment made it first
+        with engine.connect() as conn:
+            secret = conn.execute(query).scalar_one()
+    finally:
+        engine.dispose()
+    return bytes.fromhex(secret)
+
+
+def access_token(database_url: str, operator_id: str, scopes: tuple[str, ...] = OPERATOR_SCOPES,
+                 ttl_s: int = 86_400) -> str:
+    """A valid access token of a new key of the operator, as AuthService.IssueToken would return it."""
+    key = Key(operator_key(database_url, operator_id, scopes), operator_id, None, None, frozenset(scopes),
+              "sandbox", False, ())
+    return mint_token(token_key(database_url), key, frozenset(scopes), ttl_s).token
+
+
+def bearer(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+def signed(method: str, body: bytes | None, key_id: str, private_key: Ed25519PrivateKey,
+           timestamp: int | None = None, nonce: str | None = None) -> tuple[tuple[str, str], ...]:
+    """Request-signature metadata for one call, as an operator's service computes it (README,
+    "Authentication"): method is the gRPC path, body the request bytes (None for a stream)."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    nonce = nonce or uuid.uuid4().hex
+    signature = private_key.sign(signed_text(method, str(timestamp), nonce, body_digest(body)))
+    return (("x-casinohub-key-id", key_id), ("x-casinohub-timestamp", str(timestamp)),
+            ("x-casinohub-nonce", nonce), ("x-casinohub-signature", base64.urlsafe_b64encode(signature).decode()))
+
+
 @dataclass
 class Client:
-    """Stubs for a live hub, all calls made as this test's own operator (tenant isolation)."""
+    """Stubs for a live hub, all calls made as this test's own operator (tenant isolation): pass
+    `metadata=client.metadata`, the credentials of a key of that operator with every operator scope."""
 
     server: HubServer
     port: int
     channel: grpc.aio.Channel
     operator_id: str
     database_url: str
+    # Not copied by dataclasses.replace (init=False): a copy for another operator gets that operator's token.
+    token: str = field(default="", init=False, repr=False)
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
-        return (("x-operator-id", self.operator_id),)
+        if not self.token:  # made on first use: the hub creates its token key when it starts
+            self.token = access_token(self.database_url, self.operator_id)
+        return bearer(self.token)
 
     @property
     def games(self) -> game_service_pb2_grpc.GameServiceStub:
@@ -131,4 +201,7 @@ async def start_hub(database_url: str, adapters: dict[str, ProviderAdapter] | No
     server, port = await create_server(config, adapters)
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    return Client(server, port, channel, config.sandbox_operator_id, database_url)
+    # Off the event loop: a test's TCP proxy in front of the database runs on this loop.
+    client = Client(server, port, channel, config.sandbox_operator_id, database_url)
+    client.token = await asyncio.to_thread(access_token, database_url, config.sandbox_operator_id)
+    return client

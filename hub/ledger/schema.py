@@ -52,6 +52,9 @@ operators = table(
     Column("operator_id", String(64), primary_key=True),
     Column("name", String(200), nullable=False),
     Column("created_at", Timestamp, nullable=False),
+    Column("environment", String(16), nullable=False, server_default="sandbox"),  # sandbox | production
+    # Space-separated CIDRs the operator's calls may come from; empty: any address (hub/auth).
+    Column("ip_allowlist", String(4000), nullable=False, server_default=""),
 )
 
 players = table(
@@ -258,4 +261,28 @@ hub_keys = table(
     Column("name", String(64), primary_key=True),
     Column("secret", String(128), nullable=False),  # hex
     Column("created_at", Timestamp, nullable=False),
+)
+
+api_keys = table(
+    "api_keys",
+    # An operator's credentials: an argon2 hash of the secret (AuthService.IssueToken) and/or the public half
+    # of an Ed25519 signing key (request signatures). Neither half can be used to call the hub.
+    Column("key_id", String(32), primary_key=True),
+    Column("operator_id", String(64), nullable=False, index=True),
+    Column("secret_hash", String(200)),
+    Column("public_key", String(64)),  # base64 of the 32 raw bytes
+    Column("scopes", String(400), nullable=False),  # space-separated
+    Column("environment", String(16), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("revoked_at", Timestamp),
+)
+
+auth_nonces = table(
+    "auth_nonces",
+    # Nonces of signed requests seen within the timestamp window: the primary key makes each one usable
+    # once across every hub process. Rows past expires_at are swept.
+    Column("key_id", String(32), primary_key=True),
+    Column("nonce", String(64), primary_key=True),
+    Column("operator_id", String(64), nullable=False),
+    Column("expires_at", Timestamp, nullable=False, index=True),
 )

@@ -1,5 +1,8 @@
 """What every RPC shares: request id and operator bound to the logs, and errors turned into statuses.
 
+The operator is the authenticated principal's (hub.servicers.authentication ran before any handler): a
+header the caller chooses never decides it.
+
 A DomainError becomes its status with ErrorInfo; a database outage becomes UNAVAILABLE/HUB_UNAVAILABLE
 (state UNKNOWN: retry with the same idempotency key); anything else is a hub bug, logged with its
 stack and answered with a bare INTERNAL (no stack trace reaches the client). Work dropped because its
@@ -15,13 +18,13 @@ import grpc
 import structlog
 from sqlalchemy.exc import OperationalError
 
+from hub.auth import principal as principals
 from hub.deadline import CallerGone
 from hub.errors import DomainError, Reason, State
 from hub.operators import Operators
 from hub.servicers import mapping
 
 log = structlog.get_logger("hub.rpc")
-OPERATOR_HEADER = "x-operator-id"
 REQUEST_ID_HEADER = "x-request-id"
 
 
@@ -29,15 +32,18 @@ def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
     return {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
 
 
-def bind_call(context: grpc.aio.ServicerContext, method: str, default_operator: str) -> str:
-    """Bind request id, operator and method to this call's log context; returns the operator id."""
+def bind_call(context: grpc.aio.ServicerContext, method: str, default_operator: str = "") -> str:
+    """Bind request id, operator, API key and method to this call's log context; returns the operator id of
+    the call's principal ("" for the administrator and AuthService). default_operator is ignored: the
+    principal decides (the parameter goes once no servicer passes it)."""
     metadata = _metadata(context)
-    operator_id = metadata.get(OPERATOR_HEADER, default_operator)
+    principal = principals.current_or_none()
     structlog.contextvars.clear_contextvars()
-    # Header values are client input: logs carry a prefix at most (an unknown operator is refused later).
+    # Header values are client input: logs carry a prefix at most.
     structlog.contextvars.bind_contextvars(
-        request_id=(metadata.get(REQUEST_ID_HEADER) or str(uuid.uuid4()))[:64], operator=operator_id[:64], rpc=method)
-    return operator_id
+        request_id=(metadata.get(REQUEST_ID_HEADER) or str(uuid.uuid4()))[:64], rpc=method,
+        operator=principal.operator_id if principal else None, key_id=principal.key_id if principal else None)
+    return principal.operator_id if principal else ""
 
 
 def as_domain_error(exc: BaseException) -> DomainError | None:

@@ -111,8 +111,10 @@ class HubProcess:
         raise AssertionError(f"hub on port {self.port} not SERVING after {timeout}s:\n{self.log_tail()}")
 
     def client(self, database_url: str, operator_id: str) -> Client:
-        return Client(server=None, port=self.port, channel=self.channel,  # type: ignore[arg-type]
-                      operator_id=operator_id, database_url=database_url)
+        client = Client(server=None, port=self.port, channel=self.channel,  # type: ignore[arg-type]
+                        operator_id=operator_id, database_url=database_url)
+        assert client.metadata  # its credentials made now: tests stop the database later
+        return client
 
     async def kill(self) -> None:
         """SIGKILL (no grace, no cleanup in the hub) and reap; idempotent. The channel stays open, so

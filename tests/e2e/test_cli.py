@@ -4,15 +4,19 @@
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import sys
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import create_engine, inspect
 
 from casinohub.v1 import (
+    auth_service_pb2,
+    auth_service_pb2_grpc,
     game_service_pb2 as pb,
     game_service_pb2_grpc,
     report_service_pb2,
@@ -63,14 +67,25 @@ async def test_dev_starts_the_mock_studios_and_the_hub_and_stops_them(tmp_path) 
                     break
             except grpc.aio.AioRpcError:
                 await asyncio.sleep(0.1)
-        games = await game_service_pb2_grpc.GameServiceStub(channel).ListGames(pb.ListGamesRequest())
+        with pytest.raises(grpc.aio.AioRpcError) as refused:  # every RPC needs credentials
+            await game_service_pb2_grpc.GameServiceStub(channel).ListGames(pb.ListGamesRequest())
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert process.stdout is not None
+        printed = ""
+        while "administrator token" not in printed:  # `hub dev` prints a key of the sandbox operator
+            printed += (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        key_id = re.search(r"key id:  (ck_\w+)", printed).group(1)  # type: ignore[union-attr]
+        secret = re.search(r"secret:  (cks_\S+)", printed).group(1)  # type: ignore[union-attr]
+        issued = await auth_service_pb2_grpc.AuthServiceStub(channel).IssueToken(
+            auth_service_pb2.IssueTokenRequest(key_id=key_id, secret=secret))
+        games = await game_service_pb2_grpc.GameServiceStub(channel).ListGames(
+            pb.ListGamesRequest(), metadata=(("authorization", f"Bearer {issued.access_token}"),))
         assert [g.game_id for g in games.games] == [
             "reelhouse:fruit-classic", "reelhouse:gem-rush", "reelhouse:lucky-sevens",
             "tablehouse:blackjack", "tablehouse:european-roulette"]
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0
-        assert process.stdout is not None
-        output = (await process.stdout.read()).decode()
+        output = printed + (await process.stdout.read()).decode()
         records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
         # `make run` uses every CPU: one worker per CPU, each serving (a single process on one CPU).
         cpus = len(os.sched_getaffinity(0))

@@ -44,8 +44,9 @@ async def test_an_oversized_id_is_refused_by_name_and_never_echoed(hub: Client, 
 async def test_an_unknown_operator_header_is_quoted_by_prefix_only(hub: Client) -> None:
     with structlog.testing.capture_logs() as logs, pytest.raises(grpc.aio.AioRpcError) as err:
         await hub.wallet.GetBalance(wpb.GetBalanceRequest(player_id="p", currency="USD"),
-                                    metadata=(("x-operator-id", "o" * 3000), ("x-request-id", "r" * 3000)))
-    assert reason_of(err.value) == (grpc.StatusCode.UNAUTHENTICATED, "UNKNOWN_OPERATOR")
+                                    metadata=(*hub.metadata, ("x-operator-id", "o" * 3000),
+                                              ("x-request-id", "r" * 3000), ("x-casinohub-key-id", "k" * 200)))
+    assert reason_of(err.value) == (grpc.StatusCode.PERMISSION_DENIED, "OPERATOR_MISMATCH")
     assert len(err.value.details() or "") < 200
     assert logs and all(len(repr(entry)) < 1000 for entry in logs)
 

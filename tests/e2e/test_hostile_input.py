@@ -13,7 +13,7 @@ from casinohub.v1 import (
     wallet_service_pb2 as wpb,
 )
 from tests.errors import error_info, reason_of
-from tests.support import Client
+from tests.support import Client, access_token, bearer
 
 texts = st.text(max_size=300)
 amounts = st.integers(min_value=-(2**63), max_value=2**63 - 1)
@@ -25,7 +25,8 @@ header_values = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint
 @given(player_id=texts, currency=texts, amount=amounts, key=texts, operator=st.one_of(st.none(), header_values))
 async def test_arbitrary_deposits_never_cause_internal_errors(
         hub: Client, player_id: str, currency: str, amount: int, key: str, operator: str | None) -> None:
-    metadata = hub.metadata if operator is None else (("x-operator-id", operator),)
+    # A header naming another operator is refused (OPERATOR_MISMATCH): the credentials decide the operator.
+    metadata = hub.metadata if operator is None else (*hub.metadata, ("x-operator-id", operator))
     before = hub.ledger_counts()
     try:
         await hub.wallet.Deposit(wpb.DepositRequest(
@@ -63,7 +64,7 @@ async def test_a_session_token_from_another_operator_is_refused(hub: Client) -> 
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await hub.games.LaunchGame(gpb.LaunchGameRequest(session_token=token, game_id="fake:coin-flip",
                                                          currency="USD"),
-                                   metadata=(("x-operator-id", "operator-b"),))
+                                   metadata=bearer(access_token(hub.database_url, "operator-b")))
     assert reason_of(err.value) == (grpc.StatusCode.UNAUTHENTICATED, "INVALID_SESSION")
 
 

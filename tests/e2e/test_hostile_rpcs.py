@@ -113,8 +113,8 @@ def valid(message: Descriptor, world: World, oneof_member: str | None, fresh: st
     """A request a well-behaved client would send; oneof_member picks which member of a oneof is set."""
     out = GetMessageClass(message)()
     for f in message.fields:
-        if f.containing_oneof is not None and f.name != oneof_member:
-            continue
+        if (f.containing_oneof is not None and f.name != oneof_member) or f.is_repeated:
+            continue  # a repeated field (scopes, CIDRs) is valid empty
         if f.message_type is not None and f.message_type.full_name == "casinohub.v1.Money":
             getattr(out, f.name).CopyFrom(_money("USD", 100))
         elif f.message_type is not None and f.message_type.full_name == "google.protobuf.Timestamp":
@@ -133,7 +133,10 @@ def valid(message: Descriptor, world: World, oneof_member: str | None, fresh: st
 def set_path(message: Message, path: tuple[FieldDescriptor, ...], value: Any) -> None:
     for f in path[:-1]:
         message = getattr(message, f.name)
-    setattr(message, path[-1].name, value)
+    if path[-1].is_repeated:
+        getattr(message, path[-1].name)[:] = [value]
+    else:
+        setattr(message, path[-1].name, value)
 
 
 def variants(value: str) -> list[str]:

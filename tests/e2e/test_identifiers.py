@@ -18,7 +18,7 @@ from casinohub.v1 import (
 from tests.e2e.play_client import PlayStream, launch, opened_stream
 from tests.e2e.test_promotions import grant_bonus
 from tests.errors import reason_of
-from tests.support import Client
+from tests.support import Client, access_token, bearer
 
 USD = "USD"
 
@@ -69,9 +69,10 @@ async def test_bet_keys_differing_in_case_or_trailing_space_are_different_bets(h
 async def test_operator_id_variants_are_unknown_operators(hub: Client) -> None:
     player_id, _ = await hub.new_player(deposit=100)
     request = pb.GetBalanceRequest(player_id=player_id, currency=USD)
-    answers = {operator_id: await answer(hub.wallet.GetBalance(request, metadata=(("x-operator-id", operator_id),)))
-               for operator_id in variants(hub.operator_id)}
-    assert answers == dict.fromkeys(answers, (grpc.StatusCode.UNAUTHENTICATED, "UNKNOWN_OPERATOR"))
+    # Credentials of a key filed under a variant of the operator's id name no known operator.
+    answers = {operator_id: await answer(hub.wallet.GetBalance(
+        request, metadata=bearer(access_token(hub.database_url, operator_id)))) for operator_id in variants(hub.operator_id)}
+    assert answers == dict.fromkeys(answers, (grpc.StatusCode.UNAUTHENTICATED, "TOKEN_INVALID"))
 
 
 async def test_username_variants_are_other_players(hub: Client) -> None:

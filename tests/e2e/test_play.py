@@ -312,6 +312,8 @@ async def test_resume_on_another_hub_delivers_a_round_in_flight_on_the_first(
     studio.delay = 0.25
     other = await start_hub(database_url, {"fake": studio}, sandbox_operator_id=hub.operator_id)
     try:
+        # A first call reads the caller's key: done now, so the resume below attaches within the round's delay.
+        await other.games.ListGames(pb.ListGamesRequest(), metadata=other.metadata)
         _, token = await hub.new_player(deposit=1_000)
         game_session_id = await launch(hub, token)
         dropped = PlayStream(hub)

@@ -18,7 +18,7 @@ from hub.ledger.schema import players
 from tests.e2e.play_client import PlayStream, kinds, launch, opened_stream, without_seqs
 from tests.errors import error_info, reason_of
 from tests.fakes import FakeStudio
-from tests.support import Client
+from tests.support import Client, access_token, bearer
 
 USD = "USD"
 GAME = "fake:coin-flip"
@@ -303,7 +303,7 @@ async def test_a_bonus_is_invisible_to_other_operators(hub: Client) -> None:
     player_id, _ = await hub.new_player()
     bonus_id = (await grant_bonus(hub, player_id, 500, "bonus-tenant")).bonus.bonus_id
     await hub.server.hub.operators.ensure("other-operator", "Other")
-    other = (("x-operator-id", "other-operator"),)
+    other = bearer(access_token(hub.database_url, "other-operator"))
     for call in (hub.wallet.GetBonus(pb.GetBonusRequest(bonus_id=bonus_id), metadata=other),
                  hub.wallet.ForfeitBonus(pb.ForfeitBonusRequest(bonus_id=bonus_id), metadata=other)):
         assert reason_of(await refused(call)) == (grpc.StatusCode.NOT_FOUND, "BONUS_NOT_FOUND")

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from casinohub.v1 import game_service_pb2 as pb
+from casinohub.v1 import admin_service_pb2, admin_service_pb2_grpc, game_service_pb2 as pb
 from hub.config import ProviderSettings
 from mock_providers.reelhouse.server import STUDIO, Studio, start_server
 from tests.e2e.play_client import kinds, opened_stream
@@ -37,10 +37,13 @@ async def hub_with_studio(database_url: str, url: str, secret: str = SECRET, **o
 
 @pytest.fixture
 async def live(database_url: str, reelhouse: tuple[str, Studio]) -> AsyncIterator[tuple[Client, Studio]]:
-    client = await hub_with_studio(database_url, reelhouse[0])
+    client = await hub_with_studio(database_url, reelhouse[0], admin_token=ADMIN_TOKEN)
     yield client, reelhouse[1]
     await client.channel.close()
     await client.server.stop(grace=1)
+
+
+ADMIN_TOKEN = "walkthrough-admin-" + "t" * 32
 
 
 def walkthrough() -> str:
@@ -52,10 +55,13 @@ def walkthrough() -> str:
 
 async def test_readme_grpcurl_walkthrough_runs_as_printed(live: tuple[Client, Studio]) -> None:
     client, _ = live
-    env = {**os.environ, "HUB": f"127.0.0.1:{client.port}",
+    # The walkthrough uses the key `make run` prints; here one of this test's operator, made as the README says.
+    key = await admin_service_pb2_grpc.AdminServiceStub(client.channel).CreateApiKey(
+        admin_service_pb2.CreateApiKeyRequest(operator_id=client.operator_id),
+        metadata=(("authorization", f"Bearer {ADMIN_TOKEN}"),))
+    env = {**os.environ, "HUB": f"127.0.0.1:{client.port}", "KEY_ID": key.api_key.key_id, "SECRET": key.secret,
            "PATH": f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    # The walkthrough uses the default (sandbox) operator; point it at this test's operator instead.
-    script = walkthrough().replace("grpcurl -plaintext", f"grpcurl -plaintext -H 'x-operator-id: {client.operator_id}'")
+    script = walkthrough()
     # Async subprocess: the hub under test serves from this same event loop.
     process = await asyncio.create_subprocess_exec(
         "bash", "-euo", "pipefail", "-c", script, cwd=ROOT, env=env,

@@ -17,7 +17,7 @@ from hub.ledger.schema import accounts
 from tests.e2e.play_client import opened_stream
 from tests.errors import reason_of
 from tests.fakes import FakeStudio
-from tests.support import Client
+from tests.support import Client, access_token, bearer
 
 USD, JPY = "USD", "JPY"
 LISTED = ("house", "player_cash", "player_hold", "player_bonus", "promotion", "external")
@@ -26,7 +26,8 @@ LISTED = ("house", "player_cash", "player_hold", "player_bonus", "promotion", "e
 async def totals(hub: Client, currency: str = "", operator_id: str | None = None) -> list[pb.CurrencyTotals]:
     stub = report_service_pb2_grpc.ReportServiceStub(hub.channel)
     response = await stub.GetLedgerTotals(pb.GetLedgerTotalsRequest(currency=currency),
-                                          metadata=(("x-operator-id", operator_id or hub.operator_id),))
+                                          metadata=bearer(access_token(hub.database_url, operator_id))
+                                          if operator_id else hub.metadata)
     return list(response.totals)
 
 

@@ -8,7 +8,7 @@ import pytest
 from casinohub.v1 import common_pb2, wallet_service_pb2 as pb
 from hub.money import INT64_MAX, MAX_TRANSACTION_MINOR, max_transaction
 from tests.errors import error_info, reason_of
-from tests.support import Client
+from tests.support import Client, access_token, bearer
 
 USD = "USD"
 
@@ -118,10 +118,14 @@ async def test_unknown_player_and_unknown_operator(hub: Client) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await hub.wallet.Deposit(deposit("no-such-player", 100, "k1"), metadata=hub.metadata)
     assert reason_of(err.value) == (grpc.StatusCode.NOT_FOUND, "PLAYER_NOT_FOUND")
-    with pytest.raises(grpc.aio.AioRpcError) as err:
+    with pytest.raises(grpc.aio.AioRpcError) as err:  # a key of an operator the hub does not know
         await hub.wallet.GetBalance(pb.GetBalanceRequest(player_id="x", currency=USD),
-                                    metadata=(("x-operator-id", "nobody"),))
-    assert reason_of(err.value) == (grpc.StatusCode.UNAUTHENTICATED, "UNKNOWN_OPERATOR")
+                                    metadata=bearer(access_token(hub.database_url, "nobody")))
+    assert reason_of(err.value) == (grpc.StatusCode.UNAUTHENTICATED, "TOKEN_INVALID")
+    with pytest.raises(grpc.aio.AioRpcError) as err:  # the header no longer chooses the operator
+        await hub.wallet.GetBalance(pb.GetBalanceRequest(player_id="x", currency=USD),
+                                    metadata=(*hub.metadata, ("x-operator-id", "nobody")))
+    assert reason_of(err.value) == (grpc.StatusCode.PERMISSION_DENIED, "OPERATOR_MISMATCH")
 
 
 async def test_players_are_invisible_to_other_operators(hub: Client) -> None:
@@ -129,7 +133,7 @@ async def test_players_are_invisible_to_other_operators(hub: Client) -> None:
     await hub.server.hub.operators.ensure("other-operator", "Other")
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await hub.wallet.GetBalance(pb.GetBalanceRequest(player_id=player_id, currency=USD),
-                                    metadata=(("x-operator-id", "other-operator"),))
+                                    metadata=bearer(access_token(hub.database_url, "other-operator")))
     assert reason_of(err.value) == (grpc.StatusCode.NOT_FOUND, "PLAYER_NOT_FOUND")
 
 

@@ -66,7 +66,7 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_BET_OUT_OF_LIMITS: _ErrorReason.ValueType  # 19
     """INVALID_ARGUMENT: the bet is outside the game's limits."""
     ERROR_REASON_UNKNOWN_OPERATOR: _ErrorReason.ValueType  # 20
-    """UNAUTHENTICATED: the x-operator-id header names no known operator."""
+    """UNAUTHENTICATED: the credentials name an operator the hub does not know."""
     ERROR_REASON_AMOUNT_NOT_REPRESENTABLE: _ErrorReason.ValueType  # 21
     """FAILED_PRECONDITION: the amount cannot be expressed exactly in the provider's unit."""
     ERROR_REASON_HUB_UNAVAILABLE: _ErrorReason.ValueType  # 22
@@ -127,6 +127,38 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """RESOURCE_EXHAUSTED (retryable): the hub is at capacity; nothing was done.
     Retry after the delay in the grpc-retry-pushback-ms trailer.
     """
+    ERROR_REASON_CREDENTIALS_MISSING: _ErrorReason.ValueType  # 46
+    """UNAUTHENTICATED: the call carries no credentials: send `authorization: Bearer <token>`
+    (AuthService.IssueToken) or a request signature (x-casinohub-key-id, -timestamp, -nonce, -signature).
+    """
+    ERROR_REASON_INVALID_CLIENT_CREDENTIALS: _ErrorReason.ValueType  # 47
+    """UNAUTHENTICATED: unknown API key id, wrong secret, or a key without a secret or public key for this method."""
+    ERROR_REASON_API_KEY_REVOKED: _ErrorReason.ValueType  # 48
+    """UNAUTHENTICATED: the API key was revoked; its tokens and signatures are refused."""
+    ERROR_REASON_TOKEN_EXPIRED: _ErrorReason.ValueType  # 49
+    """UNAUTHENTICATED: the access token has expired; get a new one from AuthService.IssueToken."""
+    ERROR_REASON_TOKEN_INVALID: _ErrorReason.ValueType  # 50
+    """UNAUTHENTICATED: the access token is malformed or was not signed by this hub."""
+    ERROR_REASON_SIGNATURE_INVALID: _ErrorReason.ValueType  # 51
+    """UNAUTHENTICATED: the request signature is missing a part, malformed or does not verify."""
+    ERROR_REASON_TIMESTAMP_OUT_OF_WINDOW: _ErrorReason.ValueType  # 52
+    """UNAUTHENTICATED: the signed timestamp is too far from the hub's clock (ErrorInfo metadata
+    "window_s" gives the allowed distance).
+    """
+    ERROR_REASON_NONCE_REUSED: _ErrorReason.ValueType  # 53
+    """UNAUTHENTICATED: the signature's nonce was already used with this key (a replay)."""
+    ERROR_REASON_IP_NOT_ALLOWED: _ErrorReason.ValueType  # 54
+    """PERMISSION_DENIED: the caller's address is not in the operator's IP allowlist."""
+    ERROR_REASON_SCOPE_MISSING: _ErrorReason.ValueType  # 55
+    """PERMISSION_DENIED: the credentials lack the RPC's required_scope (ErrorInfo metadata "scope")."""
+    ERROR_REASON_OPERATOR_MISMATCH: _ErrorReason.ValueType  # 56
+    """PERMISSION_DENIED: the x-operator-id header names another operator than the credentials' own."""
+    ERROR_REASON_OPERATOR_NOT_FOUND: _ErrorReason.ValueType  # 57
+    """NOT_FOUND: no such operator (AdminService)."""
+    ERROR_REASON_OPERATOR_EXISTS: _ErrorReason.ValueType  # 58
+    """ALREADY_EXISTS: an operator with this id exists (AdminService)."""
+    ERROR_REASON_API_KEY_NOT_FOUND: _ErrorReason.ValueType  # 59
+    """NOT_FOUND: no such API key (AdminService)."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Stable machine-readable error reasons. Every error the hub returns carries a
@@ -178,7 +210,7 @@ ERROR_REASON_PROVIDER_REJECTED: ErrorReason.ValueType  # 18
 ERROR_REASON_BET_OUT_OF_LIMITS: ErrorReason.ValueType  # 19
 """INVALID_ARGUMENT: the bet is outside the game's limits."""
 ERROR_REASON_UNKNOWN_OPERATOR: ErrorReason.ValueType  # 20
-"""UNAUTHENTICATED: the x-operator-id header names no known operator."""
+"""UNAUTHENTICATED: the credentials name an operator the hub does not know."""
 ERROR_REASON_AMOUNT_NOT_REPRESENTABLE: ErrorReason.ValueType  # 21
 """FAILED_PRECONDITION: the amount cannot be expressed exactly in the provider's unit."""
 ERROR_REASON_HUB_UNAVAILABLE: ErrorReason.ValueType  # 22
@@ -239,6 +271,38 @@ ERROR_REASON_OVERLOADED: ErrorReason.ValueType  # 45
 """RESOURCE_EXHAUSTED (retryable): the hub is at capacity; nothing was done.
 Retry after the delay in the grpc-retry-pushback-ms trailer.
 """
+ERROR_REASON_CREDENTIALS_MISSING: ErrorReason.ValueType  # 46
+"""UNAUTHENTICATED: the call carries no credentials: send `authorization: Bearer <token>`
+(AuthService.IssueToken) or a request signature (x-casinohub-key-id, -timestamp, -nonce, -signature).
+"""
+ERROR_REASON_INVALID_CLIENT_CREDENTIALS: ErrorReason.ValueType  # 47
+"""UNAUTHENTICATED: unknown API key id, wrong secret, or a key without a secret or public key for this method."""
+ERROR_REASON_API_KEY_REVOKED: ErrorReason.ValueType  # 48
+"""UNAUTHENTICATED: the API key was revoked; its tokens and signatures are refused."""
+ERROR_REASON_TOKEN_EXPIRED: ErrorReason.ValueType  # 49
+"""UNAUTHENTICATED: the access token has expired; get a new one from AuthService.IssueToken."""
+ERROR_REASON_TOKEN_INVALID: ErrorReason.ValueType  # 50
+"""UNAUTHENTICATED: the access token is malformed or was not signed by this hub."""
+ERROR_REASON_SIGNATURE_INVALID: ErrorReason.ValueType  # 51
+"""UNAUTHENTICATED: the request signature is missing a part, malformed or does not verify."""
+ERROR_REASON_TIMESTAMP_OUT_OF_WINDOW: ErrorReason.ValueType  # 52
+"""UNAUTHENTICATED: the signed timestamp is too far from the hub's clock (ErrorInfo metadata
+"window_s" gives the allowed distance).
+"""
+ERROR_REASON_NONCE_REUSED: ErrorReason.ValueType  # 53
+"""UNAUTHENTICATED: the signature's nonce was already used with this key (a replay)."""
+ERROR_REASON_IP_NOT_ALLOWED: ErrorReason.ValueType  # 54
+"""PERMISSION_DENIED: the caller's address is not in the operator's IP allowlist."""
+ERROR_REASON_SCOPE_MISSING: ErrorReason.ValueType  # 55
+"""PERMISSION_DENIED: the credentials lack the RPC's required_scope (ErrorInfo metadata "scope")."""
+ERROR_REASON_OPERATOR_MISMATCH: ErrorReason.ValueType  # 56
+"""PERMISSION_DENIED: the x-operator-id header names another operator than the credentials' own."""
+ERROR_REASON_OPERATOR_NOT_FOUND: ErrorReason.ValueType  # 57
+"""NOT_FOUND: no such operator (AdminService)."""
+ERROR_REASON_OPERATOR_EXISTS: ErrorReason.ValueType  # 58
+"""ALREADY_EXISTS: an operator with this id exists (AdminService)."""
+ERROR_REASON_API_KEY_NOT_FOUND: ErrorReason.ValueType  # 59
+"""NOT_FOUND: no such API key (AdminService)."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _ApplyState:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63\x61sinohub/v1/options.proto\x12\x0c\x63\x61sinohub.v1\x1a google/protobuf/descriptor.proto:3\n\nmax_length\x12\x1d.google.protobuf.FieldOptions\x18\xd1\x86\x03 \x01(\rb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63\x61sinohub/v1/options.proto\x12\x0c\x63\x61sinohub.v1\x1a google/protobuf/descriptor.proto:3\n\nmax_length\x12\x1d.google.protobuf.FieldOptions\x18\xd1\x86\x03 \x01(\r:8\n\x0erequired_scope\x12\x1e.google.protobuf.MethodOptions\x18\xb5\x87\x03 \x01(\t:@\n\x16\x63redentials_in_request\x12\x1e.google.protobuf.MethodOptions\x18\xb6\x87\x03 \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)

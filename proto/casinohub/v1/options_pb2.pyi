@@ -11,9 +11,20 @@ import builtins as _builtins
 DESCRIPTOR: _descriptor.FileDescriptor
 
 MAX_LENGTH_FIELD_NUMBER: _builtins.int
+REQUIRED_SCOPE_FIELD_NUMBER: _builtins.int
+CREDENTIALS_IN_REQUEST_FIELD_NUMBER: _builtins.int
 max_length: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOptions, _builtins.int]
 """Maximum length of a string field, in characters (Unicode code points).
 A longer value is refused with INVALID_ARGUMENT / FIELD_TOO_LONG, its
 ErrorInfo metadata naming the "field" and its "max_length". Every string
 field of every request declares one.
+"""
+required_scope: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, _builtins.str]
+"""The scope an access token or API key must hold to call this RPC, e.g.
+"wallet:write". A principal without it is refused with
+PERMISSION_DENIED / SCOPE_MISSING.
+"""
+credentials_in_request: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, _builtins.bool]
+"""The RPC authenticates the caller from its own request (AuthService.IssueToken
+takes an API key id and secret), so it needs no other credentials.
 """

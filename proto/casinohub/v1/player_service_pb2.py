@@ -26,7 +26,7 @@ from casinohub.v1 import options_pb2 as casinohub_dot_v1_dot_options__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!casinohub/v1/player_service.proto\x12\x0c\x63\x61sinohub.v1\x1a\x1a\x63\x61sinohub/v1/options.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"H\n\x15RegisterPlayerRequest\x12\x16\n\x08username\x18\x01 \x01(\tB\x04\x88\xb5\x18@\x12\x17\n\x08password\x18\x02 \x01(\tB\x05\x88\xb5\x18\x80\x02\"+\n\x16RegisterPlayerResponse\x12\x11\n\tplayer_id\x18\x01 \x01(\t\"?\n\x0cLoginRequest\x12\x16\n\x08username\x18\x01 \x01(\tB\x04\x88\xb5\x18@\x12\x17\n\x08password\x18\x02 \x01(\tB\x05\x88\xb5\x18\x80\x02\"i\n\rLoginResponse\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\x15\n\rsession_token\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xae\x01\n\rPlayerService\x12[\n\x0eRegisterPlayer\x12#.casinohub.v1.RegisterPlayerRequest\x1a$.casinohub.v1.RegisterPlayerResponse\x12@\n\x05Login\x12\x1a.casinohub.v1.LoginRequest\x1a\x1b.casinohub.v1.LoginResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!casinohub/v1/player_service.proto\x12\x0c\x63\x61sinohub.v1\x1a\x1a\x63\x61sinohub/v1/options.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"H\n\x15RegisterPlayerRequest\x12\x16\n\x08username\x18\x01 \x01(\tB\x04\x88\xb5\x18@\x12\x17\n\x08password\x18\x02 \x01(\tB\x05\x88\xb5\x18\x80\x02\"+\n\x16RegisterPlayerResponse\x12\x11\n\tplayer_id\x18\x01 \x01(\t\"?\n\x0cLoginRequest\x12\x16\n\x08username\x18\x01 \x01(\tB\x04\x88\xb5\x18@\x12\x17\n\x08password\x18\x02 \x01(\tB\x05\x88\xb5\x18\x80\x02\"i\n\rLoginResponse\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\x15\n\rsession_token\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xd2\x01\n\rPlayerService\x12m\n\x0eRegisterPlayer\x12#.casinohub.v1.RegisterPlayerRequest\x1a$.casinohub.v1.RegisterPlayerResponse\"\x10\xaa\xbb\x18\x0cplayer:write\x12R\n\x05Login\x12\x1a.casinohub.v1.LoginRequest\x1a\x1b.casinohub.v1.LoginResponse\"\x10\xaa\xbb\x18\x0cplayer:writeb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,6 +41,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOGINREQUEST'].fields_by_name['username']._serialized_options = b'\210\265\030@'
   _globals['_LOGINREQUEST'].fields_by_name['password']._loaded_options = None
   _globals['_LOGINREQUEST'].fields_by_name['password']._serialized_options = b'\210\265\030\200\002'
+  _globals['_PLAYERSERVICE'].methods_by_name['RegisterPlayer']._loaded_options = None
+  _globals['_PLAYERSERVICE'].methods_by_name['RegisterPlayer']._serialized_options = b'\252\273\030\014player:write'
+  _globals['_PLAYERSERVICE'].methods_by_name['Login']._loaded_options = None
+  _globals['_PLAYERSERVICE'].methods_by_name['Login']._serialized_options = b'\252\273\030\014player:write'
   _globals['_REGISTERPLAYERREQUEST']._serialized_start=112
   _globals['_REGISTERPLAYERREQUEST']._serialized_end=184
   _globals['_REGISTERPLAYERRESPONSE']._serialized_start=186
@@ -50,5 +54,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOGINRESPONSE']._serialized_start=296
   _globals['_LOGINRESPONSE']._serialized_end=401
   _globals['_PLAYERSERVICE']._serialized_start=404
-  _globals['_PLAYERSERVICE']._serialized_end=578
+  _globals['_PLAYERSERVICE']._serialized_end=614
 # @@protoc_insertion_point(module_scope)

@@ -26,7 +26,7 @@ from casinohub.v1 import common_pb2 as casinohub_dot_v1_dot_common__pb2
 from casinohub.v1 import options_pb2 as casinohub_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!casinohub/v1/report_service.proto\x12\x0c\x63\x61sinohub.v1\x1a\x19\x63\x61sinohub/v1/common.proto\x1a\x1a\x63\x61sinohub/v1/options.proto\"0\n\x16GetLedgerTotalsRequest\x12\x16\n\x08\x63urrency\x18\x01 \x01(\tB\x04\x88\xb5\x18\x08\"G\n\x17GetLedgerTotalsResponse\x12,\n\x06totals\x18\x01 \x03(\x0b\x32\x1c.casinohub.v1.CurrencyTotals\"\xcc\x02\n\x0e\x43urrencyTotals\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\x12\"\n\x05house\x18\x02 \x01(\x0b\x32\x13.casinohub.v1.Money\x12\x14\n\x0chouse_shards\x18\x03 \x01(\x05\x12(\n\x0bplayer_cash\x18\x04 \x01(\x0b\x32\x13.casinohub.v1.Money\x12(\n\x0bplayer_hold\x18\x05 \x01(\x0b\x32\x13.casinohub.v1.Money\x12)\n\x0cplayer_bonus\x18\x06 \x01(\x0b\x32\x13.casinohub.v1.Money\x12&\n\tpromotion\x18\x07 \x01(\x0b\x32\x13.casinohub.v1.Money\x12%\n\x08\x65xternal\x18\x08 \x01(\x0b\x32\x13.casinohub.v1.Money\x12 \n\x03net\x18\t \x01(\x0b\x32\x13.casinohub.v1.Money2t\n\rReportService\x12\x63\n\x0fGetLedgerTotals\x12$.casinohub.v1.GetLedgerTotalsRequest\x1a%.casinohub.v1.GetLedgerTotalsResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!casinohub/v1/report_service.proto\x12\x0c\x63\x61sinohub.v1\x1a\x19\x63\x61sinohub/v1/common.proto\x1a\x1a\x63\x61sinohub/v1/options.proto\"0\n\x16GetLedgerTotalsRequest\x12\x16\n\x08\x63urrency\x18\x01 \x01(\tB\x04\x88\xb5\x18\x08\"G\n\x17GetLedgerTotalsResponse\x12,\n\x06totals\x18\x01 \x03(\x0b\x32\x1c.casinohub.v1.CurrencyTotals\"\xcc\x02\n\x0e\x43urrencyTotals\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\x12\"\n\x05house\x18\x02 \x01(\x0b\x32\x13.casinohub.v1.Money\x12\x14\n\x0chouse_shards\x18\x03 \x01(\x05\x12(\n\x0bplayer_cash\x18\x04 \x01(\x0b\x32\x13.casinohub.v1.Money\x12(\n\x0bplayer_hold\x18\x05 \x01(\x0b\x32\x13.casinohub.v1.Money\x12)\n\x0cplayer_bonus\x18\x06 \x01(\x0b\x32\x13.casinohub.v1.Money\x12&\n\tpromotion\x18\x07 \x01(\x0b\x32\x13.casinohub.v1.Money\x12%\n\x08\x65xternal\x18\x08 \x01(\x0b\x32\x13.casinohub.v1.Money\x12 \n\x03net\x18\t \x01(\x0b\x32\x13.casinohub.v1.Money2\x83\x01\n\rReportService\x12r\n\x0fGetLedgerTotals\x12$.casinohub.v1.GetLedgerTotalsRequest\x1a%.casinohub.v1.GetLedgerTotalsResponse\"\x12\x90\x02\x01\xaa\xbb\x18\x0breport:readb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,13 +36,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETLEDGERTOTALSREQUEST'].fields_by_name['currency']._loaded_options = None
   _globals['_GETLEDGERTOTALSREQUEST'].fields_by_name['currency']._serialized_options = b'\210\265\030\010'
   _globals['_REPORTSERVICE'].methods_by_name['GetLedgerTotals']._loaded_options = None
-  _globals['_REPORTSERVICE'].methods_by_name['GetLedgerTotals']._serialized_options = b'\220\002\001'
+  _globals['_REPORTSERVICE'].methods_by_name['GetLedgerTotals']._serialized_options = b'\220\002\001\252\273\030\013report:read'
   _globals['_GETLEDGERTOTALSREQUEST']._serialized_start=106
   _globals['_GETLEDGERTOTALSREQUEST']._serialized_end=154
   _globals['_GETLEDGERTOTALSRESPONSE']._serialized_start=156
   _globals['_GETLEDGERTOTALSRESPONSE']._serialized_end=227
   _globals['_CURRENCYTOTALS']._serialized_start=230
   _globals['_CURRENCYTOTALS']._serialized_end=562
-  _globals['_REPORTSERVICE']._serialized_start=564
-  _globals['_REPORTSERVICE']._serialized_end=680
+  _globals['_REPORTSERVICE']._serialized_start=565
+  _globals['_REPORTSERVICE']._serialized_end=696
 # @@protoc_insertion_point(module_scope)

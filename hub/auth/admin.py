@@ -1,0 +1,205 @@
+"""The administrator's work: operators (the tenants), their environments, IP allowlists and API keys."""
+
+import asyncio
+import base64
+import binascii
+import ipaddress
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import select, update
+
+from hub.auth.credentials import hasher, new_key_id, new_secret
+from hub.auth.principal import ENVIRONMENTS, OPERATOR_SCOPES
+from hub.clock import utcnow
+from hub.errors import DomainError, Reason, quote
+from hub.ledger.db import Database
+from hub.ledger.schema import api_keys, operators
+from hub.ledger.uow import UnitOfWork
+from hub.page_tokens import PageTokens
+
+OPERATOR_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+MAX_CIDRS = 50
+
+
+@dataclass(frozen=True)
+class OperatorRecord:
+    operator_id: str
+    name: str
+    environment: str
+    ip_allowlist: tuple[str, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    key_id: str
+    operator_id: str
+    scopes: tuple[str, ...]
+    environment: str
+    has_secret: bool
+    public_key: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    """What CreateApiKey shows once: the secret and a generated private key are stored nowhere."""
+
+    key: ApiKeyRecord
+    secret: str
+    private_key_pem: str
+
+
+def _operator(row: dict[str, object]) -> OperatorRecord:
+    return OperatorRecord(str(row["operator_id"]), str(row["name"]), str(row["environment"]),
+                          tuple(str(row["ip_allowlist"]).split()), row["created_at"])  # type: ignore[arg-type]
+
+
+def _key(row: dict[str, object]) -> ApiKeyRecord:
+    return ApiKeyRecord(str(row["key_id"]), str(row["operator_id"]), tuple(str(row["scopes"]).split()),
+                        str(row["environment"]), row["secret_hash"] is not None, str(row["public_key"] or ""),
+                        row["created_at"], row["revoked_at"])  # type: ignore[arg-type]
+
+
+def _get_operator(uow: UnitOfWork, operator_id: str) -> OperatorRecord:
+    row = uow.conn.execute(select(operators).where(operators.c.operator_id == operator_id)).mappings().first()
+    if row is None:
+        raise DomainError(Reason.OPERATOR_NOT_FOUND, f"no operator {quote(operator_id)}")
+    return _operator(dict(row))
+
+
+def _environment(environment: str) -> str:
+    if environment not in ENVIRONMENTS:
+        raise DomainError(Reason.INVALID_ARGUMENT, "environment must be sandbox or production")
+    return environment
+
+
+class OperatorAdmin:
+    def __init__(self, db: Database, page_tokens: PageTokens):
+        self._db = db
+        self._tokens = page_tokens
+
+    async def create_operator(self, operator_id: str, name: str, environment: str) -> OperatorRecord:
+        if not OPERATOR_ID.fullmatch(operator_id):
+            raise DomainError(Reason.INVALID_ARGUMENT, "operator_id must be 1..64 of [A-Za-z0-9_.-]")
+        _environment(environment)
+
+        def _create(uow: UnitOfWork) -> OperatorRecord:
+            exists = uow.conn.execute(select(operators.c.operator_id).where(
+                operators.c.operator_id == operator_id)).first()
+            if exists:
+                raise DomainError(Reason.OPERATOR_EXISTS, f"operator {quote(operator_id)} exists")
+            uow.conn.execute(operators.insert().values(operator_id=operator_id, name=name or operator_id,
+                                                       created_at=utcnow(), environment=environment,
+                                                       ip_allowlist=""))
+            created = _get_operator(uow, operator_id)
+            uow.commit()
+            return created
+
+        return await self._db.run(_create)
+
+    async def get_operator(self, operator_id: str) -> OperatorRecord:
+        return await self._db.run(lambda uow: _get_operator(uow, operator_id))
+
+    async def list_operators(self, page_size: int, page_token: str) -> tuple[list[OperatorRecord], str]:
+        if not 0 <= page_size <= 500:
+            raise DomainError(Reason.INVALID_ARGUMENT, "page_size must be 1..500 (0 means 100)")
+        size = page_size or 100
+        after = str(self._tokens.read(page_token, ("operators",))[0]) if page_token else None
+
+        def _list(uow: UnitOfWork) -> list[OperatorRecord]:
+            query = select(operators).order_by(operators.c.operator_id).limit(size + 1)
+            if after is not None:
+                query = query.where(operators.c.operator_id > after)
+            return [_operator(dict(row)) for row in uow.conn.execute(query).mappings()]
+
+        found = await self._db.run(_list)
+        page = found[:size]
+        next_token = self._tokens.issue(("operators",), [page[-1].operator_id]) if len(found) > size else ""
+        return page, next_token
+
+    async def set_environment(self, operator_id: str, environment: str) -> OperatorRecord:
+        _environment(environment)
+        return await self._update_operator(operator_id, environment=environment)
+
+    async def set_ip_allowlist(self, operator_id: str, cidrs: list[str]) -> OperatorRecord:
+        if len(cidrs) > MAX_CIDRS:
+            raise DomainError(Reason.INVALID_ARGUMENT, f"at most {MAX_CIDRS} CIDRs")
+        try:
+            networks = [str(ipaddress.ip_network(cidr.strip(), strict=False)) for cidr in cidrs]
+        except ValueError:
+            raise DomainError(Reason.INVALID_ARGUMENT, "each entry must be an IPv4 or IPv6 CIDR") from None
+        return await self._update_operator(operator_id, ip_allowlist=" ".join(dict.fromkeys(networks)))
+
+    async def _update_operator(self, operator_id: str, **values: str) -> OperatorRecord:
+        def _update(uow: UnitOfWork) -> OperatorRecord:
+            _get_operator(uow, operator_id)
+            uow.conn.execute(update(operators).where(operators.c.operator_id == operator_id).values(**values))
+            updated = _get_operator(uow, operator_id)
+            uow.commit()
+            return updated
+
+        return await self._db.run(_update)
+
+    async def create_api_key(self, operator_id: str, scopes: list[str], public_key: str = "",
+                             generate_signing_key: bool = False) -> NewApiKey:
+        unknown = sorted(set(scopes) - set(OPERATOR_SCOPES))
+        if unknown:
+            raise DomainError(Reason.INVALID_ARGUMENT, f"unknown scope {quote(unknown[0])}; operator scopes are "
+                              + " ".join(OPERATOR_SCOPES))
+        private_pem = ""
+        if public_key:
+            try:
+                raw = base64.b64decode(public_key, validate=True)
+                Ed25519PublicKey.from_public_bytes(raw)
+            except (ValueError, binascii.Error):
+                raise DomainError(Reason.INVALID_ARGUMENT,
+                                  "public_key must be base64 of a 32-byte Ed25519 public key") from None
+        elif generate_signing_key:
+            private = Ed25519PrivateKey.generate()
+            private_pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption()).decode()
+            public_key = base64.b64encode(private.public_key().public_bytes(
+                serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
+        secret = new_secret()
+        secret_hash = await asyncio.to_thread(hasher.hash, secret)
+        key_id = new_key_id()
+        granted = " ".join(s for s in OPERATOR_SCOPES if s in (set(scopes) or set(OPERATOR_SCOPES)))
+
+        def _create(uow: UnitOfWork) -> ApiKeyRecord:
+            operator = _get_operator(uow, operator_id)
+            uow.conn.execute(api_keys.insert().values(
+                key_id=key_id, operator_id=operator_id, secret_hash=secret_hash, public_key=public_key or None,
+                scopes=granted, environment=operator.environment, created_at=utcnow()))
+            row = uow.conn.execute(select(api_keys).where(api_keys.c.key_id == key_id)).mappings().one()
+            uow.commit()
+            return _key(dict(row))
+
+        return NewApiKey(await self._db.run(_create), secret, private_pem)
+
+    async def list_api_keys(self, operator_id: str) -> list[ApiKeyRecord]:
+        def _list(uow: UnitOfWork) -> list[ApiKeyRecord]:
+            _get_operator(uow, operator_id)
+            rows = uow.conn.execute(select(api_keys).where(api_keys.c.operator_id == operator_id)
+                                    .order_by(api_keys.c.created_at.desc(), api_keys.c.key_id)).mappings()
+            return [_key(dict(row)) for row in rows]
+
+        return await self._db.run(_list)
+
+    async def revoke_api_key(self, key_id: str) -> ApiKeyRecord:
+        def _revoke(uow: UnitOfWork) -> ApiKeyRecord:
+            row = uow.conn.execute(select(api_keys).where(api_keys.c.key_id == key_id)).mappings().first()
+            if row is None:
+                raise DomainError(Reason.API_KEY_NOT_FOUND, f"no API key {quote(key_id)}")
+            if row["revoked_at"] is None:
+                uow.conn.execute(update(api_keys).where(api_keys.c.key_id == key_id).values(revoked_at=utcnow()))
+                row = uow.conn.execute(select(api_keys).where(api_keys.c.key_id == key_id)).mappings().one()
+            uow.commit()
+            return _key(dict(row))
+
+        return await self._db.run(_revoke)

@@ -1,0 +1,36 @@
+"""The authenticated caller of the current RPC, bound by the authentication interceptor."""
+
+import contextvars
+from dataclasses import dataclass
+
+# Scopes an operator's key may hold; "admin" is the administrator's alone.
+OPERATOR_SCOPES = ("game:read", "game:play", "wallet:read", "wallet:write", "player:write", "report:read")
+ADMIN_SCOPE = "admin"
+ENVIRONMENTS = ("sandbox", "production")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """operator_id is empty for the administrator, who reaches no operator's players or money."""
+
+    operator_id: str
+    key_id: str
+    scopes: frozenset[str]
+    environment: str
+    how: str  # token | signature | admin
+
+    @property
+    def is_admin(self) -> bool:
+        return self.how == "admin"
+
+
+_current: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("principal", default=None)
+
+
+def bind(principal: Principal) -> None:
+    _current.set(principal)
+
+
+def current_or_none() -> Principal | None:
+    """The caller of this RPC, bound by the interceptor; None only outside an authenticated call."""
+    return _current.get()

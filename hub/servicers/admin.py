@@ -1,0 +1,139 @@
+"""AdminService and AuthService: the administrator's operators and keys, and the token exchange."""
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+import structlog
+
+from casinohub.v1 import (
+    admin_service_pb2 as pb,
+    admin_service_pb2_grpc,
+    auth_service_pb2,
+    auth_service_pb2_grpc,
+)
+from hub.auth.admin import ApiKeyRecord, OperatorAdmin, OperatorRecord
+from hub.auth.credentials import Authenticator
+from hub.errors import DomainError
+from hub.servicers import mapping
+from hub.servicers.authentication import refused
+from hub.servicers.calls import abort, abort_unexpected, bind_call
+
+log = structlog.get_logger("hub.rpc")
+ENVIRONMENTS = {"sandbox": pb.ENVIRONMENT_SANDBOX, "production": pb.ENVIRONMENT_PRODUCTION}
+ENVIRONMENT_NAMES = {v: k for k, v in ENVIRONMENTS.items()}
+
+
+def _operator(o: OperatorRecord) -> pb.Operator:
+    return pb.Operator(operator_id=o.operator_id, name=o.name, environment=ENVIRONMENTS[o.environment],
+                       ip_allowlist=o.ip_allowlist, created_at=mapping.timestamp(o.created_at))
+
+
+def _key(k: ApiKeyRecord) -> pb.ApiKey:
+    key = pb.ApiKey(key_id=k.key_id, operator_id=k.operator_id, scopes=k.scopes,
+                    environment=ENVIRONMENTS[k.environment], has_secret=k.has_secret, public_key=k.public_key,
+                    created_at=mapping.timestamp(k.created_at), revoked_at=mapping.timestamp(k.revoked_at))
+    return key
+
+
+def _environment(value: pb.Environment.ValueType, default: str = "") -> str:
+    return ENVIRONMENT_NAMES.get(value, default)  # "" is refused by the service as not an environment
+
+
+Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Any]]
+
+
+def admin_call(handler: Handler) -> Handler:
+    """Logs bound and errors mapped, as calls.unary does; the administrator acts for no operator."""
+
+    @functools.wraps(handler)
+    async def call(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        bind_call(context, handler.__name__)
+        try:
+            response = await handler(self, request, context)
+        except DomainError as err:
+            await abort(context, err)
+        except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
+            await abort_unexpected(context, exc)
+        log.info("rpc.ok")
+        return response
+
+    return call
+
+
+class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
+    def __init__(self, admin: OperatorAdmin):
+        self.admin = admin
+
+    @admin_call
+    async def CreateOperator(self, request: pb.CreateOperatorRequest,
+                             context: grpc.aio.ServicerContext) -> pb.CreateOperatorResponse:
+        created = await self.admin.create_operator(request.operator_id, request.name,
+                                                   _environment(request.environment, "sandbox"))
+        return pb.CreateOperatorResponse(operator=_operator(created))
+
+    @admin_call
+    async def GetOperator(self, request: pb.GetOperatorRequest,
+                          context: grpc.aio.ServicerContext) -> pb.GetOperatorResponse:
+        return pb.GetOperatorResponse(operator=_operator(await self.admin.get_operator(request.operator_id)))
+
+    @admin_call
+    async def ListOperators(self, request: pb.ListOperatorsRequest,
+                            context: grpc.aio.ServicerContext) -> pb.ListOperatorsResponse:
+        page, next_token = await self.admin.list_operators(request.page_size, request.page_token)
+        return pb.ListOperatorsResponse(operators=[_operator(o) for o in page], next_page_token=next_token)
+
+    @admin_call
+    async def SetOperatorEnvironment(self, request: pb.SetOperatorEnvironmentRequest,
+                                     context: grpc.aio.ServicerContext) -> pb.SetOperatorEnvironmentResponse:
+        updated = await self.admin.set_environment(request.operator_id, _environment(request.environment))
+        return pb.SetOperatorEnvironmentResponse(operator=_operator(updated))
+
+    @admin_call
+    async def SetIpAllowlist(self, request: pb.SetIpAllowlistRequest,
+                             context: grpc.aio.ServicerContext) -> pb.SetIpAllowlistResponse:
+        updated = await self.admin.set_ip_allowlist(request.operator_id, list(request.cidrs))
+        return pb.SetIpAllowlistResponse(operator=_operator(updated))
+
+    @admin_call
+    async def CreateApiKey(self, request: pb.CreateApiKeyRequest,
+                           context: grpc.aio.ServicerContext) -> pb.CreateApiKeyResponse:
+        new = await self.admin.create_api_key(request.operator_id, list(request.scopes), request.public_key,
+                                              request.generate_signing_key)
+        log.info("admin.api_key_created", key_id=new.key.key_id, operator=new.key.operator_id)
+        return pb.CreateApiKeyResponse(api_key=_key(new.key), secret=new.secret, private_key_pem=new.private_key_pem)
+
+    @admin_call
+    async def ListApiKeys(self, request: pb.ListApiKeysRequest,
+                          context: grpc.aio.ServicerContext) -> pb.ListApiKeysResponse:
+        return pb.ListApiKeysResponse(api_keys=[_key(k) for k in await self.admin.list_api_keys(request.operator_id)])
+
+    @admin_call
+    async def RevokeApiKey(self, request: pb.RevokeApiKeyRequest,
+                           context: grpc.aio.ServicerContext) -> pb.RevokeApiKeyResponse:
+        revoked = await self.admin.revoke_api_key(request.key_id)
+        log.info("admin.api_key_revoked", key_id=revoked.key_id, operator=revoked.operator_id)
+        return pb.RevokeApiKeyResponse(api_key=_key(revoked))
+
+
+class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
+    def __init__(self, authenticator: Authenticator):
+        self.authenticator = authenticator
+
+    async def IssueToken(self, request: auth_service_pb2.IssueTokenRequest,
+                         context: grpc.aio.ServicerContext) -> auth_service_pb2.IssueTokenResponse:
+        bind_call(context, "IssueToken")
+        peer = context.peer() or ""
+        try:
+            issued = await self.authenticator.issue_token(request.key_id, request.secret, list(request.scopes), peer)
+        except DomainError as err:
+            refused(err, "IssueToken", {"x-casinohub-key-id": request.key_id}, peer)
+            status = mapping.status(err)
+            await context.abort(status.code, status.details, status.trailing_metadata)
+        except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
+            await abort_unexpected(context, exc)
+        log.info("rpc.ok", key_id=request.key_id[:12])
+        return auth_service_pb2.IssueTokenResponse(access_token=issued.token, token_type="Bearer",
+                                                   expires_at=mapping.timestamp(issued.expires_at),
+                                                   scopes=issued.scopes)

@@ -13,8 +13,6 @@ UNAVAILABLE / HUB_UNAVAILABLE (retryable, NOT_APPLIED) instead of waiting on a d
 answer: a frozen or partitioned server answers no query until the driver's 60 s read timeout.
 """
 
-import asyncio
-import contextlib
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,20 +24,13 @@ import structlog
 from hub import deadline
 from hub.errors import DomainError, Reason
 from hub.servicers import mapping
+from hub.servicers.calls import first_message
 from hub.servicers.edge import SERVICE_PREFIX
 
 log = structlog.get_logger("hub.rpc")
 PUSHBACK_HEADER = "grpc-retry-pushback-ms"
 LOG_EVERY_S = 1.0
 FIRST_MESSAGE_WAIT_S = 0.5  # refusals are logged as a count at most this often: a flood must not flood the logs
-
-
-async def _first_message(requests: AsyncIterator[Any]) -> None:
-    """Read the stream's first message (briefly) before refusing it. A stream ended while its client is
-    still writing the first message fails on the client as INTERNAL ("Internal error from Core", seen in
-    a Play reopened during a database outage), not with the refusal's status."""
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(anext(aiter(requests)), FIRST_MESSAGE_WAIT_S)
 
 
 def bind_caller(context: grpc.aio.ServicerContext) -> None:
@@ -116,7 +107,7 @@ class Admission(grpc.aio.ServerInterceptor):
                 # Decided before reading the first message, never again after: a stream refused is ended.
                 database_down, full = not self.database_up, self.streams >= self.max_streams
                 if database_down or full:
-                    await _first_message(requests)
+                    await first_message(requests)
                 if database_down:
                     await self._database_unavailable(context, name)
                 if full:

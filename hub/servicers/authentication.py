@@ -24,7 +24,7 @@ from hub.auth.credentials import KEY_ID_HEADER, SIGNATURE_HEADERS, Authenticator
 from hub.auth.principal import Principal
 from hub.errors import DomainError, Reason
 from hub.servicers import mapping
-from hub.servicers.calls import abort_unexpected
+from hub.servicers.calls import abort_unexpected, first_message
 from hub.servicers.edge import SERVICE_PREFIX
 
 log = structlog.get_logger("hub.auth")
@@ -102,7 +102,8 @@ class Authentication(grpc.aio.ServerInterceptor):
                               "credentials' own; the credentials alone decide the operator")
         return principal
 
-    async def _admit(self, context: grpc.aio.ServicerContext, method: str, body: bytes | None) -> None:
+    async def _admit(self, context: grpc.aio.ServicerContext, method: str, body: bytes | None,
+                     requests: AsyncIterator[Any] | None = None) -> None:
         metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
         peer = context.peer() or ""
         try:
@@ -110,6 +111,8 @@ class Authentication(grpc.aio.ServerInterceptor):
         except DomainError as err:
             refused(err, method.rsplit("/", 1)[-1], metadata, peer)
             status = mapping.status(err)
+            if requests is not None:
+                await first_message(requests)
             await context.abort(status.code, status.details, status.trailing_metadata)
         except Exception as exc:  # noqa: BLE001 - the database down (HUB_UNAVAILABLE), a deadline: as handlers map them
             await abort_unexpected(context, exc)
@@ -139,7 +142,7 @@ class Authentication(grpc.aio.ServerInterceptor):
             inner_stream = handler.stream_stream
 
             async def stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                await self._admit(context, method, None)  # the signature covers the call, not the stream
+                await self._admit(context, method, None, requests)  # the signature covers the call, not the stream
                 async for response in inner_stream(requests, context):  # type: ignore[attr-defined, arg-type]  # an aio handler
                     yield response
 

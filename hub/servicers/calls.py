@@ -9,9 +9,11 @@ stack and answered with a bare INTERNAL (no stack trace reaches the client). Wor
 caller's deadline passed before it started (hub.deadline) is DEADLINE_EXCEEDED, nothing applied.
 """
 
+import asyncio
+import contextlib
 import functools
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -93,3 +95,14 @@ def unary(handler: Handler) -> Callable[[Any, Any, grpc.aio.ServicerContext], Aw
         return response
 
     return call
+
+
+FIRST_MESSAGE_WAIT_S = 0.5
+
+
+async def first_message(requests: AsyncIterator[Any]) -> None:
+    """Read the stream's first message (briefly) before refusing it. A stream ended while its client is
+    still writing the first message fails on the client as INTERNAL ("Internal error from Core", seen in
+    a Play reopened during a database outage), not with the refusal's status."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(anext(aiter(requests)), FIRST_MESSAGE_WAIT_S)

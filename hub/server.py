@@ -133,15 +133,14 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
     # Admission first (a flood is refused before any credential check), then who is calling, then the request.
     authentication = Authentication(authenticator, SERVICE_DESCRIPTORS)
     server = grpc.aio.server(interceptors=[admission, authentication, RequestChecks()], options=options)
-    default = config.sandbox_operator_id
     game_service_pb2_grpc.add_GameServiceServicer_to_server(
-        GameServicer(hub.catalog, hub.play, hub.promotions, hub.operators, default), server)
+        GameServicer(hub.catalog, hub.play, hub.promotions, hub.operators), server)
     wallet_service_pb2_grpc.add_WalletServiceServicer_to_server(
-        WalletServicer(hub.wallet, hub.promotions, hub.operators, default), server)
+        WalletServicer(hub.wallet, hub.promotions, hub.operators), server)
     player_service_pb2_grpc.add_PlayerServiceServicer_to_server(
-        PlayerServicer(hub.players, hub.operators, default), server)
+        PlayerServicer(hub.players, hub.operators), server)
     report_service_pb2_grpc.add_ReportServiceServicer_to_server(
-        ReportServicer(hub.reports, hub.operators, default), server)
+        ReportServicer(hub.reports, hub.operators), server)
     auth_service_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(authenticator), server)
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
         AdminServicer(OperatorAdmin(hub.db, await load_page_tokens(hub.db))), server)

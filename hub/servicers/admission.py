@@ -54,15 +54,17 @@ class Admission(grpc.aio.ServerInterceptor):
 
     async def _refuse(self, context: grpc.aio.ServicerContext, method: str, what: str, limit: int) -> None:
         self._count_refusal("rpc.overloaded", rpc=method, limit_reached=what, limit=limit)
-        status = mapping.status(DomainError(Reason.OVERLOADED, f"the hub is at its limit of {limit} {what}; "
-                                            "retry after the pushback"))
-        # Jittered, so the clients refused together do not all come back together.
-        pushback = random.randint(self.pushback_ms, 2 * self.pushback_ms)
-        await context.abort(status.code, status.details, (*status.trailing_metadata, (PUSHBACK_HEADER, str(pushback))))
+        await self._abort_with_pushback(context, DomainError(
+            Reason.OVERLOADED, f"the hub is at its limit of {limit} {what}; retry after the pushback"))
 
     async def _database_unavailable(self, context: grpc.aio.ServicerContext, method: str) -> None:
         self._count_refusal("rpc.database_unavailable", rpc=method)
-        status = mapping.status(DomainError(Reason.HUB_UNAVAILABLE, "the hub's database is unavailable; retry"))
+        await self._abort_with_pushback(context, DomainError(Reason.HUB_UNAVAILABLE,
+                                                             "the hub's database is unavailable; retry"))
+
+    async def _abort_with_pushback(self, context: grpc.aio.ServicerContext, err: DomainError) -> None:
+        status = mapping.status(err)
+        # Jittered, so the clients refused together do not all come back together.
         pushback = random.randint(self.pushback_ms, 2 * self.pushback_ms)
         await context.abort(status.code, status.details, (*status.trailing_metadata, (PUSHBACK_HEADER, str(pushback))))
 

@@ -34,10 +34,9 @@ def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
     return {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
 
 
-def bind_call(context: grpc.aio.ServicerContext, method: str, default_operator: str = "") -> str:
+def bind_call(context: grpc.aio.ServicerContext, method: str) -> str:
     """Bind request id, operator, API key and method to this call's log context; returns the operator id of
-    the call's principal ("" for the administrator and AuthService). default_operator is ignored: the
-    principal decides (the parameter goes once no servicer passes it)."""
+    the call's principal ("" for the administrator and AuthService): the principal decides, never a header."""
     metadata = _metadata(context)
     principal = principals.current_or_none()
     structlog.contextvars.clear_contextvars()
@@ -83,7 +82,7 @@ def unary(handler: Handler) -> Callable[[Any, Any, grpc.aio.ServicerContext], Aw
     @functools.wraps(handler)
     async def call(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
         operators: Operators = self.operators
-        operator_id = bind_call(context, handler.__name__, self.default_operator)
+        operator_id = bind_call(context, handler.__name__)
         try:
             await operators.require(operator_id)
             response = await handler(self, operator_id, request, context)

@@ -16,13 +16,11 @@ log = structlog.get_logger("hub.rpc")
 
 
 class GameServicer(game_service_pb2_grpc.GameServiceServicer):
-    def __init__(self, catalog: Catalog, play: Play, promotions: Promotions, operators: Operators,
-                 default_operator: str):
+    def __init__(self, catalog: Catalog, play: Play, promotions: Promotions, operators: Operators):
         self.catalog = catalog
         self.play = play
         self.promotions = promotions
         self.operators = operators
-        self.default_operator = default_operator
 
     @unary
     async def GrantFreeRounds(self, operator_id: str, request: pb.GrantFreeRoundsRequest,
@@ -55,7 +53,7 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
         """One message at a time: the events of a bet (or of a resume, rounds in play included) are all
         sent before the next message is read, and each write waits for the client (backpressure instead
         of buffering). A stream attaches to one game session once."""
-        operator_id = bind_call(context, "Play", self.default_operator)
+        operator_id = bind_call(context, "Play")
         session: GameSession | None = None
         try:
             await self.operators.require(operator_id)

@@ -8,10 +8,9 @@ from hub.servicers.calls import unary
 
 
 class PlayerServicer(player_service_pb2_grpc.PlayerServiceServicer):
-    def __init__(self, players: Players, operators: Operators, default_operator: str):
+    def __init__(self, players: Players, operators: Operators):
         self.players = players
         self.operators = operators
-        self.default_operator = default_operator
 
     @unary
     async def RegisterPlayer(self, operator_id: str, request: pb.RegisterPlayerRequest,

@@ -8,10 +8,9 @@ from hub.servicers.calls import unary
 
 
 class ReportServicer(report_service_pb2_grpc.ReportServiceServicer):
-    def __init__(self, reports: Reports, operators: Operators, default_operator: str):
+    def __init__(self, reports: Reports, operators: Operators):
         self.reports = reports
         self.operators = operators
-        self.default_operator = default_operator
 
     @unary
     async def GetLedgerTotals(self, operator_id: str, request: pb.GetLedgerTotalsRequest,

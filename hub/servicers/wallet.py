@@ -9,11 +9,10 @@ from hub.wallet import Wallet
 
 
 class WalletServicer(wallet_service_pb2_grpc.WalletServiceServicer):
-    def __init__(self, wallet: Wallet, promotions: Promotions, operators: Operators, default_operator: str):
+    def __init__(self, wallet: Wallet, promotions: Promotions, operators: Operators):
         self.wallet = wallet
         self.promotions = promotions
         self.operators = operators
-        self.default_operator = default_operator
 
     @unary
     async def GetBalance(self, operator_id: str, request: pb.GetBalanceRequest,

@@ -15,6 +15,7 @@ from hub.ledger.rounds import RoundLedger
 from hub.migrate import upgrade
 from hub.money import add_currency, set_max_transaction
 from hub.operators import Operators
+from hub.passwords import Hashing, hashing as password_hashing
 from hub.play import Play
 from hub.players import Players
 from hub.promotions import Promotions
@@ -37,6 +38,7 @@ class Hub:
     adapters: dict[str, ProviderAdapter]
     reports: Reports
     promotions: Promotions
+    hashing: Hashing
 
     async def close(self) -> None:
         await self.play.drain()
@@ -60,7 +62,8 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     operators = Operators(db)
     if config.mode == "sandbox":
         await operators.ensure(config.sandbox_operator_id, "Sandbox operator")
-    players = Players(db, timedelta(seconds=config.session_ttl_s))
+    hashing = password_hashing(config.password_hash_time_cost, config.password_hash_memory_kib)
+    players = Players(db, timedelta(seconds=config.session_ttl_s), hashing)
     if adapters is None:
         adapters = {p.name: registry.create(p.adapter, p.adapter_config()) for p in config.providers}
     tokens = await page_tokens.load(db)
@@ -74,4 +77,4 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     reconciler = Reconciler(db, engine, catalog, rounds, timedelta(seconds=config.reconcile_after_s), play.reconciled)
     wallet = Wallet(db, engine, config.house_shards, tokens, config.cashier_limits)
     return Hub(config, db, engine, operators, players, wallet, catalog, play, reconciler, adapters, Reports(db),
-               Promotions(db, engine, catalog, config.house_shards))
+               Promotions(db, engine, catalog, config.house_shards), hashing)

@@ -64,6 +64,10 @@ class Config:
     token_ttl_s: int = 900  # access tokens from AuthService.IssueToken live this long
     signature_window_s: int = 300  # a signed request's timestamp may be this far from the hub's clock
     session_ttl_s: int = 86_400
+    # argon2id cost of players' password and API-key secret hashes (hub/passwords.py). The defaults are the
+    # RFC 9106 low-memory profile; lower them only where the hashes protect nothing (test suites).
+    password_hash_time_cost: int = 3
+    password_hash_memory_kib: int = 65_536
     game_session_ttl_s: int = 14_400
     shutdown_grace_s: float = 10.0
     health_interval_s: float = 2.0

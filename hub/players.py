@@ -8,7 +8,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -18,12 +17,10 @@ from hub.errors import DomainError, Reason, quote
 from hub.ledger.db import Database
 from hub.ledger.schema import player_sessions, players
 from hub.ledger.uow import UnitOfWork
+from hub.passwords import DEFAULT as DEFAULT_HASHING, Hashing
 
 USERNAME = re.compile(r"[A-Za-z0-9_.-]{3,64}")
 TOKEN_PREFIX = "chs_"  # makes a leaked token recognisable in logs and scanners
-_hasher = PasswordHasher()
-# Verifying against this keeps "no such user" as slow as "wrong password" (no username probing by timing).
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 
 @dataclass(frozen=True)
@@ -38,16 +35,17 @@ def token_hash(token: str) -> str:
 
 
 class Players:
-    def __init__(self, db: Database, session_ttl: timedelta):
+    def __init__(self, db: Database, session_ttl: timedelta, hashing: Hashing = DEFAULT_HASHING):
         self._db = db
         self._ttl = session_ttl
+        self._hashing = hashing
 
     async def register(self, operator_id: str, username: str, password: str) -> str:
         if not USERNAME.fullmatch(username):
             raise DomainError(Reason.INVALID_ARGUMENT, "username must be 3..64 of [A-Za-z0-9_.-]")
         if not 8 <= len(password) <= 256:
             raise DomainError(Reason.INVALID_ARGUMENT, "password must be 8..256 characters")
-        password_hash = await asyncio.to_thread(_hasher.hash, password)
+        password_hash = await asyncio.to_thread(self._hashing.hasher.hash, password)
         player_id = str(uuid.uuid4())
 
         def _insert(uow: UnitOfWork) -> None:
@@ -73,7 +71,9 @@ class Players:
 
         row = await self._db.run(_find)
         try:
-            await asyncio.to_thread(_hasher.verify, row.password_hash if row else _DUMMY_HASH, password)
+            # Verifying against the dummy keeps "no such user" as slow as "wrong password" (no probing by timing).
+            await asyncio.to_thread(self._hashing.hasher.verify, row.password_hash if row else self._hashing.dummy_hash,
+                                    password)
         except VerificationError:
             row = None
         if row is None:

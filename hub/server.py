@@ -129,7 +129,7 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
         raise ValueError("token_key must be at least 32 characters (or empty: a generated key)")
     token_key = config.token_key.encode() if config.token_key else await shared_secret(hub.db, "access_tokens")
     authenticator = Authenticator(hub.db, token_key, config.token_ttl_s, config.signature_window_s,
-                                  config.admin_token)
+                                  config.admin_token, hub.hashing)
     # Admission first (a flood is refused before any credential check), then who is calling, then the request.
     authentication = Authentication(authenticator, SERVICE_DESCRIPTORS)
     server = grpc.aio.server(interceptors=[admission, authentication, RequestChecks()], options=options)
@@ -143,7 +143,7 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
         ReportServicer(hub.reports, hub.operators), server)
     auth_service_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(authenticator), server)
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
-        AdminServicer(OperatorAdmin(hub.db, await load_page_tokens(hub.db))), server)
+        AdminServicer(OperatorAdmin(hub.db, await load_page_tokens(hub.db), hub.hashing)), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -70,6 +70,7 @@ from hub.ledger.schema import bets, free_round_grants, game_sessions, ledger_tra
 from hub.ledger.uow import UnitOfWork
 from hub.money import Money, exponent, positive_amount
 from hub.players import Players
+from hub.studio_guard import GuardedAdapter
 
 T = TypeVar("T")
 C = TypeVar("C")
@@ -422,6 +423,9 @@ class Play:
             idempotency.validate_key(key)
             game, adapter = await self._catalog.game(session.game_id)
             self._check_bet(session, game, money)
+            if isinstance(adapter, GuardedAdapter) and not adapter.accepting():  # nothing taken for a studio down
+                raise DomainError(Reason.PROVIDER_UNAVAILABLE, f"provider {game.provider} is failing; its circuit "
+                                  f"is open for another {adapter.breaker.retry_in():.1f} s")
             opened = await self._appending(session, self._open_round, OpenRound(session, money, key))
         except DomainError as err:
             try:

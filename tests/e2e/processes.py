@@ -300,7 +300,8 @@ def record_bet(acks: Acks, player: str, key: str, amount: int, events: list[gpb.
     kinds = [e.WhichOneof("event") for e in events]
     if kinds == ["error"]:
         reason = events[0].error.error.reason
-        assert reason in ("REQUEST_IN_PROGRESS", "INSUFFICIENT_FUNDS"), events[0]
+        # PROVIDER_UNAVAILABLE alone: the studio's circuit is open, nothing was taken.
+        assert reason in ("REQUEST_IN_PROGRESS", "INSUFFICIENT_FUNDS", "PROVIDER_UNAVAILABLE"), events[0]
         acks.counts[f"bet_refused_{reason}"] += 1
         return reason
     if not complete and kinds in ([], ["round_opened"]):

@@ -168,6 +168,34 @@ async def test_a_provider_timeout_leaves_the_round_open_for_the_reconciler_never
     assert hub.posting_sums() == {"USD": 0}
 
 
+async def test_a_bet_for_a_studio_whose_circuit_is_open_is_refused_with_nothing_taken(database_url: str) -> None:
+    studio = FakeStudio(fail=ProviderUnavailable("connection refused"))
+    hub = await start_hub(database_url, {"fake": studio}, studio_attempts=1, breaker_failures=2, breaker_open_s=0.5)
+    try:
+        player_id, token = await hub.new_player(deposit=1_000)
+        stream = await opened_stream(hub, token)
+        for key in ("down-1", "down-2"):  # sent, failed, refunded: the second opens the circuit
+            stream.bet(100, key)
+            assert kinds(await stream.until("error")) == ["round_opened", "bet_accepted", "error"]
+        counts, sent = hub.ledger_counts(), len(studio.plays)
+        stream.bet(100, "while-open")
+        refused = await stream.until("error")
+        assert kinds(refused) == ["error"]  # no round, no debit, nothing sent to the studio
+        assert (refused[0].error.error.reason, refused[0].error.error.state, refused[0].error.round_id) == (
+            "PROVIDER_UNAVAILABLE", common_pb2.APPLY_STATE_NOT_APPLIED, "")
+        assert hub.ledger_counts() == counts and len(studio.plays) == sent
+        assert await hub.balance(player_id) == 1_000
+
+        studio.fail = None  # the studio is back: after open_s one bet probes, and the circuit closes
+        await asyncio.sleep(0.5)
+        stream.bet(100, "probe")
+        assert kinds(await stream.until("settled", "error"))[-1] == "settled"
+        await stream.close()
+    finally:
+        await hub.channel.close()
+        await hub.server.stop(grace=1)
+
+
 async def test_bet_above_balance_and_out_of_limits_change_nothing(hub: Client) -> None:
     player_id, token = await hub.new_player(deposit=50)
     stream = await opened_stream(hub, token)

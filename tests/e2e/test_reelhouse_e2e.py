@@ -105,7 +105,7 @@ async def test_full_round_against_the_studio_pays_what_the_paytable_says(live: t
 
 
 @pytest.mark.parametrize("fault,reason", [
-    ({"fail_next": 1, "fail_mode": "error"}, "PROVIDER_UNAVAILABLE"),
+    ({"fail_next": 3, "fail_mode": "error"}, "PROVIDER_UNAVAILABLE"),  # every one of the hub's 3 tries
     ({"cheat_next": 1}, "PROVIDER_OUTCOME_INVALID"),
     ({"bad_signature_next": 1}, "PROVIDER_OUTCOME_INVALID"),
 ])
@@ -128,6 +128,21 @@ async def test_studio_fault_after_the_debit_rolls_the_bet_back(
     assert round_.status == pb.ROUND_STATUS_ROLLED_BACK
     stream.bet(250, "after-fault")  # the stream and the studio carry on
     assert kinds(await stream.until("settled", "error"))[-1] == "settled"
+    await stream.close()
+
+
+async def test_a_passing_studio_error_is_retried_with_the_rounds_key_and_settles_once(
+        live: tuple[Client, Studio]) -> None:
+    client, studio = live
+    player_id, token = await client.new_player(deposit=1_000)
+    stream = await opened_stream(client, token, GAME)
+    studio.faults.update({"fail_next": 2, "fail_mode": "error"})  # two 503s, then the spin
+    stream.bet(250, "retried")
+    events = await stream.until("settled", "error")
+    assert kinds(events) == ["round_opened", "bet_accepted", "outcome", "settled"]
+    settled = events[-1].settled
+    assert [r for r in studio.rounds if r == settled.round_id] == [settled.round_id]  # one spin at the studio
+    assert await client.balance(player_id) == 750 + settled.win.amount_minor
     await stream.close()
 
 

@@ -53,6 +53,19 @@ class Config:
     max_calls_in_flight: int = 256  # unary calls at once: 32 per default db worker, beyond that only queueing
     max_play_streams: int = 2000  # open Play streams (long-lived; each holds a slot until it ends)
     overload_pushback_ms: int = 200
+    # Transport (hub/transport.py, README "Transport security"). TLS from PEM files: cert and key turn it on,
+    # a client CA also makes it mutual (every client must present a certificate that CA issued). All empty:
+    # plaintext, `make run`'s default.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    max_message_bytes: int = 1_048_576  # a larger request is refused by grpc with RESOURCE_EXHAUSTED
+    handshake_timeout_s: float = 10.0  # a connection must finish its TLS/HTTP2 handshake within this
+    max_connection_idle_s: float = 300.0  # a connection without a call for this long is closed (0: never)
+    max_connection_age_s: float = 0.0  # every connection is closed after this long (0: never) ...
+    max_connection_age_grace_s: float = 300.0  # ... once its calls in flight end, or after this grace
+    keepalive_time_s: float = 60.0  # the hub pings a connection quiet this long ...
+    keepalive_timeout_s: float = 20.0  # ... and closes it if the ping is not answered within this
     house_shards: int = 8  # house and promotion accounts per operator and currency
     bonus_spending: str = "cash_first"  # cash_first | bonus_first: which balance a bet spends first
     # Authentication (hub/auth, README "Authentication"). admin_token: the administrator's bearer token for

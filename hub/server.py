@@ -37,6 +37,7 @@ from hub.servicers.game import GameServicer
 from hub.servicers.player import PlayerServicer
 from hub.servicers.report import ReportServicer
 from hub.servicers.wallet import WalletServicer
+from hub.transport import connection_options, server_credentials, tls_files
 
 log = structlog.get_logger(__name__)
 SERVICE_DESCRIPTORS = [
@@ -118,12 +119,13 @@ class HubServer:
 
 async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | None = None) -> tuple[HubServer, int]:
     """Build the hub and bind it to config.listen (port 0 picks a free port). Call start() to serve."""
+    tls = await asyncio.to_thread(tls_files, config)  # a bad TLS setting stops the hub before any other work
     hub = await bootstrap(config, adapters)
     # No maximum_concurrent_rpcs: Admission is the limit (grpc's answered some refusals with INTERNAL).
     admission = Admission(config.max_calls_in_flight, config.max_play_streams, config.overload_pushback_ms)
     # Workers share one port, said explicitly; a single hub does not (grpc's Linux default would let a second
     # hub started by mistake on the same port silently take half the connections).
-    options = [*CORE_OPTIONS, ("grpc.so_reuseport", 1 if config.workers > 1 else 0)]
+    options = [*CORE_OPTIONS, *connection_options(config), ("grpc.so_reuseport", 1 if config.workers > 1 else 0)]
     if config.token_key and len(config.token_key) < 32:
         await hub.close()
         raise ValueError("token_key must be at least 32 characters (or empty: a generated key)")
@@ -149,7 +151,8 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
     reflection.enable_server_reflection(
         [*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server)
     try:
-        port = server.add_insecure_port(config.listen)
+        port = (server.add_secure_port(config.listen, server_credentials(tls)) if tls is not None
+                else server.add_insecure_port(config.listen))
     except RuntimeError:  # grpc's "Failed to bind"
         port = 0
     if port == 0:
@@ -162,7 +165,8 @@ async def serve(config: Config) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
     server, port = await create_server(config)
     await server.start()
-    log.info("hub.serving", port=port, listen=config.listen, database=_redact(config.database_url),
+    log.info("hub.serving", port=port, listen=config.listen, transport=_transport(config),
+             database=_redact(config.database_url),
              providers=sorted(server.hub.adapters))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -172,6 +176,12 @@ async def serve(config: Config) -> None:
     log.info("hub.stopping", grace_s=config.shutdown_grace_s)
     await server.stop()
     log.info("hub.stopped")
+
+
+def _transport(config: Config) -> str:
+    if config.tls_client_ca_file:
+        return "mtls"
+    return "tls" if config.tls_cert_file else "plaintext"
 
 
 def _redact(url: str) -> str:

@@ -1,0 +1,176 @@
+"""TLS and mutual TLS with certificates the tests make (tests/certs.py): calls, health and reflection over
+TLS, plaintext refused on a TLS port, and under mTLS clients without a certificate, or with one from another
+CA, refused; `hub serve --workers 2` serves TLS too. The database plays no part here: SQLite only."""
+
+import asyncio
+import dataclasses
+import pathlib
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from casinohub.v1 import game_service_pb2 as gpb
+from hub.config import Config
+from hub.server import create_server
+from tests.certs import Authority, Issued
+from tests.e2e.processes import HubProcess, free_port, new_operator_id, write_config
+from tests.fakes import FakeStudio
+from tests.support import Client, start_hub
+
+GRPCURL = pathlib.Path(__file__).resolve().parents[2] / ".venv" / "bin" / "grpcurl"
+SERVING = health_pb2.HealthCheckResponse.SERVING
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: pathlib.Path) -> str:
+    return f"sqlite:///{tmp_path}/hub.db"
+
+
+@pytest.fixture
+def ca(tmp_path: pathlib.Path) -> Authority:
+    return Authority(tmp_path, "hub")
+
+
+def tls_channel(port: int, ca: Authority, client: Issued | None = None) -> grpc.aio.Channel:
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=ca.cert_pem, private_key=client.key_pem if client else None,
+        certificate_chain=client.cert_pem if client else None)
+    # A local subchannel pool: each channel its own connection, as separate clients would have.
+    return grpc.aio.secure_channel(f"127.0.0.1:{port}", credentials, options=[("grpc.use_local_subchannel_pool", 1)])
+
+
+async def started(sqlite_url: str, studio: FakeStudio, **tls: object) -> AsyncIterator[Client]:
+    client = await start_hub(sqlite_url, {"fake": studio}, **tls)
+    await client.channel.close()  # start_hub's channel is plaintext; each test dials its own
+    yield client
+    await client.server.stop(grace=1)
+
+
+@pytest.fixture
+async def tls_hub(sqlite_url: str, studio: FakeStudio, ca: Authority) -> AsyncIterator[Client]:
+    server = ca.server()
+    async for client in started(sqlite_url, studio, tls_cert_file=str(server.cert), tls_key_file=str(server.key)):
+        yield client
+
+
+@pytest.fixture
+async def mtls_hub(sqlite_url: str, studio: FakeStudio, ca: Authority) -> AsyncIterator[Client]:
+    server = ca.server()
+    async for client in started(sqlite_url, studio, tls_cert_file=str(server.cert), tls_key_file=str(server.key),
+                                tls_client_ca_file=str(ca.cert)):
+        yield client
+
+
+async def list_games(hub: Client, channel: grpc.aio.Channel) -> gpb.ListGamesResponse:
+    client = dataclasses.replace(hub, channel=channel)
+    client.token = hub.token
+    return await client.games.ListGames(gpb.ListGamesRequest(currency="USD"), metadata=client.metadata, timeout=5)
+
+
+async def refused(channel: grpc.aio.Channel) -> grpc.StatusCode:
+    """A handshake the hub refuses never gets a call through: the client sees UNAVAILABLE."""
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=3)
+    await channel.close()
+    return err.value.code()
+
+
+async def test_tls_serves_calls_health_and_reflection(tls_hub: Client, ca: Authority) -> None:
+    async with tls_channel(tls_hub.port, ca) as channel:
+        assert (await list_games(tls_hub, channel)).games
+        health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert health.status == SERVING
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+        replies = [reply async for reply in reflection.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)]
+        names = {s.name for s in replies[0].list_services_response.service}
+        assert {"casinohub.v1.WalletService", "grpc.health.v1.Health"} <= names
+
+
+async def test_a_plaintext_client_gets_nothing_from_a_tls_port(tls_hub: Client) -> None:
+    assert await refused(grpc.aio.insecure_channel(f"127.0.0.1:{tls_hub.port}")) == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_a_client_trusting_another_ca_refuses_the_hub(tls_hub: Client, tmp_path: pathlib.Path) -> None:
+    other = Authority(tmp_path, "other")
+    assert await refused(tls_channel(tls_hub.port, other)) == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_mtls_admits_only_clients_with_a_certificate_of_its_ca(mtls_hub: Client, ca: Authority,
+                                                                    tmp_path: pathlib.Path) -> None:
+    async with tls_channel(mtls_hub.port, ca, ca.client()) as channel:
+        assert (await list_games(mtls_hub, channel)).games
+    assert await refused(tls_channel(mtls_hub.port, ca)) == grpc.StatusCode.UNAVAILABLE  # no certificate
+    stranger = Authority(tmp_path, "stranger").client()
+    assert await refused(tls_channel(mtls_hub.port, ca, stranger)) == grpc.StatusCode.UNAVAILABLE
+    assert await refused(grpc.aio.insecure_channel(f"127.0.0.1:{mtls_hub.port}")) == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_grpcurl_lists_services_over_tls_and_mtls(mtls_hub: Client, ca: Authority) -> None:
+    """The README's grpcurl -cacert (and -cert/-key for mTLS) lines, as printed."""
+    client = ca.client()
+    process = await asyncio.create_subprocess_exec(
+        str(GRPCURL), "-cacert", str(ca.cert), "-cert", str(client.cert), "-key", str(client.key),
+        f"127.0.0.1:{mtls_hub.port}", "list", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, output.decode()
+    assert "casinohub.v1.GameService" in output.decode()
+    process = await asyncio.create_subprocess_exec(  # without its certificate: refused
+        str(GRPCURL), "-cacert", str(ca.cert), f"127.0.0.1:{mtls_hub.port}", "list",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode != 0
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"tls_cert_file": "x.pem"}, "both tls_cert_file and tls_key_file"),
+    ({"tls_client_ca_file": "ca.pem"}, "both tls_cert_file and tls_key_file"),
+])
+async def test_half_configured_tls_stops_the_hub(sqlite_url: str, settings: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        await create_server(Config(listen="127.0.0.1:0", database_url=sqlite_url, providers=(), **settings))
+
+
+async def test_a_file_without_a_certificate_stops_the_hub(sqlite_url: str, ca: Authority) -> None:
+    server = ca.server()
+    with pytest.raises(ValueError, match="holds no PEM certificate"):
+        await create_server(Config(listen="127.0.0.1:0", database_url=sqlite_url, providers=(),
+                                   tls_cert_file=str(server.key), tls_key_file=str(server.key)))
+
+
+async def test_workers_serve_tls(tmp_path: pathlib.Path, ca: Authority) -> None:
+    """`hub serve --workers 2` from a config file naming the certificates: every worker speaks TLS."""
+    port, operator_id, server = free_port(), new_operator_id(), ca.server()
+    database_url = f"sqlite:///{tmp_path}/var/hub.db"
+    config = write_config(tmp_path / "hub.toml", port=port, database_url=database_url, operator_id=operator_id,
+                          studio_url="http://127.0.0.1:9", secret="s")
+    config.write_text(config.read_text().replace(
+        "[hub]\n", f'[hub]\ntls_cert_file = "{server.cert}"\ntls_key_file = "{server.key}"\n', 1))
+    hub = await HubProcess.start(config, port, tmp_path / "hub.log", serve_args=("--workers", "2"))
+    assert hub.channel is not None
+    await hub.channel.close()
+    hub.channel = tls_channel(port, ca)
+    try:
+        await hub.wait_serving()
+        for _ in range(100):
+            if sum(r.get("event") == "hub.serving" for r in hub.log_records()) == 2:
+                break
+            await asyncio.sleep(0.1)
+        serving = [r for r in hub.log_records() if r.get("event") == "hub.serving"]
+        assert len(serving) == 2 and {r["transport"] for r in serving} == {"tls"}, hub.log_tail()
+        # One connection per channel, and the kernel spreads connections: 12 reach both workers but for
+        # a chance of 2**-11; each must handshake TLS with whichever worker took it.
+        channels = [tls_channel(port, ca) for _ in range(12)]
+        try:
+            for channel in channels:
+                reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+                assert reply.status == SERVING
+        finally:
+            for channel in channels:
+                await channel.close()
+        assert await refused(grpc.aio.insecure_channel(f"127.0.0.1:{port}")) == grpc.StatusCode.UNAVAILABLE
+    finally:
+        await hub.stop()

@@ -5,6 +5,7 @@ CA, refused; `hub serve --workers 2` serves TLS too. The database plays no part 
 import asyncio
 import dataclasses
 import pathlib
+import time
 from collections.abc import AsyncIterator
 
 import grpc
@@ -12,11 +13,12 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from casinohub.v1 import game_service_pb2 as gpb
+from casinohub.v1 import common_pb2, game_service_pb2 as gpb, wallet_service_pb2 as wpb
 from hub.config import Config
 from hub.server import create_server
 from tests.certs import Authority, Issued
 from tests.e2e.processes import HubProcess, free_port, new_operator_id, write_config
+from tests.errors import reason_of
 from tests.fakes import FakeStudio
 from tests.support import Client, start_hub
 
@@ -174,3 +176,69 @@ async def test_workers_serve_tls(tmp_path: pathlib.Path, ca: Authority) -> None:
         assert await refused(grpc.aio.insecure_channel(f"127.0.0.1:{port}")) == grpc.StatusCode.UNAVAILABLE
     finally:
         await hub.stop()
+
+
+# --- connection and message limits (hub.transport.connection_options) ---------------------------------------
+
+
+async def test_a_request_over_max_message_bytes_is_resource_exhausted_never_internal(
+        sqlite_url: str, studio: FakeStudio) -> None:
+    hub = await start_hub(sqlite_url, {"fake": studio}, max_message_bytes=2048)
+    try:
+        huge = wpb.DepositRequest(player_id="p", idempotency_key="k" * 4096,
+                                  amount=common_pb2.Money(currency="USD", amount_minor=1))
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await hub.wallet.Deposit(huge, metadata=hub.metadata, timeout=5)
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err.value.details()
+        # Under the limit, the same field is the hub's own refusal: core's limit is the outer one.
+        fits = wpb.DepositRequest(player_id="p", idempotency_key="k" * 1024,
+                                  amount=common_pb2.Money(currency="USD", amount_minor=1))
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await hub.wallet.Deposit(fits, metadata=hub.metadata, timeout=5)
+        assert reason_of(err.value) == (grpc.StatusCode.INVALID_ARGUMENT, "FIELD_TOO_LONG")
+        # A Play stream's message too: the stream ends RESOURCE_EXHAUSTED.
+        call = hub.games.Play(metadata=hub.metadata, timeout=5)
+        await call.write(gpb.PlayRequest(open=gpb.OpenAction(game_session_id="s" * 4096, session_token="t")))
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            async for _ in call:
+                pass
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err.value.details()
+        # The connection is still good for the next call.
+        assert (await hub.games.ListGames(gpb.ListGamesRequest(), metadata=hub.metadata, timeout=5)).games
+    finally:
+        await hub.channel.close()
+        await hub.server.stop(grace=1)
+
+
+async def test_a_connection_that_never_says_anything_is_closed_after_the_handshake_timeout(
+        sqlite_url: str, studio: FakeStudio) -> None:
+    """Slow loris: a TCP connection that never sends the HTTP/2 preface holds its socket only so long."""
+    hub = await start_hub(sqlite_url, {"fake": studio}, handshake_timeout_s=0.5)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", hub.port)
+        started = time.monotonic()
+        await asyncio.wait_for(reader.read(), 10)  # the hub's SETTINGS, then end of file: closed by the hub
+        closed_after = time.monotonic() - started
+        writer.close()
+        assert 0.3 < closed_after < 5, closed_after
+        # A client that talks gets served as usual.
+        assert (await hub.games.ListGames(gpb.ListGamesRequest(), metadata=hub.metadata, timeout=5)).games
+    finally:
+        await hub.channel.close()
+        await hub.server.stop(grace=1)
+
+
+async def test_an_idle_connection_is_closed_after_max_connection_idle(sqlite_url: str, studio: FakeStudio) -> None:
+    hub = await start_hub(sqlite_url, {"fake": studio}, max_connection_idle_s=0.5)
+    try:
+        await health_pb2_grpc.HealthStub(hub.channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert hub.channel.get_state() == grpc.ChannelConnectivity.READY
+        started = time.monotonic()
+        await asyncio.wait_for(hub.channel.wait_for_state_change(grpc.ChannelConnectivity.READY), 10)
+        assert 0.3 < time.monotonic() - started < 5
+        assert hub.channel.get_state() != grpc.ChannelConnectivity.READY  # the hub sent GOAWAY
+        # The channel reconnects for the next call.
+        assert (await hub.games.ListGames(gpb.ListGamesRequest(), metadata=hub.metadata, timeout=5)).games
+    finally:
+        await hub.channel.close()
+        await hub.server.stop(grace=1)

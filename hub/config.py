@@ -53,6 +53,12 @@ class Config:
     max_calls_in_flight: int = 256  # unary calls at once: 32 per default db worker, beyond that only queueing
     max_play_streams: int = 2000  # open Play streams (long-lived; each holds a slot until it ends)
     overload_pushback_ms: int = 200
+    # Per operator and hub process (OperatorLimits in hub/servicers/admission.py; with --workers N an operator
+    # may reach N times these): calls a second (unary calls and Play stream opens; 0: no limit), with up to
+    # rate_limit_burst saved up, and Play streams open at once (0: only max_play_streams, hub-wide).
+    rate_limit_per_s: float = 1000.0
+    rate_limit_burst: int = 2000
+    max_play_streams_per_operator: int = 0
     # Transport (hub/transport.py, README "Transport security"). TLS from PEM files: cert and key turn it on,
     # a client CA also makes it mutual (every client must present a certificate that CA issued). All empty:
     # plaintext, `make run`'s default.

@@ -30,7 +30,7 @@ from hub.bootstrap import Hub, bootstrap
 from hub.config import Config
 from hub.page_tokens import load as load_page_tokens, shared_secret
 from hub.servicers.admin import AdminServicer, AuthServicer
-from hub.servicers.admission import Admission
+from hub.servicers.admission import Admission, OperatorLimits
 from hub.servicers.authentication import Authentication
 from hub.servicers.edge import RequestChecks
 from hub.servicers.game import GameServicer
@@ -61,9 +61,10 @@ class HubServer:
     """A started-or-startable hub: the gRPC server plus what it owns."""
 
     def __init__(self, server: grpc.aio.Server, hub: Hub, health_servicer: health.aio.HealthServicer,
-                 admission: Admission, authenticator: Authenticator):
+                 admission: Admission, authenticator: Authenticator, operator_limits: OperatorLimits):
         self.grpc = server
         self.admission = admission
+        self.operator_limits = operator_limits
         self.authenticator = authenticator
         self.hub = hub
         self._health = health_servicer
@@ -132,9 +133,13 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
     token_key = config.token_key.encode() if config.token_key else await shared_secret(hub.db, "access_tokens")
     authenticator = Authenticator(hub.db, token_key, config.token_ttl_s, config.signature_window_s,
                                   config.admin_token)
-    # Admission first (a flood is refused before any credential check), then who is calling, then the request.
+    # Admission first (a flood is refused before any credential check), then who is calling, then that
+    # operator's own limits (they need the operator), then the request.
     authentication = Authentication(authenticator, SERVICE_DESCRIPTORS)
-    server = grpc.aio.server(interceptors=[admission, authentication, RequestChecks()], options=options)
+    operator_limits = OperatorLimits(config.rate_limit_per_s, config.rate_limit_burst,
+                                     config.max_play_streams_per_operator, config.overload_pushback_ms)
+    server = grpc.aio.server(interceptors=[admission, authentication, operator_limits, RequestChecks()],
+                             options=options)
     game_service_pb2_grpc.add_GameServiceServicer_to_server(
         GameServicer(hub.catalog, hub.play, hub.promotions, hub.operators), server)
     wallet_service_pb2_grpc.add_WalletServiceServicer_to_server(
@@ -158,7 +163,7 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
     if port == 0:
         await hub.close()
         raise OSError(f"could not bind {config.listen}: in use, or not an address of this host")
-    return HubServer(server, hub, health_servicer, admission, authenticator), port
+    return HubServer(server, hub, health_servicer, admission, authenticator, operator_limits), port
 
 
 async def serve(config: Config) -> None:

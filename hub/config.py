@@ -8,6 +8,12 @@ from typing import Any
 
 from adapters.base import ProviderConfig
 
+ENVIRONMENTS = ("sandbox", "production")
+
+
+class RefusedConfiguration(ValueError):
+    """The hub will not start with this configuration; the message says why (`hub serve` exits 2)."""
+
 DEFAULT_PROVIDERS = (
     # The sandbox studios `hub dev` starts next to the hub.
     {"name": "reelhouse", "adapter": "reelhouse", "url": "http://127.0.0.1:8701",
@@ -24,6 +30,9 @@ class ProviderSettings:
     url: str
     secret: str
     timeout_s: float = 5.0
+    # A studio for sandboxes only (a mock, a studio's demo server): a production hub refuses to start with it.
+    # Adapters can also declare it for every studio they serve (adapters.registry.is_sandbox_only).
+    sandbox_only: bool = False
 
     def adapter_config(self) -> ProviderConfig:
         return ProviderConfig(name=self.name, url=self.url, secret=self.secret, timeout_s=self.timeout_s)
@@ -43,7 +52,10 @@ class CashierLimit:
 class Config:
     listen: str = "127.0.0.1:50051"
     database_url: str = "sqlite:///var/casinohub.db"
-    mode: str = "sandbox"  # sandbox | production
+    # sandbox: creates the sandbox operator, runs the mock studios, accepts sandbox keys only. production:
+    # refuses mock (sandbox-only) studios at start-up, sandbox keys and the sandbox operator (hub/environments.py).
+    # `mode`, its old name, is still read from files and HUB_MODE.
+    environment: str = "sandbox"
     sandbox_operator_id: str = "sandbox"
     db_workers: int = 8
     # Hub processes sharing the listen port (SO_REUSEPORT); 0: one for `hub serve`, one per CPU for `hub dev`.
@@ -120,6 +132,12 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
         raw = env.get(f"HUB_{f.name.upper()}")
         if raw is not None and f.name not in ("providers", "currencies", "cashier_limits", "max_transaction_minor"):
             values[f.name] = type(getattr(Config(), f.name))(raw)
+    old_name = env.get("HUB_MODE") or values.pop("mode", None)  # environment's old name
+    values.pop("mode", None)
+    if old_name:
+        values.setdefault("environment", old_name)
+    if values.get("environment", "sandbox") not in ENVIRONMENTS:
+        raise ValueError("environment must be sandbox or production")
     unknown = set(values) - {f.name for f in fields(Config)}
     if unknown:
         raise ValueError(f"unknown configuration keys: {', '.join(sorted(unknown))}")

@@ -132,7 +132,7 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
         raise ValueError("token_key must be at least 32 characters (or empty: a generated key)")
     token_key = config.token_key.encode() if config.token_key else await shared_secret(hub.db, "access_tokens")
     authenticator = Authenticator(hub.db, token_key, config.token_ttl_s, config.signature_window_s,
-                                  config.admin_token)
+                                  config.admin_token, config.environment, config.sandbox_operator_id)
     # Admission first (a flood is refused before any credential check), then who is calling, then that
     # operator's own limits (they need the operator), then the request.
     authentication = Authentication(authenticator, SERVICE_DESCRIPTORS)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from hub.config import Config
+from hub.config import Config, RefusedConfiguration
 
 
 @dataclass(frozen=True)
@@ -23,11 +23,11 @@ class TlsFiles:
 
 def tls_files(config: Config) -> TlsFiles | None:
     """The configured certificate, key and client CA, read and checked; None for plaintext. Raises
-    ValueError for a half-configured TLS and OSError for a file that cannot be read."""
+    RefusedConfiguration for a half-configured TLS or a file that cannot be read or holds no PEM."""
     if not (config.tls_cert_file or config.tls_key_file or config.tls_client_ca_file):
         return None
     if not (config.tls_cert_file and config.tls_key_file):
-        raise ValueError("TLS needs both tls_cert_file and tls_key_file (tls_client_ca_file adds mutual TLS)")
+        raise RefusedConfiguration("TLS needs both tls_cert_file and tls_key_file (tls_client_ca_file adds mutual TLS)")
     files = TlsFiles(
         _pem(config.tls_cert_file, "CERTIFICATE"), _pem(config.tls_key_file, "PRIVATE KEY"),
         _pem(config.tls_client_ca_file, "CERTIFICATE") if config.tls_client_ca_file else None)
@@ -35,10 +35,13 @@ def tls_files(config: Config) -> TlsFiles | None:
 
 
 def _pem(path: str, kind: str) -> bytes:
-    data = pathlib.Path(path).read_bytes()
+    try:
+        data = pathlib.Path(path).read_bytes()
+    except OSError as exc:
+        raise RefusedConfiguration(f"cannot read {path}: {exc.strerror}") from None
     # grpc core would only log a bad file and fail the bind without saying why: say it here.
     if b"-----BEGIN" not in data or kind.encode() not in data:
-        raise ValueError(f"{path} holds no PEM {kind.lower()}")
+        raise RefusedConfiguration(f"{path} holds no PEM {kind.lower()}")
     return data
 
 

@@ -181,7 +181,7 @@ async def test_workers_serve_tls(tmp_path: pathlib.Path, ca: Authority) -> None:
 # --- connection and message limits (hub.transport.connection_options) ---------------------------------------
 
 
-async def test_a_request_over_max_message_bytes_is_resource_exhausted_never_internal(
+async def test_a_request_over_max_message_bytes_or_with_huge_headers_is_resource_exhausted_never_internal(
         sqlite_url: str, studio: FakeStudio) -> None:
     hub = await start_hub(sqlite_url, {"fake": studio}, max_message_bytes=2048)
     try:
@@ -199,6 +199,17 @@ async def test_a_request_over_max_message_bytes_is_resource_exhausted_never_inte
         # A Play stream's message too: the stream ends RESOURCE_EXHAUSTED.
         call = hub.games.Play(metadata=hub.metadata, timeout=5)
         await call.write(gpb.PlayRequest(open=gpb.OpenAction(game_session_id="s" * 4096, session_token="t")))
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            async for _ in call:
+                pass
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err.value.details()
+        # Headers past grpc's metadata limit (8 KiB) are RESOURCE_EXHAUSTED as well, unary or stream.
+        for size in (9_000, 100_000):
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await hub.games.ListGames(gpb.ListGamesRequest(), metadata=(*hub.metadata, ("x-big", "a" * size)),
+                                          timeout=5)
+            assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err.value.details()
+        call = hub.games.Play(metadata=(*hub.metadata, ("x-big", "a" * 20_000)), timeout=5)
         with pytest.raises(grpc.aio.AioRpcError) as err:
             async for _ in call:
                 pass

@@ -71,6 +71,10 @@ class Config:
     rate_limit_per_s: float = 1000.0
     rate_limit_burst: int = 2000
     max_play_streams_per_operator: int = 0
+    # AuthService.IssueToken has no operator until it has checked the secret (an argon2 hash): it is limited per
+    # peer address and hub process instead, so guessing secrets or burning CPU on hashes stays slow.
+    token_issue_per_s: float = 10.0
+    token_issue_burst: int = 50
     # Transport (hub/transport.py, README "Transport security"). TLS from PEM files: cert and key turn it on,
     # a client CA also makes it mutual (every client must present a certificate that CA issued). All empty:
     # plaintext, `make run`'s default.

@@ -137,7 +137,8 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
     # operator's own limits (they need the operator), then the request.
     authentication = Authentication(authenticator, SERVICE_DESCRIPTORS)
     operator_limits = OperatorLimits(config.rate_limit_per_s, config.rate_limit_burst,
-                                     config.max_play_streams_per_operator, config.overload_pushback_ms)
+                                     config.max_play_streams_per_operator, config.overload_pushback_ms,
+                                     config.token_issue_per_s, config.token_issue_burst)
     server = grpc.aio.server(interceptors=[admission, authentication, operator_limits, RequestChecks()],
                              options=options)
     game_service_pb2_grpc.add_GameServiceServicer_to_server(

@@ -32,6 +32,7 @@ import structlog
 
 from hub import deadline
 from hub.auth import principal as principals
+from hub.auth.credentials import peer_address
 from hub.errors import DomainError, Reason
 from hub.servicers import mapping
 from hub.servicers.calls import first_message
@@ -165,45 +166,66 @@ class TokenBucket:
         return (1 - self.tokens) / self.rate
 
 
-class OperatorLimits(grpc.aio.ServerInterceptor):
-    """Per operator and hub process: calls a second (rate_per_s, 0: no limit, with `burst` saved up) and open
-    Play streams (max_streams, 0: only Admission's hub-wide limit). Placed after Authentication."""
+class Buckets:
+    """A token bucket per key (an operator, a peer address), made on first use."""
 
-    def __init__(self, rate_per_s: float, burst: int, max_streams: int, pushback_ms: int):
+    MAX_KEYS = 10_000  # past this many, buckets that have refilled (the same as new ones) are dropped
+
+    def __init__(self, rate_per_s: float, burst: int):
         self.rate_per_s = rate_per_s
         self.burst = burst
-        self.max_streams = max_streams
-        self.pushback_ms = pushback_ms
-        self.buckets: dict[str, TokenBucket] = {}  # one per operator that called: operators are few
-        self.streams: Counter[str] = Counter()
-        self._refused: Counter[tuple[str, str]] = Counter()  # (reason, operator) -> refusals not yet logged
-        self._logged_at = 0.0
+        self._buckets: dict[str, TokenBucket] = {}
 
-    def _wait_s(self, operator_id: str) -> float:
+    def wait_s(self, key: str) -> float:
+        """0 if the key may call now (rate 0: no limit); else the seconds until it may."""
         if self.rate_per_s <= 0:
             return 0.0
         now = time.monotonic()
-        bucket = self.buckets.get(operator_id)
+        bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = self.buckets[operator_id] = TokenBucket(self.rate_per_s, self.burst, now)
+            if len(self._buckets) >= self.MAX_KEYS:
+                self._buckets = {k: b for k, b in self._buckets.items()
+                                 if b.tokens + (now - b.updated) * b.rate < b.burst}
+            bucket = self._buckets[key] = TokenBucket(self.rate_per_s, self.burst, now)
         return bucket.take(now)
 
-    def _count_refusal(self, reason: Reason, operator_id: str, method: str) -> None:
-        """Logged as a count per reason and operator at most every LOG_EVERY_S: a flood must not flood the logs."""
-        self._refused[reason.name, operator_id] += 1
+
+class OperatorLimits(grpc.aio.ServerInterceptor):
+    """Per operator and hub process: calls a second (rate_per_s, 0: no limit, with `burst` saved up) and open
+    Play streams (max_streams, 0: only Admission's hub-wide limit). Placed after Authentication.
+
+    A call with no operator yet (AuthService.IssueToken, which checks the key and secret in its request, an
+    argon2 hash each) is limited per peer address instead, at issue_per_s (burst issue_burst): guessing
+    secrets, or burning the hub's CPU on hashes, stays slow."""
+
+    def __init__(self, rate_per_s: float, burst: int, max_streams: int, pushback_ms: int,
+                 issue_per_s: float = 0.0, issue_burst: int = 1):
+        self.operators = Buckets(rate_per_s, burst)
+        self.peers = Buckets(issue_per_s, issue_burst)
+        self.max_streams = max_streams
+        self.pushback_ms = pushback_ms
+        self.streams: Counter[str] = Counter()
+        self._refused: Counter[tuple[str, str]] = Counter()  # (reason, caller) -> refusals not yet logged
+        self._logged_at = 0.0
+
+    def _count_refusal(self, reason: Reason, caller: str, method: str) -> None:
+        """Logged as a count per reason and caller (an operator id, or "peer <address>") at most every
+        LOG_EVERY_S: a flood must not flood the logs."""
+        self._refused[reason.name, caller] += 1
         now = time.monotonic()
         if now - self._logged_at >= LOG_EVERY_S:
-            for (name, operator), count in self._refused.items():
-                log.warning("rpc.operator_limited", reason=name, operator=operator, refused=count, rpc=method)
+            for (name, who), count in self._refused.items():
+                log.warning("rpc.operator_limited", reason=name, caller=who, refused=count, rpc=method)
             self._refused.clear()
             self._logged_at = now
 
-    async def _rate_limited(self, context: grpc.aio.ServicerContext, operator_id: str, method: str,
-                            wait_s: float) -> None:
-        self._count_refusal(Reason.RATE_LIMITED, operator_id, method)
+    async def _rate_limited(self, context: grpc.aio.ServicerContext, who: str, method: str, wait_s: float,
+                            buckets: Buckets) -> None:
+        self._count_refusal(Reason.RATE_LIMITED, who, method)
+        caller = "this address" if buckets is self.peers else "this operator"
         await abort_with_pushback(context, DomainError(
-            Reason.RATE_LIMITED, f"this operator is past its limit of {self.rate_per_s:g} calls a second; "
-            "retry after the pushback", metadata={"limit_per_s": f"{self.rate_per_s:g}"}),
+            Reason.RATE_LIMITED, f"{caller} is past its limit of {buckets.rate_per_s:g} calls a second; "
+            "retry after the pushback", metadata={"limit_per_s": f"{buckets.rate_per_s:g}"}),
             max(1, math.ceil(wait_s * 1000)))
 
     async def intercept_service(  # type: ignore[override]  # grpc-stubs types the handler as sync
@@ -220,8 +242,13 @@ class OperatorLimits(grpc.aio.ServerInterceptor):
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 principal = principals.current_or_none()  # None: IssueToken, which checks its own request
-                if principal is not None and (wait_s := self._wait_s(principal.operator_id)):
-                    await self._rate_limited(context, principal.operator_id, name, wait_s)
+                if principal is not None:
+                    who, buckets = principal.operator_id, self.operators
+                else:
+                    address = peer_address(context.peer() or "")
+                    who, buckets = f"peer {address}", self.peers
+                if wait_s := buckets.wait_s(who):
+                    await self._rate_limited(context, who, name, wait_s, buckets)
                 return await inner_unary(request, context)  # type: ignore[arg-type]  # an aio handler
 
             return grpc.unary_unary_rpc_method_handler(
@@ -235,12 +262,12 @@ class OperatorLimits(grpc.aio.ServerInterceptor):
                 operator_id = principal.operator_id if principal is not None else ""
                 # Decided before reading the first message, which is read (briefly) before a refusal, as
                 # Admission does (hub.servicers.calls.first_message).
-                wait_s = self._wait_s(operator_id) if principal is not None else 0.0
+                wait_s = self.operators.wait_s(operator_id) if principal is not None else 0.0
                 full = 0 < self.max_streams <= self.streams[operator_id]
                 if wait_s or full:
                     await first_message(requests)
                 if wait_s:
-                    await self._rate_limited(context, operator_id, name, wait_s)
+                    await self._rate_limited(context, operator_id, name, wait_s, self.operators)
                 if full:
                     self._count_refusal(Reason.TOO_MANY_STREAMS, operator_id, name)
                     await abort_with_pushback(context, DomainError(

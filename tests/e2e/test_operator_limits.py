@@ -11,8 +11,14 @@ import grpc
 import pytest
 from structlog.testing import capture_logs
 
-from casinohub.v1 import common_pb2, game_service_pb2 as pb, wallet_service_pb2 as wpb
-from hub.servicers.admission import PUSHBACK_HEADER, TokenBucket
+from casinohub.v1 import (
+    auth_service_pb2 as tpb,
+    auth_service_pb2_grpc,
+    common_pb2,
+    game_service_pb2 as pb,
+    wallet_service_pb2 as wpb,
+)
+from hub.servicers.admission import PUSHBACK_HEADER, Buckets, TokenBucket
 from tests.e2e.play_client import PlayStream, kinds, launch, opened_stream
 from tests.errors import error_info, reason_of
 from tests.fakes import FakeStudio
@@ -76,7 +82,7 @@ async def test_an_operator_past_its_rate_is_refused_with_a_pushback_and_nothing_
     assert reason_of(refusal) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
     assert dict(error_info(refusal).metadata) == {"retryable": "true", "state": "NOT_APPLIED", "limit_per_s": "0.5"}
     assert 1 <= pushback_ms(refusal) <= 2000  # when the next token is there
-    assert [(r["reason"], r["operator"]) for r in logs if r["event"] == "rpc.operator_limited"] == [
+    assert [(r["reason"], r["caller"]) for r in logs if r["event"] == "rpc.operator_limited"] == [
         ("RATE_LIMITED", b.operator_id)]
     # A Play stream opened by B now is refused the same way.
     stream = PlayStream(b)
@@ -108,7 +114,7 @@ async def test_an_operator_past_its_open_streams_is_refused_until_one_closes(str
         assert reason_of(err.value) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_MANY_STREAMS")
         assert error_info(err.value).metadata["limit"] == str(STREAMS)
         assert PUSHBACK_MS <= pushback_ms(err.value) <= 2 * PUSHBACK_MS
-        assert [(r["reason"], r["operator"]) for r in logs if r["event"] == "rpc.operator_limited"] == [
+        assert [(r["reason"], r["caller"]) for r in logs if r["event"] == "rpc.operator_limited"] == [
             ("TOO_MANY_STREAMS", hub.operator_id)]
         # Another operator still opens its own.
         b = await other_operator(hub)
@@ -137,3 +143,34 @@ def test_the_token_bucket_refills_at_its_rate_up_to_its_burst() -> None:
     assert bucket.take(100.25) == pytest.approx(0.25)  # refused calls take nothing
     assert bucket.take(100.5) == 0.0
     assert bucket.take(200.0) == 0.0 and bucket.tokens == pytest.approx(2.0)  # never more than the burst saved
+
+
+async def test_token_issuing_is_limited_per_address(database_url: str, studio: FakeStudio) -> None:
+    """IssueToken has no operator until it has hashed the secret: it is limited per peer address instead."""
+    async for hub in limited(database_url, studio, token_issue_per_s=RATE, token_issue_burst=3):
+        auth = auth_service_pb2_grpc.AuthServiceStub(hub.channel)
+        outcomes = []
+        with capture_logs() as logs:
+            for _ in range(5):
+                try:
+                    await auth.IssueToken(tpb.IssueTokenRequest(key_id="ck_0000000000000000", secret="guess"))
+                except grpc.aio.AioRpcError as err:
+                    outcomes.append(reason_of(err)[1])
+        assert outcomes[:3] == ["INVALID_CLIENT_CREDENTIALS"] * 3 and outcomes[3:] == ["RATE_LIMITED"] * 2
+        assert [(r["reason"], r["caller"]) for r in logs if r["event"] == "rpc.operator_limited"] == [
+            ("RATE_LIMITED", "peer 127.0.0.1")]
+        # An authenticated operator's calls from the same address have their own bucket.
+        assert (await hub.games.ListGames(pb.ListGamesRequest(), metadata=hub.metadata)).games
+
+
+def test_buckets_past_their_key_limit_drop_only_the_refilled_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Buckets, "MAX_KEYS", 3)
+    buckets = Buckets(rate_per_s=0.001, burst=1)
+    assert [buckets.wait_s(k) for k in ("a", "b", "c")] == [0.0, 0.0, 0.0]  # each used its one token
+    assert buckets.wait_s("d") == 0.0  # past the limit: nothing had refilled, nothing was dropped
+    assert buckets.wait_s("a") > 0  # so "a" is still limited
+    fast = Buckets(rate_per_s=1e9, burst=1)  # refilled again at once: the same as new buckets
+    for key in ("a", "b", "c", "d"):
+        fast.wait_s(key)
+    assert set(fast._buckets) == {"d"}
+    assert Buckets(rate_per_s=0, burst=1).wait_s("x") == 0.0  # rate 0: no limit

@@ -5,6 +5,7 @@ CA, refused; `hub serve --workers 2` serves TLS too. The database plays no part 
 import asyncio
 import dataclasses
 import pathlib
+import sys
 import time
 from collections.abc import AsyncIterator
 
@@ -141,6 +142,17 @@ async def test_a_file_without_a_certificate_stops_the_hub(sqlite_url: str, ca: A
     with pytest.raises(ValueError, match="holds no PEM certificate"):
         await create_server(Config(listen="127.0.0.1:0", database_url=sqlite_url, providers=(),
                                    tls_cert_file=str(server.key), tls_key_file=str(server.key)))
+
+
+async def test_hub_serve_exits_2_with_a_missing_certificate(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "hub.toml"
+    path.write_text(f'[hub]\nlisten = "127.0.0.1:0"\ndatabase_url = "sqlite:///{tmp_path}/hub.db"\n'
+                    f'tls_cert_file = "{tmp_path}/missing.pem"\ntls_key_file = "{tmp_path}/missing.key"\n')
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hub.cli", "--config", str(path), "serve",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2 and f"cannot read {tmp_path}/missing.pem" in stderr.decode(), stderr.decode()
 
 
 async def test_workers_serve_tls(tmp_path: pathlib.Path, ca: Authority) -> None:

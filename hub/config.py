@@ -8,7 +8,7 @@ from typing import Any
 
 from adapters.base import ProviderConfig
 
-ENVIRONMENTS = ("sandbox", "production")
+ENVIRONMENTS = ("sandbox", "production")  # of a hub, an operator and an API key
 
 
 class RefusedConfiguration(ValueError):

@@ -64,6 +64,9 @@ def connection_options(config: Config) -> list[tuple[str, int]]:
         ("grpc.server_handshake_timeout_ms", _ms(config.handshake_timeout_s)),
         ("grpc.keepalive_time_ms", _ms(config.keepalive_time_s)),
         ("grpc.keepalive_timeout_ms", _ms(config.keepalive_timeout_s)),
+        # Without this, a keepalive ping left unanswered by a vanished peer closed nothing within 10 s in
+        # tests/e2e/test_transport.py (grpc 1.85): core's own ping timeout (a minute) governed instead.
+        ("grpc.http2.ping_timeout_ms", _ms(config.keepalive_timeout_s)),
     ]
     if config.max_connection_idle_s > 0:
         options.append(("grpc.max_connection_idle_ms", _ms(config.max_connection_idle_s)))

@@ -18,10 +18,12 @@ from casinohub.v1 import common_pb2, game_service_pb2 as gpb, wallet_service_pb2
 from hub.config import Config
 from hub.server import create_server
 from tests.certs import Authority, Issued
+from tests.e2e.play_client import opened_stream
 from tests.e2e.processes import HubProcess, free_port, new_operator_id, write_config
 from tests.errors import reason_of
 from tests.fakes import FakeStudio
 from tests.support import Client, start_hub
+from tests.tcp_proxy import TcpProxy
 
 GRPCURL = pathlib.Path(__file__).resolve().parents[2] / ".venv" / "bin" / "grpcurl"
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -215,8 +217,9 @@ async def test_a_request_over_max_message_bytes_or_with_huge_headers_is_resource
             async for _ in call:
                 pass
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err.value.details()
-        # Headers past grpc's metadata limit (8 KiB) are RESOURCE_EXHAUSTED as well, unary or stream.
-        for size in (9_000, 100_000):
+        # Headers past grpc's hard metadata limit (16 KiB) are RESOURCE_EXHAUSTED as well, unary or stream
+        # (between its soft limit, 8 KiB, and the hard one, core refuses a growing share of calls at random).
+        for size in (17_000, 100_000):
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await hub.games.ListGames(gpb.ListGamesRequest(), metadata=(*hub.metadata, ("x-big", "a" * size)),
                                           timeout=5)
@@ -263,5 +266,32 @@ async def test_an_idle_connection_is_closed_after_max_connection_idle(sqlite_url
         # The channel reconnects for the next call.
         assert (await hub.games.ListGames(gpb.ListGamesRequest(), metadata=hub.metadata, timeout=5)).games
     finally:
+        await hub.channel.close()
+        await hub.server.stop(grace=1)
+
+
+async def test_a_peer_that_vanishes_mid_stream_is_found_by_keepalive_and_frees_its_stream(
+        sqlite_url: str, studio: FakeStudio) -> None:
+    """A partitioned client (its socket open, nothing getting through) stops holding its Play stream's slot
+    once the hub's keepalive ping goes unanswered."""
+    hub = await start_hub(sqlite_url, {"fake": studio}, keepalive_time_s=0.3, keepalive_timeout_s=0.5)
+    proxy = TcpProxy("127.0.0.1", hub.port)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{await proxy.start()}")
+    try:
+        _, token = await hub.new_player()
+        stream = await opened_stream(dataclasses.replace(hub, channel=channel), token)
+        assert hub.server.admission.streams == 1
+        await asyncio.sleep(1.0)  # pings answered: a quiet but present client keeps its stream
+        assert hub.server.admission.streams == 1
+        proxy.silent = True
+        started = time.monotonic()
+        while hub.server.admission.streams and time.monotonic() - started < 10:
+            await asyncio.sleep(0.05)
+        assert hub.server.admission.streams == 0
+        assert time.monotonic() - started < 5
+        await stream.close()
+    finally:
+        await channel.close()
+        await proxy.close()
         await hub.channel.close()
         await hub.server.stop(grace=1)

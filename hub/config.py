@@ -114,6 +114,11 @@ class Config:
     providers: tuple[ProviderSettings, ...] = field(
         default_factory=lambda: tuple(ProviderSettings(**p) for p in DEFAULT_PROVIDERS))  # type: ignore[arg-type]  # plain-dict defaults
 
+    @property
+    def mode(self) -> str:
+        """environment's old name, for code written before it."""
+        return self.environment
+
 
 def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Config:
     """Config from an optional TOML file (`[hub]` keys, `[currencies]` and `[max_transaction_minor]` tables,

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from adapters import registry
 from adapters.base import ProviderAdapter
-from hub import page_tokens, stats
+from hub import environments, page_tokens, stats
 from hub.catalog import Catalog
 from hub.config import Config
 from hub.ledger.db import Database
@@ -49,6 +49,7 @@ class Hub:
 
 async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None = None) -> Hub:
     """Migrate (the embedded default needs no separate step), then build every component once."""
+    environments.check(config, adapters)  # a production hub with a mock studio stops here, before any work
     for code, exponent in config.currencies.items():
         add_currency(code, exponent)
     for code, amount in config.max_transaction_minor.items():
@@ -59,7 +60,7 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     # The benchmark's counters (hub.stats): nothing unless CASINOHUB_STATS_FILE is set.
     stats.enable_from_env(*db.engines, batches=engine.stats)
     operators = Operators(db)
-    if config.mode == "sandbox":
+    if config.environment == "sandbox":
         await operators.ensure(config.sandbox_operator_id, "Sandbox operator")
     players = Players(db, timedelta(seconds=config.session_ttl_s))
     if adapters is None:

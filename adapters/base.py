@@ -7,6 +7,10 @@ and vendor exceptions are mapped onto the ProviderError tree below, at one place
 Multi-step games (blackjack) add one optional method, MultiStepAdapter.act: `play` opens the round and may
 answer it unfinished, with the actions the player may take and what each adds to the stake; each `act`
 plays one of them, until a PlayResult says finished.
+
+An adapter class that serves only sandbox studios (the hub's own mock studios, a studio's demo server) says
+so with a class attribute `sandbox_only = True`: a production hub refuses to start with it
+(adapters.registry.is_sandbox_only; `registry.register(..., sandbox_only=True)` says the same).
 """
 
 from collections.abc import Mapping
@@ -15,11 +19,16 @@ from typing import Protocol, runtime_checkable
 
 
 class ProviderError(Exception):
-    """Base of everything an adapter may raise."""
+    """Base of everything an adapter may raise. `retryable` marks an error the hub may retry (with the
+    call's same key, after a backoff); an adapter sets it on an instance for, say, a studio's "slow down"."""
+
+    retryable: bool = False
 
 
 class ProviderUnavailable(ProviderError):
     """The studio could not be reached or answered with a server error; nothing happened there."""
+
+    retryable = True
 
 
 class ProviderTimeout(ProviderError):

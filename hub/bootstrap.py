@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from adapters import registry
 from adapters.base import ProviderAdapter
-from hub import page_tokens, stats
+from hub import environments, page_tokens, stats
 from hub.catalog import Catalog
 from hub.config import Config
 from hub.ledger.db import Database
@@ -21,6 +21,7 @@ from hub.players import Players
 from hub.promotions import Promotions
 from hub.reconciler import Reconciler
 from hub.reports import Reports
+from hub.studio_guard import GuardedAdapter, GuardPolicy
 from hub.wallet import Wallet
 
 
@@ -50,6 +51,7 @@ class Hub:
 
 async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None = None) -> Hub:
     """Migrate (the embedded default needs no separate step), then build every component once."""
+    environments.check(config, adapters)  # a production hub with a mock studio stops here, before any work
     for code, exponent in config.currencies.items():
         add_currency(code, exponent)
     for code, amount in config.max_transaction_minor.items():
@@ -60,12 +62,15 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     # The benchmark's counters (hub.stats): nothing unless CASINOHUB_STATS_FILE is set.
     stats.enable_from_env(*db.engines, batches=engine.stats)
     operators = Operators(db)
-    if config.mode == "sandbox":
+    if config.environment == "sandbox":
         await operators.ensure(config.sandbox_operator_id, "Sandbox operator")
     hashing = password_hashing(config.password_hash_time_cost, config.password_hash_memory_kib)
     players = Players(db, timedelta(seconds=config.session_ttl_s), hashing)
     if adapters is None:
         adapters = {p.name: registry.create(p.adapter, p.adapter_config()) for p in config.providers}
+    policy = GuardPolicy(attempts=config.studio_attempts, backoff_s=config.studio_backoff_s,
+                         failures_to_open=config.breaker_failures, open_s=config.breaker_open_s)
+    adapters = {name: GuardedAdapter(adapter, policy) for name, adapter in adapters.items()}
     tokens = await page_tokens.load(db)
     catalog = Catalog(adapters, tokens)
     await catalog.refresh()

@@ -75,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         # Processes that bind port 0 separately get different ports: there is no one port to share.
         print(f"hub: --workers {workers} needs a fixed port to share; listen is {cfg.listen}", file=sys.stderr)
         return 2
+    if args.command == "dev" and cfg.environment != "sandbox":
+        print("hub: `hub dev` runs the sandbox (mock studios, test money); environment is "
+              f"{cfg.environment!r}: use `hub serve`", file=sys.stderr)
+        return 2
     if args.command == "dev":
         cfg = dev_credentials(cfg)
         with mock_studios(cfg):
@@ -90,7 +94,11 @@ def run_hub(cfg: hub_config.Config, config_path: str | None, worker_index: int |
                          cfg.shutdown_grace_s)
     from hub.server import serve  # imported late: `hub migrate` and the supervisor need no gRPC
 
-    asyncio.run(serve(cfg))
+    try:
+        asyncio.run(serve(cfg))
+    except hub_config.RefusedConfiguration as refused:  # logged where it was decided
+        print(f"hub: {refused}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -120,11 +128,13 @@ def dev_credentials(cfg: hub_config.Config) -> hub_config.Config:
         cfg = dataclasses.replace(cfg, admin_token=secrets.token_urlsafe(32))
         os.environ["HUB_ADMIN_TOKEN"] = cfg.admin_token
     address = cfg.listen
+    # With TLS configured grpcurl needs the CA that issued the hub's certificate (README, Transport security).
+    transport = "-cacert CA.pem" if cfg.tls_cert_file else "-plaintext"
     print(f"""sandbox operator {cfg.sandbox_operator_id!r}: a new API key (the secret is shown once; each run makes one)
   key id:  {key_id}
   secret:  {secret}
-  get a token:  grpcurl -plaintext -d '{{"key_id": "{key_id}", "secret": "{secret}"}}' {address} casinohub.v1.AuthService/IssueToken
-  call with it: grpcurl -plaintext -H "authorization: Bearer $TOKEN" {address} casinohub.v1.GameService/ListGames
+  get a token:  grpcurl {transport} -d '{{"key_id": "{key_id}", "secret": "{secret}"}}' {address} casinohub.v1.AuthService/IssueToken
+  call with it: grpcurl {transport} -H "authorization: Bearer $TOKEN" {address} casinohub.v1.GameService/ListGames
 administrator token for AdminService: {cfg.admin_token}""", file=sys.stderr, flush=True)
     return cfg
 

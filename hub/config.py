@@ -8,6 +8,12 @@ from typing import Any
 
 from adapters.base import ProviderConfig
 
+ENVIRONMENTS = ("sandbox", "production")  # of a hub, an operator and an API key
+
+
+class RefusedConfiguration(ValueError):
+    """The hub will not start with this configuration; the message says why (`hub serve` exits 2)."""
+
 DEFAULT_PROVIDERS = (
     # The sandbox studios `hub dev` starts next to the hub.
     {"name": "reelhouse", "adapter": "reelhouse", "url": "http://127.0.0.1:8701",
@@ -24,6 +30,9 @@ class ProviderSettings:
     url: str
     secret: str
     timeout_s: float = 5.0
+    # A studio for sandboxes only (a mock, a studio's demo server): a production hub refuses to start with it.
+    # Adapters can also declare it for every studio they serve (adapters.registry.is_sandbox_only).
+    sandbox_only: bool = False
 
     def adapter_config(self) -> ProviderConfig:
         return ProviderConfig(name=self.name, url=self.url, secret=self.secret, timeout_s=self.timeout_s)
@@ -43,7 +52,10 @@ class CashierLimit:
 class Config:
     listen: str = "127.0.0.1:50051"
     database_url: str = "sqlite:///var/casinohub.db"
-    mode: str = "sandbox"  # sandbox | production
+    # sandbox: creates the sandbox operator, runs the mock studios, accepts sandbox keys only. production:
+    # refuses mock (sandbox-only) studios at start-up, sandbox keys and the sandbox operator (hub/environments.py).
+    # `mode`, its old name, is still read from files and HUB_MODE.
+    environment: str = "sandbox"
     sandbox_operator_id: str = "sandbox"
     db_workers: int = 8
     # Hub processes sharing the listen port (SO_REUSEPORT); 0: one for `hub serve`, one per CPU for `hub dev`.
@@ -53,6 +65,29 @@ class Config:
     max_calls_in_flight: int = 256  # unary calls at once: 32 per default db worker, beyond that only queueing
     max_play_streams: int = 2000  # open Play streams (long-lived; each holds a slot until it ends)
     overload_pushback_ms: int = 200
+    # Per operator and hub process (OperatorLimits in hub/servicers/admission.py; with --workers N an operator
+    # may reach N times these): calls a second (unary calls and Play stream opens; 0: no limit), with up to
+    # rate_limit_burst saved up, and Play streams open at once (0: only max_play_streams, hub-wide).
+    rate_limit_per_s: float = 1000.0
+    rate_limit_burst: int = 2000
+    max_play_streams_per_operator: int = 0
+    # AuthService.IssueToken has no operator until it has checked the secret (an argon2 hash): it is limited per
+    # peer address and hub process instead, so guessing secrets or burning CPU on hashes stays slow.
+    token_issue_per_s: float = 10.0
+    token_issue_burst: int = 50
+    # Transport (hub/transport.py, README "Transport security"). TLS from PEM files: cert and key turn it on,
+    # a client CA also makes it mutual (every client must present a certificate that CA issued). All empty:
+    # plaintext, `make run`'s default.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    max_message_bytes: int = 1_048_576  # a larger request is refused by grpc with RESOURCE_EXHAUSTED
+    handshake_timeout_s: float = 10.0  # a connection must finish its TLS/HTTP2 handshake within this
+    max_connection_idle_s: float = 300.0  # a connection without a call for this long is closed (0: never)
+    max_connection_age_s: float = 0.0  # every connection is closed after this long (0: never) ...
+    max_connection_age_grace_s: float = 300.0  # ... once its calls in flight end, or after this grace
+    keepalive_time_s: float = 60.0  # the hub pings a connection quiet this long ...
+    keepalive_timeout_s: float = 20.0  # ... and closes it if the ping is not answered within this
     house_shards: int = 8  # house and promotion accounts per operator and currency
     bonus_spending: str = "cash_first"  # cash_first | bonus_first: which balance a bet spends first
     # Authentication (hub/auth, README "Authentication"). admin_token: the administrator's bearer token for
@@ -73,6 +108,12 @@ class Config:
     health_interval_s: float = 2.0
     reconcile_after_s: float = 300.0  # a round still OPEN this long after its bet is asked about
     reconcile_interval_s: float = 60.0  # how often the server looks (0 disables the periodic pass)
+    # Calls to studios (hub/studio_guard.py): tries per call for errors a studio marks retryable, the first
+    # backoff (full jitter, doubling); failures in a row that open a studio's circuit, and for how long.
+    studio_attempts: int = 3
+    studio_backoff_s: float = 0.05
+    breaker_failures: int = 5
+    breaker_open_s: float = 10.0
     log_format: str = "json"  # json | console
     # Extra currencies (crypto) and their minor-unit exponents, e.g. {"DOGE": 8}; ISO ones are built in.
     currencies: dict[str, int] = field(default_factory=dict)
@@ -82,6 +123,11 @@ class Config:
     cashier_limits: tuple[CashierLimit, ...] = ()
     providers: tuple[ProviderSettings, ...] = field(
         default_factory=lambda: tuple(ProviderSettings(**p) for p in DEFAULT_PROVIDERS))  # type: ignore[arg-type]  # plain-dict defaults
+
+    @property
+    def mode(self) -> str:
+        """environment's old name, for code written before it."""
+        return self.environment
 
 
 def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Config:
@@ -105,6 +151,12 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
         raw = env.get(f"HUB_{f.name.upper()}")
         if raw is not None and f.name not in ("providers", "currencies", "cashier_limits", "max_transaction_minor"):
             values[f.name] = type(getattr(Config(), f.name))(raw)
+    old_name = env.get("HUB_MODE") or values.pop("mode", None)  # environment's old name
+    values.pop("mode", None)
+    if old_name:
+        values.setdefault("environment", old_name)
+    if values.get("environment", "sandbox") not in ENVIRONMENTS:
+        raise ValueError("environment must be sandbox or production")
     unknown = set(values) - {f.name for f in fields(Config)}
     if unknown:
         raise ValueError(f"unknown configuration keys: {', '.join(sorted(unknown))}")

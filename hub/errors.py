@@ -88,6 +88,10 @@ class Reason(enum.Enum):
     OPERATOR_NOT_FOUND = (grpc.StatusCode.NOT_FOUND, False)
     OPERATOR_EXISTS = (grpc.StatusCode.ALREADY_EXISTS, False)
     API_KEY_NOT_FOUND = (grpc.StatusCode.NOT_FOUND, False)
+    RATE_LIMITED = (grpc.StatusCode.RESOURCE_EXHAUSTED, True)
+    TOO_MANY_STREAMS = (grpc.StatusCode.RESOURCE_EXHAUSTED, True)
+    ENVIRONMENT_MISMATCH = (grpc.StatusCode.PERMISSION_DENIED, False)
+    SANDBOX_OPERATOR_REFUSED = (grpc.StatusCode.PERMISSION_DENIED, False)
 
 
 class DomainError(Exception):

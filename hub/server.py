@@ -30,13 +30,14 @@ from hub.bootstrap import Hub, bootstrap
 from hub.config import Config
 from hub.page_tokens import load as load_page_tokens, shared_secret
 from hub.servicers.admin import AdminServicer, AuthServicer
-from hub.servicers.admission import Admission
+from hub.servicers.admission import Admission, OperatorLimits
 from hub.servicers.authentication import Authentication
 from hub.servicers.edge import RequestChecks
 from hub.servicers.game import GameServicer
 from hub.servicers.player import PlayerServicer
 from hub.servicers.report import ReportServicer
 from hub.servicers.wallet import WalletServicer
+from hub.transport import connection_options, server_credentials, tls_files
 
 log = structlog.get_logger(__name__)
 SERVICE_DESCRIPTORS = [
@@ -60,9 +61,10 @@ class HubServer:
     """A started-or-startable hub: the gRPC server plus what it owns."""
 
     def __init__(self, server: grpc.aio.Server, hub: Hub, health_servicer: health.aio.HealthServicer,
-                 admission: Admission, authenticator: Authenticator):
+                 admission: Admission, authenticator: Authenticator, operator_limits: OperatorLimits):
         self.grpc = server
         self.admission = admission
+        self.operator_limits = operator_limits
         self.authenticator = authenticator
         self.hub = hub
         self._health = health_servicer
@@ -118,21 +120,28 @@ class HubServer:
 
 async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | None = None) -> tuple[HubServer, int]:
     """Build the hub and bind it to config.listen (port 0 picks a free port). Call start() to serve."""
+    tls = await asyncio.to_thread(tls_files, config)  # a bad TLS setting stops the hub before any other work
     hub = await bootstrap(config, adapters)
     # No maximum_concurrent_rpcs: Admission is the limit (grpc's answered some refusals with INTERNAL).
     admission = Admission(config.max_calls_in_flight, config.max_play_streams, config.overload_pushback_ms)
     # Workers share one port, said explicitly; a single hub does not (grpc's Linux default would let a second
     # hub started by mistake on the same port silently take half the connections).
-    options = [*CORE_OPTIONS, ("grpc.so_reuseport", 1 if config.workers > 1 else 0)]
+    options = [*CORE_OPTIONS, *connection_options(config), ("grpc.so_reuseport", 1 if config.workers > 1 else 0)]
     if config.token_key and len(config.token_key) < 32:
         await hub.close()
         raise ValueError("token_key must be at least 32 characters (or empty: a generated key)")
     token_key = config.token_key.encode() if config.token_key else await shared_secret(hub.db, "access_tokens")
     authenticator = Authenticator(hub.db, token_key, config.token_ttl_s, config.signature_window_s,
-                                  config.admin_token, hub.hashing)
-    # Admission first (a flood is refused before any credential check), then who is calling, then the request.
+                                  config.admin_token, config.environment, config.sandbox_operator_id,
+                                  hashing=hub.hashing)
+    # Admission first (a flood is refused before any credential check), then who is calling, then that
+    # operator's own limits (they need the operator), then the request.
     authentication = Authentication(authenticator, SERVICE_DESCRIPTORS)
-    server = grpc.aio.server(interceptors=[admission, authentication, RequestChecks()], options=options)
+    operator_limits = OperatorLimits(config.rate_limit_per_s, config.rate_limit_burst,
+                                     config.max_play_streams_per_operator, config.overload_pushback_ms,
+                                     config.token_issue_per_s, config.token_issue_burst)
+    server = grpc.aio.server(interceptors=[admission, authentication, operator_limits, RequestChecks()],
+                             options=options)
     game_service_pb2_grpc.add_GameServiceServicer_to_server(
         GameServicer(hub.catalog, hub.play, hub.promotions, hub.operators), server)
     wallet_service_pb2_grpc.add_WalletServiceServicer_to_server(
@@ -149,20 +158,22 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
     reflection.enable_server_reflection(
         [*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server)
     try:
-        port = server.add_insecure_port(config.listen)
+        port = (server.add_secure_port(config.listen, server_credentials(tls)) if tls is not None
+                else server.add_insecure_port(config.listen))
     except RuntimeError:  # grpc's "Failed to bind"
         port = 0
     if port == 0:
         await hub.close()
         raise OSError(f"could not bind {config.listen}: in use, or not an address of this host")
-    return HubServer(server, hub, health_servicer, admission, authenticator), port
+    return HubServer(server, hub, health_servicer, admission, authenticator, operator_limits), port
 
 
 async def serve(config: Config) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
     server, port = await create_server(config)
     await server.start()
-    log.info("hub.serving", port=port, listen=config.listen, database=_redact(config.database_url),
+    log.info("hub.serving", port=port, listen=config.listen, transport=_transport(config),
+             database=_redact(config.database_url),
              providers=sorted(server.hub.adapters))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -172,6 +183,12 @@ async def serve(config: Config) -> None:
     log.info("hub.stopping", grace_s=config.shutdown_grace_s)
     await server.stop()
     log.info("hub.stopped")
+
+
+def _transport(config: Config) -> str:
+    if config.tls_client_ca_file:
+        return "mtls"
+    return "tls" if config.tls_cert_file else "plaintext"
 
 
 def _redact(url: str) -> str:

@@ -47,6 +47,9 @@ class SeedReveal:
 
 
 class ReelhouseAdapter:
+    # Reelhouse exists only as the hub's mock studio (mock_providers/): a production hub refuses it.
+    sandbox_only = True
+
     def __init__(self, config: ProviderConfig):
         self.name = config.name
         self._client = StudioClient(config.url, config.secret, config.timeout_s)

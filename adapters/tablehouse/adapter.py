@@ -57,6 +57,9 @@ class _Game:
 
 
 class TablehouseAdapter:
+    # Tablehouse exists only as the hub's mock studio (mock_providers/): a production hub refuses it.
+    sandbox_only = True
+
     def __init__(self, config: ProviderConfig):
         self.name = config.name
         self._client = StudioClient(config.url.removeprefix("grpc://"), config.secret, config.timeout_s)

@@ -13,6 +13,8 @@ and/or the public half of an Ed25519 key pair, with which the operator signs eac
 A signed timestamp may be signature_window_s from the hub's clock; each nonce is accepted once per key across
 every hub process (a row in auth_nonces, kept past the window, then swept). A key revoked, or an allowlist
 changed, reaches signatures at once and tokens within CACHE_TTL_S (a token check reads no database).
+A key belongs to one environment (sandbox or production, its operator's when it was made) and works only on
+a hub of that environment; a production hub also refuses the sandbox operator's keys (hub.environments).
 """
 
 import asyncio
@@ -117,9 +119,13 @@ def _read_key(uow: UnitOfWork, key_id: str) -> Key | None:
 
 class Authenticator:
     def __init__(self, db: Database, token_key: bytes, token_ttl_s: int, signature_window_s: int,
-                 admin_token: str, hashing: Hashing = DEFAULT_HASHING):
+                 admin_token: str, environment: str = "sandbox", sandbox_operator_id: str = "",
+                 hashing: Hashing = DEFAULT_HASHING):
         self._db = db
         self._hashing = hashing
+        # A key works only on a hub of its own environment; a production hub refuses the sandbox operator.
+        self.environment = environment
+        self._sandbox_operator_id = sandbox_operator_id
         self._token_key = token_key
         self._token_ttl_s = token_ttl_s
         self.window_s = signature_window_s
@@ -230,10 +236,16 @@ class Authenticator:
 
         return await self._db.run(_sweep)
 
-    @staticmethod
-    def _check_key(key: Key, peer: str) -> None:
+    def _check_key(self, key: Key, peer: str) -> None:
         if key.revoked:
             raise DomainError(Reason.API_KEY_REVOKED, "this API key was revoked")
+        if self.environment == "production" and key.operator_id == self._sandbox_operator_id:
+            raise DomainError(Reason.SANDBOX_OPERATOR_REFUSED,
+                              "a production hub refuses the sandbox operator; use an operator of your own")
+        if key.environment != self.environment:
+            raise DomainError(Reason.ENVIRONMENT_MISMATCH, f"this is a {key.environment} key and this hub runs "
+                              f"{self.environment}; use a key made for {self.environment}",
+                              metadata={"key_environment": key.environment, "hub_environment": self.environment})
         if key.allowlist:
             address = peer_address(peer)
             if address is None or not any(address in network for network in key.allowlist):

@@ -3,10 +3,12 @@
 import contextvars
 from dataclasses import dataclass
 
+from hub import config
+
 # Scopes an operator's key may hold; "admin" is the administrator's alone.
 OPERATOR_SCOPES = ("game:read", "game:play", "wallet:read", "wallet:write", "player:write", "report:read")
 ADMIN_SCOPE = "admin"
-ENVIRONMENTS = ("sandbox", "production")
+ENVIRONMENTS = config.ENVIRONMENTS
 
 
 @dataclass(frozen=True)

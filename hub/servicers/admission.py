@@ -11,10 +11,19 @@ load balancers can still ask while the hub is full.
 While the health watch finds the database unreachable (NOT_SERVING), new calls are refused at once with
 UNAVAILABLE / HUB_UNAVAILABLE (retryable, NOT_APPLIED) instead of waiting on a database that does not
 answer: a frozen or partitioned server answers no query until the driver's 60 s read timeout.
+
+OperatorLimits keeps one operator from taking what the others need; it runs after authentication (it needs
+the caller's operator), while Admission runs before it (a flood is refused before any credential check,
+which costs a database read or an argon2 hash). Each operator has a token bucket of calls per second
+(unary calls and Play stream opens; the messages inside a stream are paced by its rounds) and a cap on open
+Play streams. Past either: RESOURCE_EXHAUSTED / RATE_LIMITED or TOO_MANY_STREAMS with the pushback trailer.
+Both count per hub process: with `--workers N` an operator may reach N times the configured figures.
 """
 
+import math
 import random
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -22,6 +31,8 @@ import grpc
 import structlog
 
 from hub import deadline
+from hub.auth import principal as principals
+from hub.auth.credentials import peer_address
 from hub.errors import DomainError, Reason
 from hub.servicers import mapping
 from hub.servicers.calls import first_message
@@ -29,8 +40,7 @@ from hub.servicers.edge import SERVICE_PREFIX
 
 log = structlog.get_logger("hub.rpc")
 PUSHBACK_HEADER = "grpc-retry-pushback-ms"
-LOG_EVERY_S = 1.0
-FIRST_MESSAGE_WAIT_S = 0.5  # refusals are logged as a count at most this often: a flood must not flood the logs
+LOG_EVERY_S = 1.0  # refusals are logged as a count at most this often: a flood must not flood the logs
 
 
 def bind_caller(context: grpc.aio.ServicerContext) -> None:
@@ -39,6 +49,16 @@ def bind_caller(context: grpc.aio.ServicerContext) -> None:
     caller = deadline.Caller(None if remaining is None else time.monotonic() + remaining)
     context.add_done_callback(lambda _: caller.gone.set())  # type: ignore[arg-type]  # any callable of one
     deadline.bind(caller)
+
+
+def jittered(pushback_ms: int) -> int:
+    """Jittered up to twice the pushback, so the clients refused together do not all come back together."""
+    return random.randint(pushback_ms, 2 * pushback_ms)
+
+
+async def abort_with_pushback(context: grpc.aio.ServicerContext, err: DomainError, pushback_ms: int) -> None:
+    status = mapping.status(err)
+    await context.abort(status.code, status.details, (*status.trailing_metadata, (PUSHBACK_HEADER, str(pushback_ms))))
 
 
 class Admission(grpc.aio.ServerInterceptor):
@@ -63,10 +83,7 @@ class Admission(grpc.aio.ServerInterceptor):
                                                              "the hub's database is unavailable; retry"))
 
     async def _abort_with_pushback(self, context: grpc.aio.ServicerContext, err: DomainError) -> None:
-        status = mapping.status(err)
-        # Jittered, so the clients refused together do not all come back together.
-        pushback = random.randint(self.pushback_ms, 2 * self.pushback_ms)
-        await context.abort(status.code, status.details, (*status.trailing_metadata, (PUSHBACK_HEADER, str(pushback))))
+        await abort_with_pushback(context, err, jittered(self.pushback_ms))
 
     def _count_refusal(self, event: str, **fields: object) -> None:
         self._refused += 1
@@ -126,3 +143,147 @@ class Admission(grpc.aio.ServerInterceptor):
                 stream, request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer)
         raise TypeError(f"{method}: no admission for this kind of RPC yet")  # fails at the first call, loudly
+
+
+class TokenBucket:
+    """`rate` tokens a second, at most `burst` saved up; a call takes one."""
+
+    __slots__ = ("burst", "rate", "tokens", "updated")
+
+    def __init__(self, rate: float, burst: int, now: float):
+        self.rate = rate
+        self.burst = float(max(1, burst))
+        self.tokens = self.burst
+        self.updated = now
+
+    def take(self, now: float) -> float:
+        """0 if a token was taken; else the seconds until one will be there (nothing taken)."""
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+class Buckets:
+    """A token bucket per key (an operator, a peer address), made on first use."""
+
+    MAX_KEYS = 10_000  # past this many, buckets that have refilled (the same as new ones) are dropped
+
+    def __init__(self, rate_per_s: float, burst: int):
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def wait_s(self, key: str) -> float:
+        """0 if the key may call now (rate 0: no limit); else the seconds until it may."""
+        if self.rate_per_s <= 0:
+            return 0.0
+        now = time.monotonic()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self.MAX_KEYS:
+                self._buckets = {k: b for k, b in self._buckets.items()
+                                 if b.tokens + (now - b.updated) * b.rate < b.burst}
+            bucket = self._buckets[key] = TokenBucket(self.rate_per_s, self.burst, now)
+        return bucket.take(now)
+
+
+class OperatorLimits(grpc.aio.ServerInterceptor):
+    """Per operator and hub process: calls a second (rate_per_s, 0: no limit, with `burst` saved up) and open
+    Play streams (max_streams, 0: only Admission's hub-wide limit). Placed after Authentication.
+
+    A call with no operator yet (AuthService.IssueToken, which checks the key and secret in its request, an
+    argon2 hash each) is limited per peer address instead, at issue_per_s (burst issue_burst): guessing
+    secrets, or burning the hub's CPU on hashes, stays slow."""
+
+    def __init__(self, rate_per_s: float, burst: int, max_streams: int, pushback_ms: int,
+                 issue_per_s: float = 0.0, issue_burst: int = 1):
+        self.operators = Buckets(rate_per_s, burst)
+        self.peers = Buckets(issue_per_s, issue_burst)
+        self.max_streams = max_streams
+        self.pushback_ms = pushback_ms
+        self.streams: Counter[str] = Counter()
+        self._refused: Counter[tuple[str, str]] = Counter()  # (reason, caller) -> refusals not yet logged
+        self._logged_at = 0.0
+
+    def _count_refusal(self, reason: Reason, caller: str, method: str) -> None:
+        """Logged as a count per reason and caller (an operator id, or "peer <address>") at most every
+        LOG_EVERY_S: a flood must not flood the logs."""
+        self._refused[reason.name, caller] += 1
+        now = time.monotonic()
+        if now - self._logged_at >= LOG_EVERY_S:
+            for (name, who), count in self._refused.items():
+                log.warning("rpc.operator_limited", reason=name, caller=who, refused=count, rpc=method)
+            self._refused.clear()
+            self._logged_at = now
+
+    async def _rate_limited(self, context: grpc.aio.ServicerContext, who: str, method: str, wait_s: float,
+                            buckets: Buckets) -> None:
+        self._count_refusal(Reason.RATE_LIMITED, who, method)
+        caller = "this address" if buckets is self.peers else "this operator"
+        await abort_with_pushback(context, DomainError(
+            Reason.RATE_LIMITED, f"{caller} is past its limit of {buckets.rate_per_s:g} calls a second; "
+            "retry after the pushback", metadata={"limit_per_s": f"{buckets.rate_per_s:g}"}),
+            max(1, math.ceil(wait_s * 1000)))
+
+    async def intercept_service(  # type: ignore[override]  # grpc-stubs types the handler as sync
+        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        method = details.method  # type: ignore[attr-defined]
+        if handler is None or not method.startswith(SERVICE_PREFIX):
+            return handler
+        name = method.rsplit("/", 1)[-1]
+        if handler.unary_unary is not None:
+            inner_unary = handler.unary_unary
+
+            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                principal = principals.current_or_none()  # None: IssueToken, which checks its own request
+                if principal is not None:
+                    who, buckets = principal.operator_id, self.operators
+                else:
+                    address = peer_address(context.peer() or "")
+                    who, buckets = f"peer {address}", self.peers
+                if wait_s := buckets.wait_s(who):
+                    await self._rate_limited(context, who, name, wait_s, buckets)
+                return await inner_unary(request, context)  # type: ignore[arg-type]  # an aio handler
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary, request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        if handler.stream_stream is not None:
+            inner_stream = handler.stream_stream
+
+            async def stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                principal = principals.current_or_none()
+                operator_id = principal.operator_id if principal is not None else ""
+                # Decided before reading the first message, which is read (briefly) before a refusal, as
+                # Admission does (hub.servicers.calls.first_message).
+                wait_s = self.operators.wait_s(operator_id) if principal is not None else 0.0
+                full = 0 < self.max_streams <= self.streams[operator_id]
+                if wait_s or full:
+                    await first_message(requests)
+                if wait_s:
+                    await self._rate_limited(context, operator_id, name, wait_s, self.operators)
+                if full:
+                    self._count_refusal(Reason.TOO_MANY_STREAMS, operator_id, name)
+                    await abort_with_pushback(context, DomainError(
+                        Reason.TOO_MANY_STREAMS, f"this operator has {self.max_streams} Play streams open on "
+                        "this hub process, its limit; close one or retry after the pushback",
+                        metadata={"limit": str(self.max_streams)}), jittered(self.pushback_ms))
+                self.streams[operator_id] += 1
+                try:
+                    async for response in inner_stream(requests, context):  # type: ignore[attr-defined, arg-type]  # an aio handler
+                        yield response
+                finally:
+                    self.streams[operator_id] -= 1
+                    if not self.streams[operator_id]:
+                        del self.streams[operator_id]
+
+            return grpc.stream_stream_rpc_method_handler(
+                stream, request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        raise TypeError(f"{method}: no operator limits for this kind of RPC yet")  # fails at the first call, loudly

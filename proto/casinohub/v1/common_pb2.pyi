@@ -159,6 +159,20 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """ALREADY_EXISTS: an operator with this id exists (AdminService)."""
     ERROR_REASON_API_KEY_NOT_FOUND: _ErrorReason.ValueType  # 59
     """NOT_FOUND: no such API key (AdminService)."""
+    ERROR_REASON_RATE_LIMITED: _ErrorReason.ValueType  # 60
+    """RESOURCE_EXHAUSTED (retryable): the operator is past its rate limit of calls per second on this hub
+    process; nothing was done. Retry after the delay in the grpc-retry-pushback-ms trailer.
+    """
+    ERROR_REASON_TOO_MANY_STREAMS: _ErrorReason.ValueType  # 61
+    """RESOURCE_EXHAUSTED (retryable): the operator has as many Play streams open on this hub process as it may
+    (ErrorInfo metadata "limit"); close one, or retry after the grpc-retry-pushback-ms trailer.
+    """
+    ERROR_REASON_ENVIRONMENT_MISMATCH: _ErrorReason.ValueType  # 62
+    """PERMISSION_DENIED: the credentials belong to another environment (sandbox or production) than this
+    hub's (ErrorInfo metadata "key_environment", "hub_environment").
+    """
+    ERROR_REASON_SANDBOX_OPERATOR_REFUSED: _ErrorReason.ValueType  # 63
+    """PERMISSION_DENIED: a production hub refuses the default sandbox operator (sandbox_operator_id)."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Stable machine-readable error reasons. Every error the hub returns carries a
@@ -303,6 +317,20 @@ ERROR_REASON_OPERATOR_EXISTS: ErrorReason.ValueType  # 58
 """ALREADY_EXISTS: an operator with this id exists (AdminService)."""
 ERROR_REASON_API_KEY_NOT_FOUND: ErrorReason.ValueType  # 59
 """NOT_FOUND: no such API key (AdminService)."""
+ERROR_REASON_RATE_LIMITED: ErrorReason.ValueType  # 60
+"""RESOURCE_EXHAUSTED (retryable): the operator is past its rate limit of calls per second on this hub
+process; nothing was done. Retry after the delay in the grpc-retry-pushback-ms trailer.
+"""
+ERROR_REASON_TOO_MANY_STREAMS: ErrorReason.ValueType  # 61
+"""RESOURCE_EXHAUSTED (retryable): the operator has as many Play streams open on this hub process as it may
+(ErrorInfo metadata "limit"); close one, or retry after the grpc-retry-pushback-ms trailer.
+"""
+ERROR_REASON_ENVIRONMENT_MISMATCH: ErrorReason.ValueType  # 62
+"""PERMISSION_DENIED: the credentials belong to another environment (sandbox or production) than this
+hub's (ErrorInfo metadata "key_environment", "hub_environment").
+"""
+ERROR_REASON_SANDBOX_OPERATOR_REFUSED: ErrorReason.ValueType  # 63
+"""PERMISSION_DENIED: a production hub refuses the default sandbox operator (sandbox_operator_id)."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _ApplyState:

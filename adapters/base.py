@@ -95,11 +95,17 @@ class GameInfo:
         return tuple(limit.currency for limit in self.bet_limits)
 
     def name_in(self, locale: str) -> str:
-        """The name for a locale ("de-AT" tries "de-AT", then "de"), else the English one."""
-        for candidate in (locale, locale.split("-")[0]):
-            if candidate in self.names:
-                return self.names[candidate]
-        return self.name
+        """The name for a locale ("de-AT" tries "de-AT", then "de"; tags compare case-insensitively),
+        else the English one."""
+        return self.names.get(self.locale_of(locale), self.name)
+
+    def locale_of(self, locale: str) -> str:
+        """The key of `names` that name_in(locale) uses, or FALLBACK_LOCALE."""
+        names = {key.lower(): key for key in self.names}
+        for candidate in (locale.lower(), locale.split("-")[0].lower()):
+            if candidate in names:
+                return names[candidate]
+        return FALLBACK_LOCALE
 
     def variant(self, variant_id: str) -> RtpVariant | None:
         """The variant of that id ("" is the default); None when the game has no such variant."""

@@ -8,6 +8,7 @@ from adapters import registry
 from adapters.base import ProviderAdapter
 from hub import page_tokens, stats
 from hub.catalog import Catalog
+from hub.catalog_settings import CatalogSettings
 from hub.config import Config
 from hub.ledger.db import Database
 from hub.ledger.engine import SettlementEngine
@@ -64,7 +65,8 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     if adapters is None:
         adapters = {p.name: registry.create(p.adapter, p.adapter_config()) for p in config.providers}
     tokens = await page_tokens.load(db)
-    catalog = Catalog(adapters, tokens)
+    catalog = Catalog(adapters, tokens, CatalogSettings(db, config.catalog_settings_ttl_s),
+                      config.studio_health_ttl_s)
     await catalog.refresh()
     rounds = RoundLedger(config.house_shards, config.bonus_spending)
     # A round still OPEN after reconcile_after_s is closed by the next reconciler pass: waiting longer

@@ -88,6 +88,12 @@ class Reason(enum.Enum):
     OPERATOR_NOT_FOUND = (grpc.StatusCode.NOT_FOUND, False)
     OPERATOR_EXISTS = (grpc.StatusCode.ALREADY_EXISTS, False)
     API_KEY_NOT_FOUND = (grpc.StatusCode.NOT_FOUND, False)
+    STUDIO_DISABLED = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    STUDIO_UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, True)
+    GAME_BLOCKED_IN_COUNTRY = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    COUNTRY_REQUIRED = (grpc.StatusCode.INVALID_ARGUMENT, False)
+    RTP_VARIANT_NOT_OFFERED = (grpc.StatusCode.INVALID_ARGUMENT, False)
+    STUDIO_NOT_FOUND = (grpc.StatusCode.NOT_FOUND, False)
 
 
 class DomainError(Exception):

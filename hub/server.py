@@ -143,7 +143,7 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
         ReportServicer(hub.reports, hub.operators), server)
     auth_service_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(authenticator), server)
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
-        AdminServicer(OperatorAdmin(hub.db, await load_page_tokens(hub.db))), server)
+        AdminServicer(OperatorAdmin(hub.db, await load_page_tokens(hub.db)), hub.catalog), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -33,15 +33,17 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
     async def ListGames(self, operator_id: str, request: pb.ListGamesRequest,
                         context: grpc.aio.ServicerContext) -> pb.ListGamesResponse:
         games, next_token = await self.catalog.list(
-            operator_id=operator_id, game_type=mapping.game_type_in(request), provider=request.provider,
-            currency=request.currency, page_size=request.page_size, page_token=request.page_token)
+            operator_id=operator_id, query=mapping.game_query(request), page_size=request.page_size,
+            page_token=request.page_token)
         return mapping.games(games, next_token)
 
     @unary
     async def LaunchGame(self, operator_id: str, request: pb.LaunchGameRequest,
                          context: grpc.aio.ServicerContext) -> pb.LaunchGameResponse:
+        if request.demo:  # the next commit builds it
+            raise DomainError(Reason.INVALID_ARGUMENT, "demo launches are not available yet")
         return mapping.launched(await self.play.launch(operator_id, request.session_token, request.game_id,
-                                                       request.currency, request.client_seed))
+                                                       request.currency, request.client_seed, request.country))
 
     @unary
     async def GetRound(self, operator_id: str, request: pb.GetRoundRequest,

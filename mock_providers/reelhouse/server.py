@@ -39,6 +39,7 @@ class Faults:
     fail_mode: str = "error"  # "error" | "timeout"
     cheat_next: int = 0  # the next N spin answers claim a larger win than the paytable gives
     bad_signature_next: int = 0  # the next N /v1 answers carry a wrong signature
+    unhealthy: int = 0  # non-zero: GET /health answers 503 MAINTENANCE (play still works, as in a real outage)
     seed: int = 0  # seeds the rate draws so a run can be repeated
     rng: random.Random = field(init=False, repr=False, compare=False)
 
@@ -201,6 +202,8 @@ def _session(studio: Studio, session_id: str) -> GameSession:
 
 
 async def health(request: web.Request) -> web.Response:
+    if request.app[STUDIO].faults.unhealthy:
+        raise StudioError(503, "MAINTENANCE")
     return web.json_response({"status": "ok"})
 
 

@@ -159,6 +159,22 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """ALREADY_EXISTS: an operator with this id exists (AdminService)."""
     ERROR_REASON_API_KEY_NOT_FOUND: _ErrorReason.ValueType  # 59
     """NOT_FOUND: no such API key (AdminService)."""
+    ERROR_REASON_STUDIO_DISABLED: _ErrorReason.ValueType  # 60
+    """FAILED_PRECONDITION: the operator has disabled this game's studio."""
+    ERROR_REASON_STUDIO_UNAVAILABLE: _ErrorReason.ValueType  # 61
+    """UNAVAILABLE: the game's studio fails its health check; retry later."""
+    ERROR_REASON_GAME_BLOCKED_IN_COUNTRY: _ErrorReason.ValueType  # 62
+    """FAILED_PRECONDITION: the operator blocks this game or its studio in the
+    player's country.
+    """
+    ERROR_REASON_COUNTRY_REQUIRED: _ErrorReason.ValueType  # 63
+    """INVALID_ARGUMENT: the operator blocks this game or its studio in some
+    countries, so LaunchGame must say the player's country.
+    """
+    ERROR_REASON_RTP_VARIANT_NOT_OFFERED: _ErrorReason.ValueType  # 64
+    """INVALID_ARGUMENT: the game has no RTP variant of that id."""
+    ERROR_REASON_STUDIO_NOT_FOUND: _ErrorReason.ValueType  # 65
+    """NOT_FOUND: no studio of that name is configured in this hub."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Stable machine-readable error reasons. Every error the hub returns carries a
@@ -303,6 +319,22 @@ ERROR_REASON_OPERATOR_EXISTS: ErrorReason.ValueType  # 58
 """ALREADY_EXISTS: an operator with this id exists (AdminService)."""
 ERROR_REASON_API_KEY_NOT_FOUND: ErrorReason.ValueType  # 59
 """NOT_FOUND: no such API key (AdminService)."""
+ERROR_REASON_STUDIO_DISABLED: ErrorReason.ValueType  # 60
+"""FAILED_PRECONDITION: the operator has disabled this game's studio."""
+ERROR_REASON_STUDIO_UNAVAILABLE: ErrorReason.ValueType  # 61
+"""UNAVAILABLE: the game's studio fails its health check; retry later."""
+ERROR_REASON_GAME_BLOCKED_IN_COUNTRY: ErrorReason.ValueType  # 62
+"""FAILED_PRECONDITION: the operator blocks this game or its studio in the
+player's country.
+"""
+ERROR_REASON_COUNTRY_REQUIRED: ErrorReason.ValueType  # 63
+"""INVALID_ARGUMENT: the operator blocks this game or its studio in some
+countries, so LaunchGame must say the player's country.
+"""
+ERROR_REASON_RTP_VARIANT_NOT_OFFERED: ErrorReason.ValueType  # 64
+"""INVALID_ARGUMENT: the game has no RTP variant of that id."""
+ERROR_REASON_STUDIO_NOT_FOUND: ErrorReason.ValueType  # 65
+"""NOT_FOUND: no studio of that name is configured in this hub."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _ApplyState:

@@ -73,7 +73,8 @@ class GameServiceServicer:
     """
 
     def ListGames(self, request, context):
-        """Lists the aggregated catalog of all enabled providers, ordered by game_id.
+        """Lists the aggregated catalog of the providers this operator has enabled
+        and that pass their health check, ordered by game_id, with filters.
         Returns INVALID_ARGUMENT for a bad page_size and INVALID_ARGUMENT /
         INVALID_PAGE_TOKEN for a page_token not issued for this same query.
         """
@@ -83,9 +84,13 @@ class GameServiceServicer:
 
     def LaunchGame(self, request, context):
         """Opens a game session for the player holding session_token in one of the
-        player's currencies. Returns UNAUTHENTICATED / INVALID_SESSION,
-        NOT_FOUND / GAME_NOT_FOUND, INVALID_ARGUMENT / UNKNOWN_CURRENCY,
-        UNAVAILABLE when the provider cannot be reached.
+        player's currencies (or a demo session, see demo). Returns
+        UNAUTHENTICATED / INVALID_SESSION, NOT_FOUND / GAME_NOT_FOUND,
+        INVALID_ARGUMENT / UNKNOWN_CURRENCY, UNAVAILABLE when the provider cannot
+        be reached. A game the operator cannot offer: FAILED_PRECONDITION /
+        STUDIO_DISABLED, UNAVAILABLE / STUDIO_UNAVAILABLE (its studio fails its
+        health check), FAILED_PRECONDITION / GAME_BLOCKED_IN_COUNTRY,
+        INVALID_ARGUMENT / COUNTRY_REQUIRED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

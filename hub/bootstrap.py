@@ -10,6 +10,7 @@ from hub import page_tokens, stats
 from hub.catalog import Catalog
 from hub.catalog_settings import CatalogSettings
 from hub.config import Config
+from hub.demo import DemoSessions
 from hub.ledger.db import Database
 from hub.ledger.engine import SettlementEngine
 from hub.ledger.rounds import RoundLedger
@@ -38,6 +39,7 @@ class Hub:
     adapters: dict[str, ProviderAdapter]
     reports: Reports
     promotions: Promotions
+    demo: DemoSessions
 
     async def close(self) -> None:
         await self.play.drain()
@@ -76,4 +78,5 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     reconciler = Reconciler(db, engine, catalog, rounds, timedelta(seconds=config.reconcile_after_s), play.reconciled)
     wallet = Wallet(db, engine, config.house_shards, tokens, config.cashier_limits)
     return Hub(config, db, engine, operators, players, wallet, catalog, play, reconciler, adapters, Reports(db),
-               Promotions(db, engine, catalog, config.house_shards))
+               Promotions(db, engine, catalog, config.house_shards),
+               DemoSessions(catalog, players, timedelta(seconds=config.game_session_ttl_s)))

@@ -15,7 +15,15 @@ from dataclasses import dataclass
 
 import structlog
 
-from adapters.base import FEATURES, CatalogInput, GameInfo, ProviderAdapter, ProviderError, RtpVariant
+from adapters.base import (
+    FEATURES,
+    CatalogInput,
+    GameInfo,
+    ProviderAdapter,
+    ProviderError,
+    ProviderProtocolError,
+    RtpVariant,
+)
 from hub.catalog_settings import CatalogSettings, OperatorSettings, country_in
 from hub.errors import DomainError, Reason, quote
 from hub.page_tokens import PageTokens
@@ -85,6 +93,11 @@ class CatalogGame:
         if amount_minor % limit.step_minor:
             raise DomainError(Reason.AMOUNT_NOT_REPRESENTABLE,
                               f"bet must be a multiple of {limit.step_minor} minor units for this provider")
+
+    def check_win(self, stake_minor: int, win_minor: int) -> None:
+        """Never trust the provider's arithmetic: the adapter re-evaluated the paytable; this bounds it."""
+        if not 0 <= win_minor <= stake_minor * self.info.max_win_multiplier:
+            raise ProviderProtocolError(f"win {win_minor} outside 0..{self.info.max_win_multiplier}x the bet")
 
 
 @dataclass(frozen=True)

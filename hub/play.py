@@ -102,6 +102,7 @@ class GameSession:
     currency: str
     expires_at: datetime
     rtp_variant: str = ""  # fixed at launch: the studio plays, and the adapter checks, this variant
+    demo: bool = False  # fun money, held by hub.demo in this process's memory only
 
 
 def round_id_for(operator_id: str, key: str) -> str:
@@ -223,6 +224,7 @@ class LaunchedGame:
     launch_url: str
     server_seed_hash: str
     expires_at: datetime
+    demo_balance: Money | None = None  # a demo session (hub.demo): the fun money it starts with
 
 
 @dataclass(frozen=True)
@@ -447,10 +449,7 @@ class Play:
 
     @staticmethod
     def _check_win(game: CatalogGame, money: Money, result: PlayResult) -> None:
-        """Never trust the provider's arithmetic: the adapter re-evaluated the paytable; this bounds it."""
-        if not 0 <= result.win_minor <= money.amount_minor * game.info.max_win_multiplier:
-            raise ProviderProtocolError(
-                f"win {result.win_minor} outside 0..{game.info.max_win_multiplier}x the bet")
+        game.check_win(money.amount_minor, result.win_minor)
 
     # -- commands (applied by the settlement engine, in its writer thread) -----------------------------
 

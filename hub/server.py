@@ -134,7 +134,7 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
     authentication = Authentication(authenticator, SERVICE_DESCRIPTORS)
     server = grpc.aio.server(interceptors=[admission, authentication, RequestChecks()], options=options)
     game_service_pb2_grpc.add_GameServiceServicer_to_server(
-        GameServicer(hub.catalog, hub.play, hub.promotions, hub.operators), server)
+        GameServicer(hub.catalog, hub.play, hub.promotions, hub.operators, hub.demo), server)
     wallet_service_pb2_grpc.add_WalletServiceServicer_to_server(
         WalletServicer(hub.wallet, hub.promotions, hub.operators), server)
     player_service_pb2_grpc.add_PlayerServiceServicer_to_server(

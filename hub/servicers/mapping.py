@@ -144,7 +144,9 @@ def games(page: list[ListedGame], next_token: str) -> game_pb.ListGamesResponse:
 
 def launched(game: LaunchedGame) -> game_pb.LaunchGameResponse:
     return game_pb.LaunchGameResponse(game_session_id=game.game_session_id, launch_url=game.launch_url,
-                                      server_seed_hash=game.server_seed_hash, expires_at=timestamp(game.expires_at))
+                                      server_seed_hash=game.server_seed_hash, expires_at=timestamp(game.expires_at),
+                                      demo=game.demo_balance is not None,
+                                      demo_balance=money(game.demo_balance) if game.demo_balance else None)
 
 
 def round_(view: RoundView) -> game_pb.GetRoundResponse:

@@ -137,22 +137,34 @@ class Catalog:
         self._healthy: dict[str, bool] = {}
         self._health_at = -health_ttl_s
         self._health_lock = asyncio.Lock()
+        self._health_tasks: set[asyncio.Task[None]] = set()
 
     async def operator_settings(self, operator_id: str) -> OperatorSettings:
         return await self.settings.get(operator_id) if self.settings else OperatorSettings()
 
     async def health(self) -> dict[str, bool]:
-        """Each studio's health, checked concurrently at most every health_ttl_s."""
+        """Each studio's health, checked concurrently at most every health_ttl_s. Only the first call
+        waits for the checks; later ones answer the last result while a check older than the TTL is
+        redone in the background, so a studio that hangs never slows a listing."""
+        if not self._healthy:
+            await self._check_health()
+        elif time.monotonic() - self._health_at >= self._health_ttl_s and not self._health_lock.locked():
+            task = asyncio.create_task(self._check_health())
+            self._health_tasks.add(task)
+            task.add_done_callback(self._health_tasks.discard)
+        return self._healthy
+
+    async def _check_health(self) -> None:
         async with self._health_lock:
-            if time.monotonic() - self._health_at >= self._health_ttl_s:
-                names = list(self.adapters)
-                checks = await asyncio.gather(*(self._probe(n) for n in names))
-                for name, healthy in zip(names, checks, strict=True):
-                    if healthy != self._healthy.get(name, True):
-                        log.warning("catalog.studio_health", provider=name, healthy=healthy)
-                self._healthy = dict(zip(names, checks, strict=True))
-                self._health_at = time.monotonic()
-            return self._healthy
+            if self._healthy and time.monotonic() - self._health_at < self._health_ttl_s:
+                return  # another caller just checked
+            names = list(self.adapters)
+            checks = await asyncio.gather(*(self._probe(n) for n in names))
+            for name, healthy in zip(names, checks, strict=True):
+                if healthy != self._healthy.get(name, True):
+                    log.warning("catalog.studio_health", provider=name, healthy=healthy)
+            self._healthy = dict(zip(names, checks, strict=True))
+            self._health_at = time.monotonic()
 
     async def _probe(self, name: str) -> bool:
         try:

@@ -37,8 +37,12 @@ from hub.play import GameSession, LaunchedGame, provider_reason
 from hub.players import Players
 
 log = structlog.get_logger(__name__)
-MAX_SESSIONS = 10_000  # per process: expired ones are dropped first, then a demo launch is refused
-KEPT = 1_000  # events (for Resume) and bets (for replays) a session remembers, the newest
+# Memory is bounded: at most MAX_SESSIONS sessions per process (expired ones are dropped first, then a
+# demo launch is refused with OVERLOADED), each remembering its last KEPT_EVENTS events (for Resume) and
+# its last KEPT_BETS bets (a repeated key replays; an older key plays a new round).
+MAX_SESSIONS = 2_000
+KEPT_EVENTS = 100
+KEPT_BETS = 50
 FUN_MAX_BETS = 100  # a demo starts with this many of the game's largest bets
 DEMO_NAMESPACE = uuid.UUID("0d3c5e0a-7f51-4c6e-9a1b-2e8f4d6b7c90")
 
@@ -49,7 +53,7 @@ class _Demo:
     anonymous: bool  # launched without a player session token
     balance: int
     last_seq: int = 0
-    events: deque[PlayEvent] = field(default_factory=lambda: deque(maxlen=KEPT))
+    events: deque[PlayEvent] = field(default_factory=lambda: deque(maxlen=KEPT_EVENTS))
     bets: OrderedDict[str, tuple[int, list[PlayEvent]]] = field(default_factory=OrderedDict)  # key -> (amount, originals)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -141,7 +145,8 @@ class DemoSessions:
             return demo.append([SessionClosed(0, session.game_session_id)])[0]  # type: ignore[return-value]
 
     async def resume(self, session: GameSession, last_seen_seq: int):  # type: ignore[no-untyped-def]
-        """The events after last_seen_seq that this process still keeps (the last KEPT), then SessionOpened.
+        """The events after last_seen_seq that this session still keeps (its last KEPT_EVENTS), then
+        SessionOpened.
         Demo rounds finish inside bet(), so none is ever in play here."""
         demo = self._demo(session)
         if last_seen_seq > demo.last_seq:
@@ -202,6 +207,6 @@ class DemoSessions:
                        Settled(0, round_id, (), win, self._fun(demo, demo.balance), self._fun(demo, 0))]
         originals = demo.append(events)
         demo.bets[key] = (money.amount_minor, originals)
-        while len(demo.bets) > KEPT:
+        while len(demo.bets) > KEPT_BETS:
             demo.bets.popitem(last=False)
         return originals

@@ -162,3 +162,13 @@ async def test_a_demo_obeys_the_operators_catalog_settings(live: tuple[Client, S
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await demo_launch(hub)
     assert reason_of(err.value) == (grpc.StatusCode.FAILED_PRECONDITION, "STUDIO_DISABLED")
+
+
+async def test_demo_sessions_per_process_are_bounded(live: tuple[Client, Studio], monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    hub, _ = live
+    monkeypatch.setattr("hub.demo.MAX_SESSIONS", 2)
+    await demo_launch(hub)
+    await demo_launch(hub)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await demo_launch(hub)
+    assert reason_of(err.value) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "OVERLOADED")

@@ -228,8 +228,9 @@ class Catalog:
         if not 0 <= page_size <= 500:
             raise DomainError(Reason.INVALID_ARGUMENT, "page_size must be 0..500")
         q = query.checked()
-        shape = ("ListGames", operator_id, q.game_type, q.provider, q.currency, ",".join(q.features), q.text,
-                 q.locale, q.country)
+        shape: tuple[str, ...] = ("ListGames", operator_id, q.game_type, q.provider, q.currency)
+        if q.features or q.text or q.locale or q.country:  # tokens issued before these filters stay valid
+            shape += (",".join(q.features), q.text, q.locale, q.country)
         after = str(self._page_tokens.read(page_token, shape)[0]) if page_token else ""
         await self.refresh()
         settings = await self.operator_settings(operator_id)

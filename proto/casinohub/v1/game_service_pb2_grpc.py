@@ -114,6 +114,10 @@ class GameServiceServicer:
         Every event is persisted with the game session's next seq, and seq never
         goes backwards on a stream, replays included. After a dropped connection,
         Resume delivers exactly the events missed (see ResumeAction).
+        A demo session (LaunchGameRequest.demo) plays the same way with fun
+        money: nothing is stored, its events carry no transaction ids, and its
+        stream must reach the hub process that launched it, whose memory holds
+        the session (Resume delivers its last 100 events).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -71,6 +71,10 @@ class GameServiceStub:
     Every event is persisted with the game session's next seq, and seq never
     goes backwards on a stream, replays included. After a dropped connection,
     Resume delivers exactly the events missed (see ResumeAction).
+    A demo session (LaunchGameRequest.demo) plays the same way with fun
+    money: nothing is stored, its events carry no transaction ids, and its
+    stream must reach the hub process that launched it, whose memory holds
+    the session (Resume delivers its last 100 events).
     """
     GetRound: _grpc.UnaryUnaryMultiCallable[_game_service_pb2.GetRoundRequest, _game_service_pb2.GetRoundResponse]
     """Returns one round with its bets, win and provably-fair proof.
@@ -132,6 +136,10 @@ class GameServiceAsyncStub(GameServiceStub):
     Every event is persisted with the game session's next seq, and seq never
     goes backwards on a stream, replays included. After a dropped connection,
     Resume delivers exactly the events missed (see ResumeAction).
+    A demo session (LaunchGameRequest.demo) plays the same way with fun
+    money: nothing is stored, its events carry no transaction ids, and its
+    stream must reach the hub process that launched it, whose memory holds
+    the session (Resume delivers its last 100 events).
     """
     GetRound: _aio.UnaryUnaryMultiCallable[_game_service_pb2.GetRoundRequest, _game_service_pb2.GetRoundResponse]  # type: ignore[assignment]
     """Returns one round with its bets, win and provably-fair proof.
@@ -208,6 +216,10 @@ class GameServiceServicer(metaclass=_abc_1.ABCMeta):
         Every event is persisted with the game session's next seq, and seq never
         goes backwards on a stream, replays included. After a dropped connection,
         Resume delivers exactly the events missed (see ResumeAction).
+        A demo session (LaunchGameRequest.demo) plays the same way with fun
+        money: nothing is stored, its events carry no transaction ids, and its
+        stream must reach the hub process that launched it, whose memory holds
+        the session (Resume delivers its last 100 events).
         """
 
     @_abc_1.abstractmethod

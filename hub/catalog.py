@@ -3,8 +3,9 @@
 Hub game ids are "<provider>:<provider game id>". Catalogs are fetched from the adapters and cached;
 a provider that cannot be reached keeps its last known games and is retried on the next refresh.
 What an operator sees is filtered by its settings (hub.catalog_settings: disabled studios, blocked
-countries, RTP variants) and by each studio's health: a studio whose `health()` fails leaves every
-operator's catalog until a later check (at most every health_ttl_s) finds it healthy again.
+countries, RTP variants) and by each studio's health: a studio whose `health()` fails, or whose circuit
+breaker (hub.studio_guard) is open, leaves every operator's catalog until a later check (at most every
+health_ttl_s) finds it healthy again.
 """
 
 import asyncio
@@ -27,6 +28,7 @@ from adapters.base import (
 from hub.catalog_settings import CatalogSettings, OperatorSettings, country_in
 from hub.errors import DomainError, Reason, quote
 from hub.page_tokens import PageTokens
+from hub.studio_guard import GuardedAdapter
 
 log = structlog.get_logger(__name__)
 REFRESH_AFTER_S = 60.0
@@ -167,8 +169,11 @@ class Catalog:
             self._health_at = time.monotonic()
 
     async def _probe(self, name: str) -> bool:
+        adapter = self.adapters[name]
+        if isinstance(adapter, GuardedAdapter) and not adapter.accepting():
+            return False  # its circuit is open: a launch would fail without reaching the studio
         try:
-            return bool(await asyncio.wait_for(self.adapters[name].health(), HEALTH_PROBE_S))
+            return bool(await asyncio.wait_for(adapter.health(), HEALTH_PROBE_S))
         except Exception as exc:  # noqa: BLE001 - a health check that fails in any way says unhealthy
             log.info("catalog.health_failed", provider=name, error=type(exc).__name__)
             return False

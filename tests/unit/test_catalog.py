@@ -11,6 +11,7 @@ from adapters.base import RtpVariant
 from hub.catalog import Catalog, GameQuery
 from hub.errors import DomainError, Reason
 from hub.page_tokens import PageTokens
+from hub.studio_guard import Breaker, GuardedAdapter, GuardPolicy
 from tests.fakes import FAKE_GAME, FakeStudio
 
 GAME = dataclasses.replace(FAKE_GAME, names={"de": "Münzwurf", "pt-BR": "Cara ou Coroa"}, features=("jackpot",),
@@ -91,3 +92,21 @@ async def test_filters_locale_and_variant_in_one_listing() -> None:
 
 async def _games():  # type: ignore[no-untyped-def]
     return [GAME]
+
+
+async def test_a_studio_whose_circuit_is_open_leaves_the_catalog_until_it_may_be_probed() -> None:
+    clock = [0.0]
+    guarded = GuardedAdapter(FakeStudio(), GuardPolicy(attempts=1, backoff_s=0, failures_to_open=1, open_s=10))
+    guarded.breaker = Breaker(1, 10, clock=lambda: clock[0])
+    catalog = Catalog({"fake": guarded}, PageTokens(b"k" * 32), health_ttl_s=0)
+
+    async def listed() -> list[str]:
+        await catalog._check_health()  # what the background check does
+        return [g.game.game_id for g in (await catalog.list(operator_id="op", query=GameQuery(), page_size=0,
+                                                            page_token=""))[0]]
+
+    assert await listed() == ["fake:coin-flip"]
+    guarded.breaker.failed()  # one failure opens it
+    assert await listed() == []
+    clock[0] = 10.0  # past open_s: the next call may probe the studio, so its games are offered again
+    assert await listed() == ["fake:coin-flip"]

@@ -89,7 +89,9 @@ class CatalogSettings:
     async def set_blocked_countries(self, operator_id: str, target: str, countries: Sequence[str]) -> None:
         if len(countries) > MAX_COUNTRIES:
             raise DomainError(Reason.INVALID_ARGUMENT, f"at most {MAX_COUNTRIES} countries")
-        codes = sorted({country_in(c, field_name="countries") for c in countries} - {""})
+        if "" in countries:
+            raise DomainError(Reason.INVALID_ARGUMENT, "countries holds an empty code")
+        codes = sorted({country_in(c, field_name="countries") for c in countries})
 
         def _write(uow: UnitOfWork) -> None:
             table = operator_country_blocks

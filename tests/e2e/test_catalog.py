@@ -230,7 +230,11 @@ async def test_blocked_countries_hide_games_and_refuse_launches(live: Live) -> N
                 admin_pb.SetBlockedCountriesRequest(operator_id=a.operator_id, studio="reelhouse",
                                                     game_id="reelhouse:gem-rush", countries=["DE"]),
                 admin_pb.SetBlockedCountriesRequest(operator_id=a.operator_id, studio="reelhouse",
-                                                    countries=["D1"])):
+                                                    countries=["D1"]),
+                admin_pb.SetBlockedCountriesRequest(operator_id=a.operator_id, studio="reelhouse",
+                                                    countries=["DE", ""]),
+                admin_pb.SetBlockedCountriesRequest(operator_id=a.operator_id, studio="reelhouse", countries=[
+                    x + y for x in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" for y in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"][:251])):
         await refused(live.admin.SetBlockedCountries(bad, metadata=ADMIN), "INVALID_ARGUMENT")
     await refused(live.admin.SetBlockedCountries(admin_pb.SetBlockedCountriesRequest(
         operator_id=a.operator_id, game_id="reelhouse:nope", countries=["DE"]), metadata=ADMIN),

@@ -44,8 +44,8 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
     async def LaunchGame(self, operator_id: str, request: pb.LaunchGameRequest,
                          context: grpc.aio.ServicerContext) -> pb.LaunchGameResponse:
         launch = self.demo.launch if request.demo else self.play.launch
-        return mapping.launched(await launch(operator_id, request.session_token, request.game_id,
-                                                       request.currency, request.client_seed, request.country))
+        return mapping.launched(await launch(operator_id, request.session_token, request.game_id, request.currency,
+                                             request.client_seed, request.country))
 
     @unary
     async def GetRound(self, operator_id: str, request: pb.GetRoundRequest,

@@ -129,6 +129,9 @@ class Catalog:
     def __init__(self, adapters: dict[str, ProviderAdapter], page_tokens: PageTokens,
                  settings: CatalogSettings | None = None, health_ttl_s: float = 5.0):
         """settings None: every operator at the defaults (every studio enabled, nothing blocked)."""
+        for name in adapters:  # game ids and country blocks tell a studio from a game by the colon
+            if not name or ":" in name:
+                raise ValueError(f"studio name {name!r} must be non-empty and hold no colon")
         self.adapters = adapters
         self.settings = settings
         self._page_tokens = page_tokens

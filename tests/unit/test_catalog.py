@@ -110,3 +110,8 @@ async def test_a_studio_whose_circuit_is_open_leaves_the_catalog_until_it_may_be
     assert await listed() == []
     clock[0] = 10.0  # past open_s: the next call may probe the studio, so its games are offered again
     assert await listed() == ["fake:coin-flip"]
+
+
+def test_a_studio_name_with_a_colon_is_refused_at_start_up() -> None:
+    with pytest.raises(ValueError):
+        Catalog({"re:el": FakeStudio()}, PageTokens(b"k" * 32))

@@ -8,7 +8,9 @@ from adapters import registry
 from adapters.base import ProviderAdapter
 from hub import environments, page_tokens, stats
 from hub.catalog import Catalog
+from hub.catalog_settings import CatalogSettings
 from hub.config import Config
+from hub.demo import DemoSessions
 from hub.ledger.db import Database
 from hub.ledger.engine import SettlementEngine
 from hub.ledger.rounds import RoundLedger
@@ -38,6 +40,7 @@ class Hub:
     adapters: dict[str, ProviderAdapter]
     reports: Reports
     promotions: Promotions
+    demo: DemoSessions
 
     async def close(self) -> None:
         await self.play.drain()
@@ -69,7 +72,8 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
                          failures_to_open=config.breaker_failures, open_s=config.breaker_open_s)
     adapters = {name: GuardedAdapter(adapter, policy) for name, adapter in adapters.items()}
     tokens = await page_tokens.load(db)
-    catalog = Catalog(adapters, tokens)
+    catalog = Catalog(adapters, tokens, CatalogSettings(db, config.catalog_settings_ttl_s),
+                      config.studio_health_ttl_s)
     await catalog.refresh()
     rounds = RoundLedger(config.house_shards, config.bonus_spending)
     # A round still OPEN after reconcile_after_s is closed by the next reconciler pass: waiting longer
@@ -79,4 +83,5 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     reconciler = Reconciler(db, engine, catalog, rounds, timedelta(seconds=config.reconcile_after_s), play.reconciled)
     wallet = Wallet(db, engine, config.house_shards, tokens, config.cashier_limits)
     return Hub(config, db, engine, operators, players, wallet, catalog, play, reconciler, adapters, Reports(db),
-               Promotions(db, engine, catalog, config.house_shards))
+               Promotions(db, engine, catalog, config.house_shards),
+               DemoSessions(catalog, players, timedelta(seconds=config.game_session_ttl_s)))

@@ -102,6 +102,11 @@ class Config:
     game_session_ttl_s: int = 14_400
     shutdown_grace_s: float = 10.0
     health_interval_s: float = 2.0
+    # Each process re-reads an operator's catalog settings (AdminService) and re-checks each studio's
+    # health at most this often: other processes see a settings change, and the catalog a studio's
+    # failure or recovery, within this many seconds.
+    catalog_settings_ttl_s: float = 5.0
+    studio_health_ttl_s: float = 5.0
     reconcile_after_s: float = 300.0  # a round still OPEN this long after its bet is asked about
     reconcile_interval_s: float = 60.0  # how often the server looks (0 disables the periodic pass)
     # Calls to studios (hub/studio_guard.py): tries per call for errors a studio marks retryable, the first

@@ -92,6 +92,12 @@ class Reason(enum.Enum):
     TOO_MANY_STREAMS = (grpc.StatusCode.RESOURCE_EXHAUSTED, True)
     ENVIRONMENT_MISMATCH = (grpc.StatusCode.PERMISSION_DENIED, False)
     SANDBOX_OPERATOR_REFUSED = (grpc.StatusCode.PERMISSION_DENIED, False)
+    STUDIO_DISABLED = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    STUDIO_UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, True)
+    GAME_BLOCKED_IN_COUNTRY = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    COUNTRY_REQUIRED = (grpc.StatusCode.INVALID_ARGUMENT, False)
+    RTP_VARIANT_NOT_OFFERED = (grpc.StatusCode.INVALID_ARGUMENT, False)
+    STUDIO_NOT_FOUND = (grpc.StatusCode.NOT_FOUND, False)
 
 
 class DomainError(Exception):

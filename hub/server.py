@@ -142,7 +142,7 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
     server = grpc.aio.server(interceptors=[admission, authentication, operator_limits, RequestChecks()],
                              options=options)
     game_service_pb2_grpc.add_GameServiceServicer_to_server(
-        GameServicer(hub.catalog, hub.play, hub.promotions, hub.operators), server)
+        GameServicer(hub.catalog, hub.play, hub.promotions, hub.operators, hub.demo), server)
     wallet_service_pb2_grpc.add_WalletServiceServicer_to_server(
         WalletServicer(hub.wallet, hub.promotions, hub.operators), server)
     player_service_pb2_grpc.add_PlayerServiceServicer_to_server(
@@ -151,7 +151,7 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
         ReportServicer(hub.reports, hub.operators), server)
     auth_service_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(authenticator), server)
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
-        AdminServicer(OperatorAdmin(hub.db, await load_page_tokens(hub.db))), server)
+        AdminServicer(OperatorAdmin(hub.db, await load_page_tokens(hub.db)), hub.catalog), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -153,6 +153,8 @@ game_sessions = table(
     Column("last_seq", BigInteger, nullable=False),
     Column("created_at", Timestamp, nullable=False),
     Column("expires_at", Timestamp, nullable=False),
+    # The RTP variant the studio plays this session at ("": the studio's default), fixed at launch.
+    Column("rtp_variant", String(32), nullable=False, server_default=""),
 )
 
 rounds = table(
@@ -285,4 +287,29 @@ auth_nonces = table(
     Column("nonce", String(64), primary_key=True),
     Column("operator_id", String(64), nullable=False),
     Column("expires_at", Timestamp, nullable=False, index=True),
+)
+
+# Per-operator catalog configuration (hub.catalog_settings). No row: the studio is enabled, nothing is
+# blocked, each game runs at its studio's default variant.
+operator_disabled_studios = table(
+    "operator_disabled_studios",
+    Column("operator_id", String(64), primary_key=True),
+    Column("studio", String(64), primary_key=True),
+    Column("disabled_at", Timestamp, nullable=False),
+)
+
+operator_country_blocks = table(
+    "operator_country_blocks",
+    # target: a studio name, or a hub game id ("<studio>:<game>"); studio names hold no colon.
+    Column("operator_id", String(64), primary_key=True),
+    Column("target", String(128), primary_key=True),
+    Column("country", String(2), primary_key=True),
+)
+
+operator_rtp_variants = table(
+    "operator_rtp_variants",
+    Column("operator_id", String(64), primary_key=True),
+    Column("game_id", String(128), primary_key=True),
+    Column("variant", String(32), nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
 )

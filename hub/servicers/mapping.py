@@ -21,7 +21,7 @@ from casinohub.v1 import (
     report_service_pb2 as report_pb,
     wallet_service_pb2 as wallet_pb,
 )
-from hub.catalog import CatalogGame
+from hub.catalog import GameQuery, ListedGame
 from hub.errors import DomainError, Reason, State
 from hub.events import (
     BetAccepted,
@@ -42,7 +42,7 @@ from hub.wallet import Balance, TransactionPage, TransactionQuery, WithdrawalDec
 
 DOMAIN = "casinohub"  # ErrorInfo.domain
 GAME_TYPES = {"slot": game_pb.GAME_TYPE_SLOT, "table": game_pb.GAME_TYPE_TABLE, "live": game_pb.GAME_TYPE_LIVE,
-              "sports": game_pb.GAME_TYPE_SPORTS}
+              "sports": game_pb.GAME_TYPE_SPORTS, "instant": game_pb.GAME_TYPE_INSTANT}
 GAME_TYPE_NAMES = {v: k for k, v in GAME_TYPES.items()}
 TRANSACTION_KINDS = {
     "deposit": wallet_pb.TRANSACTION_KIND_DEPOSIT, "withdrawal": wallet_pb.TRANSACTION_KIND_WITHDRAWAL,
@@ -126,18 +126,27 @@ def game_type_in(request: game_pb.ListGamesRequest) -> str:
     return GAME_TYPE_NAMES.get(request.game_type, "")
 
 
-def games(page: list[CatalogGame], next_token: str) -> game_pb.ListGamesResponse:
+def game_query(request: game_pb.ListGamesRequest) -> GameQuery:
+    return GameQuery(game_type=game_type_in(request), provider=request.provider, currency=request.currency,
+                     features=tuple(request.features), text=request.text, locale=request.locale,
+                     country=request.country)
+
+
+def games(page: list[ListedGame], next_token: str) -> game_pb.ListGamesResponse:
     return game_pb.ListGamesResponse(next_page_token=next_token, games=[
-        game_pb.Game(game_id=g.game_id, provider=g.provider, name=g.info.name,
-                     game_type=GAME_TYPES.get(g.info.game_type, game_pb.GAME_TYPE_UNSPECIFIED),
-                     rtp_basis_points=g.info.rtp_basis_points, max_win_multiplier=g.info.max_win_multiplier,
-                     currencies=g.info.currencies)
+        game_pb.Game(game_id=g.game.game_id, provider=g.game.provider, name=g.name,
+                     game_type=GAME_TYPES.get(g.game.info.game_type, game_pb.GAME_TYPE_UNSPECIFIED),
+                     rtp_basis_points=g.rtp_basis_points, max_win_multiplier=g.game.info.max_win_multiplier,
+                     currencies=g.game.info.currencies, features=g.game.info.features, locale=g.locale,
+                     rtp_variant=g.rtp_variant)
         for g in page])
 
 
 def launched(game: LaunchedGame) -> game_pb.LaunchGameResponse:
     return game_pb.LaunchGameResponse(game_session_id=game.game_session_id, launch_url=game.launch_url,
-                                      server_seed_hash=game.server_seed_hash, expires_at=timestamp(game.expires_at))
+                                      server_seed_hash=game.server_seed_hash, expires_at=timestamp(game.expires_at),
+                                      demo=game.demo_balance is not None,
+                                      demo_balance=money(game.demo_balance) if game.demo_balance else None)
 
 
 def round_(view: RoundView) -> game_pb.GetRoundResponse:

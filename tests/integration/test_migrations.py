@@ -9,7 +9,7 @@ import pytest
 from alembic import command
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from adapters.base import Proof
@@ -27,6 +27,9 @@ from hub.ledger.schema import (
     idempotency_keys,
     ledger_transactions,
     metadata,
+    operator_country_blocks,
+    operator_disabled_studios,
+    operator_rtp_variants,
     play_events,
     players,
     rounds,
@@ -331,3 +334,35 @@ def test_downgrade_restores_the_protobuf_rows_byte_for_byte(empty_url: str) -> N
     command.downgrade(alembic_config(empty_url), "0009")
 
     assert _stored(empty_url) == before
+
+
+# -- 0012: per-operator catalog settings, and the RTP variant a game session was launched at -------------------
+
+
+def test_catalog_settings_upgrade_keeps_sessions_at_the_default_variant_and_downgrades(empty_url: str) -> None:
+    command.upgrade(alembic_config(empty_url), "0011")
+    engine = create_engine(empty_url)
+    now = datetime(2026, 1, 1, tzinfo=UTC).replace(tzinfo=None)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO game_sessions (game_session_id, operator_id, player_id, game_id, currency, client_seed,"
+            " server_seed_hash, last_seq, created_at, expires_at) VALUES ('gs-old', 'op', 'p', 'reelhouse:g',"
+            " 'USD', 'c', :h, 3, :now, :now)"), {"h": "0" * 64, "now": now})
+    command.upgrade(alembic_config(empty_url), "0012")
+    with engine.begin() as conn:
+        assert conn.execute(select(game_sessions.c.rtp_variant, game_sessions.c.last_seq)).one() == ("", 3)
+        for table in (operator_disabled_studios, operator_country_blocks, operator_rtp_variants):
+            assert conn.execute(select(table)).all() == []
+        conn.execute(operator_country_blocks.insert().values(operator_id="op", target="reelhouse", country="DE"))
+        with pytest.raises(IntegrityError):  # one row per (operator, target, country)
+            conn.execute(operator_country_blocks.insert().values(operator_id="op", target="reelhouse",
+                                                                 country="DE"))
+    with engine.begin() as conn:
+        # Byte for byte: another operator id differing only in case is another operator.
+        conn.execute(operator_country_blocks.insert().values(operator_id="OP", target="reelhouse", country="DE"))
+    command.downgrade(alembic_config(empty_url), "0011")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT game_session_id, last_seq FROM game_sessions")).one() == ("gs-old", 3)
+        tables = set(inspect(conn).get_table_names())
+    assert not tables & {"operator_disabled_studios", "operator_country_blocks", "operator_rtp_variants"}
+    engine.dispose()

@@ -173,6 +173,22 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_SANDBOX_OPERATOR_REFUSED: _ErrorReason.ValueType  # 63
     """PERMISSION_DENIED: a production hub refuses the default sandbox operator (sandbox_operator_id)."""
+    ERROR_REASON_STUDIO_DISABLED: _ErrorReason.ValueType  # 64
+    """FAILED_PRECONDITION: the operator has disabled this game's studio."""
+    ERROR_REASON_STUDIO_UNAVAILABLE: _ErrorReason.ValueType  # 65
+    """UNAVAILABLE: the game's studio fails its health check; retry later."""
+    ERROR_REASON_GAME_BLOCKED_IN_COUNTRY: _ErrorReason.ValueType  # 66
+    """FAILED_PRECONDITION: the operator blocks this game or its studio in the
+    player's country.
+    """
+    ERROR_REASON_COUNTRY_REQUIRED: _ErrorReason.ValueType  # 67
+    """INVALID_ARGUMENT: the operator blocks this game or its studio in some
+    countries, so LaunchGame must say the player's country.
+    """
+    ERROR_REASON_RTP_VARIANT_NOT_OFFERED: _ErrorReason.ValueType  # 68
+    """INVALID_ARGUMENT: the game has no RTP variant of that id."""
+    ERROR_REASON_STUDIO_NOT_FOUND: _ErrorReason.ValueType  # 69
+    """NOT_FOUND: no studio of that name is configured in this hub."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Stable machine-readable error reasons. Every error the hub returns carries a
@@ -331,6 +347,22 @@ hub's (ErrorInfo metadata "key_environment", "hub_environment").
 """
 ERROR_REASON_SANDBOX_OPERATOR_REFUSED: ErrorReason.ValueType  # 63
 """PERMISSION_DENIED: a production hub refuses the default sandbox operator (sandbox_operator_id)."""
+ERROR_REASON_STUDIO_DISABLED: ErrorReason.ValueType  # 64
+"""FAILED_PRECONDITION: the operator has disabled this game's studio."""
+ERROR_REASON_STUDIO_UNAVAILABLE: ErrorReason.ValueType  # 65
+"""UNAVAILABLE: the game's studio fails its health check; retry later."""
+ERROR_REASON_GAME_BLOCKED_IN_COUNTRY: ErrorReason.ValueType  # 66
+"""FAILED_PRECONDITION: the operator blocks this game or its studio in the
+player's country.
+"""
+ERROR_REASON_COUNTRY_REQUIRED: ErrorReason.ValueType  # 67
+"""INVALID_ARGUMENT: the operator blocks this game or its studio in some
+countries, so LaunchGame must say the player's country.
+"""
+ERROR_REASON_RTP_VARIANT_NOT_OFFERED: ErrorReason.ValueType  # 68
+"""INVALID_ARGUMENT: the game has no RTP variant of that id."""
+ERROR_REASON_STUDIO_NOT_FOUND: ErrorReason.ValueType  # 69
+"""NOT_FOUND: no studio of that name is configured in this hub."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _ApplyState:

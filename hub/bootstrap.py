@@ -16,7 +16,7 @@ from hub.migrate import upgrade
 from hub.money import add_currency, set_max_transaction
 from hub.operators import Operators
 from hub.play import Play
-from hub.players import Players
+from hub.players import Players, SessionSettings
 from hub.promotions import Promotions
 from hub.reconciler import Reconciler
 from hub.reports import Reports
@@ -60,10 +60,12 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     operators = Operators(db)
     if config.mode == "sandbox":
         await operators.ensure(config.sandbox_operator_id, "Sandbox operator")
-    players = Players(db, timedelta(seconds=config.session_ttl_s))
+    tokens = await page_tokens.load(db)
+    players = Players(db, SessionSettings(
+        timedelta(seconds=config.session_ttl_s), timedelta(seconds=config.session_max_s),
+        timedelta(seconds=config.session_idle_s), config.session_cap, tuple(config.session_caps.items())), tokens)
     if adapters is None:
         adapters = {p.name: registry.create(p.adapter, p.adapter_config()) for p in config.providers}
-    tokens = await page_tokens.load(db)
     catalog = Catalog(adapters, tokens)
     await catalog.refresh()
     rounds = RoundLedger(config.house_shards, config.bonus_spending)

@@ -88,6 +88,12 @@ class Reason(enum.Enum):
     OPERATOR_NOT_FOUND = (grpc.StatusCode.NOT_FOUND, False)
     OPERATOR_EXISTS = (grpc.StatusCode.ALREADY_EXISTS, False)
     API_KEY_NOT_FOUND = (grpc.StatusCode.NOT_FOUND, False)
+    SESSION_EXPIRED = (grpc.StatusCode.UNAUTHENTICATED, False)
+    SESSION_REVOKED = (grpc.StatusCode.UNAUTHENTICATED, False)
+    REFRESH_TOKEN_REUSED = (grpc.StatusCode.UNAUTHENTICATED, False)
+    SELF_EXCLUDED = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    LOSS_LIMIT_EXCEEDED = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    SESSION_TIME_LIMIT_REACHED = (grpc.StatusCode.FAILED_PRECONDITION, False)
 
 
 class DomainError(Exception):

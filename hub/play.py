@@ -64,10 +64,18 @@ from hub.ledger.rounds import (
     transaction_ids,
     win_key,
 )
-from hub.ledger.schema import bets, free_round_grants, game_sessions, ledger_transactions, play_events, rounds
+from hub.ledger.schema import (
+    bets,
+    free_round_grants,
+    game_sessions,
+    ledger_transactions,
+    play_events,
+    player_sessions,
+    rounds,
+)
 from hub.ledger.uow import UnitOfWork
 from hub.money import Money, exponent, positive_amount
-from hub.players import Players
+from hub.players import Players, check_login
 
 T = TypeVar("T")
 C = TypeVar("C")
@@ -101,6 +109,7 @@ class GameSession:
     game_id: str
     currency: str
     expires_at: datetime
+    login_id: str = ""  # the player session (hub.players) the stream was opened with; "": not checked
 
 
 def round_id_for(operator_id: str, key: str) -> str:
@@ -154,7 +163,8 @@ class OpenRound:
 
     @property
     def needs(self) -> tuple[Need, ...]:
-        return *self.bet.needs, _log(self.session)
+        login = self.session.login_id
+        return *self.bet.needs, _log(self.session), *([Need(player_sessions, (login,), lock=False)] if login else [])
 
 
 @dataclass(frozen=True)
@@ -262,7 +272,7 @@ class Play:
 
     async def launch(self, operator_id: str, token: str, game_id: str, currency: str,
                      client_seed: str) -> LaunchedGame:
-        player_id = await self._players.authenticate(operator_id, token)
+        player_id = (await self._players.authenticate(operator_id, token)).player_id
         exponent(currency)
         game, adapter = await self._catalog.game(game_id)
         if currency not in game.info.currencies:
@@ -292,7 +302,8 @@ class Play:
 
     async def attach(self, operator_id: str, game_session_id: str, token: str) -> GameSession:
         """The game session a stream may play on: it must belong to the token's player."""
-        player_id = await self._players.authenticate(operator_id, token)
+        login = await self._players.authenticate(operator_id, token)
+        player_id = login.player_id
 
         def _load(uow: UnitOfWork):  # type: ignore[no-untyped-def]
             return uow.conn.execute(select(game_sessions).where(
@@ -306,7 +317,7 @@ class Play:
         if row.expires_at <= utcnow():
             raise DomainError(Reason.GAME_SESSION_CLOSED, "game session expired; launch the game again")
         return GameSession(row.game_session_id, operator_id, player_id, row.game_id, row.currency,
-                           row.expires_at)
+                           row.expires_at, login.session_id)
 
     async def opened(self, session: GameSession) -> SessionOpened:
         return await self._appending(session, self._session_opened, SessionEvent(session))
@@ -512,6 +523,8 @@ class Play:
         bet = cmd.bet
         round_id = bet.round_id
         receipt = self._rounds.bet(book, bet)
+        if session.login_id and not receipt.replayed:  # refused: the bet is undone with the command
+            check_login(book, session.operator_id, session.player_id, session.login_id, utcnow())
         if receipt.replayed:
             round_ = book.get(rounds, (session.operator_id, round_id), lock=False)
             if round_ is not None and round_["status"] == OPEN:

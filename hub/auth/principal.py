@@ -4,7 +4,8 @@ import contextvars
 from dataclasses import dataclass
 
 # Scopes an operator's key may hold; "admin" is the administrator's alone.
-OPERATOR_SCOPES = ("game:read", "game:play", "wallet:read", "wallet:write", "player:write", "report:read")
+OPERATOR_SCOPES = ("game:read", "game:play", "wallet:read", "wallet:write", "player:read", "player:write",
+                   "report:read")
 ADMIN_SCOPE = "admin"
 ENVIRONMENTS = ("sandbox", "production")
 

@@ -35,7 +35,7 @@ from hub.events import (
 )
 from hub.money import Money
 from hub.play import LaunchedGame, RoundView
-from hub.players import Session
+from hub.players import Session, SessionPage
 from hub.receipts import Bonus, BonusGrant, DepositReceipt, FreeRoundGrant, WithdrawalReceipt
 from hub.reports import CurrencyTotals
 from hub.wallet import Balance, TransactionPage, TransactionQuery, WithdrawalDecision
@@ -275,8 +275,25 @@ def transactions(page: TransactionPage) -> wallet_pb.ListTransactionsResponse:
 # -- PlayerService, ReportService ---------------------------------------------------------------------------
 
 def logged_in(session: Session) -> player_pb.LoginResponse:
-    return player_pb.LoginResponse(player_id=session.player_id, session_token=session.token,
-                                   expires_at=timestamp(session.expires_at))
+    return player_pb.LoginResponse(
+        player_id=session.player_id, session_token=session.token, expires_at=timestamp(session.expires_at),
+        refresh_token=session.refresh_token, refresh_expires_at=timestamp(session.refresh_expires_at),
+        session_id=session.session_id)
+
+
+def refreshed(session: Session) -> player_pb.RefreshSessionResponse:
+    return player_pb.RefreshSessionResponse(
+        player_id=session.player_id, session_token=session.token, expires_at=timestamp(session.expires_at),
+        refresh_token=session.refresh_token, refresh_expires_at=timestamp(session.refresh_expires_at),
+        session_id=session.session_id)
+
+
+def session_page(page: SessionPage) -> player_pb.ListSessionsResponse:
+    return player_pb.ListSessionsResponse(next_page_token=page.next_page_token, sessions=[
+        player_pb.PlayerSession(session_id=s.session_id, created_at=timestamp(s.created_at),
+                                last_used_at=timestamp(s.last_used_at), expires_at=timestamp(s.expires_at),
+                                idle_expires_at=timestamp(s.idle_expires_at))
+        for s in page.sessions])
 
 
 def _totals(t: CurrencyTotals) -> report_pb.CurrencyTotals:

@@ -22,3 +22,20 @@ class PlayerServicer(player_service_pb2_grpc.PlayerServiceServicer):
     async def Login(self, operator_id: str, request: pb.LoginRequest,
                     context: grpc.aio.ServicerContext) -> pb.LoginResponse:
         return mapping.logged_in(await self.players.login(operator_id, request.username, request.password))
+
+    @unary
+    async def RefreshSession(self, operator_id: str, request: pb.RefreshSessionRequest,
+                             context: grpc.aio.ServicerContext) -> pb.RefreshSessionResponse:
+        return mapping.refreshed(await self.players.refresh(operator_id, request.refresh_token))
+
+    @unary
+    async def Logout(self, operator_id: str, request: pb.LogoutRequest,
+                     context: grpc.aio.ServicerContext) -> pb.LogoutResponse:
+        await self.players.logout(operator_id, request.session_token)
+        return pb.LogoutResponse()
+
+    @unary
+    async def ListSessions(self, operator_id: str, request: pb.ListSessionsRequest,
+                           context: grpc.aio.ServicerContext) -> pb.ListSessionsResponse:
+        return mapping.session_page(await self.players.sessions(operator_id, request.player_id, request.page_size,
+                                                                request.page_token))

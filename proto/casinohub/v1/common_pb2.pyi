@@ -92,7 +92,9 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_PLAYER_BLOCKED: _ErrorReason.ValueType  # 30
     """FAILED_PRECONDITION: the player is blocked; bets are refused (wins and rollbacks are still paid)."""
     ERROR_REASON_DEPOSIT_LIMIT_EXCEEDED: _ErrorReason.ValueType  # 31
-    """FAILED_PRECONDITION: the deposit would pass the player's daily deposit limit."""
+    """FAILED_PRECONDITION: the deposit would pass a deposit limit: the operator's daily one per currency
+    (config cashier_limits) or one the player set for a day, week or month.
+    """
     ERROR_REASON_WITHDRAWAL_LIMIT_EXCEEDED: _ErrorReason.ValueType  # 32
     """FAILED_PRECONDITION: the withdrawal is above the operator's maximum."""
     ERROR_REASON_WITHDRAWAL_NOT_FOUND: _ErrorReason.ValueType  # 33
@@ -159,6 +161,24 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """ALREADY_EXISTS: an operator with this id exists (AdminService)."""
     ERROR_REASON_API_KEY_NOT_FOUND: _ErrorReason.ValueType  # 59
     """NOT_FOUND: no such API key (AdminService)."""
+    ERROR_REASON_SESSION_EXPIRED: _ErrorReason.ValueType  # 60
+    """UNAUTHENTICATED: the player's session token, refresh token or login has expired, or the login ended
+    after session_idle_s without use. Log in again.
+    """
+    ERROR_REASON_SESSION_REVOKED: _ErrorReason.ValueType  # 61
+    """UNAUTHENTICATED: the session ended: logged out, ended by the session cap, replaced by RefreshSession,
+    or revoked after its refresh token was reused. Log in again.
+    """
+    ERROR_REASON_REFRESH_TOKEN_REUSED: _ErrorReason.ValueType  # 62
+    """UNAUTHENTICATED: a refresh token already exchanged was presented again (stolen?); the whole login,
+    every session and refresh token descended from it, is revoked.
+    """
+    ERROR_REASON_SELF_EXCLUDED: _ErrorReason.ValueType  # 63
+    """FAILED_PRECONDITION: the player is self-excluded: no bets, no deposits (wins and refunds are paid)."""
+    ERROR_REASON_LOSS_LIMIT_EXCEEDED: _ErrorReason.ValueType  # 64
+    """FAILED_PRECONDITION: the bet could make the player's net loss exceed their loss limit of a period."""
+    ERROR_REASON_SESSION_TIME_LIMIT_REACHED: _ErrorReason.ValueType  # 65
+    """FAILED_PRECONDITION: the login has lasted the player's session time limit; it has ended."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Stable machine-readable error reasons. Every error the hub returns carries a
@@ -236,7 +256,9 @@ ERROR_REASON_ROUND_ALREADY_SETTLED: ErrorReason.ValueType  # 29
 ERROR_REASON_PLAYER_BLOCKED: ErrorReason.ValueType  # 30
 """FAILED_PRECONDITION: the player is blocked; bets are refused (wins and rollbacks are still paid)."""
 ERROR_REASON_DEPOSIT_LIMIT_EXCEEDED: ErrorReason.ValueType  # 31
-"""FAILED_PRECONDITION: the deposit would pass the player's daily deposit limit."""
+"""FAILED_PRECONDITION: the deposit would pass a deposit limit: the operator's daily one per currency
+(config cashier_limits) or one the player set for a day, week or month.
+"""
 ERROR_REASON_WITHDRAWAL_LIMIT_EXCEEDED: ErrorReason.ValueType  # 32
 """FAILED_PRECONDITION: the withdrawal is above the operator's maximum."""
 ERROR_REASON_WITHDRAWAL_NOT_FOUND: ErrorReason.ValueType  # 33
@@ -303,6 +325,24 @@ ERROR_REASON_OPERATOR_EXISTS: ErrorReason.ValueType  # 58
 """ALREADY_EXISTS: an operator with this id exists (AdminService)."""
 ERROR_REASON_API_KEY_NOT_FOUND: ErrorReason.ValueType  # 59
 """NOT_FOUND: no such API key (AdminService)."""
+ERROR_REASON_SESSION_EXPIRED: ErrorReason.ValueType  # 60
+"""UNAUTHENTICATED: the player's session token, refresh token or login has expired, or the login ended
+after session_idle_s without use. Log in again.
+"""
+ERROR_REASON_SESSION_REVOKED: ErrorReason.ValueType  # 61
+"""UNAUTHENTICATED: the session ended: logged out, ended by the session cap, replaced by RefreshSession,
+or revoked after its refresh token was reused. Log in again.
+"""
+ERROR_REASON_REFRESH_TOKEN_REUSED: ErrorReason.ValueType  # 62
+"""UNAUTHENTICATED: a refresh token already exchanged was presented again (stolen?); the whole login,
+every session and refresh token descended from it, is revoked.
+"""
+ERROR_REASON_SELF_EXCLUDED: ErrorReason.ValueType  # 63
+"""FAILED_PRECONDITION: the player is self-excluded: no bets, no deposits (wins and refunds are paid)."""
+ERROR_REASON_LOSS_LIMIT_EXCEEDED: ErrorReason.ValueType  # 64
+"""FAILED_PRECONDITION: the bet could make the player's net loss exceed their loss limit of a period."""
+ERROR_REASON_SESSION_TIME_LIMIT_REACHED: ErrorReason.ValueType  # 65
+"""FAILED_PRECONDITION: the login has lasted the player's session time limit; it has ended."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _ApplyState:

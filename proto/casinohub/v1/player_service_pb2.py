@@ -26,7 +26,7 @@ from casinohub.v1 import options_pb2 as casinohub_dot_v1_dot_options__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!casinohub/v1/player_service.proto\x12\x0c\x63\x61sinohub.v1\x1a\x1a\x63\x61sinohub/v1/options.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"H\n\x15RegisterPlayerRequest\x12\x16\n\x08username\x18\x01 \x01(\tB\x04\x88\xb5\x18@\x12\x17\n\x08password\x18\x02 \x01(\tB\x05\x88\xb5\x18\x80\x02\"+\n\x16RegisterPlayerResponse\x12\x11\n\tplayer_id\x18\x01 \x01(\t\"?\n\x0cLoginRequest\x12\x16\n\x08username\x18\x01 \x01(\tB\x04\x88\xb5\x18@\x12\x17\n\x08password\x18\x02 \x01(\tB\x05\x88\xb5\x18\x80\x02\"i\n\rLoginResponse\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\x15\n\rsession_token\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xd2\x01\n\rPlayerService\x12m\n\x0eRegisterPlayer\x12#.casinohub.v1.RegisterPlayerRequest\x1a$.casinohub.v1.RegisterPlayerResponse\"\x10\xaa\xbb\x18\x0cplayer:write\x12R\n\x05Login\x12\x1a.casinohub.v1.LoginRequest\x1a\x1b.casinohub.v1.LoginResponse\"\x10\xaa\xbb\x18\x0cplayer:writeb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!casinohub/v1/player_service.proto\x12\x0c\x63\x61sinohub.v1\x1a\x1a\x63\x61sinohub/v1/options.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"H\n\x15RegisterPlayerRequest\x12\x16\n\x08username\x18\x01 \x01(\tB\x04\x88\xb5\x18@\x12\x17\n\x08password\x18\x02 \x01(\tB\x05\x88\xb5\x18\x80\x02\"+\n\x16RegisterPlayerResponse\x12\x11\n\tplayer_id\x18\x01 \x01(\t\"?\n\x0cLoginRequest\x12\x16\n\x08username\x18\x01 \x01(\tB\x04\x88\xb5\x18@\x12\x17\n\x08password\x18\x02 \x01(\tB\x05\x88\xb5\x18\x80\x02\"\xcc\x01\n\rLoginResponse\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\x15\n\rsession_token\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrefresh_token\x18\x04 \x01(\t\x12\x36\n\x12refresh_expires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsession_id\x18\x06 \x01(\t\"5\n\x15RefreshSessionRequest\x12\x1c\n\rrefresh_token\x18\x01 \x01(\tB\x05\x88\xb5\x18\x80\x01\"\xd5\x01\n\x16RefreshSessionResponse\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\x15\n\rsession_token\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrefresh_token\x18\x04 \x01(\t\x12\x36\n\x12refresh_expires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsession_id\x18\x06 \x01(\t\"-\n\rLogoutRequest\x12\x1c\n\rsession_token\x18\x01 \x01(\tB\x05\x88\xb5\x18\x80\x01\"\x10\n\x0eLogoutResponse\"\\\n\x13ListSessionsRequest\x12\x17\n\tplayer_id\x18\x01 \x01(\tB\x04\x88\xb5\x18$\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x19\n\npage_token\x18\x03 \x01(\tB\x05\x88\xb5\x18\x80\x04\"^\n\x14ListSessionsResponse\x12-\n\x08sessions\x18\x01 \x03(\x0b\x32\x1b.casinohub.v1.PlayerSession\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xea\x01\n\rPlayerSession\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_used_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fidle_expires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\x83\x04\n\rPlayerService\x12m\n\x0eRegisterPlayer\x12#.casinohub.v1.RegisterPlayerRequest\x1a$.casinohub.v1.RegisterPlayerResponse\"\x10\xaa\xbb\x18\x0cplayer:write\x12R\n\x05Login\x12\x1a.casinohub.v1.LoginRequest\x1a\x1b.casinohub.v1.LoginResponse\"\x10\xaa\xbb\x18\x0cplayer:write\x12m\n\x0eRefreshSession\x12#.casinohub.v1.RefreshSessionRequest\x1a$.casinohub.v1.RefreshSessionResponse\"\x10\xaa\xbb\x18\x0cplayer:write\x12U\n\x06Logout\x12\x1b.casinohub.v1.LogoutRequest\x1a\x1c.casinohub.v1.LogoutResponse\"\x10\xaa\xbb\x18\x0cplayer:write\x12i\n\x0cListSessions\x12!.casinohub.v1.ListSessionsRequest\x1a\".casinohub.v1.ListSessionsResponse\"\x12\x90\x02\x01\xaa\xbb\x18\x0bplayer:readb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,18 +41,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOGINREQUEST'].fields_by_name['username']._serialized_options = b'\210\265\030@'
   _globals['_LOGINREQUEST'].fields_by_name['password']._loaded_options = None
   _globals['_LOGINREQUEST'].fields_by_name['password']._serialized_options = b'\210\265\030\200\002'
+  _globals['_REFRESHSESSIONREQUEST'].fields_by_name['refresh_token']._loaded_options = None
+  _globals['_REFRESHSESSIONREQUEST'].fields_by_name['refresh_token']._serialized_options = b'\210\265\030\200\001'
+  _globals['_LOGOUTREQUEST'].fields_by_name['session_token']._loaded_options = None
+  _globals['_LOGOUTREQUEST'].fields_by_name['session_token']._serialized_options = b'\210\265\030\200\001'
+  _globals['_LISTSESSIONSREQUEST'].fields_by_name['player_id']._loaded_options = None
+  _globals['_LISTSESSIONSREQUEST'].fields_by_name['player_id']._serialized_options = b'\210\265\030$'
+  _globals['_LISTSESSIONSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTSESSIONSREQUEST'].fields_by_name['page_token']._serialized_options = b'\210\265\030\200\004'
   _globals['_PLAYERSERVICE'].methods_by_name['RegisterPlayer']._loaded_options = None
   _globals['_PLAYERSERVICE'].methods_by_name['RegisterPlayer']._serialized_options = b'\252\273\030\014player:write'
   _globals['_PLAYERSERVICE'].methods_by_name['Login']._loaded_options = None
   _globals['_PLAYERSERVICE'].methods_by_name['Login']._serialized_options = b'\252\273\030\014player:write'
+  _globals['_PLAYERSERVICE'].methods_by_name['RefreshSession']._loaded_options = None
+  _globals['_PLAYERSERVICE'].methods_by_name['RefreshSession']._serialized_options = b'\252\273\030\014player:write'
+  _globals['_PLAYERSERVICE'].methods_by_name['Logout']._loaded_options = None
+  _globals['_PLAYERSERVICE'].methods_by_name['Logout']._serialized_options = b'\252\273\030\014player:write'
+  _globals['_PLAYERSERVICE'].methods_by_name['ListSessions']._loaded_options = None
+  _globals['_PLAYERSERVICE'].methods_by_name['ListSessions']._serialized_options = b'\220\002\001\252\273\030\013player:read'
   _globals['_REGISTERPLAYERREQUEST']._serialized_start=112
   _globals['_REGISTERPLAYERREQUEST']._serialized_end=184
   _globals['_REGISTERPLAYERRESPONSE']._serialized_start=186
   _globals['_REGISTERPLAYERRESPONSE']._serialized_end=229
   _globals['_LOGINREQUEST']._serialized_start=231
   _globals['_LOGINREQUEST']._serialized_end=294
-  _globals['_LOGINRESPONSE']._serialized_start=296
-  _globals['_LOGINRESPONSE']._serialized_end=401
-  _globals['_PLAYERSERVICE']._serialized_start=404
-  _globals['_PLAYERSERVICE']._serialized_end=614
+  _globals['_LOGINRESPONSE']._serialized_start=297
+  _globals['_LOGINRESPONSE']._serialized_end=501
+  _globals['_REFRESHSESSIONREQUEST']._serialized_start=503
+  _globals['_REFRESHSESSIONREQUEST']._serialized_end=556
+  _globals['_REFRESHSESSIONRESPONSE']._serialized_start=559
+  _globals['_REFRESHSESSIONRESPONSE']._serialized_end=772
+  _globals['_LOGOUTREQUEST']._serialized_start=774
+  _globals['_LOGOUTREQUEST']._serialized_end=819
+  _globals['_LOGOUTRESPONSE']._serialized_start=821
+  _globals['_LOGOUTRESPONSE']._serialized_end=837
+  _globals['_LISTSESSIONSREQUEST']._serialized_start=839
+  _globals['_LISTSESSIONSREQUEST']._serialized_end=931
+  _globals['_LISTSESSIONSRESPONSE']._serialized_start=933
+  _globals['_LISTSESSIONSRESPONSE']._serialized_end=1027
+  _globals['_PLAYERSESSION']._serialized_start=1030
+  _globals['_PLAYERSESSION']._serialized_end=1264
+  _globals['_PLAYERSERVICE']._serialized_start=1267
+  _globals['_PLAYERSERVICE']._serialized_end=1782
 # @@protoc_insertion_point(module_scope)

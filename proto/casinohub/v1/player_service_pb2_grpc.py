@@ -26,8 +26,9 @@ if _version_not_supported:
 
 
 class PlayerServiceStub:
-    """Players of an operator and their sessions (first cut: password login and an
-    opaque, expiring session token).
+    """Players of an operator and their sessions. Login starts a login (a session):
+    a short-lived session token (LaunchGame, Play) and a refresh token that
+    RefreshSession exchanges, rotating both. README "Player sessions".
     """
 
     def __init__(self, channel):
@@ -46,11 +47,27 @@ class PlayerServiceStub:
                 request_serializer=casinohub_dot_v1_dot_player__service__pb2.LoginRequest.SerializeToString,
                 response_deserializer=casinohub_dot_v1_dot_player__service__pb2.LoginResponse.FromString,
                 _registered_method=True)
+        self.RefreshSession = channel.unary_unary(
+                '/casinohub.v1.PlayerService/RefreshSession',
+                request_serializer=casinohub_dot_v1_dot_player__service__pb2.RefreshSessionRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_player__service__pb2.RefreshSessionResponse.FromString,
+                _registered_method=True)
+        self.Logout = channel.unary_unary(
+                '/casinohub.v1.PlayerService/Logout',
+                request_serializer=casinohub_dot_v1_dot_player__service__pb2.LogoutRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_player__service__pb2.LogoutResponse.FromString,
+                _registered_method=True)
+        self.ListSessions = channel.unary_unary(
+                '/casinohub.v1.PlayerService/ListSessions',
+                request_serializer=casinohub_dot_v1_dot_player__service__pb2.ListSessionsRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_player__service__pb2.ListSessionsResponse.FromString,
+                _registered_method=True)
 
 
 class PlayerServiceServicer:
-    """Players of an operator and their sessions (first cut: password login and an
-    opaque, expiring session token).
+    """Players of an operator and their sessions. Login starts a login (a session):
+    a short-lived session token (LaunchGame, Play) and a refresh token that
+    RefreshSession exchanges, rotating both. README "Player sessions".
     """
 
     def RegisterPlayer(self, request, context):
@@ -62,8 +79,38 @@ class PlayerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Login(self, request, context):
-        """Checks the password and issues a session token for LaunchGame and Play.
-        Returns UNAUTHENTICATED / INVALID_CREDENTIALS.
+        """Checks the password and issues a session token for LaunchGame and Play, and
+        a refresh token for RefreshSession. At the player's cap of live sessions
+        (config session_cap, default 5) the oldest session ends. Returns
+        UNAUTHENTICATED / INVALID_CREDENTIALS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RefreshSession(self, request, context):
+        """Exchanges a refresh token for a new session token and a new refresh token;
+        the old pair stops working. A refresh token presented a second time
+        revokes its whole session. Returns UNAUTHENTICATED / INVALID_SESSION
+        (unknown), SESSION_EXPIRED, SESSION_REVOKED, REFRESH_TOKEN_REUSED;
+        FAILED_PRECONDITION / SESSION_TIME_LIMIT_REACHED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Logout(self, request, context):
+        """Ends the session the token belongs to (its refresh token too). Ending an
+        ended session again is OK. Returns UNAUTHENTICATED / INVALID_SESSION for a
+        token the operator never issued.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSessions(self, request, context):
+        """The player's live sessions, newest first. Returns NOT_FOUND /
+        PLAYER_NOT_FOUND, INVALID_ARGUMENT / INVALID_PAGE_TOKEN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -82,6 +129,21 @@ def add_PlayerServiceServicer_to_server(servicer, server):
                     request_deserializer=casinohub_dot_v1_dot_player__service__pb2.LoginRequest.FromString,
                     response_serializer=casinohub_dot_v1_dot_player__service__pb2.LoginResponse.SerializeToString,
             ),
+            'RefreshSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.RefreshSession,
+                    request_deserializer=casinohub_dot_v1_dot_player__service__pb2.RefreshSessionRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_player__service__pb2.RefreshSessionResponse.SerializeToString,
+            ),
+            'Logout': grpc.unary_unary_rpc_method_handler(
+                    servicer.Logout,
+                    request_deserializer=casinohub_dot_v1_dot_player__service__pb2.LogoutRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_player__service__pb2.LogoutResponse.SerializeToString,
+            ),
+            'ListSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSessions,
+                    request_deserializer=casinohub_dot_v1_dot_player__service__pb2.ListSessionsRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_player__service__pb2.ListSessionsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'casinohub.v1.PlayerService', rpc_method_handlers)
@@ -91,8 +153,9 @@ def add_PlayerServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class PlayerService:
-    """Players of an operator and their sessions (first cut: password login and an
-    opaque, expiring session token).
+    """Players of an operator and their sessions. Login starts a login (a session):
+    a short-lived session token (LaunchGame, Play) and a refresh token that
+    RefreshSession exchanges, rotating both. README "Player sessions".
     """
 
     @staticmethod
@@ -139,6 +202,87 @@ class PlayerService:
             '/casinohub.v1.PlayerService/Login',
             casinohub_dot_v1_dot_player__service__pb2.LoginRequest.SerializeToString,
             casinohub_dot_v1_dot_player__service__pb2.LoginResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RefreshSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.PlayerService/RefreshSession',
+            casinohub_dot_v1_dot_player__service__pb2.RefreshSessionRequest.SerializeToString,
+            casinohub_dot_v1_dot_player__service__pb2.RefreshSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Logout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.PlayerService/Logout',
+            casinohub_dot_v1_dot_player__service__pb2.LogoutRequest.SerializeToString,
+            casinohub_dot_v1_dot_player__service__pb2.LogoutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.PlayerService/ListSessions',
+            casinohub_dot_v1_dot_player__service__pb2.ListSessionsRequest.SerializeToString,
+            casinohub_dot_v1_dot_player__service__pb2.ListSessionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

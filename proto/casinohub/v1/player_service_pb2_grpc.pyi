@@ -27,8 +27,9 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class PlayerServiceStub:
-    """Players of an operator and their sessions (first cut: password login and an
-    opaque, expiring session token).
+    """Players of an operator and their sessions. Login starts a login (a session):
+    a short-lived session token (LaunchGame, Play) and a refresh token that
+    RefreshSession exchanges, rotating both. README "Player sessions".
     """
 
     @_typing.overload
@@ -40,14 +41,33 @@ class PlayerServiceStub:
     password 8..256 characters), ALREADY_EXISTS / PLAYER_EXISTS.
     """
     Login: _grpc.UnaryUnaryMultiCallable[_player_service_pb2.LoginRequest, _player_service_pb2.LoginResponse]
-    """Checks the password and issues a session token for LaunchGame and Play.
-    Returns UNAUTHENTICATED / INVALID_CREDENTIALS.
+    """Checks the password and issues a session token for LaunchGame and Play, and
+    a refresh token for RefreshSession. At the player's cap of live sessions
+    (config session_cap, default 5) the oldest session ends. Returns
+    UNAUTHENTICATED / INVALID_CREDENTIALS.
+    """
+    RefreshSession: _grpc.UnaryUnaryMultiCallable[_player_service_pb2.RefreshSessionRequest, _player_service_pb2.RefreshSessionResponse]
+    """Exchanges a refresh token for a new session token and a new refresh token;
+    the old pair stops working. A refresh token presented a second time
+    revokes its whole session. Returns UNAUTHENTICATED / INVALID_SESSION
+    (unknown), SESSION_EXPIRED, SESSION_REVOKED, REFRESH_TOKEN_REUSED;
+    FAILED_PRECONDITION / SESSION_TIME_LIMIT_REACHED.
+    """
+    Logout: _grpc.UnaryUnaryMultiCallable[_player_service_pb2.LogoutRequest, _player_service_pb2.LogoutResponse]
+    """Ends the session the token belongs to (its refresh token too). Ending an
+    ended session again is OK. Returns UNAUTHENTICATED / INVALID_SESSION for a
+    token the operator never issued.
+    """
+    ListSessions: _grpc.UnaryUnaryMultiCallable[_player_service_pb2.ListSessionsRequest, _player_service_pb2.ListSessionsResponse]
+    """The player's live sessions, newest first. Returns NOT_FOUND /
+    PLAYER_NOT_FOUND, INVALID_ARGUMENT / INVALID_PAGE_TOKEN.
     """
 
 @_typing.type_check_only
 class PlayerServiceAsyncStub(PlayerServiceStub):
-    """Players of an operator and their sessions (first cut: password login and an
-    opaque, expiring session token).
+    """Players of an operator and their sessions. Login starts a login (a session):
+    a short-lived session token (LaunchGame, Play) and a refresh token that
+    RefreshSession exchanges, rotating both. README "Player sessions".
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -56,13 +76,32 @@ class PlayerServiceAsyncStub(PlayerServiceStub):
     password 8..256 characters), ALREADY_EXISTS / PLAYER_EXISTS.
     """
     Login: _aio.UnaryUnaryMultiCallable[_player_service_pb2.LoginRequest, _player_service_pb2.LoginResponse]  # type: ignore[assignment]
-    """Checks the password and issues a session token for LaunchGame and Play.
-    Returns UNAUTHENTICATED / INVALID_CREDENTIALS.
+    """Checks the password and issues a session token for LaunchGame and Play, and
+    a refresh token for RefreshSession. At the player's cap of live sessions
+    (config session_cap, default 5) the oldest session ends. Returns
+    UNAUTHENTICATED / INVALID_CREDENTIALS.
+    """
+    RefreshSession: _aio.UnaryUnaryMultiCallable[_player_service_pb2.RefreshSessionRequest, _player_service_pb2.RefreshSessionResponse]  # type: ignore[assignment]
+    """Exchanges a refresh token for a new session token and a new refresh token;
+    the old pair stops working. A refresh token presented a second time
+    revokes its whole session. Returns UNAUTHENTICATED / INVALID_SESSION
+    (unknown), SESSION_EXPIRED, SESSION_REVOKED, REFRESH_TOKEN_REUSED;
+    FAILED_PRECONDITION / SESSION_TIME_LIMIT_REACHED.
+    """
+    Logout: _aio.UnaryUnaryMultiCallable[_player_service_pb2.LogoutRequest, _player_service_pb2.LogoutResponse]  # type: ignore[assignment]
+    """Ends the session the token belongs to (its refresh token too). Ending an
+    ended session again is OK. Returns UNAUTHENTICATED / INVALID_SESSION for a
+    token the operator never issued.
+    """
+    ListSessions: _aio.UnaryUnaryMultiCallable[_player_service_pb2.ListSessionsRequest, _player_service_pb2.ListSessionsResponse]  # type: ignore[assignment]
+    """The player's live sessions, newest first. Returns NOT_FOUND /
+    PLAYER_NOT_FOUND, INVALID_ARGUMENT / INVALID_PAGE_TOKEN.
     """
 
 class PlayerServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Players of an operator and their sessions (first cut: password login and an
-    opaque, expiring session token).
+    """Players of an operator and their sessions. Login starts a login (a session):
+    a short-lived session token (LaunchGame, Play) and a refresh token that
+    RefreshSession exchanges, rotating both. README "Player sessions".
     """
 
     @_abc_1.abstractmethod
@@ -81,8 +120,44 @@ class PlayerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _player_service_pb2.LoginRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_player_service_pb2.LoginResponse, _abc.Awaitable[_player_service_pb2.LoginResponse]]:
-        """Checks the password and issues a session token for LaunchGame and Play.
-        Returns UNAUTHENTICATED / INVALID_CREDENTIALS.
+        """Checks the password and issues a session token for LaunchGame and Play, and
+        a refresh token for RefreshSession. At the player's cap of live sessions
+        (config session_cap, default 5) the oldest session ends. Returns
+        UNAUTHENTICATED / INVALID_CREDENTIALS.
+        """
+
+    @_abc_1.abstractmethod
+    def RefreshSession(
+        self,
+        request: _player_service_pb2.RefreshSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_player_service_pb2.RefreshSessionResponse, _abc.Awaitable[_player_service_pb2.RefreshSessionResponse]]:
+        """Exchanges a refresh token for a new session token and a new refresh token;
+        the old pair stops working. A refresh token presented a second time
+        revokes its whole session. Returns UNAUTHENTICATED / INVALID_SESSION
+        (unknown), SESSION_EXPIRED, SESSION_REVOKED, REFRESH_TOKEN_REUSED;
+        FAILED_PRECONDITION / SESSION_TIME_LIMIT_REACHED.
+        """
+
+    @_abc_1.abstractmethod
+    def Logout(
+        self,
+        request: _player_service_pb2.LogoutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_player_service_pb2.LogoutResponse, _abc.Awaitable[_player_service_pb2.LogoutResponse]]:
+        """Ends the session the token belongs to (its refresh token too). Ending an
+        ended session again is OK. Returns UNAUTHENTICATED / INVALID_SESSION for a
+        token the operator never issued.
+        """
+
+    @_abc_1.abstractmethod
+    def ListSessions(
+        self,
+        request: _player_service_pb2.ListSessionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_player_service_pb2.ListSessionsResponse, _abc.Awaitable[_player_service_pb2.ListSessionsResponse]]:
+        """The player's live sessions, newest first. Returns NOT_FOUND /
+        PLAYER_NOT_FOUND, INVALID_ARGUMENT / INVALID_PAGE_TOKEN.
         """
 
 def add_PlayerServiceServicer_to_server(servicer: PlayerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

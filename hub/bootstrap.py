@@ -20,6 +20,7 @@ from hub.players import Players, SessionSettings
 from hub.promotions import Promotions
 from hub.reconciler import Reconciler
 from hub.reports import Reports
+from hub.responsible import ResponsibleGaming
 from hub.wallet import Wallet
 
 
@@ -37,6 +38,7 @@ class Hub:
     adapters: dict[str, ProviderAdapter]
     reports: Reports
     promotions: Promotions
+    responsible: ResponsibleGaming
 
     async def close(self) -> None:
         await self.play.drain()
@@ -76,4 +78,5 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     reconciler = Reconciler(db, engine, catalog, rounds, timedelta(seconds=config.reconcile_after_s), play.reconciled)
     wallet = Wallet(db, engine, config.house_shards, tokens, config.cashier_limits)
     return Hub(config, db, engine, operators, players, wallet, catalog, play, reconciler, adapters, Reports(db),
-               Promotions(db, engine, catalog, config.house_shards))
+               Promotions(db, engine, catalog, config.house_shards),
+               ResponsibleGaming(db, timedelta(seconds=config.limit_cooling_off_s)))

@@ -5,7 +5,8 @@ RefreshSession exchanges the refresh token for a new pair and the old pair stops
 tokens of one login are its family: a refresh token presented a second time was copied by someone, so the
 whole family is revoked (REFRESH_TOKEN_REUSED), the thief's new pair and the player's alike. A login ends
 at Logout, session_idle_s after it was last used (any call presenting one of its tokens), session_max_s after
-Login, or when the player logs in once more than the operator's cap allows (the oldest login ends).
+Login, when the player logs in once more than the operator's cap allows (the oldest login ends), or when it
+has lasted the player's session time limit (hub.responsible).
 
 Tokens are 256 random bits; only their SHA-256 is stored (a fast hash suffices for random secrets, and a
 database leak yields no usable token) and looked up by equality, byte for byte, within the operator.
@@ -27,9 +28,11 @@ from sqlalchemy.exc import IntegrityError
 
 from hub.clock import utcnow
 from hub.errors import DomainError, Reason, quote
+from hub.ledger import limits
 from hub.ledger.book import Book
 from hub.ledger.db import Database
 from hub.ledger.schema import (
+    player_limits,
     player_session_tokens as tokens,
     player_sessions as sessions,
     players,
@@ -275,7 +278,8 @@ class Players:
         return found
 
     def _check_live(self, uow: UnitOfWork, operator_id: str, found: Any, now: datetime) -> None:
-        """Refuse a login that has ended (saying why), or end it now if it idled; else mark it used."""
+        """Refuse a login that has ended (saying why), or end it now if it idled or reached the player's
+        session time limit; else mark it used."""
         if found.ended_at is not None:
             raise DomainError(_ENDED.get(found.end_reason, Reason.SESSION_REVOKED),
                               f"the session has ended ({found.end_reason})")
@@ -285,6 +289,12 @@ class Players:
             self._end(uow, found.session_id, IDLE, now)
             uow.commit()
             raise DomainError(Reason.SESSION_EXPIRED, "the session ended after being idle; log in again")
+        limit = _session_time_limit(uow, operator_id, found.player_id, now)
+        if limit and found.created_at + timedelta(seconds=limit) <= now:
+            self._end(uow, found.session_id, TIME_LIMIT, now)
+            uow.commit()
+            raise DomainError(Reason.SESSION_TIME_LIMIT_REACHED,
+                              f"the session reached the player's session time limit of {limit // 60} minutes")
         uow.conn.execute(update(sessions).where(sessions.c.session_id == found.session_id).values(last_used_at=now))
 
     @staticmethod
@@ -304,16 +314,27 @@ class Players:
         return Session(player_id, token, expires_at, session_id, refresh, session_end)
 
 
+def _session_time_limit(uow: UnitOfWork, operator_id: str, player_id: str, now: datetime) -> int:
+    row = uow.conn.execute(select(player_limits).where(
+        player_limits.c.operator_id == operator_id, player_limits.c.player_id == player_id,
+        player_limits.c.kind == limits.SESSION_TIME)).first()
+    return limits.effective(row._mapping, now) if row is not None else 0
+
+
 def check_login(book: Book, operator_id: str, player_id: str, session_id: str, now: datetime) -> None:
     """For a bet on a Play stream (in the engine): the login the stream was opened with must not have
-    ended (Logout, the cap, a refresh-token reuse). Idling does not end it here: a stream that is betting
-    is in use."""
+    ended (Logout, the cap, a refresh-token reuse, the time limit) nor be past the player's session time
+    limit. Idling does not end it here: a stream that is betting is in use."""
     row = book.get(sessions, (session_id,), lock=False)
     if row is None or row["operator_id"] != operator_id:
         raise DomainError(Reason.INVALID_SESSION, "the stream's session is unknown")
     if row["ended_at"] is not None:
         raise DomainError(_ENDED.get(row["end_reason"], Reason.SESSION_REVOKED),
                           f"the session has ended ({row['end_reason']})")
+    limit = limits.session_time_limit(book, operator_id, player_id, now)
+    if limit and row["created_at"] + timedelta(seconds=limit) <= now:
+        raise DomainError(Reason.SESSION_TIME_LIMIT_REACHED,
+                          f"the session reached the player's session time limit of {limit // 60} minutes")
 
 
 def require_player(uow: UnitOfWork, operator_id: str, player_id: str) -> str:

@@ -1,16 +1,19 @@
 import grpc
 
 from casinohub.v1 import player_service_pb2 as pb, player_service_pb2_grpc
+from hub.ledger.limits import DEPOSIT, LOSS
 from hub.operators import Operators
 from hub.players import Players
+from hub.responsible import ResponsibleGaming
 from hub.servicers import mapping
 from hub.servicers.calls import unary
 
 
 class PlayerServicer(player_service_pb2_grpc.PlayerServiceServicer):
-    def __init__(self, players: Players, operators: Operators):
+    def __init__(self, players: Players, operators: Operators, responsible: ResponsibleGaming):
         self.players = players
         self.operators = operators
+        self.responsible = responsible
 
     @unary
     async def RegisterPlayer(self, operator_id: str, request: pb.RegisterPlayerRequest,
@@ -39,3 +42,34 @@ class PlayerServicer(player_service_pb2_grpc.PlayerServiceServicer):
                            context: grpc.aio.ServicerContext) -> pb.ListSessionsResponse:
         return mapping.session_page(await self.players.sessions(operator_id, request.player_id, request.page_size,
                                                                 request.page_token))
+
+    @unary
+    async def SelfExclude(self, operator_id: str, request: pb.SelfExcludeRequest,
+                          context: grpc.aio.ServicerContext) -> pb.SelfExcludeResponse:
+        return pb.SelfExcludeResponse(self_exclusion=mapping.self_exclusion(await self.responsible.self_exclude(
+            operator_id, request.player_id, request.days, request.indefinite)))
+
+    @unary
+    async def SetDepositLimit(self, operator_id: str, request: pb.SetDepositLimitRequest,
+                              context: grpc.aio.ServicerContext) -> pb.SetDepositLimitResponse:
+        return pb.SetDepositLimitResponse(limit=mapping.money_limit(await self.responsible.set_money_limit(
+            operator_id, request.player_id, DEPOSIT, mapping.period_in(request.period),
+            mapping.money_in(request.amount))))
+
+    @unary
+    async def SetLossLimit(self, operator_id: str, request: pb.SetLossLimitRequest,
+                           context: grpc.aio.ServicerContext) -> pb.SetLossLimitResponse:
+        return pb.SetLossLimitResponse(limit=mapping.money_limit(await self.responsible.set_money_limit(
+            operator_id, request.player_id, LOSS, mapping.period_in(request.period),
+            mapping.money_in(request.amount))))
+
+    @unary
+    async def SetSessionTimeLimit(self, operator_id: str, request: pb.SetSessionTimeLimitRequest,
+                                  context: grpc.aio.ServicerContext) -> pb.SetSessionTimeLimitResponse:
+        return pb.SetSessionTimeLimitResponse(limit=mapping.session_time_limit(
+            await self.responsible.set_session_time_limit(operator_id, request.player_id, request.minutes)))
+
+    @unary
+    async def GetPlayerLimits(self, operator_id: str, request: pb.GetPlayerLimitsRequest,
+                              context: grpc.aio.ServicerContext) -> pb.GetPlayerLimitsResponse:
+        return mapping.player_limits(await self.responsible.get(operator_id, request.player_id))

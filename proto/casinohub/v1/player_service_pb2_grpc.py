@@ -62,6 +62,31 @@ class PlayerServiceStub:
                 request_serializer=casinohub_dot_v1_dot_player__service__pb2.ListSessionsRequest.SerializeToString,
                 response_deserializer=casinohub_dot_v1_dot_player__service__pb2.ListSessionsResponse.FromString,
                 _registered_method=True)
+        self.SelfExclude = channel.unary_unary(
+                '/casinohub.v1.PlayerService/SelfExclude',
+                request_serializer=casinohub_dot_v1_dot_player__service__pb2.SelfExcludeRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_player__service__pb2.SelfExcludeResponse.FromString,
+                _registered_method=True)
+        self.SetDepositLimit = channel.unary_unary(
+                '/casinohub.v1.PlayerService/SetDepositLimit',
+                request_serializer=casinohub_dot_v1_dot_player__service__pb2.SetDepositLimitRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_player__service__pb2.SetDepositLimitResponse.FromString,
+                _registered_method=True)
+        self.SetLossLimit = channel.unary_unary(
+                '/casinohub.v1.PlayerService/SetLossLimit',
+                request_serializer=casinohub_dot_v1_dot_player__service__pb2.SetLossLimitRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_player__service__pb2.SetLossLimitResponse.FromString,
+                _registered_method=True)
+        self.SetSessionTimeLimit = channel.unary_unary(
+                '/casinohub.v1.PlayerService/SetSessionTimeLimit',
+                request_serializer=casinohub_dot_v1_dot_player__service__pb2.SetSessionTimeLimitRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_player__service__pb2.SetSessionTimeLimitResponse.FromString,
+                _registered_method=True)
+        self.GetPlayerLimits = channel.unary_unary(
+                '/casinohub.v1.PlayerService/GetPlayerLimits',
+                request_serializer=casinohub_dot_v1_dot_player__service__pb2.GetPlayerLimitsRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_player__service__pb2.GetPlayerLimitsResponse.FromString,
+                _registered_method=True)
 
 
 class PlayerServiceServicer:
@@ -116,6 +141,61 @@ class PlayerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SelfExclude(self, request, context):
+        """Self-excludes the player for `days` (1..3650) or indefinitely: bets and
+        deposits are refused with FAILED_PRECONDITION / SELF_EXCLUDED until it
+        ends; wins and refunds of bets already placed are still paid, and Login and
+        withdrawals still work (the player must be able to take their money out).
+        An exclusion in force can be extended or made indefinite, never shortened:
+        asking for less answers the one in force. Returns NOT_FOUND /
+        PLAYER_NOT_FOUND, INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetDepositLimit(self, request, context):
+        """Sets the player's deposit limit for a UTC period in a currency (0: none).
+        Lowering it (or setting one where there was none) applies at once; raising
+        or removing it is pending for limit_cooling_off_s (default 24 h), then
+        applies by itself. A deposit that would take the period's deposits past the
+        limit is refused with FAILED_PRECONDITION / DEPOSIT_LIMIT_EXCEEDED.
+        Returns NOT_FOUND / PLAYER_NOT_FOUND, INVALID_ARGUMENT (period, currency),
+        INVALID_AMOUNT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetLossLimit(self, request, context):
+        """Sets the player's loss limit (net cash lost to rounds: stakes minus wins
+        and refunds) for a UTC period in a currency, with SetDepositLimit's rules
+        for lowering and raising. A bet that, lost, would take the period's loss
+        past the limit is refused with FAILED_PRECONDITION / LOSS_LIMIT_EXCEEDED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetSessionTimeLimit(self, request, context):
+        """Sets how long one session (one Login) may last, 1..1440 minutes (0: none),
+        with SetDepositLimit's rules for lowering and raising. At the limit the
+        session ends: its tokens and the bets of its Play streams are refused with
+        FAILED_PRECONDITION / SESSION_TIME_LIMIT_REACHED (rounds in play still
+        settle). Returns NOT_FOUND / PLAYER_NOT_FOUND, INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPlayerLimits(self, request, context):
+        """The player's self-exclusion (if in force) and limits, each with the raise
+        pending for it, if any. Returns NOT_FOUND / PLAYER_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PlayerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -143,6 +223,31 @@ def add_PlayerServiceServicer_to_server(servicer, server):
                     servicer.ListSessions,
                     request_deserializer=casinohub_dot_v1_dot_player__service__pb2.ListSessionsRequest.FromString,
                     response_serializer=casinohub_dot_v1_dot_player__service__pb2.ListSessionsResponse.SerializeToString,
+            ),
+            'SelfExclude': grpc.unary_unary_rpc_method_handler(
+                    servicer.SelfExclude,
+                    request_deserializer=casinohub_dot_v1_dot_player__service__pb2.SelfExcludeRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_player__service__pb2.SelfExcludeResponse.SerializeToString,
+            ),
+            'SetDepositLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetDepositLimit,
+                    request_deserializer=casinohub_dot_v1_dot_player__service__pb2.SetDepositLimitRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_player__service__pb2.SetDepositLimitResponse.SerializeToString,
+            ),
+            'SetLossLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetLossLimit,
+                    request_deserializer=casinohub_dot_v1_dot_player__service__pb2.SetLossLimitRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_player__service__pb2.SetLossLimitResponse.SerializeToString,
+            ),
+            'SetSessionTimeLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetSessionTimeLimit,
+                    request_deserializer=casinohub_dot_v1_dot_player__service__pb2.SetSessionTimeLimitRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_player__service__pb2.SetSessionTimeLimitResponse.SerializeToString,
+            ),
+            'GetPlayerLimits': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPlayerLimits,
+                    request_deserializer=casinohub_dot_v1_dot_player__service__pb2.GetPlayerLimitsRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_player__service__pb2.GetPlayerLimitsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -283,6 +388,141 @@ class PlayerService:
             '/casinohub.v1.PlayerService/ListSessions',
             casinohub_dot_v1_dot_player__service__pb2.ListSessionsRequest.SerializeToString,
             casinohub_dot_v1_dot_player__service__pb2.ListSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SelfExclude(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.PlayerService/SelfExclude',
+            casinohub_dot_v1_dot_player__service__pb2.SelfExcludeRequest.SerializeToString,
+            casinohub_dot_v1_dot_player__service__pb2.SelfExcludeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetDepositLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.PlayerService/SetDepositLimit',
+            casinohub_dot_v1_dot_player__service__pb2.SetDepositLimitRequest.SerializeToString,
+            casinohub_dot_v1_dot_player__service__pb2.SetDepositLimitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetLossLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.PlayerService/SetLossLimit',
+            casinohub_dot_v1_dot_player__service__pb2.SetLossLimitRequest.SerializeToString,
+            casinohub_dot_v1_dot_player__service__pb2.SetLossLimitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetSessionTimeLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.PlayerService/SetSessionTimeLimit',
+            casinohub_dot_v1_dot_player__service__pb2.SetSessionTimeLimitRequest.SerializeToString,
+            casinohub_dot_v1_dot_player__service__pb2.SetSessionTimeLimitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPlayerLimits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.PlayerService/GetPlayerLimits',
+            casinohub_dot_v1_dot_player__service__pb2.GetPlayerLimitsRequest.SerializeToString,
+            casinohub_dot_v1_dot_player__service__pb2.GetPlayerLimitsResponse.FromString,
             options,
             channel_credentials,
             insecure,

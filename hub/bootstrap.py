@@ -21,6 +21,7 @@ from hub.promotions import Promotions
 from hub.reconciler import Reconciler
 from hub.reports import Reports
 from hub.responsible import ResponsibleGaming
+from hub.studio_guard import GuardedAdapter, GuardPolicy
 from hub.wallet import Wallet
 
 
@@ -68,6 +69,9 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
         timedelta(seconds=config.session_idle_s), config.session_cap, tuple(config.session_caps.items())), tokens)
     if adapters is None:
         adapters = {p.name: registry.create(p.adapter, p.adapter_config()) for p in config.providers}
+    policy = GuardPolicy(attempts=config.studio_attempts, backoff_s=config.studio_backoff_s,
+                         failures_to_open=config.breaker_failures, open_s=config.breaker_open_s)
+    adapters = {name: GuardedAdapter(adapter, policy) for name, adapter in adapters.items()}
     catalog = Catalog(adapters, tokens)
     await catalog.refresh()
     rounds = RoundLedger(config.house_shards, config.bonus_spending)

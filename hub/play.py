@@ -77,7 +77,7 @@ from hub.ledger.schema import (
 )
 from hub.ledger.uow import UnitOfWork
 from hub.money import Money, exponent, positive_amount
-from hub.players import Players, check_login
+from hub.players import Players
 from hub.studio_guard import GuardedAdapter
 
 T = TypeVar("T")
@@ -167,7 +167,7 @@ class OpenRound:
     @property
     def needs(self) -> tuple[Need, ...]:
         login = self.session.login_id
-        return *self.bet.needs, _log(self.session), *([Need(player_sessions, (login,), lock=False)] if login else [])
+        return *self.bet.needs, _log(self.session), *([Need(player_sessions, (login,))] if login else [])
 
 
 @dataclass(frozen=True)
@@ -556,7 +556,7 @@ class Play:
         round_id = bet.round_id
         receipt = self._rounds.bet(book, bet)
         if session.login_id and not receipt.replayed:  # refused: the bet is undone with the command
-            check_login(book, session.operator_id, session.player_id, session.login_id, utcnow())
+            self._players.check_login(book, session.operator_id, session.player_id, session.login_id, utcnow())
         if receipt.replayed:
             round_ = book.get(rounds, (session.operator_id, round_id), lock=False)
             if round_ is not None and round_["status"] == OPEN:

@@ -44,6 +44,7 @@ USERNAME = re.compile(r"[A-Za-z0-9_.-]{3,64}")
 TOKEN_PREFIX = "chs_"  # makes a leaked token recognisable in logs and scanners
 REFRESH_PREFIX = "chr_"
 MAX_TOKEN = 128
+USE_GRANULARITY = timedelta(minutes=1)  # how often a betting stream records the session's use
 SESSION, REFRESH = "session", "refresh"
 # Why a login ended (player_sessions.end_reason), and what a token of it is refused with afterwards.
 LOGOUT, SESSION_CAP, IDLE, REUSED, TIME_LIMIT = "LOGOUT", "SESSION_CAP", "IDLE", "REFRESH_TOKEN_REUSED", "SESSION_TIME_LIMIT"
@@ -257,6 +258,25 @@ class Players:
         return SessionPage(page, self._page_tokens.issue(shape, [last.created_at.isoformat(), last.session_id])
                            if last is not None else "")
 
+    def check_login(self, book: Book, operator_id: str, player_id: str, session_id: str, now: datetime) -> None:
+        """For a bet on a Play stream (in the engine, the session's row locked): the login the stream was
+        opened with must not have ended (Logout, the cap, a refresh-token reuse, the time limit), idled, nor
+        be past the player's session time limit. A bet is a use: it keeps the login from idling."""
+        row = book.get(sessions, (session_id,))
+        if row is None or row["operator_id"] != operator_id:
+            raise DomainError(Reason.INVALID_SESSION, "the stream's session is unknown")
+        if row["ended_at"] is not None:
+            raise DomainError(_ENDED.get(row["end_reason"], Reason.SESSION_REVOKED),
+                              f"the session has ended ({row['end_reason']})")
+        if row["expires_at"] <= now or row["last_used_at"] + self._settings.idle <= now:
+            raise DomainError(Reason.SESSION_EXPIRED, "the session has expired or idled; log in again")
+        limit = limits.session_time_limit(book, operator_id, player_id, now)
+        if limit and row["created_at"] + timedelta(seconds=limit) <= now:
+            raise DomainError(Reason.SESSION_TIME_LIMIT_REACHED,
+                              f"the session reached the player's session time limit of {limit // 60} minutes")
+        if now - row["last_used_at"] >= USE_GRANULARITY:  # not a write per bet: a minute is fine enough
+            book.update(sessions, row, last_used_at=now)
+
     # -- helpers (in the caller's unit of work) ------------------------------------------------------
 
     def _live(self, operator_id: str, player_id: str, now: datetime) -> Any:
@@ -319,22 +339,6 @@ def _session_time_limit(uow: UnitOfWork, operator_id: str, player_id: str, now: 
         player_limits.c.operator_id == operator_id, player_limits.c.player_id == player_id,
         player_limits.c.kind == limits.SESSION_TIME)).first()
     return limits.effective(row._mapping, now) if row is not None else 0
-
-
-def check_login(book: Book, operator_id: str, player_id: str, session_id: str, now: datetime) -> None:
-    """For a bet on a Play stream (in the engine): the login the stream was opened with must not have
-    ended (Logout, the cap, a refresh-token reuse, the time limit) nor be past the player's session time
-    limit. Idling does not end it here: a stream that is betting is in use."""
-    row = book.get(sessions, (session_id,), lock=False)
-    if row is None or row["operator_id"] != operator_id:
-        raise DomainError(Reason.INVALID_SESSION, "the stream's session is unknown")
-    if row["ended_at"] is not None:
-        raise DomainError(_ENDED.get(row["end_reason"], Reason.SESSION_REVOKED),
-                          f"the session has ended ({row['end_reason']})")
-    limit = limits.session_time_limit(book, operator_id, player_id, now)
-    if limit and row["created_at"] + timedelta(seconds=limit) <= now:
-        raise DomainError(Reason.SESSION_TIME_LIMIT_REACHED,
-                          f"the session reached the player's session time limit of {limit // 60} minutes")
 
 
 def require_player(uow: UnitOfWork, operator_id: str, player_id: str) -> str:

@@ -206,3 +206,18 @@ async def test_after_logout_an_open_play_stream_takes_no_more_bets(hub: Client) 
     assert refusal.error.reason == "SESSION_REVOKED"
     await stream.close()
     assert await hub.balance(session.player_id) == refusal.balance.amount_minor
+
+
+async def test_bets_on_a_play_stream_keep_the_session_from_idling(hub: Client, travel) -> None:  # type: ignore[no-untyped-def]
+    session = await login(hub, await register(hub))
+    await deposit(hub, session.player_id, 1_000)
+    stream = await opened_stream(hub, session.session_token)
+    for _ in range(3):  # 1,200 s in all, never 600 s without a bet
+        travel(timedelta(seconds=400))
+        stream.bet(10, f"b-{uuid.uuid4()}")
+        assert (await stream.until("settled", "error"))[-1].WhichOneof("event") == "settled"
+    session = await refresh(hub, session.refresh_token)  # alive: the bets were uses
+    travel(timedelta(seconds=600))  # now idle for the whole timeout
+    stream.bet(10, f"b-{uuid.uuid4()}")
+    assert (await stream.until("settled", "error"))[-1].error.error.reason == "SESSION_EXPIRED"
+    await stream.close()

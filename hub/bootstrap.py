@@ -18,10 +18,11 @@ from hub.migrate import upgrade
 from hub.money import add_currency, set_max_transaction
 from hub.operators import Operators
 from hub.play import Play
-from hub.players import Players
+from hub.players import Players, SessionSettings
 from hub.promotions import Promotions
 from hub.reconciler import Reconciler
 from hub.reports import Reports
+from hub.responsible import ResponsibleGaming
 from hub.studio_guard import GuardedAdapter, GuardPolicy
 from hub.wallet import Wallet
 
@@ -41,6 +42,7 @@ class Hub:
     reports: Reports
     promotions: Promotions
     demo: DemoSessions
+    responsible: ResponsibleGaming
 
     async def close(self) -> None:
         await self.play.drain()
@@ -65,13 +67,15 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     operators = Operators(db)
     if config.environment == "sandbox":
         await operators.ensure(config.sandbox_operator_id, "Sandbox operator")
-    players = Players(db, timedelta(seconds=config.session_ttl_s))
+    tokens = await page_tokens.load(db)
+    players = Players(db, SessionSettings(
+        timedelta(seconds=config.session_ttl_s), timedelta(seconds=config.session_max_s),
+        timedelta(seconds=config.session_idle_s), config.session_cap, tuple(config.session_caps.items())), tokens)
     if adapters is None:
         adapters = {p.name: registry.create(p.adapter, p.adapter_config()) for p in config.providers}
     policy = GuardPolicy(attempts=config.studio_attempts, backoff_s=config.studio_backoff_s,
                          failures_to_open=config.breaker_failures, open_s=config.breaker_open_s)
     adapters = {name: GuardedAdapter(adapter, policy) for name, adapter in adapters.items()}
-    tokens = await page_tokens.load(db)
     catalog = Catalog(adapters, tokens, CatalogSettings(db, config.catalog_settings_ttl_s),
                       config.studio_health_ttl_s)
     await catalog.refresh()
@@ -84,4 +88,5 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     wallet = Wallet(db, engine, config.house_shards, tokens, config.cashier_limits)
     return Hub(config, db, engine, operators, players, wallet, catalog, play, reconciler, adapters, Reports(db),
                Promotions(db, engine, catalog, config.house_shards),
-               DemoSessions(catalog, players, timedelta(seconds=config.game_session_ttl_s)))
+               DemoSessions(catalog, players, timedelta(seconds=config.game_session_ttl_s)),
+               ResponsibleGaming(db, timedelta(seconds=config.limit_cooling_off_s)))

@@ -75,7 +75,7 @@ class DemoSessions:
                      country: str = "") -> LaunchedGame:
         """The same checks as a real launch (the operator's settings and the studio's health included),
         but a player session is optional: an anonymous visitor may try a game."""
-        player_id = await self._players.authenticate(operator_id, token) if token else f"demo-{uuid.uuid4()}"
+        player_id = (await self._players.authenticate(operator_id, token)).player_id if token else f"demo-{uuid.uuid4()}"
         exponent(currency)
         game, adapter, variant = await self._catalog.offer(operator_id, game_id, country)
         if currency not in game.info.currencies:
@@ -117,7 +117,7 @@ class DemoSessions:
         demo = self._sessions.get(game_session_id)
         if demo is None or demo.session.operator_id != operator_id:
             raise DomainError(Reason.GAME_SESSION_NOT_FOUND, f"no game session {quote(game_session_id)}")
-        if not demo.anonymous and await self._players.authenticate(operator_id, token) != demo.session.player_id:
+        if not demo.anonymous and (await self._players.authenticate(operator_id, token)).player_id != demo.session.player_id:
             raise DomainError(Reason.GAME_SESSION_NOT_FOUND, f"no game session {quote(game_session_id)}")
         if demo.session.expires_at <= utcnow():
             raise DomainError(Reason.GAME_SESSION_CLOSED, "game session expired; launch the game again")

@@ -66,7 +66,15 @@ from hub.ledger.rounds import (
     transaction_ids,
     win_key,
 )
-from hub.ledger.schema import bets, free_round_grants, game_sessions, ledger_transactions, play_events, rounds
+from hub.ledger.schema import (
+    bets,
+    free_round_grants,
+    game_sessions,
+    ledger_transactions,
+    play_events,
+    player_sessions,
+    rounds,
+)
 from hub.ledger.uow import UnitOfWork
 from hub.money import Money, exponent, positive_amount
 from hub.players import Players
@@ -106,6 +114,7 @@ class GameSession:
     expires_at: datetime
     rtp_variant: str = ""  # fixed at launch: the studio plays, and the adapter checks, this variant
     demo: bool = False  # fun money, held by hub.demo in this process's memory only
+    login_id: str = ""  # the player session (hub.players) the stream was opened with; "": not checked
 
 
 def round_id_for(operator_id: str, key: str) -> str:
@@ -159,7 +168,8 @@ class OpenRound:
 
     @property
     def needs(self) -> tuple[Need, ...]:
-        return *self.bet.needs, _log(self.session)
+        login = self.session.login_id
+        return *self.bet.needs, _log(self.session), *([Need(player_sessions, (login,))] if login else [])
 
 
 @dataclass(frozen=True)
@@ -286,7 +296,7 @@ class Play:
 
     async def launch(self, operator_id: str, token: str, game_id: str, currency: str,
                      client_seed: str, country: str = "") -> LaunchedGame:
-        player_id = await self._players.authenticate(operator_id, token)
+        player_id = (await self._players.authenticate(operator_id, token)).player_id
         exponent(currency)
         game, adapter, variant = await self._catalog.offer(operator_id, game_id, country)
         if currency not in game.info.currencies:
@@ -317,7 +327,8 @@ class Play:
 
     async def attach(self, operator_id: str, game_session_id: str, token: str) -> GameSession:
         """The game session a stream may play on: it must belong to the token's player."""
-        player_id = await self._players.authenticate(operator_id, token)
+        login = await self._players.authenticate(operator_id, token)
+        player_id = login.player_id
 
         def _load(uow: UnitOfWork):  # type: ignore[no-untyped-def]
             return uow.conn.execute(select(game_sessions).where(
@@ -331,7 +342,7 @@ class Play:
         if row.expires_at <= utcnow():
             raise DomainError(Reason.GAME_SESSION_CLOSED, "game session expired; launch the game again")
         return GameSession(row.game_session_id, operator_id, player_id, row.game_id, row.currency,
-                           row.expires_at, row.rtp_variant)
+                           row.expires_at, row.rtp_variant, login_id=login.session_id)
 
     async def opened(self, session: GameSession) -> SessionOpened:
         return await self._appending(session, self._session_opened, SessionEvent(session))
@@ -546,6 +557,8 @@ class Play:
         bet = cmd.bet
         round_id = bet.round_id
         receipt = self._rounds.bet(book, bet)
+        if session.login_id and not receipt.replayed:  # refused: the bet is undone with the command
+            self._players.check_login(book, session.operator_id, session.player_id, session.login_id, utcnow())
         if receipt.replayed:
             round_ = book.get(rounds, (session.operator_id, round_id), lock=False)
             if round_ is not None and round_["status"] == OPEN:

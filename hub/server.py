@@ -146,7 +146,7 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
     wallet_service_pb2_grpc.add_WalletServiceServicer_to_server(
         WalletServicer(hub.wallet, hub.promotions, hub.operators), server)
     player_service_pb2_grpc.add_PlayerServiceServicer_to_server(
-        PlayerServicer(hub.players, hub.operators), server)
+        PlayerServicer(hub.players, hub.operators, hub.responsible), server)
     report_service_pb2_grpc.add_ReportServiceServicer_to_server(
         ReportServicer(hub.reports, hub.operators), server)
     auth_service_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(authenticator), server)

@@ -38,7 +38,7 @@ from hub.migrate import alembic_config, upgrade
 from hub.money import Money
 from hub.page_tokens import PageTokens
 from hub.play import GameSession, Play, round_id_for
-from hub.players import Players
+from hub.players import Players, SessionSettings
 from hub.promotions import Promotions
 from hub.servicers import mapping
 from hub.wallet import Wallet
@@ -289,7 +289,7 @@ async def test_upgrade_converts_protobuf_rows_so_resume_and_replays_answer_as_be
     engine = SettlementEngine(db)
     studio = FakeStudio()
     catalog = Catalog({"fake": studio}, PageTokens(b"test"))
-    play = Play(db, engine, catalog, Players(db, timedelta(days=1)), RoundLedger(8), timedelta(days=1),
+    play = Play(db, engine, catalog, Players(db, SessionSettings(), PageTokens(b"test")), RoundLedger(8), timedelta(days=1),
                 timedelta(seconds=1))
     session = GameSession(SESSION, OPERATOR, PLAYER, GAME, "USD", EXPIRES)
     try:
@@ -365,4 +365,26 @@ def test_catalog_settings_upgrade_keeps_sessions_at_the_default_variant_and_down
         assert conn.execute(text("SELECT game_session_id, last_seq FROM game_sessions")).one() == ("gs-old", 3)
         tables = set(inspect(conn).get_table_names())
     assert not tables & {"operator_disabled_studios", "operator_country_blocks", "operator_rtp_variants"}
+
+
+# -- 0013: sessions become logins with refresh-token families; responsible-gaming tables ------------------
+
+def test_0013_ends_old_sessions_keeps_players_and_downgrades(empty_url: str) -> None:
+    """Sessions from before 0013 hold no family, refresh token or idle clock: they end (log in again)."""
+    command.upgrade(alembic_config(empty_url), "0011")
+    engine = create_engine(empty_url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO players VALUES ('p-1', 'Acme', 'zoe', 'hash', 'active', '2026-01-01')"))
+        conn.execute(text("INSERT INTO player_sessions VALUES ('h1', 'Acme', 'p-1', '2026-01-01', '2099-01-01')"))
+    command.upgrade(alembic_config(empty_url), "0013")
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT player_id FROM players")).all() == [("p-1",)]
+        assert conn.execute(text("SELECT COUNT(*) FROM player_sessions")).scalar() == 0
+        for table in ("player_session_tokens", "self_exclusions", "player_limits"):
+            assert conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar() == 0
+    engine.dispose()  # a pooled SQLite connection would keep the schema it read
+    command.downgrade(alembic_config(empty_url), "0011")
+    with engine.begin() as conn:  # the old shape again, usable by a hub of 0011
+        conn.execute(text("INSERT INTO player_sessions VALUES ('h2', 'Acme', 'p-1', '2026-01-01', '2099-01-01')"))
+        assert conn.execute(text("SELECT COUNT(*) FROM player_sessions")).scalar() == 1
     engine.dispose()

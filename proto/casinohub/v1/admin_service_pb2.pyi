@@ -368,7 +368,7 @@ class CreateApiKeyRequest(_message.Message):
     @_builtins.property
     def scopes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Empty means every operator scope: game:read, game:play, wallet:read,
-        wallet:write, player:write, report:read.
+        wallet:write, player:read, player:write, report:read.
         """
 
     def __init__(

@@ -71,18 +71,58 @@ class BetLimit:
     step_minor: int = 1
 
 
+GAME_TYPES = ("slot", "table", "live", "instant")
+# Feature flags a studio may declare; the hub passes through only these, so a filter means the same everywhere.
+FEATURES = ("jackpot", "bonus_buy", "free_spins", "multiplier", "side_bets", "autoplay")
+FALLBACK_LOCALE = "en"
+
+
+@dataclass(frozen=True)
+class RtpVariant:
+    """One of the paytables (or rule sets) a studio runs a game at; an operator picks one per game."""
+
+    variant_id: str  # the studio's name for it, at most 32 characters, e.g. "96"
+    rtp_basis_points: int  # this variant's theoretical RTP
+
+
 @dataclass(frozen=True)
 class GameInfo:
     provider_game_id: str
-    name: str
-    game_type: str  # "slot" | "table" | "live" | "sports"
-    rtp_basis_points: int  # theoretical RTP, 9612 = 96.12%
-    max_win_multiplier: int  # no outcome pays more than bet * this
+    name: str  # English: the name every locale without a translation falls back to
+    game_type: str  # one of GAME_TYPES
+    rtp_basis_points: int  # theoretical RTP of the studio's default variant, 9612 = 96.12%
+    # No outcome pays more than bet * this, whichever variant runs (the hub bounds every win with it).
+    max_win_multiplier: int
     bet_limits: tuple[BetLimit, ...]
+    features: tuple[str, ...] = ()  # a subset of FEATURES, sorted
+    names: Mapping[str, str] = field(default_factory=dict)  # locale ("de", "ja", ...) -> translated name
+    # Empty: the game runs at one RTP only. Otherwise the studio's default variant comes first.
+    rtp_variants: tuple[RtpVariant, ...] = ()
 
     @property
     def currencies(self) -> tuple[str, ...]:
         return tuple(limit.currency for limit in self.bet_limits)
+
+    def name_in(self, locale: str) -> str:
+        """The name for a locale ("de-AT" tries "de-AT", then "de"; tags compare case-insensitively),
+        else the English one."""
+        return self.names.get(self.locale_of(locale), self.name)
+
+    def locale_of(self, locale: str) -> str:
+        """The key of `names` that name_in(locale) uses, or FALLBACK_LOCALE."""
+        names = {key.lower(): key for key in self.names}
+        for candidate in (locale.lower(), locale.split("-")[0].lower()):
+            if candidate in names:
+                return names[candidate]
+        return FALLBACK_LOCALE
+
+    def variant(self, variant_id: str) -> RtpVariant | None:
+        """The variant of that id ("" is the default); None when the game has no such variant."""
+        if not self.rtp_variants:
+            return RtpVariant("", self.rtp_basis_points) if not variant_id else None
+        if not variant_id:
+            return self.rtp_variants[0]
+        return next((v for v in self.rtp_variants if v.variant_id == variant_id), None)
 
 
 @dataclass(frozen=True)
@@ -98,6 +138,7 @@ class LaunchInput:
     player_id: str
     currency: str
     client_seed: str
+    rtp_variant: str = ""  # one of the game's RtpVariant ids; "": the studio's default
 
 
 @dataclass(frozen=True)
@@ -129,6 +170,7 @@ class PlayInput:
     # The caller continues an unfinished round with MultiStepAdapter.act. Without it, an adapter finishes
     # the round in this call or refuses it (ProviderRejected) before the studio hears of it.
     multi_step: bool = False
+    rtp_variant: str = ""  # the variant the session was launched at; the adapter checks wins against it
 
 
 @dataclass(frozen=True)

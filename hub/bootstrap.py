@@ -8,7 +8,9 @@ from adapters import registry
 from adapters.base import ProviderAdapter
 from hub import environments, page_tokens, stats
 from hub.catalog import Catalog
+from hub.catalog_settings import CatalogSettings
 from hub.config import Config
+from hub.demo import DemoSessions
 from hub.ledger.db import Database
 from hub.ledger.engine import SettlementEngine
 from hub.ledger.rounds import RoundLedger
@@ -17,10 +19,11 @@ from hub.money import add_currency, set_max_transaction
 from hub.operators import Operators
 from hub.passwords import Hashing, hashing as password_hashing
 from hub.play import Play
-from hub.players import Players
+from hub.players import Players, SessionSettings
 from hub.promotions import Promotions
 from hub.reconciler import Reconciler
 from hub.reports import Reports
+from hub.responsible import ResponsibleGaming
 from hub.studio_guard import GuardedAdapter, GuardPolicy
 from hub.wallet import Wallet
 
@@ -39,6 +42,8 @@ class Hub:
     adapters: dict[str, ProviderAdapter]
     reports: Reports
     promotions: Promotions
+    demo: DemoSessions
+    responsible: ResponsibleGaming
     hashing: Hashing
 
     async def close(self) -> None:
@@ -64,15 +69,19 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     operators = Operators(db)
     if config.environment == "sandbox":
         await operators.ensure(config.sandbox_operator_id, "Sandbox operator")
+    tokens = await page_tokens.load(db)
     hashing = password_hashing(config.password_hash_time_cost, config.password_hash_memory_kib)
-    players = Players(db, timedelta(seconds=config.session_ttl_s), hashing)
+    players = Players(db, SessionSettings(
+        timedelta(seconds=config.session_ttl_s), timedelta(seconds=config.session_max_s),
+        timedelta(seconds=config.session_idle_s), config.session_cap, tuple(config.session_caps.items())), tokens,
+        hashing)
     if adapters is None:
         adapters = {p.name: registry.create(p.adapter, p.adapter_config()) for p in config.providers}
     policy = GuardPolicy(attempts=config.studio_attempts, backoff_s=config.studio_backoff_s,
                          failures_to_open=config.breaker_failures, open_s=config.breaker_open_s)
     adapters = {name: GuardedAdapter(adapter, policy) for name, adapter in adapters.items()}
-    tokens = await page_tokens.load(db)
-    catalog = Catalog(adapters, tokens)
+    catalog = Catalog(adapters, tokens, CatalogSettings(db, config.catalog_settings_ttl_s),
+                      config.studio_health_ttl_s)
     await catalog.refresh()
     rounds = RoundLedger(config.house_shards, config.bonus_spending)
     # A round still OPEN after reconcile_after_s is closed by the next reconciler pass: waiting longer
@@ -82,4 +91,6 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     reconciler = Reconciler(db, engine, catalog, rounds, timedelta(seconds=config.reconcile_after_s), play.reconciled)
     wallet = Wallet(db, engine, config.house_shards, tokens, config.cashier_limits)
     return Hub(config, db, engine, operators, players, wallet, catalog, play, reconciler, adapters, Reports(db),
-               Promotions(db, engine, catalog, config.house_shards), hashing)
+               Promotions(db, engine, catalog, config.house_shards),
+               DemoSessions(catalog, players, timedelta(seconds=config.game_session_ttl_s)),
+               ResponsibleGaming(db, timedelta(seconds=config.limit_cooling_off_s)), hashing)

@@ -98,7 +98,17 @@ class Config:
     token_key: str = ""
     token_ttl_s: int = 900  # access tokens from AuthService.IssueToken live this long
     signature_window_s: int = 300  # a signed request's timestamp may be this far from the hub's clock
-    session_ttl_s: int = 86_400
+    # Player sessions (hub/players.py, README "Player sessions"): a session token lives session_ttl_s and is
+    # renewed with the refresh token until the login's hard end, session_max_s after Login; a login unused
+    # for session_idle_s ends. A player holds at most session_cap live logins (session_caps: per operator);
+    # a new Login past the cap ends the oldest.
+    session_ttl_s: int = 900
+    session_max_s: int = 86_400
+    session_idle_s: int = 1_800
+    session_cap: int = 5
+    session_caps: dict[str, int] = field(default_factory=dict)
+    # Raising a responsible-gaming limit takes effect this long after it is asked for (lowering: at once).
+    limit_cooling_off_s: int = 86_400
     # argon2id cost of players' password and API-key secret hashes (hub/passwords.py). The defaults are the
     # RFC 9106 low-memory profile; lower them only where the hashes protect nothing (test suites).
     password_hash_time_cost: int = 3
@@ -106,6 +116,11 @@ class Config:
     game_session_ttl_s: int = 14_400
     shutdown_grace_s: float = 10.0
     health_interval_s: float = 2.0
+    # Each process re-reads an operator's catalog settings (AdminService) and re-checks each studio's
+    # health at most this often: other processes see a settings change, and the catalog a studio's
+    # failure or recovery, within this many seconds.
+    catalog_settings_ttl_s: float = 5.0
+    studio_health_ttl_s: float = 5.0
     reconcile_after_s: float = 300.0  # a round still OPEN this long after its bet is asked about
     reconcile_interval_s: float = 60.0  # how often the server looks (0 disables the periodic pass)
     # Calls to studios (hub/studio_guard.py): tries per call for errors a studio marks retryable, the first
@@ -132,7 +147,7 @@ class Config:
 
 def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Config:
     """Config from an optional TOML file (`[hub]` keys, `[currencies]` and `[max_transaction_minor]` tables,
-    `[[cashier_limits]]` and `[[providers]]` tables), then HUB_<KEY> environment variables for the scalar keys."""
+    `[session_caps]`, `[[cashier_limits]]` and `[[providers]]` tables), then HUB_<KEY> environment variables for the scalar keys."""
     env = dict(os.environ if env is None else env)
     path = path or env.get("HUB_CONFIG")
     values: dict[str, Any] = {}
@@ -143,13 +158,16 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
             values["currencies"] = {code: int(exp) for code, exp in document["currencies"].items()}
         if "max_transaction_minor" in document:
             values["max_transaction_minor"] = {code: int(v) for code, v in document["max_transaction_minor"].items()}
+        if "session_caps" in document:
+            values["session_caps"] = {operator: int(cap) for operator, cap in document["session_caps"].items()}
         if "cashier_limits" in document:
             values["cashier_limits"] = tuple(CashierLimit(**limit) for limit in document["cashier_limits"])
         if "providers" in document:
             values["providers"] = tuple(ProviderSettings(**p) for p in document["providers"])
     for f in fields(Config):
         raw = env.get(f"HUB_{f.name.upper()}")
-        if raw is not None and f.name not in ("providers", "currencies", "cashier_limits", "max_transaction_minor"):
+        if raw is not None and f.name not in ("providers", "currencies", "cashier_limits", "max_transaction_minor",
+                                              "session_caps"):
             values[f.name] = type(getattr(Config(), f.name))(raw)
     old_name = env.get("HUB_MODE") or values.pop("mode", None)  # environment's old name
     values.pop("mode", None)

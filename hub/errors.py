@@ -92,6 +92,18 @@ class Reason(enum.Enum):
     TOO_MANY_STREAMS = (grpc.StatusCode.RESOURCE_EXHAUSTED, True)
     ENVIRONMENT_MISMATCH = (grpc.StatusCode.PERMISSION_DENIED, False)
     SANDBOX_OPERATOR_REFUSED = (grpc.StatusCode.PERMISSION_DENIED, False)
+    STUDIO_DISABLED = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    STUDIO_UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, True)
+    GAME_BLOCKED_IN_COUNTRY = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    COUNTRY_REQUIRED = (grpc.StatusCode.INVALID_ARGUMENT, False)
+    RTP_VARIANT_NOT_OFFERED = (grpc.StatusCode.INVALID_ARGUMENT, False)
+    STUDIO_NOT_FOUND = (grpc.StatusCode.NOT_FOUND, False)
+    SESSION_EXPIRED = (grpc.StatusCode.UNAUTHENTICATED, False)
+    SESSION_REVOKED = (grpc.StatusCode.UNAUTHENTICATED, False)
+    REFRESH_TOKEN_REUSED = (grpc.StatusCode.UNAUTHENTICATED, False)
+    SELF_EXCLUDED = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    LOSS_LIMIT_EXCEEDED = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    SESSION_TIME_LIMIT_REACHED = (grpc.StatusCode.FAILED_PRECONDITION, False)
 
 
 class DomainError(Exception):

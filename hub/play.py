@@ -66,7 +66,15 @@ from hub.ledger.rounds import (
     transaction_ids,
     win_key,
 )
-from hub.ledger.schema import bets, free_round_grants, game_sessions, ledger_transactions, play_events, rounds
+from hub.ledger.schema import (
+    bets,
+    free_round_grants,
+    game_sessions,
+    ledger_transactions,
+    play_events,
+    player_sessions,
+    rounds,
+)
 from hub.ledger.uow import UnitOfWork
 from hub.money import Money, exponent, positive_amount
 from hub.players import Players
@@ -104,6 +112,9 @@ class GameSession:
     game_id: str
     currency: str
     expires_at: datetime
+    rtp_variant: str = ""  # fixed at launch: the studio plays, and the adapter checks, this variant
+    demo: bool = False  # fun money, held by hub.demo in this process's memory only
+    login_id: str = ""  # the player session (hub.players) the stream was opened with; "": not checked
 
 
 def round_id_for(operator_id: str, key: str) -> str:
@@ -157,7 +168,8 @@ class OpenRound:
 
     @property
     def needs(self) -> tuple[Need, ...]:
-        return *self.bet.needs, _log(self.session)
+        login = self.session.login_id
+        return *self.bet.needs, _log(self.session), *([Need(player_sessions, (login,))] if login else [])
 
 
 @dataclass(frozen=True)
@@ -243,6 +255,7 @@ class LaunchedGame:
     launch_url: str
     server_seed_hash: str
     expires_at: datetime
+    demo_balance: Money | None = None  # a demo session (hub.demo): the fun money it starts with
 
 
 @dataclass(frozen=True)
@@ -282,10 +295,10 @@ class Play:
     # -- sessions ------------------------------------------------------------------------------------
 
     async def launch(self, operator_id: str, token: str, game_id: str, currency: str,
-                     client_seed: str) -> LaunchedGame:
-        player_id = await self._players.authenticate(operator_id, token)
+                     client_seed: str, country: str = "") -> LaunchedGame:
+        player_id = (await self._players.authenticate(operator_id, token)).player_id
         exponent(currency)
-        game, adapter = await self._catalog.game(game_id)
+        game, adapter, variant = await self._catalog.offer(operator_id, game_id, country)
         if currency not in game.info.currencies:
             raise DomainError(Reason.CURRENCY_MISMATCH, f"{game_id} does not accept {currency}")
         if len(client_seed) > 128:
@@ -295,7 +308,8 @@ class Play:
         try:
             launched = await adapter.launch(LaunchInput(
                 game_session_id=session_id, provider_game_id=game.info.provider_game_id,
-                operator_id=operator_id, player_id=player_id, currency=currency, client_seed=client_seed))
+                operator_id=operator_id, player_id=player_id, currency=currency, client_seed=client_seed,
+                rtp_variant=variant))
         except ProviderError as exc:
             raise DomainError(provider_reason(exc), f"provider {game.provider}: {exc}") from None
         now = utcnow()
@@ -305,7 +319,7 @@ class Play:
             uow.conn.execute(game_sessions.insert().values(
                 game_session_id=session_id, operator_id=operator_id, player_id=player_id, game_id=game_id,
                 currency=currency, client_seed=client_seed, server_seed_hash=launched.server_seed_hash,
-                last_seq=0, created_at=now, expires_at=expires_at))
+                last_seq=0, created_at=now, expires_at=expires_at, rtp_variant=variant))
             uow.commit()
 
         await self._db.run(_insert)
@@ -313,7 +327,8 @@ class Play:
 
     async def attach(self, operator_id: str, game_session_id: str, token: str) -> GameSession:
         """The game session a stream may play on: it must belong to the token's player."""
-        player_id = await self._players.authenticate(operator_id, token)
+        login = await self._players.authenticate(operator_id, token)
+        player_id = login.player_id
 
         def _load(uow: UnitOfWork):  # type: ignore[no-untyped-def]
             return uow.conn.execute(select(game_sessions).where(
@@ -327,7 +342,7 @@ class Play:
         if row.expires_at <= utcnow():
             raise DomainError(Reason.GAME_SESSION_CLOSED, "game session expired; launch the game again")
         return GameSession(row.game_session_id, operator_id, player_id, row.game_id, row.currency,
-                           row.expires_at)
+                           row.expires_at, row.rtp_variant, login_id=login.session_id)
 
     async def opened(self, session: GameSession) -> SessionOpened:
         return await self._appending(session, self._session_opened, SessionEvent(session))
@@ -447,7 +462,8 @@ class Play:
             result = await adapter.play(PlayInput(
                 round_id=round_id, game_session_id=session.game_session_id,
                 provider_game_id=game.info.provider_game_id, operator_id=session.operator_id,
-                player_id=session.player_id, currency=money.currency, bet_minor=money.amount_minor))
+                player_id=session.player_id, currency=money.currency, bet_minor=money.amount_minor,
+                rtp_variant=session.rtp_variant))
             self._check_win(game, money, result)
         except ProviderTimeout as exc:
             # The studio may have played the round: a refund would be a guess. The round stays open and
@@ -476,10 +492,7 @@ class Play:
 
     @staticmethod
     def _check_win(game: CatalogGame, money: Money, result: PlayResult) -> None:
-        """Never trust the provider's arithmetic: the adapter re-evaluated the paytable; this bounds it."""
-        if not 0 <= result.win_minor <= money.amount_minor * game.info.max_win_multiplier:
-            raise ProviderProtocolError(
-                f"win {result.win_minor} outside 0..{game.info.max_win_multiplier}x the bet")
+        game.check_win(money.amount_minor, result.win_minor)
 
     # -- commands (applied by the settlement engine, in its writer thread) -----------------------------
 
@@ -544,6 +557,8 @@ class Play:
         bet = cmd.bet
         round_id = bet.round_id
         receipt = self._rounds.bet(book, bet)
+        if session.login_id and not receipt.replayed:  # refused: the bet is undone with the command
+            self._players.check_login(book, session.operator_id, session.player_id, session.login_id, utcnow())
         if receipt.replayed:
             round_ = book.get(rounds, (session.operator_id, round_id), lock=False)
             if round_ is not None and round_["status"] == OPEN:

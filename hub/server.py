@@ -143,16 +143,16 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
     server = grpc.aio.server(interceptors=[admission, authentication, operator_limits, RequestChecks()],
                              options=options)
     game_service_pb2_grpc.add_GameServiceServicer_to_server(
-        GameServicer(hub.catalog, hub.play, hub.promotions, hub.operators), server)
+        GameServicer(hub.catalog, hub.play, hub.promotions, hub.operators, hub.demo), server)
     wallet_service_pb2_grpc.add_WalletServiceServicer_to_server(
         WalletServicer(hub.wallet, hub.promotions, hub.operators), server)
     player_service_pb2_grpc.add_PlayerServiceServicer_to_server(
-        PlayerServicer(hub.players, hub.operators), server)
+        PlayerServicer(hub.players, hub.operators, hub.responsible), server)
     report_service_pb2_grpc.add_ReportServiceServicer_to_server(
         ReportServicer(hub.reports, hub.operators), server)
     auth_service_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(authenticator), server)
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
-        AdminServicer(OperatorAdmin(hub.db, await load_page_tokens(hub.db), hub.hashing)), server)
+        AdminServicer(OperatorAdmin(hub.db, await load_page_tokens(hub.db), hub.hashing), hub.catalog), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

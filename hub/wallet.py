@@ -16,7 +16,7 @@ from hub import records
 from hub.clock import utcnow
 from hub.config import CashierLimit
 from hub.errors import DomainError, Reason, quote
-from hub.ledger import bonuses, free_rounds, idempotency, postings
+from hub.ledger import bonuses, free_rounds, idempotency, limits, postings
 from hub.ledger.book import Book
 from hub.ledger.db import Database
 from hub.ledger.engine import SettlementEngine
@@ -148,9 +148,11 @@ class Wallet:
         cash, outside = postings.player_cash(cmd.player_id, money.currency), postings.external(money.currency)
 
         def apply(transaction_id: str, now: datetime) -> DepositReceipt:
+            limits.check_not_excluded(book, cmd.operator_id, cmd.player_id, now)
             balance = self._post(book, cmd, "deposit", transaction_id, now,
                                  [postings.Leg(cash, money.amount_minor), postings.Leg(outside, -money.amount_minor)])
             self._check_daily_deposits(book, cmd, now)
+            limits.check_deposits(book, cmd.operator_id, cmd.player_id, money.currency, now)  # posted, cash locked
             return DepositReceipt(transaction_id, Money(money.currency, balance))
 
         return self._keyed(book, cmd, "deposit", apply, DepositReceipt)

@@ -13,6 +13,7 @@ from urllib.parse import quote
 import structlog
 
 from adapters.base import (
+    FEATURES,
     AmountNotRepresentable,
     BetLimit,
     CatalogInput,
@@ -28,6 +29,7 @@ from adapters.base import (
     ProviderRejected,
     RoundStatusInput,
     RoundStatusResult,
+    RtpVariant,
     UnknownCurrency,
 )
 from adapters.money import exponent, from_scaled_units, to_scaled_units
@@ -53,7 +55,8 @@ class ReelhouseAdapter:
     def __init__(self, config: ProviderConfig):
         self.name = config.name
         self._client = StudioClient(config.url, config.secret, config.timeout_s)
-        self._paytables: dict[str, Paytable] = {}
+        # (game id, variant id) -> paytable; variant "" is the game's default paytable.
+        self._paytables: dict[tuple[str, str], Paytable] = {}
 
     async def catalog(self, request: CatalogInput) -> list[GameInfo]:
         data = await self._client.request("GET", "/v1/games")
@@ -62,14 +65,28 @@ class ReelhouseAdapter:
             if not isinstance(raw, dict):
                 raise ProviderProtocolError("reelhouse catalog entry is not an object")
             game_id = expect(raw, "game_id", str)
-            self._paytables[game_id] = Paytable.from_catalog(raw.get("reels"), raw.get("paytable"))
+            self._paytables[game_id, ""] = Paytable.from_catalog(raw.get("reels"), raw.get("paytable"))
+            variants = []
+            for entry in raw.get("rtp_variants") or []:
+                if not isinstance(entry, dict):
+                    raise ProviderProtocolError(f"reelhouse {game_id} variant is not an object")
+                variant = RtpVariant(expect(entry, "variant", str)[:32], expect(entry, "rtp_basis_points", int))
+                self._paytables[game_id, variant.variant_id] = Paytable.from_catalog(
+                    raw.get("reels"), entry.get("paytable"))
+                variants.append(variant)
+            max_win = max([expect(raw, "max_win_multiplier", int), *(
+                expect(e, "max_win_multiplier", int) for e in raw.get("rtp_variants") or [])])
             games.append(GameInfo(
                 provider_game_id=game_id,
                 name=expect(raw, "name", str),
                 game_type=expect(raw, "type", str),
                 rtp_basis_points=expect(raw, "rtp_basis_points", int),
-                max_win_multiplier=expect(raw, "max_win_multiplier", int),
+                max_win_multiplier=max_win,
                 bet_limits=_bet_limits(game_id, expect(raw, "bet_limits", dict)),
+                features=tuple(sorted(f for f in raw.get("features") or [] if f in FEATURES)),
+                names={k: v for k, v in (raw.get("names") or {}).items()
+                       if isinstance(k, str) and isinstance(v, str) and len(k) <= 35 and v},
+                rtp_variants=tuple(variants),
             ))
         return games
 
@@ -80,6 +97,7 @@ class ReelhouseAdapter:
             "player_id": request.player_id,
             "currency": request.currency,
             "client_seed": request.client_seed,
+            **({"rtp_variant": request.rtp_variant} if request.rtp_variant else {}),
         })
         commitment = _commitment(expect(data, "server_seed_hash", str))
         return LaunchResult(expect(data, "launch_url", str), commitment)
@@ -87,7 +105,7 @@ class ReelhouseAdapter:
     async def play(self, request: PlayInput) -> PlayResult:
         # Raises AmountNotRepresentable before the studio hears of the bet.
         bet = to_scaled_units(request.currency, request.bet_minor, UNITS_PER_MAJOR)
-        paytable = await self._paytable(request.provider_game_id)
+        paytable = await self._paytable(request.provider_game_id, request.rtp_variant)
         data = await self._client.request("POST", "/v1/spins", {
             "round_id": request.round_id,
             "session_id": request.game_session_id,
@@ -99,6 +117,9 @@ class ReelhouseAdapter:
         echoed = (expect(data, "round_id", str), expect(data, "currency", str), expect(data, "bet", int))
         if echoed != (request.round_id, request.currency, bet):
             raise ProviderProtocolError(f"reelhouse answered for another spin: {echoed}")
+        if request.rtp_variant and data.get("rtp_variant") != request.rtp_variant:
+            raise ProviderProtocolError(f"reelhouse paid variant {data.get('rtp_variant')!r}, "
+                                        f"not {request.rtp_variant!r}")
         stops = expect(data, "stops", list)
         if not all(isinstance(s, int) and not isinstance(s, bool) for s in stops):
             raise ProviderProtocolError("reelhouse stops are not integers")
@@ -158,12 +179,12 @@ class ReelhouseAdapter:
     async def close(self) -> None:
         await self._client.close()
 
-    async def _paytable(self, game_id: str) -> Paytable:
-        if game_id not in self._paytables:
+    async def _paytable(self, game_id: str, variant: str) -> Paytable:
+        if (game_id, variant) not in self._paytables:
             await self.catalog(CatalogInput())
-        if game_id not in self._paytables:
-            raise ProviderRejected(f"reelhouse has no game {game_id!r}")
-        return self._paytables[game_id]
+        if (game_id, variant) not in self._paytables:
+            raise ProviderRejected(f"reelhouse has no game {game_id!r} at variant {variant[:32]!r}")
+        return self._paytables[game_id, variant]
 
 
 def _bet_limits(game_id: str, limits: dict) -> tuple[BetLimit, ...]:

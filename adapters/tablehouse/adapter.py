@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from adapters.base import (
+    FEATURES,
     ActionInput,
     ActionOption,
     AmountNotRepresentable,
@@ -78,7 +79,9 @@ class TablehouseAdapter:
                 continue
             info = GameInfo(provider_game_id=raw.game_id, name=raw.name, game_type="table",
                             rtp_basis_points=raw.rtp_basis_points, max_win_multiplier=raw.max_win_multiplier,
-                            bet_limits=_bet_limits(raw, units))
+                            bet_limits=_bet_limits(raw, units),
+                            features=tuple(sorted({f for f in raw.features if f in FEATURES})),
+                            names={n.locale: n.name for n in raw.names if n.locale and n.name})
             games[raw.game_id] = _Game(raw.rules, info)
         self._games, self._units = games, units
         return [g.info for g in games.values()]

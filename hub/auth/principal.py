@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from hub import config
 
 # Scopes an operator's key may hold; "admin" is the administrator's alone.
-OPERATOR_SCOPES = ("game:read", "game:play", "wallet:read", "wallet:write", "player:write", "report:read")
+OPERATOR_SCOPES = ("game:read", "game:play", "wallet:read", "wallet:write", "player:read", "player:write",
+                   "report:read")
 ADMIN_SCOPE = "admin"
 ENVIRONMENTS = config.ENVIRONMENTS
 

@@ -13,6 +13,7 @@ first attempt is returned for a replay, byte for byte. Everything runs in the ca
 | bet or win on a closed round        | ROUND_CLOSED                                                |
 | rollback after the round settled    | ROUND_ALREADY_SETTLED                                       |
 | blocked player / expired session    | bets refused; wins and rollbacks still paid                 |
+| self-excluded player, loss limit    | bets refused (hub.ledger.limits); wins and rollbacks paid   |
 | rollback naming another player/currency | INVALID_ARGUMENT, nothing refunded                      |
 
 Money: a bet is paid from a free round (Play only), else from cash and the active bonus in the configured
@@ -28,7 +29,7 @@ from datetime import datetime
 
 from hub.clock import utcnow
 from hub.errors import DomainError, Reason, quote
-from hub.ledger import bonuses, free_rounds, idempotency, postings
+from hub.ledger import bonuses, free_rounds, idempotency, limits, postings
 from hub.ledger.book import Book, Need, Row
 from hub.ledger.schema import (
     bets,
@@ -92,6 +93,7 @@ class Bet:
         return (Need(idempotency_keys, (op, self.bet_id)), Need(bets, (op, self.bet_id)),
                 Need(players, (self.player_id,), lock=False), Need(rounds, (op, self.round_id)),
                 Need(bonus_rows, wallet, bonuses.WALLET),
+                *limits.needs(op, self.player_id),
                 *([Need(free_round_grants, wallet, free_rounds.WALLET)] if self.free_rounds else []),
                 *([Need(game_sessions, (self.game_session_id,), lock=False)] if self.game_session_id else []))
 
@@ -214,6 +216,7 @@ class RoundLedger:
         transaction_id = str(uuid.uuid4())
         after = self._post(book, cmd.operator_id, cmd.player_id, cmd.currency, "bet", transaction_id,
                            cmd.round_id, cmd.bet_id, [*payer, postings.Leg(house, cmd.amount)], now)
+        limits.check_losses(book, cmd.operator_id, cmd.player_id, cmd.currency, now)  # posted, cash locked
         book.insert(bets, {
             "operator_id": cmd.operator_id, "bet_id": cmd.bet_id, "round_id": cmd.round_id,
             "player_id": cmd.player_id, "currency": cmd.currency, "amount": cmd.amount, "cash_amount": cash_part,
@@ -334,6 +337,7 @@ class RoundLedger:
     def _check_may_bet(self, book: Book, cmd: Bet, now: datetime) -> None:
         if require_player(book, cmd.operator_id, cmd.player_id) != "active":
             raise DomainError(Reason.PLAYER_BLOCKED, "the player is blocked from betting")
+        limits.check_not_excluded(book, cmd.operator_id, cmd.player_id, now)
         if cmd.game_session_id is not None:
             session = book.get(game_sessions, (cmd.game_session_id,), lock=False)
             if session is None or session["operator_id"] != cmd.operator_id or session["expires_at"] <= now:

@@ -70,12 +70,51 @@ players = table(
 
 player_sessions = table(
     "player_sessions",
-    # SHA-256 of the opaque token: a database leak does not leak usable tokens.
-    Column("token_hash", String(64), primary_key=True),
+    # One login: its session and refresh tokens (player_session_tokens) form its family (hub.players).
+    Column("session_id", String(ID), primary_key=True),
     Column("operator_id", String(64), nullable=False),
     Column("player_id", String(ID), nullable=False),
     Column("created_at", Timestamp, nullable=False),
+    Column("last_used_at", Timestamp, nullable=False),  # idle timeout
+    Column("expires_at", Timestamp, nullable=False),  # the login's hard end; refresh tokens die with it
+    Column("ended_at", Timestamp),
+    Column("end_reason", String(32)),  # LOGOUT | SESSION_CAP | IDLE | REFRESH_TOKEN_REUSED | SESSION_TIME_LIMIT
+    Index(None, "operator_id", "player_id", "ended_at", "created_at"),  # live sessions: the cap, ListSessions
+)
+
+player_session_tokens = table(
+    "player_session_tokens",
+    # SHA-256 of each opaque token (random, 256 bits: a fast hash is enough); a database leak leaks no token.
+    Column("token_hash", String(64), primary_key=True),
+    Column("operator_id", String(64), nullable=False),
+    Column("session_id", String(ID), nullable=False, index=True),
+    Column("kind", String(8), nullable=False),  # session | refresh
+    Column("created_at", Timestamp, nullable=False),
     Column("expires_at", Timestamp, nullable=False),
+    Column("rotated_at", Timestamp),  # replaced by RefreshSession: a refresh token presented again is reuse
+)
+
+self_exclusions = table(
+    "self_exclusions",
+    Column("operator_id", String(64), primary_key=True),
+    Column("player_id", String(ID), primary_key=True),
+    Column("started_at", Timestamp, nullable=False),
+    Column("ends_at", Timestamp),  # NULL: indefinite
+)
+
+player_limits = table(
+    "player_limits",
+    # A player's responsible-gaming limits (hub.responsible): deposit and loss per period and currency,
+    # session time ("" period and currency). amount 0: no limit. A raise waits in pending_* until pending_from.
+    Column("operator_id", String(64), primary_key=True),
+    Column("player_id", String(ID), primary_key=True),
+    Column("kind", String(16), primary_key=True),  # deposit | loss | session_time
+    Column("period", String(8), primary_key=True),  # day | week | month | ""
+    Column("currency", String(8), primary_key=True),
+    Column("amount", BigInteger, nullable=False),  # minor units, or seconds for session_time
+    Column("pending_amount", BigInteger),
+    Column("pending_from", Timestamp),
+    Column("updated_at", Timestamp, nullable=False),
 )
 
 accounts = table(
@@ -153,6 +192,8 @@ game_sessions = table(
     Column("last_seq", BigInteger, nullable=False),
     Column("created_at", Timestamp, nullable=False),
     Column("expires_at", Timestamp, nullable=False),
+    # The RTP variant the studio plays this session at ("": the studio's default), fixed at launch.
+    Column("rtp_variant", String(32), nullable=False, server_default=""),
 )
 
 rounds = table(
@@ -285,4 +326,29 @@ auth_nonces = table(
     Column("nonce", String(64), primary_key=True),
     Column("operator_id", String(64), nullable=False),
     Column("expires_at", Timestamp, nullable=False, index=True),
+)
+
+# Per-operator catalog configuration (hub.catalog_settings). No row: the studio is enabled, nothing is
+# blocked, each game runs at its studio's default variant.
+operator_disabled_studios = table(
+    "operator_disabled_studios",
+    Column("operator_id", String(64), primary_key=True),
+    Column("studio", String(64), primary_key=True),
+    Column("disabled_at", Timestamp, nullable=False),
+)
+
+operator_country_blocks = table(
+    "operator_country_blocks",
+    # target: a studio name, or a hub game id ("<studio>:<game>"); studio names hold no colon.
+    Column("operator_id", String(64), primary_key=True),
+    Column("target", String(128), primary_key=True),
+    Column("country", String(2), primary_key=True),
+)
+
+operator_rtp_variants = table(
+    "operator_rtp_variants",
+    Column("operator_id", String(64), primary_key=True),
+    Column("game_id", String(128), primary_key=True),
+    Column("variant", String(32), nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
 )

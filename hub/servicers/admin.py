@@ -15,6 +15,7 @@ from casinohub.v1 import (
 )
 from hub.auth.admin import ApiKeyRecord, OperatorAdmin, OperatorRecord
 from hub.auth.credentials import Authenticator
+from hub.catalog import Catalog, OperatorConfiguration
 from hub.errors import DomainError
 from hub.servicers import mapping
 from hub.servicers.authentication import refused
@@ -62,9 +63,23 @@ def admin_call(handler: Handler) -> Handler:
     return call
 
 
+def _catalog_settings(c: OperatorConfiguration) -> pb.CatalogSettings:
+    return pb.CatalogSettings(
+        operator_id=c.operator_id,
+        studios=[pb.StudioSettings(studio=s.studio, enabled=s.enabled, healthy=s.healthy,
+                                   blocked_countries=s.blocked_countries) for s in c.studios],
+        games=[pb.GameSettings(game_id=g.game_id, blocked_countries=g.blocked_countries, rtp_variant=g.rtp_variant,
+                               rtp_variants=[pb.RtpVariant(variant=v.variant_id, rtp_basis_points=v.rtp_basis_points)
+                                             for v in g.rtp_variants]) for g in c.games])
+
+
 class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
-    def __init__(self, admin: OperatorAdmin):
+    def __init__(self, admin: OperatorAdmin, catalog: Catalog):
         self.admin = admin
+        self.catalog = catalog
+
+    async def _configuration(self, operator_id: str) -> pb.CatalogSettings:
+        return _catalog_settings(await self.catalog.configuration(operator_id))
 
     @admin_call
     async def CreateOperator(self, request: pb.CreateOperatorRequest,
@@ -116,6 +131,38 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         log.info("admin.api_key_revoked", key_id=revoked.key_id, operator=revoked.operator_id)
         return pb.RevokeApiKeyResponse(api_key=_key(revoked))
 
+    @admin_call
+    async def GetCatalogSettings(self, request: pb.GetCatalogSettingsRequest,
+                                 context: grpc.aio.ServicerContext) -> pb.GetCatalogSettingsResponse:
+        await self.admin.get_operator(request.operator_id)
+        return pb.GetCatalogSettingsResponse(settings=await self._configuration(request.operator_id))
+
+    @admin_call
+    async def SetStudioEnabled(self, request: pb.SetStudioEnabledRequest,
+                               context: grpc.aio.ServicerContext) -> pb.SetStudioEnabledResponse:
+        await self.admin.get_operator(request.operator_id)
+        await self.catalog.set_studio_enabled(request.operator_id, request.studio, request.enabled)
+        log.info("admin.studio_enabled", operator=request.operator_id, studio=request.studio, enabled=request.enabled)
+        return pb.SetStudioEnabledResponse(settings=await self._configuration(request.operator_id))
+
+    @admin_call
+    async def SetBlockedCountries(self, request: pb.SetBlockedCountriesRequest,
+                                  context: grpc.aio.ServicerContext) -> pb.SetBlockedCountriesResponse:
+        await self.admin.get_operator(request.operator_id)
+        await self.catalog.set_blocked_countries(request.operator_id, request.studio, request.game_id,
+                                                 request.countries)
+        log.info("admin.countries_blocked", operator=request.operator_id, target=request.studio or request.game_id,
+                 countries=len(request.countries))
+        return pb.SetBlockedCountriesResponse(settings=await self._configuration(request.operator_id))
+
+    @admin_call
+    async def SetRtpVariant(self, request: pb.SetRtpVariantRequest,
+                            context: grpc.aio.ServicerContext) -> pb.SetRtpVariantResponse:
+        await self.admin.get_operator(request.operator_id)
+        await self.catalog.set_rtp_variant(request.operator_id, request.game_id, request.variant)
+        log.info("admin.rtp_variant", operator=request.operator_id, game=request.game_id, variant=request.variant)
+        return pb.SetRtpVariantResponse(settings=await self._configuration(request.operator_id))
+
 
 class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
     def __init__(self, authenticator: Authenticator):
@@ -137,3 +184,4 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
         return auth_service_pb2.IssueTokenResponse(access_token=issued.token, token_type="Bearer",
                                                    expires_at=mapping.timestamp(issued.expires_at),
                                                    scopes=issued.scopes)
+

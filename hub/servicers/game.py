@@ -5,6 +5,7 @@ import structlog
 
 from casinohub.v1 import game_service_pb2 as pb, game_service_pb2_grpc
 from hub.catalog import Catalog
+from hub.demo import DemoSessions
 from hub.errors import DomainError, Reason
 from hub.operators import Operators
 from hub.play import GameSession, Play
@@ -16,9 +17,11 @@ log = structlog.get_logger("hub.rpc")
 
 
 class GameServicer(game_service_pb2_grpc.GameServiceServicer):
-    def __init__(self, catalog: Catalog, play: Play, promotions: Promotions, operators: Operators):
+    def __init__(self, catalog: Catalog, play: Play, promotions: Promotions, operators: Operators,
+                 demo: DemoSessions):
         self.catalog = catalog
         self.play = play
+        self.demo = demo
         self.promotions = promotions
         self.operators = operators
 
@@ -33,15 +36,16 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
     async def ListGames(self, operator_id: str, request: pb.ListGamesRequest,
                         context: grpc.aio.ServicerContext) -> pb.ListGamesResponse:
         games, next_token = await self.catalog.list(
-            operator_id=operator_id, game_type=mapping.game_type_in(request), provider=request.provider,
-            currency=request.currency, page_size=request.page_size, page_token=request.page_token)
+            operator_id=operator_id, query=mapping.game_query(request), page_size=request.page_size,
+            page_token=request.page_token)
         return mapping.games(games, next_token)
 
     @unary
     async def LaunchGame(self, operator_id: str, request: pb.LaunchGameRequest,
                          context: grpc.aio.ServicerContext) -> pb.LaunchGameResponse:
-        return mapping.launched(await self.play.launch(operator_id, request.session_token, request.game_id,
-                                                       request.currency, request.client_seed))
+        launch = self.demo.launch if request.demo else self.play.launch
+        return mapping.launched(await launch(operator_id, request.session_token, request.game_id, request.currency,
+                                             request.client_seed, request.country))
 
     @unary
     async def GetRound(self, operator_id: str, request: pb.GetRoundRequest,
@@ -55,6 +59,7 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
         of buffering). A stream attaches to one game session once."""
         operator_id = bind_call(context, "Play")
         session: GameSession | None = None
+        player: Play | DemoSessions = self.play  # who plays the attached session: real money or fun money
         try:
             await self.operators.require(operator_id)
             async for request in requests:
@@ -64,22 +69,24 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
                         raise DomainError(Reason.STREAM_ALREADY_OPEN,
                                           f"this stream is already attached; send {action} on a new stream")
                     attach = getattr(request, action)
-                    session = await self.play.attach(operator_id, attach.game_session_id, attach.session_token)
+                    if self.demo.holds(operator_id, attach.game_session_id):
+                        player = self.demo
+                    session = await player.attach(operator_id, attach.game_session_id, attach.session_token)
                     structlog.contextvars.bind_contextvars(game_session=session.game_session_id,
                                                            player=session.player_id)
                     if action == "resume":
-                        async for event in self.play.resume(session, attach.last_seen_seq):
+                        async for event in player.resume(session, attach.last_seen_seq):
                             yield mapping.play_response(event)
                     else:
-                        yield mapping.play_response(await self.play.opened(session))
+                        yield mapping.play_response(await player.opened(session))
                 elif session is None:
                     raise DomainError(Reason.STREAM_NOT_OPEN, f"send open before {action or 'an empty message'}")
                 elif action == "bet":
                     bet = request.bet
-                    async for event in self.play.bet(session, mapping.money_in(bet.amount), bet.idempotency_key):
+                    async for event in player.bet(session, mapping.money_in(bet.amount), bet.idempotency_key):
                         yield mapping.play_response(event)
                 elif action == "close":
-                    yield mapping.play_response(await self.play.closed(session))
+                    yield mapping.play_response(await player.closed(session))
                     return
                 else:
                     raise DomainError(Reason.INVALID_ARGUMENT, "empty PlayRequest")

@@ -21,7 +21,7 @@ from casinohub.v1 import (
     report_service_pb2 as report_pb,
     wallet_service_pb2 as wallet_pb,
 )
-from hub.catalog import CatalogGame
+from hub.catalog import GameQuery, ListedGame
 from hub.errors import DomainError, Reason, State
 from hub.events import (
     BetAccepted,
@@ -35,14 +35,15 @@ from hub.events import (
 )
 from hub.money import Money
 from hub.play import LaunchedGame, RoundView
-from hub.players import Session
+from hub.players import Session, SessionPage
 from hub.receipts import Bonus, BonusGrant, DepositReceipt, FreeRoundGrant, WithdrawalReceipt
 from hub.reports import CurrencyTotals
+from hub.responsible import Limit, PlayerLimits, SelfExclusion
 from hub.wallet import Balance, TransactionPage, TransactionQuery, WithdrawalDecision
 
 DOMAIN = "casinohub"  # ErrorInfo.domain
 GAME_TYPES = {"slot": game_pb.GAME_TYPE_SLOT, "table": game_pb.GAME_TYPE_TABLE, "live": game_pb.GAME_TYPE_LIVE,
-              "sports": game_pb.GAME_TYPE_SPORTS}
+              "sports": game_pb.GAME_TYPE_SPORTS, "instant": game_pb.GAME_TYPE_INSTANT}
 GAME_TYPE_NAMES = {v: k for k, v in GAME_TYPES.items()}
 TRANSACTION_KINDS = {
     "deposit": wallet_pb.TRANSACTION_KIND_DEPOSIT, "withdrawal": wallet_pb.TRANSACTION_KIND_WITHDRAWAL,
@@ -126,18 +127,27 @@ def game_type_in(request: game_pb.ListGamesRequest) -> str:
     return GAME_TYPE_NAMES.get(request.game_type, "")
 
 
-def games(page: list[CatalogGame], next_token: str) -> game_pb.ListGamesResponse:
+def game_query(request: game_pb.ListGamesRequest) -> GameQuery:
+    return GameQuery(game_type=game_type_in(request), provider=request.provider, currency=request.currency,
+                     features=tuple(request.features), text=request.text, locale=request.locale,
+                     country=request.country)
+
+
+def games(page: list[ListedGame], next_token: str) -> game_pb.ListGamesResponse:
     return game_pb.ListGamesResponse(next_page_token=next_token, games=[
-        game_pb.Game(game_id=g.game_id, provider=g.provider, name=g.info.name,
-                     game_type=GAME_TYPES.get(g.info.game_type, game_pb.GAME_TYPE_UNSPECIFIED),
-                     rtp_basis_points=g.info.rtp_basis_points, max_win_multiplier=g.info.max_win_multiplier,
-                     currencies=g.info.currencies)
+        game_pb.Game(game_id=g.game.game_id, provider=g.game.provider, name=g.name,
+                     game_type=GAME_TYPES.get(g.game.info.game_type, game_pb.GAME_TYPE_UNSPECIFIED),
+                     rtp_basis_points=g.rtp_basis_points, max_win_multiplier=g.game.info.max_win_multiplier,
+                     currencies=g.game.info.currencies, features=g.game.info.features, locale=g.locale,
+                     rtp_variant=g.rtp_variant)
         for g in page])
 
 
 def launched(game: LaunchedGame) -> game_pb.LaunchGameResponse:
     return game_pb.LaunchGameResponse(game_session_id=game.game_session_id, launch_url=game.launch_url,
-                                      server_seed_hash=game.server_seed_hash, expires_at=timestamp(game.expires_at))
+                                      server_seed_hash=game.server_seed_hash, expires_at=timestamp(game.expires_at),
+                                      demo=game.demo_balance is not None,
+                                      demo_balance=money(game.demo_balance) if game.demo_balance else None)
 
 
 def round_(view: RoundView) -> game_pb.GetRoundResponse:
@@ -275,8 +285,64 @@ def transactions(page: TransactionPage) -> wallet_pb.ListTransactionsResponse:
 # -- PlayerService, ReportService ---------------------------------------------------------------------------
 
 def logged_in(session: Session) -> player_pb.LoginResponse:
-    return player_pb.LoginResponse(player_id=session.player_id, session_token=session.token,
-                                   expires_at=timestamp(session.expires_at))
+    return player_pb.LoginResponse(
+        player_id=session.player_id, session_token=session.token, expires_at=timestamp(session.expires_at),
+        refresh_token=session.refresh_token, refresh_expires_at=timestamp(session.refresh_expires_at),
+        session_id=session.session_id)
+
+
+def refreshed(session: Session) -> player_pb.RefreshSessionResponse:
+    return player_pb.RefreshSessionResponse(
+        player_id=session.player_id, session_token=session.token, expires_at=timestamp(session.expires_at),
+        refresh_token=session.refresh_token, refresh_expires_at=timestamp(session.refresh_expires_at),
+        session_id=session.session_id)
+
+
+def session_page(page: SessionPage) -> player_pb.ListSessionsResponse:
+    return player_pb.ListSessionsResponse(next_page_token=page.next_page_token, sessions=[
+        player_pb.PlayerSession(session_id=s.session_id, created_at=timestamp(s.created_at),
+                                last_used_at=timestamp(s.last_used_at), expires_at=timestamp(s.expires_at),
+                                idle_expires_at=timestamp(s.idle_expires_at))
+        for s in page.sessions])
+
+
+_PERIODS: dict[int, str] = {player_pb.LIMIT_PERIOD_DAY: "day", player_pb.LIMIT_PERIOD_WEEK: "week",
+                            player_pb.LIMIT_PERIOD_MONTH: "month"}
+_PERIODS_OUT = {name: player_pb.LimitPeriod.ValueType(value) for value, name in _PERIODS.items()}
+
+
+def period_in(value: int) -> str:
+    """A limit period's name; "" for UNSPECIFIED or an unknown number (the domain refuses it)."""
+    return _PERIODS.get(value, "")
+
+
+def self_exclusion(e: SelfExclusion) -> player_pb.SelfExclusion:
+    return player_pb.SelfExclusion(started_at=timestamp(e.started_at), ends_at=timestamp(e.ends_at),
+                                   indefinite=e.ends_at is None)
+
+
+def money_limit(limit: Limit) -> player_pb.MoneyLimit:
+    pending = limit.pending_amount is not None
+    return player_pb.MoneyLimit(
+        period=_PERIODS_OUT[limit.period], amount=money(Money(limit.currency, limit.amount)),
+        pending_amount=money(Money(limit.currency, limit.pending_amount or 0)) if pending else None,
+        pending_from=timestamp(limit.pending_from))
+
+
+def session_time_limit(limit: Limit | None) -> player_pb.SessionTimeLimit:
+    if limit is None:
+        return player_pb.SessionTimeLimit()
+    return player_pb.SessionTimeLimit(minutes=limit.amount // 60, pending_minutes=(limit.pending_amount or 0) // 60,
+                                      pending_from=timestamp(limit.pending_from))
+
+
+def player_limits(found: PlayerLimits) -> player_pb.GetPlayerLimitsResponse:
+    session = next((lim for lim in found.limits if lim.kind == "session_time"), None)
+    return player_pb.GetPlayerLimitsResponse(
+        self_exclusion=self_exclusion(found.self_exclusion) if found.self_exclusion else None,
+        deposit_limits=[money_limit(lim) for lim in found.limits if lim.kind == "deposit"],
+        loss_limits=[money_limit(lim) for lim in found.limits if lim.kind == "loss"],
+        session_time_limit=session_time_limit(session))
 
 
 def _totals(t: CurrencyTotals) -> report_pb.CurrencyTotals:

@@ -5,7 +5,7 @@ satisfies: three of a kind of a symbol, or "any": at least `count` of `symbol` a
 Multipliers are integers, so a win is bet * multiplier, exactly.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from itertools import product
 
@@ -20,6 +20,15 @@ class AnyPay:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """Another paytable on the same reels: the game at another RTP, chosen per session at launch."""
+
+    variant_id: str
+    three_of_a_kind: dict[str, int]
+    rtp_basis_points: int  # published; a unit test checks it against exact enumeration
+
+
+@dataclass(frozen=True)
 class Game:
     game_id: str
     name: str
@@ -28,10 +37,25 @@ class Game:
     any_pays: tuple[AnyPay, ...]
     rtp_basis_points: int  # published; a unit test checks it against exact enumeration
     bet_limits: dict[str, tuple[int, int]]  # currency -> (min, max) in 1/100000 units
+    names: dict[str, str] = field(default_factory=dict)  # locale -> translated name
+    features: tuple[str, ...] = ()
+    # The game's own paytable is the default variant, named default_variant; these are the others.
+    default_variant: str = ""
+    variants: tuple[Variant, ...] = ()
 
     @property
     def max_win_multiplier(self) -> int:
         return max([*self.three_of_a_kind.values(), *(p.multiplier for p in self.any_pays)])
+
+    def at_variant(self, variant_id: str) -> "Game":
+        """The game as it plays at one variant ("" or the default's id: itself); KeyError if unknown."""
+        if variant_id in ("", self.default_variant):
+            return self
+        other = next((v for v in self.variants if v.variant_id == variant_id), None)
+        if other is None:
+            raise KeyError(variant_id)
+        return replace(self, three_of_a_kind=other.three_of_a_kind, rtp_basis_points=other.rtp_basis_points,
+                       default_variant=variant_id, variants=())
 
     def multiplier(self, symbols: list[str]) -> int:
         best = self.three_of_a_kind.get(symbols[0], 0) if len(set(symbols)) == 1 else 0
@@ -62,7 +86,20 @@ class Game:
             "rtp_basis_points": self.rtp_basis_points,
             "max_win_multiplier": self.max_win_multiplier,
             "bet_limits": {cur: {"min": lo, "max": hi} for cur, (lo, hi) in self.bet_limits.items()},
+            "names": dict(self.names),
+            "features": list(self.features),
+            # Each variant with its whole paytable, so the hub can check wins at the variant it launched.
+            "rtp_variants": [self._variant_json(v) for v in (self.default_variant, *(
+                v.variant_id for v in self.variants))] if self.variants else [],
         }
+
+    def _variant_json(self, variant_id: str) -> dict:
+        game = self.at_variant(variant_id)
+        return {"variant": variant_id, "rtp_basis_points": game.rtp_basis_points,
+                "max_win_multiplier": game.max_win_multiplier,
+                "paytable": {"three_of_a_kind": dict(game.three_of_a_kind),
+                             "any": [{"symbol": p.symbol, "count": p.count, "multiplier": p.multiplier}
+                                     for p in game.any_pays]}}
 
 
 def _reel(symbols: str) -> tuple[str, ...]:
@@ -106,6 +143,12 @@ GAMES: dict[str, Game] = {
             any_pays=(AnyPay("CHERRY", 2, 5), AnyPay("CHERRY", 1, 1)),
             rtp_basis_points=9614,
             bet_limits=STANDARD_LIMITS,
+            names={"de": "Fruchtklassiker", "ja": "フルーツクラシック"},
+            features=("free_spins",),
+            default_variant="96",
+            # Lower top pays for operators who run a lower RTP.
+            variants=(Variant("94", {"SEVEN": 100, "BAR": 40, "BELL": 20, "CHERRY": 25, "PLUM": 15,
+                                     "ORANGE": 10, "LEMON": 8}, 9401),),
         ),
         Game(
             game_id="gem-rush",
@@ -126,6 +169,8 @@ GAMES: dict[str, Game] = {
             any_pays=(AnyPay("DIAMOND", 2, 8), AnyPay("DIAMOND", 1, 2)),
             rtp_basis_points=9453,
             bet_limits=STANDARD_LIMITS,
+            names={"de": "Edelsteinrausch", "ja": "ジェムラッシュ"},
+            features=("bonus_buy", "multiplier"),
         ),
         Game(
             game_id="lucky-sevens",
@@ -143,6 +188,9 @@ GAMES: dict[str, Game] = {
             any_pays=(AnyPay("SEVEN", 2, 25), AnyPay("CHERRY", 2, 3), AnyPay("CHERRY", 1, 1)),
             rtp_basis_points=9271,
             bet_limits=HIGH_ROLLER_LIMITS,
+            # No Japanese name: the hub falls back to English.
+            names={"de": "Glückliche Sieben"},
+            features=("jackpot",),
         ),
     )
 }

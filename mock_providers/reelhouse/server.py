@@ -39,6 +39,7 @@ class Faults:
     fail_mode: str = "error"  # "error" | "timeout"
     cheat_next: int = 0  # the next N spin answers claim a larger win than the paytable gives
     bad_signature_next: int = 0  # the next N /v1 answers carry a wrong signature
+    unhealthy: int = 0  # non-zero: GET /health answers 503 MAINTENANCE (play still works, as in a real outage)
     seed: int = 0  # seeds the rate draws so a run can be repeated
     rng: random.Random = field(init=False, repr=False, compare=False)
 
@@ -89,6 +90,7 @@ class GameSession:
     currency: str
     client_seed: str
     server_seed: str
+    rtp_variant: str = ""  # the paytable variant every spin of this session pays by ("": the default)
     next_nonce: int = 0
 
 
@@ -200,6 +202,8 @@ def _session(studio: Studio, session_id: str) -> GameSession:
 
 
 async def health(request: web.Request) -> web.Response:
+    if request.app[STUDIO].faults.unhealthy:
+        raise StudioError(503, "MAINTENANCE")
     return web.json_response({"status": "ok"})
 
 
@@ -212,11 +216,19 @@ async def create_session(request: web.Request) -> web.Response:
     body = await _body(request)
     wanted = {name: _field(body, name, str)
               for name in ("session_id", "game_id", "player_id", "currency", "client_seed")}
+    variant = body.get("rtp_variant", "")
+    if not isinstance(variant, str):
+        raise StudioError(400, "INVALID_RTP_VARIANT")
+    wanted["rtp_variant"] = variant
     game = GAMES.get(wanted["game_id"])
     if game is None:
         raise StudioError(404, "GAME_NOT_FOUND")
     if wanted["currency"] not in game.bet_limits:
         raise StudioError(422, "CURRENCY_NOT_SUPPORTED")
+    try:
+        game.at_variant(variant)
+    except KeyError:
+        raise StudioError(422, "RTP_VARIANT_NOT_OFFERED") from None
     session = studio.sessions.get(wanted["session_id"])
     if session is None:
         session = GameSession(**wanted, server_seed=fairness.new_server_seed())
@@ -259,7 +271,7 @@ def _new_round(studio: Studio, wanted: dict) -> dict:
     if (session.game_id, session.player_id, session.currency) != (
             wanted["game_id"], wanted["player_id"], wanted["currency"]):
         raise StudioError(422, "SESSION_MISMATCH")
-    game = GAMES[session.game_id]
+    game = GAMES[session.game_id].at_variant(session.rtp_variant)
     low, high = game.bet_limits[session.currency]
     if not low <= wanted["bet"] <= high:
         raise StudioError(422, "BET_OUT_OF_LIMITS")
@@ -272,6 +284,7 @@ def _new_round(studio: Studio, wanted: dict) -> dict:
         "provider_round_id": f"rh-{len(studio.rounds) + 1:08d}",
         "status": "settled",
         "game_id": game.game_id,
+        "rtp_variant": session.rtp_variant or game.default_variant,
         "currency": session.currency,
         "bet": wanted["bet"],
         "stops": stops,

@@ -235,6 +235,7 @@ class Servicer(pb_grpc.ProviderGameServiceServicer):
                 max_win_multiplier=g.max_win_multiplier,
                 bet_limits=[pb.BetLimit(currency=c, min_minor=lim.min_minor, max_minor=lim.max_minor,
                                         step_minor=lim.step_minor) for c, lim in sorted(g.limits.items())],
+                names=[pb.LocalizedName(locale=loc, name=n) for loc, n in sorted(g.names.items())],
             ) for g in GAMES.values()],
             currency_units=[pb.CurrencyUnit(currency=c, exponent=e) for c, e in sorted(CURRENCY_EXPONENTS.items())],
         )

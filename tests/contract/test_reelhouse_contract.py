@@ -265,3 +265,46 @@ def test_cli_process_starts_serves_and_stops_on_sigterm():
             process.wait()
         process.stdout.close()
 
+
+
+# -- RTP variants: the variant chosen at launch is the paytable the studio pays by --------------------------
+
+
+async def test_catalog_carries_types_names_features_and_rtp_variants(adapter):
+    games = {g.provider_game_id: g for g in await adapter.catalog(CatalogInput())}
+    fruit = games["fruit-classic"]
+    assert fruit.game_type == "slot" and fruit.features == ("free_spins",)
+    assert fruit.name_in("de") == "Fruchtklassiker" and fruit.name_in("ja") == "フルーツクラシック"
+    assert games["lucky-sevens"].name_in("ja") == "Lucky Sevens"  # no translation: English
+    assert [(v.variant_id, v.rtp_basis_points) for v in fruit.rtp_variants] == [("96", 9614), ("94", 9401)]
+    assert fruit.max_win_multiplier == 150  # the highest of both variants
+    assert games["gem-rush"].rtp_variants == ()
+
+
+@pytest.mark.parametrize("variant", ["94", "96"])
+async def test_the_launched_variant_reaches_the_studio_and_pays_its_own_paytable(adapter, studio, variant):
+    """A line the two paytables pay differently (three BELLs: 30x at 96, 20x at 94) is forced by choosing the
+    session's seeds, so the win proves which paytable the studio used and the adapter accepted."""
+    await adapter.catalog(CatalogInput())
+    game = GAMES["fruit-classic"]
+    server_seed = "0" * 64
+    lengths = [len(r) for r in game.reels]
+    client_seed = next(c for c in (f"seed-{i}" for i in range(200_000))
+                       if game.symbols_at(fairness.reel_stops(server_seed, c, 0, lengths)) == ["BELL"] * 3)
+    await adapter.launch(LaunchInput(game_session_id="gs-v", provider_game_id="fruit-classic", operator_id="op-1",
+                                     player_id="p-1", currency="USD", client_seed=client_seed, rtp_variant=variant))
+    assert studio.state.sessions["gs-v"].rtp_variant == variant
+    studio.state.sessions["gs-v"].server_seed = server_seed
+    result = await adapter.play(PlayInput(round_id="r-v", game_session_id="gs-v", provider_game_id="fruit-classic",
+                                          operator_id="op-1", player_id="p-1", currency="USD", bet_minor=100,
+                                          rtp_variant=variant))
+    assert result.result == "BELL|BELL|BELL"
+    assert result.win_minor == {"96": 3000, "94": 2000}[variant]
+
+
+async def test_a_variant_the_studio_does_not_offer_is_refused_at_launch(adapter):
+    await adapter.catalog(CatalogInput())
+    with pytest.raises(ProviderRejected):
+        await adapter.launch(LaunchInput(game_session_id="gs-x", provider_game_id="fruit-classic",
+                                         operator_id="op-1", player_id="p-1", currency="USD", client_seed="c",
+                                         rtp_variant="99"))

@@ -9,7 +9,7 @@ import pytest
 from alembic import command
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from adapters.base import Proof
@@ -27,6 +27,9 @@ from hub.ledger.schema import (
     idempotency_keys,
     ledger_transactions,
     metadata,
+    operator_country_blocks,
+    operator_disabled_studios,
+    operator_rtp_variants,
     play_events,
     players,
     rounds,
@@ -35,7 +38,7 @@ from hub.migrate import alembic_config, upgrade
 from hub.money import Money
 from hub.page_tokens import PageTokens
 from hub.play import GameSession, Play, round_id_for
-from hub.players import Players
+from hub.players import Players, SessionSettings
 from hub.promotions import Promotions
 from hub.servicers import mapping
 from hub.wallet import Wallet
@@ -286,7 +289,7 @@ async def test_upgrade_converts_protobuf_rows_so_resume_and_replays_answer_as_be
     engine = SettlementEngine(db)
     studio = FakeStudio()
     catalog = Catalog({"fake": studio}, PageTokens(b"test"))
-    play = Play(db, engine, catalog, Players(db, timedelta(days=1)), RoundLedger(8), timedelta(days=1),
+    play = Play(db, engine, catalog, Players(db, SessionSettings(), PageTokens(b"test")), RoundLedger(8), timedelta(days=1),
                 timedelta(seconds=1))
     session = GameSession(SESSION, OPERATOR, PLAYER, GAME, "USD", EXPIRES)
     try:
@@ -331,3 +334,57 @@ def test_downgrade_restores_the_protobuf_rows_byte_for_byte(empty_url: str) -> N
     command.downgrade(alembic_config(empty_url), "0009")
 
     assert _stored(empty_url) == before
+
+
+# -- 0012: per-operator catalog settings, and the RTP variant a game session was launched at -------------------
+
+
+def test_catalog_settings_upgrade_keeps_sessions_at_the_default_variant_and_downgrades(empty_url: str) -> None:
+    command.upgrade(alembic_config(empty_url), "0011")
+    engine = create_engine(empty_url)
+    now = datetime(2026, 1, 1, tzinfo=UTC).replace(tzinfo=None)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO game_sessions (game_session_id, operator_id, player_id, game_id, currency, client_seed,"
+            " server_seed_hash, last_seq, created_at, expires_at) VALUES ('gs-old', 'op', 'p', 'reelhouse:g',"
+            " 'USD', 'c', :h, 3, :now, :now)"), {"h": "0" * 64, "now": now})
+    command.upgrade(alembic_config(empty_url), "0012")
+    with engine.begin() as conn:
+        assert conn.execute(select(game_sessions.c.rtp_variant, game_sessions.c.last_seq)).one() == ("", 3)
+        for table in (operator_disabled_studios, operator_country_blocks, operator_rtp_variants):
+            assert conn.execute(select(table)).all() == []
+        conn.execute(operator_country_blocks.insert().values(operator_id="op", target="reelhouse", country="DE"))
+        with pytest.raises(IntegrityError):  # one row per (operator, target, country)
+            conn.execute(operator_country_blocks.insert().values(operator_id="op", target="reelhouse",
+                                                                 country="DE"))
+    with engine.begin() as conn:
+        # Byte for byte: another operator id differing only in case is another operator.
+        conn.execute(operator_country_blocks.insert().values(operator_id="OP", target="reelhouse", country="DE"))
+    command.downgrade(alembic_config(empty_url), "0011")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT game_session_id, last_seq FROM game_sessions")).one() == ("gs-old", 3)
+        tables = set(inspect(conn).get_table_names())
+    assert not tables & {"operator_disabled_studios", "operator_country_blocks", "operator_rtp_variants"}
+
+
+# -- 0013: sessions become logins with refresh-token families; responsible-gaming tables ------------------
+
+def test_0013_ends_old_sessions_keeps_players_and_downgrades(empty_url: str) -> None:
+    """Sessions from before 0013 hold no family, refresh token or idle clock: they end (log in again)."""
+    command.upgrade(alembic_config(empty_url), "0011")
+    engine = create_engine(empty_url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO players VALUES ('p-1', 'Acme', 'zoe', 'hash', 'active', '2026-01-01')"))
+        conn.execute(text("INSERT INTO player_sessions VALUES ('h1', 'Acme', 'p-1', '2026-01-01', '2099-01-01')"))
+    command.upgrade(alembic_config(empty_url), "0013")
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT player_id FROM players")).all() == [("p-1",)]
+        assert conn.execute(text("SELECT COUNT(*) FROM player_sessions")).scalar() == 0
+        for table in ("player_session_tokens", "self_exclusions", "player_limits"):
+            assert conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar() == 0
+    engine.dispose()  # a pooled SQLite connection would keep the schema it read
+    command.downgrade(alembic_config(empty_url), "0011")
+    with engine.begin() as conn:  # the old shape again, usable by a hub of 0011
+        conn.execute(text("INSERT INTO player_sessions VALUES ('h2', 'Acme', 'p-1', '2026-01-01', '2099-01-01')"))
+        assert conn.execute(text("SELECT COUNT(*) FROM player_sessions")).scalar() == 1
+    engine.dispose()

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from hub.catalog import Catalog
+from hub.catalog import Catalog, GameQuery
 from hub.errors import DomainError, Reason
 from hub.page_tokens import PageTokens
 from tests.fakes import FAKE_GAME, FakeStudio
@@ -45,14 +45,19 @@ def test_every_edit_is_detected() -> None:
 
 async def test_list_games_pages_through_and_refuses_foreign_tokens() -> None:
     catalog = Catalog({"fake": ManyGames()}, TOKENS)
-    listing = dict(operator_id="op", game_type="", provider="", currency="", page_size=2)
-    games, first_token = await catalog.list(**listing, page_token="")  # type: ignore[arg-type]
-    seen, token = [g.game_id for g in games], first_token
+    games, first_token = await catalog.list(operator_id="op", query=GameQuery(), page_size=2, page_token="")
+    seen, token = [g.game.game_id for g in games], first_token
     while token:
-        games, token = await catalog.list(**listing, page_token=token)  # type: ignore[arg-type]
-        seen += [g.game_id for g in games]
+        games, token = await catalog.list(operator_id="op", query=GameQuery(), page_size=2, page_token=token)
+        seen += [g.game.game_id for g in games]
     assert seen == [f"fake:game-{i}" for i in range(5)]
-    for change in ({"currency": "USD"}, {"operator_id": "other"}, {"provider": "fake"}):
+    with pytest.raises(DomainError) as err:
+        await catalog.list(operator_id="other", query=GameQuery(), page_size=2, page_token=first_token)
+    assert err.value.reason is Reason.INVALID_PAGE_TOKEN
+    # Every filter is part of the query a token is bound to.
+    for change in ({"currency": "USD"}, {"provider": "fake"}, {"game_type": "slot"}, {"features": ("jackpot",)},
+                   {"text": "game"}, {"locale": "de"}, {"country": "DE"}):
         with pytest.raises(DomainError) as err:
-            await catalog.list(**{**listing, **change}, page_token=first_token)  # type: ignore[arg-type]
-        assert err.value.reason is Reason.INVALID_PAGE_TOKEN
+            await catalog.list(operator_id="op", query=GameQuery(**change),  # type: ignore[arg-type]
+                               page_size=2, page_token=first_token)
+        assert err.value.reason is Reason.INVALID_PAGE_TOKEN, change

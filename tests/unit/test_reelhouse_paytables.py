@@ -68,3 +68,22 @@ def test_stops_off_the_reels_are_a_protocol_error():
 def test_malformed_paytables_are_a_protocol_error(paytable):
     with pytest.raises(ProviderProtocolError):
         Paytable.from_catalog([["A"], ["A"], ["A"]], paytable)
+
+
+VARIANTS = [(game_id, v.variant_id) for game_id, g in sorted(GAMES.items()) for v in g.variants]
+
+
+def test_at_least_one_game_runs_at_two_rtp_variants():
+    assert VARIANTS, "the mock must offer a game with several RTP variants"
+
+
+@pytest.mark.parametrize(("game_id", "variant_id"), VARIANTS)
+def test_each_variant_publishes_its_enumerated_rtp_and_the_hub_reads_its_paytable(game_id, variant_id):
+    game = GAMES[game_id].at_variant(variant_id)
+    assert game.rtp_basis_points == math.floor(game.theoretical_rtp() * 10_000)
+    assert game.rtp_basis_points != GAMES[game_id].rtp_basis_points
+    published = next(v for v in GAMES[game_id].to_json()["rtp_variants"] if v["variant"] == variant_id)
+    assert published["rtp_basis_points"] == game.rtp_basis_points
+    hub = Paytable.from_catalog(GAMES[game_id].to_json()["reels"], published["paytable"])
+    for line in product(*game.reels):
+        assert hub.multiplier(list(line)) == game.multiplier(list(line)), line

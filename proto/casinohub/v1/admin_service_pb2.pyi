@@ -368,7 +368,7 @@ class CreateApiKeyRequest(_message.Message):
     @_builtins.property
     def scopes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Empty means every operator scope: game:read, game:play, wallet:read,
-        wallet:write, player:write, report:read.
+        wallet:write, player:read, player:write, report:read.
         """
 
     def __init__(
@@ -494,3 +494,299 @@ class RevokeApiKeyResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RevokeApiKeyResponse: _TypeAlias = RevokeApiKeyResponse  # noqa: Y015
+
+@_typing.final
+class StudioSettings(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STUDIO_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    HEALTHY_FIELD_NUMBER: _builtins.int
+    BLOCKED_COUNTRIES_FIELD_NUMBER: _builtins.int
+    studio: _builtins.str
+    enabled: _builtins.bool
+    healthy: _builtins.bool
+    """The studio's last health check (every hub process checks on its own)."""
+    @_builtins.property
+    def blocked_countries(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """ISO 3166-1 alpha-2 codes, sorted."""
+
+    def __init__(
+        self,
+        *,
+        studio: _builtins.str = ...,
+        enabled: _builtins.bool = ...,
+        healthy: _builtins.bool = ...,
+        blocked_countries: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked_countries", b"blocked_countries", "enabled", b"enabled", "healthy", b"healthy", "studio", b"studio"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StudioSettings: _TypeAlias = StudioSettings  # noqa: Y015
+
+@_typing.final
+class RtpVariant(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VARIANT_FIELD_NUMBER: _builtins.int
+    RTP_BASIS_POINTS_FIELD_NUMBER: _builtins.int
+    variant: _builtins.str
+    rtp_basis_points: _builtins.int
+    def __init__(
+        self,
+        *,
+        variant: _builtins.str = ...,
+        rtp_basis_points: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rtp_basis_points", b"rtp_basis_points", "variant", b"variant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RtpVariant: _TypeAlias = RtpVariant  # noqa: Y015
+
+@_typing.final
+class GameSettings(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GAME_ID_FIELD_NUMBER: _builtins.int
+    BLOCKED_COUNTRIES_FIELD_NUMBER: _builtins.int
+    RTP_VARIANTS_FIELD_NUMBER: _builtins.int
+    RTP_VARIANT_FIELD_NUMBER: _builtins.int
+    game_id: _builtins.str
+    rtp_variant: _builtins.str
+    """The variant the operator runs; empty: the studio's default."""
+    @_builtins.property
+    def blocked_countries(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def rtp_variants(self) -> _containers.RepeatedCompositeFieldContainer[Global___RtpVariant]:
+        """The variants the studio offers, its default first; empty for one RTP."""
+
+    def __init__(
+        self,
+        *,
+        game_id: _builtins.str = ...,
+        blocked_countries: _abc.Iterable[_builtins.str] | None = ...,
+        rtp_variants: _abc.Iterable[Global___RtpVariant] | None = ...,
+        rtp_variant: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked_countries", b"blocked_countries", "game_id", b"game_id", "rtp_variant", b"rtp_variant", "rtp_variants", b"rtp_variants"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GameSettings: _TypeAlias = GameSettings  # noqa: Y015
+
+@_typing.final
+class CatalogSettings(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATOR_ID_FIELD_NUMBER: _builtins.int
+    STUDIOS_FIELD_NUMBER: _builtins.int
+    GAMES_FIELD_NUMBER: _builtins.int
+    operator_id: _builtins.str
+    @_builtins.property
+    def studios(self) -> _containers.RepeatedCompositeFieldContainer[Global___StudioSettings]: ...
+    @_builtins.property
+    def games(self) -> _containers.RepeatedCompositeFieldContainer[Global___GameSettings]: ...
+    def __init__(
+        self,
+        *,
+        operator_id: _builtins.str = ...,
+        studios: _abc.Iterable[Global___StudioSettings] | None = ...,
+        games: _abc.Iterable[Global___GameSettings] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["games", b"games", "operator_id", b"operator_id", "studios", b"studios"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CatalogSettings: _TypeAlias = CatalogSettings  # noqa: Y015
+
+@_typing.final
+class GetCatalogSettingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATOR_ID_FIELD_NUMBER: _builtins.int
+    operator_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        operator_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["operator_id", b"operator_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCatalogSettingsRequest: _TypeAlias = GetCatalogSettingsRequest  # noqa: Y015
+
+@_typing.final
+class GetCatalogSettingsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___CatalogSettings: ...
+    def __init__(
+        self,
+        *,
+        settings: Global___CatalogSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCatalogSettingsResponse: _TypeAlias = GetCatalogSettingsResponse  # noqa: Y015
+
+@_typing.final
+class SetStudioEnabledRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATOR_ID_FIELD_NUMBER: _builtins.int
+    STUDIO_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    operator_id: _builtins.str
+    studio: _builtins.str
+    enabled: _builtins.bool
+    def __init__(
+        self,
+        *,
+        operator_id: _builtins.str = ...,
+        studio: _builtins.str = ...,
+        enabled: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enabled", b"enabled", "operator_id", b"operator_id", "studio", b"studio"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetStudioEnabledRequest: _TypeAlias = SetStudioEnabledRequest  # noqa: Y015
+
+@_typing.final
+class SetStudioEnabledResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___CatalogSettings: ...
+    def __init__(
+        self,
+        *,
+        settings: Global___CatalogSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetStudioEnabledResponse: _TypeAlias = SetStudioEnabledResponse  # noqa: Y015
+
+@_typing.final
+class SetBlockedCountriesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATOR_ID_FIELD_NUMBER: _builtins.int
+    STUDIO_FIELD_NUMBER: _builtins.int
+    GAME_ID_FIELD_NUMBER: _builtins.int
+    COUNTRIES_FIELD_NUMBER: _builtins.int
+    operator_id: _builtins.str
+    studio: _builtins.str
+    """Exactly one of studio and game_id."""
+    game_id: _builtins.str
+    @_builtins.property
+    def countries(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """ISO 3166-1 alpha-2, e.g. "DE"; at most 250. Empty unblocks everywhere."""
+
+    def __init__(
+        self,
+        *,
+        operator_id: _builtins.str = ...,
+        studio: _builtins.str = ...,
+        game_id: _builtins.str = ...,
+        countries: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["countries", b"countries", "game_id", b"game_id", "operator_id", b"operator_id", "studio", b"studio"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetBlockedCountriesRequest: _TypeAlias = SetBlockedCountriesRequest  # noqa: Y015
+
+@_typing.final
+class SetBlockedCountriesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___CatalogSettings: ...
+    def __init__(
+        self,
+        *,
+        settings: Global___CatalogSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetBlockedCountriesResponse: _TypeAlias = SetBlockedCountriesResponse  # noqa: Y015
+
+@_typing.final
+class SetRtpVariantRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATOR_ID_FIELD_NUMBER: _builtins.int
+    GAME_ID_FIELD_NUMBER: _builtins.int
+    VARIANT_FIELD_NUMBER: _builtins.int
+    operator_id: _builtins.str
+    game_id: _builtins.str
+    variant: _builtins.str
+    """One of the game's variants; empty: the studio's default."""
+    def __init__(
+        self,
+        *,
+        operator_id: _builtins.str = ...,
+        game_id: _builtins.str = ...,
+        variant: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["game_id", b"game_id", "operator_id", b"operator_id", "variant", b"variant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetRtpVariantRequest: _TypeAlias = SetRtpVariantRequest  # noqa: Y015
+
+@_typing.final
+class SetRtpVariantResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___CatalogSettings: ...
+    def __init__(
+        self,
+        *,
+        settings: Global___CatalogSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetRtpVariantResponse: _TypeAlias = SetRtpVariantResponse  # noqa: Y015

@@ -79,6 +79,26 @@ class AdminServiceStub:
                 request_serializer=casinohub_dot_v1_dot_admin__service__pb2.RevokeApiKeyRequest.SerializeToString,
                 response_deserializer=casinohub_dot_v1_dot_admin__service__pb2.RevokeApiKeyResponse.FromString,
                 _registered_method=True)
+        self.GetCatalogSettings = channel.unary_unary(
+                '/casinohub.v1.AdminService/GetCatalogSettings',
+                request_serializer=casinohub_dot_v1_dot_admin__service__pb2.GetCatalogSettingsRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_admin__service__pb2.GetCatalogSettingsResponse.FromString,
+                _registered_method=True)
+        self.SetStudioEnabled = channel.unary_unary(
+                '/casinohub.v1.AdminService/SetStudioEnabled',
+                request_serializer=casinohub_dot_v1_dot_admin__service__pb2.SetStudioEnabledRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_admin__service__pb2.SetStudioEnabledResponse.FromString,
+                _registered_method=True)
+        self.SetBlockedCountries = channel.unary_unary(
+                '/casinohub.v1.AdminService/SetBlockedCountries',
+                request_serializer=casinohub_dot_v1_dot_admin__service__pb2.SetBlockedCountriesRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_admin__service__pb2.SetBlockedCountriesResponse.FromString,
+                _registered_method=True)
+        self.SetRtpVariant = channel.unary_unary(
+                '/casinohub.v1.AdminService/SetRtpVariant',
+                request_serializer=casinohub_dot_v1_dot_admin__service__pb2.SetRtpVariantRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_admin__service__pb2.SetRtpVariantResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -156,6 +176,50 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCatalogSettings(self, request, context):
+        """The operator's catalog configuration: every studio of this hub (enabled
+        or not, healthy or not, countries where it is blocked) and every game
+        (its RTP variants, the one the operator runs, countries where it is
+        blocked). A new operator has every studio enabled, no country blocked
+        and each game at its studio's default variant. Changes reach every hub
+        process within catalog_settings_ttl_s (5 s by default). Returns
+        NOT_FOUND / OPERATOR_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetStudioEnabled(self, request, context):
+        """Enables or disables a studio for the operator: a disabled studio's games
+        leave the operator's catalog and launching one is FAILED_PRECONDITION /
+        STUDIO_DISABLED (sessions already launched play on until they expire).
+        Returns NOT_FOUND (OPERATOR_NOT_FOUND, STUDIO_NOT_FOUND).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetBlockedCountries(self, request, context):
+        """Replaces the countries where the operator blocks one studio (all its
+        games) or one game. Returns NOT_FOUND (OPERATOR_NOT_FOUND,
+        STUDIO_NOT_FOUND, GAME_NOT_FOUND), INVALID_ARGUMENT for a country that is
+        not two upper-case letters, more than 250 countries, or not exactly one
+        of studio and game_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetRtpVariant(self, request, context):
+        """Sets the RTP variant the operator runs a game at, for sessions launched
+        from then on; an empty variant returns to the studio's default. Returns
+        NOT_FOUND (OPERATOR_NOT_FOUND, GAME_NOT_FOUND), INVALID_ARGUMENT /
+        RTP_VARIANT_NOT_OFFERED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -198,6 +262,26 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.RevokeApiKey,
                     request_deserializer=casinohub_dot_v1_dot_admin__service__pb2.RevokeApiKeyRequest.FromString,
                     response_serializer=casinohub_dot_v1_dot_admin__service__pb2.RevokeApiKeyResponse.SerializeToString,
+            ),
+            'GetCatalogSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCatalogSettings,
+                    request_deserializer=casinohub_dot_v1_dot_admin__service__pb2.GetCatalogSettingsRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_admin__service__pb2.GetCatalogSettingsResponse.SerializeToString,
+            ),
+            'SetStudioEnabled': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetStudioEnabled,
+                    request_deserializer=casinohub_dot_v1_dot_admin__service__pb2.SetStudioEnabledRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_admin__service__pb2.SetStudioEnabledResponse.SerializeToString,
+            ),
+            'SetBlockedCountries': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetBlockedCountries,
+                    request_deserializer=casinohub_dot_v1_dot_admin__service__pb2.SetBlockedCountriesRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_admin__service__pb2.SetBlockedCountriesResponse.SerializeToString,
+            ),
+            'SetRtpVariant': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRtpVariant,
+                    request_deserializer=casinohub_dot_v1_dot_admin__service__pb2.SetRtpVariantRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_admin__service__pb2.SetRtpVariantResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -421,6 +505,114 @@ class AdminService:
             '/casinohub.v1.AdminService/RevokeApiKey',
             casinohub_dot_v1_dot_admin__service__pb2.RevokeApiKeyRequest.SerializeToString,
             casinohub_dot_v1_dot_admin__service__pb2.RevokeApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCatalogSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.AdminService/GetCatalogSettings',
+            casinohub_dot_v1_dot_admin__service__pb2.GetCatalogSettingsRequest.SerializeToString,
+            casinohub_dot_v1_dot_admin__service__pb2.GetCatalogSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetStudioEnabled(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.AdminService/SetStudioEnabled',
+            casinohub_dot_v1_dot_admin__service__pb2.SetStudioEnabledRequest.SerializeToString,
+            casinohub_dot_v1_dot_admin__service__pb2.SetStudioEnabledResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetBlockedCountries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.AdminService/SetBlockedCountries',
+            casinohub_dot_v1_dot_admin__service__pb2.SetBlockedCountriesRequest.SerializeToString,
+            casinohub_dot_v1_dot_admin__service__pb2.SetBlockedCountriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRtpVariant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.AdminService/SetRtpVariant',
+            casinohub_dot_v1_dot_admin__service__pb2.SetRtpVariantRequest.SerializeToString,
+            casinohub_dot_v1_dot_admin__service__pb2.SetRtpVariantResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -71,6 +71,34 @@ class AdminServiceStub:
     refused at once, tokens already issued within a few seconds. Returns
     NOT_FOUND / API_KEY_NOT_FOUND.
     """
+    GetCatalogSettings: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetCatalogSettingsRequest, _admin_service_pb2.GetCatalogSettingsResponse]
+    """The operator's catalog configuration: every studio of this hub (enabled
+    or not, healthy or not, countries where it is blocked) and every game
+    (its RTP variants, the one the operator runs, countries where it is
+    blocked). A new operator has every studio enabled, no country blocked
+    and each game at its studio's default variant. Changes reach every hub
+    process within catalog_settings_ttl_s (5 s by default). Returns
+    NOT_FOUND / OPERATOR_NOT_FOUND.
+    """
+    SetStudioEnabled: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.SetStudioEnabledRequest, _admin_service_pb2.SetStudioEnabledResponse]
+    """Enables or disables a studio for the operator: a disabled studio's games
+    leave the operator's catalog and launching one is FAILED_PRECONDITION /
+    STUDIO_DISABLED (sessions already launched play on until they expire).
+    Returns NOT_FOUND (OPERATOR_NOT_FOUND, STUDIO_NOT_FOUND).
+    """
+    SetBlockedCountries: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.SetBlockedCountriesRequest, _admin_service_pb2.SetBlockedCountriesResponse]
+    """Replaces the countries where the operator blocks one studio (all its
+    games) or one game. Returns NOT_FOUND (OPERATOR_NOT_FOUND,
+    STUDIO_NOT_FOUND, GAME_NOT_FOUND), INVALID_ARGUMENT for a country that is
+    not two upper-case letters, more than 250 countries, or not exactly one
+    of studio and game_id.
+    """
+    SetRtpVariant: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.SetRtpVariantRequest, _admin_service_pb2.SetRtpVariantResponse]
+    """Sets the RTP variant the operator runs a game at, for sessions launched
+    from then on; an empty variant returns to the studio's default. Returns
+    NOT_FOUND (OPERATOR_NOT_FOUND, GAME_NOT_FOUND), INVALID_ARGUMENT /
+    RTP_VARIANT_NOT_OFFERED.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -114,6 +142,34 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Revokes a key (idempotent): new tokens and signatures with it are
     refused at once, tokens already issued within a few seconds. Returns
     NOT_FOUND / API_KEY_NOT_FOUND.
+    """
+    GetCatalogSettings: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetCatalogSettingsRequest, _admin_service_pb2.GetCatalogSettingsResponse]  # type: ignore[assignment]
+    """The operator's catalog configuration: every studio of this hub (enabled
+    or not, healthy or not, countries where it is blocked) and every game
+    (its RTP variants, the one the operator runs, countries where it is
+    blocked). A new operator has every studio enabled, no country blocked
+    and each game at its studio's default variant. Changes reach every hub
+    process within catalog_settings_ttl_s (5 s by default). Returns
+    NOT_FOUND / OPERATOR_NOT_FOUND.
+    """
+    SetStudioEnabled: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.SetStudioEnabledRequest, _admin_service_pb2.SetStudioEnabledResponse]  # type: ignore[assignment]
+    """Enables or disables a studio for the operator: a disabled studio's games
+    leave the operator's catalog and launching one is FAILED_PRECONDITION /
+    STUDIO_DISABLED (sessions already launched play on until they expire).
+    Returns NOT_FOUND (OPERATOR_NOT_FOUND, STUDIO_NOT_FOUND).
+    """
+    SetBlockedCountries: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.SetBlockedCountriesRequest, _admin_service_pb2.SetBlockedCountriesResponse]  # type: ignore[assignment]
+    """Replaces the countries where the operator blocks one studio (all its
+    games) or one game. Returns NOT_FOUND (OPERATOR_NOT_FOUND,
+    STUDIO_NOT_FOUND, GAME_NOT_FOUND), INVALID_ARGUMENT for a country that is
+    not two upper-case letters, more than 250 countries, or not exactly one
+    of studio and game_id.
+    """
+    SetRtpVariant: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.SetRtpVariantRequest, _admin_service_pb2.SetRtpVariantResponse]  # type: ignore[assignment]
+    """Sets the RTP variant the operator runs a game at, for sessions launched
+    from then on; an empty variant returns to the studio's default. Returns
+    NOT_FOUND (OPERATOR_NOT_FOUND, GAME_NOT_FOUND), INVALID_ARGUMENT /
+    RTP_VARIANT_NOT_OFFERED.
     """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -203,6 +259,58 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         """Revokes a key (idempotent): new tokens and signatures with it are
         refused at once, tokens already issued within a few seconds. Returns
         NOT_FOUND / API_KEY_NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def GetCatalogSettings(
+        self,
+        request: _admin_service_pb2.GetCatalogSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.GetCatalogSettingsResponse, _abc.Awaitable[_admin_service_pb2.GetCatalogSettingsResponse]]:
+        """The operator's catalog configuration: every studio of this hub (enabled
+        or not, healthy or not, countries where it is blocked) and every game
+        (its RTP variants, the one the operator runs, countries where it is
+        blocked). A new operator has every studio enabled, no country blocked
+        and each game at its studio's default variant. Changes reach every hub
+        process within catalog_settings_ttl_s (5 s by default). Returns
+        NOT_FOUND / OPERATOR_NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def SetStudioEnabled(
+        self,
+        request: _admin_service_pb2.SetStudioEnabledRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.SetStudioEnabledResponse, _abc.Awaitable[_admin_service_pb2.SetStudioEnabledResponse]]:
+        """Enables or disables a studio for the operator: a disabled studio's games
+        leave the operator's catalog and launching one is FAILED_PRECONDITION /
+        STUDIO_DISABLED (sessions already launched play on until they expire).
+        Returns NOT_FOUND (OPERATOR_NOT_FOUND, STUDIO_NOT_FOUND).
+        """
+
+    @_abc_1.abstractmethod
+    def SetBlockedCountries(
+        self,
+        request: _admin_service_pb2.SetBlockedCountriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.SetBlockedCountriesResponse, _abc.Awaitable[_admin_service_pb2.SetBlockedCountriesResponse]]:
+        """Replaces the countries where the operator blocks one studio (all its
+        games) or one game. Returns NOT_FOUND (OPERATOR_NOT_FOUND,
+        STUDIO_NOT_FOUND, GAME_NOT_FOUND), INVALID_ARGUMENT for a country that is
+        not two upper-case letters, more than 250 countries, or not exactly one
+        of studio and game_id.
+        """
+
+    @_abc_1.abstractmethod
+    def SetRtpVariant(
+        self,
+        request: _admin_service_pb2.SetRtpVariantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.SetRtpVariantResponse, _abc.Awaitable[_admin_service_pb2.SetRtpVariantResponse]]:
+        """Sets the RTP variant the operator runs a game at, for sessions launched
+        from then on; an empty variant returns to the studio's default. Returns
+        NOT_FOUND (OPERATOR_NOT_FOUND, GAME_NOT_FOUND), INVALID_ARGUMENT /
+        RTP_VARIANT_NOT_OFFERED.
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -92,7 +92,9 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_PLAYER_BLOCKED: _ErrorReason.ValueType  # 30
     """FAILED_PRECONDITION: the player is blocked; bets are refused (wins and rollbacks are still paid)."""
     ERROR_REASON_DEPOSIT_LIMIT_EXCEEDED: _ErrorReason.ValueType  # 31
-    """FAILED_PRECONDITION: the deposit would pass the player's daily deposit limit."""
+    """FAILED_PRECONDITION: the deposit would pass a deposit limit: the operator's daily one per currency
+    (config cashier_limits) or one the player set for a day, week or month.
+    """
     ERROR_REASON_WITHDRAWAL_LIMIT_EXCEEDED: _ErrorReason.ValueType  # 32
     """FAILED_PRECONDITION: the withdrawal is above the operator's maximum."""
     ERROR_REASON_WITHDRAWAL_NOT_FOUND: _ErrorReason.ValueType  # 33
@@ -173,6 +175,40 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_SANDBOX_OPERATOR_REFUSED: _ErrorReason.ValueType  # 63
     """PERMISSION_DENIED: a production hub refuses the default sandbox operator (sandbox_operator_id)."""
+    ERROR_REASON_STUDIO_DISABLED: _ErrorReason.ValueType  # 64
+    """FAILED_PRECONDITION: the operator has disabled this game's studio."""
+    ERROR_REASON_STUDIO_UNAVAILABLE: _ErrorReason.ValueType  # 65
+    """UNAVAILABLE: the game's studio fails its health check; retry later."""
+    ERROR_REASON_GAME_BLOCKED_IN_COUNTRY: _ErrorReason.ValueType  # 66
+    """FAILED_PRECONDITION: the operator blocks this game or its studio in the
+    player's country.
+    """
+    ERROR_REASON_COUNTRY_REQUIRED: _ErrorReason.ValueType  # 67
+    """INVALID_ARGUMENT: the operator blocks this game or its studio in some
+    countries, so LaunchGame must say the player's country.
+    """
+    ERROR_REASON_RTP_VARIANT_NOT_OFFERED: _ErrorReason.ValueType  # 68
+    """INVALID_ARGUMENT: the game has no RTP variant of that id."""
+    ERROR_REASON_STUDIO_NOT_FOUND: _ErrorReason.ValueType  # 69
+    """NOT_FOUND: no studio of that name is configured in this hub."""
+    ERROR_REASON_SESSION_EXPIRED: _ErrorReason.ValueType  # 70
+    """UNAUTHENTICATED: the player's session token, refresh token or login has expired, or the login ended
+    after session_idle_s without use. Log in again.
+    """
+    ERROR_REASON_SESSION_REVOKED: _ErrorReason.ValueType  # 71
+    """UNAUTHENTICATED: the session ended: logged out, ended by the session cap, replaced by RefreshSession,
+    or revoked after its refresh token was reused. Log in again.
+    """
+    ERROR_REASON_REFRESH_TOKEN_REUSED: _ErrorReason.ValueType  # 72
+    """UNAUTHENTICATED: a refresh token already exchanged was presented again (stolen?); the whole login,
+    every session and refresh token descended from it, is revoked.
+    """
+    ERROR_REASON_SELF_EXCLUDED: _ErrorReason.ValueType  # 73
+    """FAILED_PRECONDITION: the player is self-excluded: no bets, no deposits (wins and refunds are paid)."""
+    ERROR_REASON_LOSS_LIMIT_EXCEEDED: _ErrorReason.ValueType  # 74
+    """FAILED_PRECONDITION: the bet could make the player's net loss exceed their loss limit of a period."""
+    ERROR_REASON_SESSION_TIME_LIMIT_REACHED: _ErrorReason.ValueType  # 75
+    """FAILED_PRECONDITION: the login has lasted the player's session time limit; it has ended."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Stable machine-readable error reasons. Every error the hub returns carries a
@@ -250,7 +286,9 @@ ERROR_REASON_ROUND_ALREADY_SETTLED: ErrorReason.ValueType  # 29
 ERROR_REASON_PLAYER_BLOCKED: ErrorReason.ValueType  # 30
 """FAILED_PRECONDITION: the player is blocked; bets are refused (wins and rollbacks are still paid)."""
 ERROR_REASON_DEPOSIT_LIMIT_EXCEEDED: ErrorReason.ValueType  # 31
-"""FAILED_PRECONDITION: the deposit would pass the player's daily deposit limit."""
+"""FAILED_PRECONDITION: the deposit would pass a deposit limit: the operator's daily one per currency
+(config cashier_limits) or one the player set for a day, week or month.
+"""
 ERROR_REASON_WITHDRAWAL_LIMIT_EXCEEDED: ErrorReason.ValueType  # 32
 """FAILED_PRECONDITION: the withdrawal is above the operator's maximum."""
 ERROR_REASON_WITHDRAWAL_NOT_FOUND: ErrorReason.ValueType  # 33
@@ -331,6 +369,40 @@ hub's (ErrorInfo metadata "key_environment", "hub_environment").
 """
 ERROR_REASON_SANDBOX_OPERATOR_REFUSED: ErrorReason.ValueType  # 63
 """PERMISSION_DENIED: a production hub refuses the default sandbox operator (sandbox_operator_id)."""
+ERROR_REASON_STUDIO_DISABLED: ErrorReason.ValueType  # 64
+"""FAILED_PRECONDITION: the operator has disabled this game's studio."""
+ERROR_REASON_STUDIO_UNAVAILABLE: ErrorReason.ValueType  # 65
+"""UNAVAILABLE: the game's studio fails its health check; retry later."""
+ERROR_REASON_GAME_BLOCKED_IN_COUNTRY: ErrorReason.ValueType  # 66
+"""FAILED_PRECONDITION: the operator blocks this game or its studio in the
+player's country.
+"""
+ERROR_REASON_COUNTRY_REQUIRED: ErrorReason.ValueType  # 67
+"""INVALID_ARGUMENT: the operator blocks this game or its studio in some
+countries, so LaunchGame must say the player's country.
+"""
+ERROR_REASON_RTP_VARIANT_NOT_OFFERED: ErrorReason.ValueType  # 68
+"""INVALID_ARGUMENT: the game has no RTP variant of that id."""
+ERROR_REASON_STUDIO_NOT_FOUND: ErrorReason.ValueType  # 69
+"""NOT_FOUND: no studio of that name is configured in this hub."""
+ERROR_REASON_SESSION_EXPIRED: ErrorReason.ValueType  # 70
+"""UNAUTHENTICATED: the player's session token, refresh token or login has expired, or the login ended
+after session_idle_s without use. Log in again.
+"""
+ERROR_REASON_SESSION_REVOKED: ErrorReason.ValueType  # 71
+"""UNAUTHENTICATED: the session ended: logged out, ended by the session cap, replaced by RefreshSession,
+or revoked after its refresh token was reused. Log in again.
+"""
+ERROR_REASON_REFRESH_TOKEN_REUSED: ErrorReason.ValueType  # 72
+"""UNAUTHENTICATED: a refresh token already exchanged was presented again (stolen?); the whole login,
+every session and refresh token descended from it, is revoked.
+"""
+ERROR_REASON_SELF_EXCLUDED: ErrorReason.ValueType  # 73
+"""FAILED_PRECONDITION: the player is self-excluded: no bets, no deposits (wins and refunds are paid)."""
+ERROR_REASON_LOSS_LIMIT_EXCEEDED: ErrorReason.ValueType  # 74
+"""FAILED_PRECONDITION: the bet could make the player's net loss exceed their loss limit of a period."""
+ERROR_REASON_SESSION_TIME_LIMIT_REACHED: ErrorReason.ValueType  # 75
+"""FAILED_PRECONDITION: the login has lasted the player's session time limit; it has ended."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _ApplyState:

@@ -32,6 +32,7 @@ class _GameTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_GameType.Val
     GAME_TYPE_TABLE: _GameType.ValueType  # 2
     GAME_TYPE_LIVE: _GameType.ValueType  # 3
     GAME_TYPE_SPORTS: _GameType.ValueType  # 4
+    GAME_TYPE_INSTANT: _GameType.ValueType  # 5
 
 class GameType(_GameType, metaclass=_GameTypeEnumTypeWrapper): ...
 
@@ -40,6 +41,7 @@ GAME_TYPE_SLOT: GameType.ValueType  # 1
 GAME_TYPE_TABLE: GameType.ValueType  # 2
 GAME_TYPE_LIVE: GameType.ValueType  # 3
 GAME_TYPE_SPORTS: GameType.ValueType  # 4
+GAME_TYPE_INSTANT: GameType.ValueType  # 5
 Global___GameType: _TypeAlias = GameType  # noqa: Y015
 
 class _RoundStatus:
@@ -136,6 +138,9 @@ class Game(_message.Message):
     RTP_BASIS_POINTS_FIELD_NUMBER: _builtins.int
     MAX_WIN_MULTIPLIER_FIELD_NUMBER: _builtins.int
     CURRENCIES_FIELD_NUMBER: _builtins.int
+    FEATURES_FIELD_NUMBER: _builtins.int
+    LOCALE_FIELD_NUMBER: _builtins.int
+    RTP_VARIANT_FIELD_NUMBER: _builtins.int
     game_id: _builtins.str
     """Hub-wide id: "<provider>:<provider game id>", e.g. "reelhouse:fruit-classic"."""
     provider: _builtins.str
@@ -145,9 +150,23 @@ class Game(_message.Message):
     """Theoretical return to player in basis points (9612 = 96.12%)."""
     max_win_multiplier: _builtins.int
     """Highest payout as a multiple of the bet."""
+    locale: _builtins.str
+    """The locale `name` is in: the request's when the game has a translation
+    for it (or for its language, "de" for "de-AT"), else "en".
+    """
+    rtp_variant: _builtins.str
+    """The RTP variant this operator runs the game at (AdminService.SetRtpVariant);
+    empty for a game with one RTP. rtp_basis_points is that variant's.
+    """
     @_builtins.property
     def currencies(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Currencies the game accepts."""
+
+    @_builtins.property
+    def features(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Feature flags: jackpot, bonus_buy, free_spins, multiplier, side_bets,
+        autoplay.
+        """
 
     def __init__(
         self,
@@ -159,10 +178,13 @@ class Game(_message.Message):
         rtp_basis_points: _builtins.int = ...,
         max_win_multiplier: _builtins.int = ...,
         currencies: _abc.Iterable[_builtins.str] | None = ...,
+        features: _abc.Iterable[_builtins.str] | None = ...,
+        locale: _builtins.str = ...,
+        rtp_variant: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["currencies", b"currencies", "game_id", b"game_id", "game_type", b"game_type", "max_win_multiplier", b"max_win_multiplier", "name", b"name", "provider", b"provider", "rtp_basis_points", b"rtp_basis_points"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["currencies", b"currencies", "features", b"features", "game_id", b"game_id", "game_type", b"game_type", "locale", b"locale", "max_win_multiplier", b"max_win_multiplier", "name", b"name", "provider", b"provider", "rtp_basis_points", b"rtp_basis_points", "rtp_variant", b"rtp_variant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -177,6 +199,10 @@ class ListGamesRequest(_message.Message):
     GAME_TYPE_FIELD_NUMBER: _builtins.int
     PROVIDER_FIELD_NUMBER: _builtins.int
     CURRENCY_FIELD_NUMBER: _builtins.int
+    FEATURES_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    LOCALE_FIELD_NUMBER: _builtins.int
+    COUNTRY_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum games to return, 1..500; 0 means 100."""
     page_token: _builtins.str
@@ -187,7 +213,25 @@ class ListGamesRequest(_message.Message):
     game_type: Global___GameType.ValueType
     """Filters; empty / UNSPECIFIED means any."""
     provider: _builtins.str
+    """The studio, e.g. "reelhouse"."""
     currency: _builtins.str
+    text: _builtins.str
+    """Case-insensitive substring of the game's name in `locale`, or of its
+    game_id.
+    """
+    locale: _builtins.str
+    """BCP 47 language tag ("de", "ja", "pt-BR"): names in that language where
+    a game has them, else English. Empty means "en". A malformed tag is
+    INVALID_ARGUMENT.
+    """
+    country: _builtins.str
+    """ISO 3166-1 alpha-2 (e.g. "DE"): leave out games the operator blocks in
+    that country. Empty: no country filter.
+    """
+    @_builtins.property
+    def features(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Games with every one of these feature flags; at most 8."""
+
     def __init__(
         self,
         *,
@@ -196,10 +240,14 @@ class ListGamesRequest(_message.Message):
         game_type: Global___GameType.ValueType = ...,
         provider: _builtins.str = ...,
         currency: _builtins.str = ...,
+        features: _abc.Iterable[_builtins.str] | None = ...,
+        text: _builtins.str = ...,
+        locale: _builtins.str = ...,
+        country: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency", b"currency", "game_type", b"game_type", "page_size", b"page_size", "page_token", b"page_token", "provider", b"provider"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["country", b"country", "currency", b"currency", "features", b"features", "game_type", b"game_type", "locale", b"locale", "page_size", b"page_size", "page_token", b"page_token", "provider", b"provider", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -237,6 +285,8 @@ class LaunchGameRequest(_message.Message):
     GAME_ID_FIELD_NUMBER: _builtins.int
     CURRENCY_FIELD_NUMBER: _builtins.int
     CLIENT_SEED_FIELD_NUMBER: _builtins.int
+    COUNTRY_FIELD_NUMBER: _builtins.int
+    DEMO_FIELD_NUMBER: _builtins.int
     session_token: _builtins.str
     """Player session token from PlayerService.Login."""
     game_id: _builtins.str
@@ -244,6 +294,18 @@ class LaunchGameRequest(_message.Message):
     """Currency of the wallet to play from."""
     client_seed: _builtins.str
     """Seed the player contributes to provably-fair outcomes; random if empty."""
+    country: _builtins.str
+    """The player's country now, ISO 3166-1 alpha-2 (e.g. "DE"), as the
+    operator determined it (geolocation, KYC). Required when the operator
+    blocks this game or its studio in any country (else INVALID_ARGUMENT /
+    COUNTRY_REQUIRED); a blocked one is FAILED_PRECONDITION /
+    GAME_BLOCKED_IN_COUNTRY.
+    """
+    demo: _builtins.bool
+    """Fun money: no wallet, no ledger. session_token may be empty (an
+    anonymous visitor); the session plays against a fun balance held by
+    this hub process, and currency needs no wallet.
+    """
     def __init__(
         self,
         *,
@@ -251,10 +313,12 @@ class LaunchGameRequest(_message.Message):
         game_id: _builtins.str = ...,
         currency: _builtins.str = ...,
         client_seed: _builtins.str = ...,
+        country: _builtins.str = ...,
+        demo: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_seed", b"client_seed", "currency", b"currency", "game_id", b"game_id", "session_token", b"session_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_seed", b"client_seed", "country", b"country", "currency", b"currency", "demo", b"demo", "game_id", b"game_id", "session_token", b"session_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -268,13 +332,21 @@ class LaunchGameResponse(_message.Message):
     LAUNCH_URL_FIELD_NUMBER: _builtins.int
     SERVER_SEED_HASH_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    DEMO_FIELD_NUMBER: _builtins.int
+    DEMO_BALANCE_FIELD_NUMBER: _builtins.int
     game_session_id: _builtins.str
     launch_url: _builtins.str
     """URL a front end would load for the provider's game client."""
     server_seed_hash: _builtins.str
     """Provider's commitment: hex SHA-256 of the server seed used for this session."""
+    demo: _builtins.bool
+    """A demo session: bets move fun money only."""
     @_builtins.property
     def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def demo_balance(self) -> _common_pb2.Money:
+        """The fun balance a demo session starts with; unset otherwise."""
+
     def __init__(
         self,
         *,
@@ -282,10 +354,12 @@ class LaunchGameResponse(_message.Message):
         launch_url: _builtins.str = ...,
         server_seed_hash: _builtins.str = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
+        demo: _builtins.bool = ...,
+        demo_balance: _common_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["demo_balance", b"demo_balance", "expires_at", b"expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "game_session_id", b"game_session_id", "launch_url", b"launch_url", "server_seed_hash", b"server_seed_hash"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["demo", b"demo", "demo_balance", b"demo_balance", "expires_at", b"expires_at", "game_session_id", b"game_session_id", "launch_url", b"launch_url", "server_seed_hash", b"server_seed_hash"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -73,7 +73,8 @@ class GameServiceServicer:
     """
 
     def ListGames(self, request, context):
-        """Lists the aggregated catalog of all enabled providers, ordered by game_id.
+        """Lists the aggregated catalog of the providers this operator has enabled
+        and that pass their health check, ordered by game_id, with filters.
         Returns INVALID_ARGUMENT for a bad page_size and INVALID_ARGUMENT /
         INVALID_PAGE_TOKEN for a page_token not issued for this same query.
         """
@@ -83,9 +84,13 @@ class GameServiceServicer:
 
     def LaunchGame(self, request, context):
         """Opens a game session for the player holding session_token in one of the
-        player's currencies. Returns UNAUTHENTICATED / INVALID_SESSION,
-        NOT_FOUND / GAME_NOT_FOUND, INVALID_ARGUMENT / UNKNOWN_CURRENCY,
-        UNAVAILABLE when the provider cannot be reached.
+        player's currencies (or a demo session, see demo). Returns
+        UNAUTHENTICATED / INVALID_SESSION, NOT_FOUND / GAME_NOT_FOUND,
+        INVALID_ARGUMENT / UNKNOWN_CURRENCY, UNAVAILABLE when the provider cannot
+        be reached. A game the operator cannot offer: FAILED_PRECONDITION /
+        STUDIO_DISABLED, UNAVAILABLE / STUDIO_UNAVAILABLE (its studio fails its
+        health check), FAILED_PRECONDITION / GAME_BLOCKED_IN_COUNTRY,
+        INVALID_ARGUMENT / COUNTRY_REQUIRED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -109,6 +114,10 @@ class GameServiceServicer:
         Every event is persisted with the game session's next seq, and seq never
         goes backwards on a stream, replays included. After a dropped connection,
         Resume delivers exactly the events missed (see ResumeAction).
+        A demo session (LaunchGameRequest.demo) plays the same way with fun
+        money: nothing is stored, its events carry no transaction ids, and its
+        stream must reach the hub process that launched it, whose memory holds
+        the session (Resume delivers its last 100 events).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -38,15 +38,20 @@ class GameServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> GameServiceAsyncStub: ...
     ListGames: _grpc.UnaryUnaryMultiCallable[_game_service_pb2.ListGamesRequest, _game_service_pb2.ListGamesResponse]
-    """Lists the aggregated catalog of all enabled providers, ordered by game_id.
+    """Lists the aggregated catalog of the providers this operator has enabled
+    and that pass their health check, ordered by game_id, with filters.
     Returns INVALID_ARGUMENT for a bad page_size and INVALID_ARGUMENT /
     INVALID_PAGE_TOKEN for a page_token not issued for this same query.
     """
     LaunchGame: _grpc.UnaryUnaryMultiCallable[_game_service_pb2.LaunchGameRequest, _game_service_pb2.LaunchGameResponse]
     """Opens a game session for the player holding session_token in one of the
-    player's currencies. Returns UNAUTHENTICATED / INVALID_SESSION,
-    NOT_FOUND / GAME_NOT_FOUND, INVALID_ARGUMENT / UNKNOWN_CURRENCY,
-    UNAVAILABLE when the provider cannot be reached.
+    player's currencies (or a demo session, see demo). Returns
+    UNAUTHENTICATED / INVALID_SESSION, NOT_FOUND / GAME_NOT_FOUND,
+    INVALID_ARGUMENT / UNKNOWN_CURRENCY, UNAVAILABLE when the provider cannot
+    be reached. A game the operator cannot offer: FAILED_PRECONDITION /
+    STUDIO_DISABLED, UNAVAILABLE / STUDIO_UNAVAILABLE (its studio fails its
+    health check), FAILED_PRECONDITION / GAME_BLOCKED_IN_COUNTRY,
+    INVALID_ARGUMENT / COUNTRY_REQUIRED.
     """
     Play: _grpc.StreamStreamMultiCallable[_game_service_pb2.PlayRequest, _game_service_pb2.PlayResponse]
     """Bidirectional play stream on one game session, one client message at a
@@ -66,6 +71,10 @@ class GameServiceStub:
     Every event is persisted with the game session's next seq, and seq never
     goes backwards on a stream, replays included. After a dropped connection,
     Resume delivers exactly the events missed (see ResumeAction).
+    A demo session (LaunchGameRequest.demo) plays the same way with fun
+    money: nothing is stored, its events carry no transaction ids, and its
+    stream must reach the hub process that launched it, whose memory holds
+    the session (Resume delivers its last 100 events).
     """
     GetRound: _grpc.UnaryUnaryMultiCallable[_game_service_pb2.GetRoundRequest, _game_service_pb2.GetRoundResponse]
     """Returns one round with its bets, win and provably-fair proof.
@@ -94,15 +103,20 @@ class GameServiceAsyncStub(GameServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListGames: _aio.UnaryUnaryMultiCallable[_game_service_pb2.ListGamesRequest, _game_service_pb2.ListGamesResponse]  # type: ignore[assignment]
-    """Lists the aggregated catalog of all enabled providers, ordered by game_id.
+    """Lists the aggregated catalog of the providers this operator has enabled
+    and that pass their health check, ordered by game_id, with filters.
     Returns INVALID_ARGUMENT for a bad page_size and INVALID_ARGUMENT /
     INVALID_PAGE_TOKEN for a page_token not issued for this same query.
     """
     LaunchGame: _aio.UnaryUnaryMultiCallable[_game_service_pb2.LaunchGameRequest, _game_service_pb2.LaunchGameResponse]  # type: ignore[assignment]
     """Opens a game session for the player holding session_token in one of the
-    player's currencies. Returns UNAUTHENTICATED / INVALID_SESSION,
-    NOT_FOUND / GAME_NOT_FOUND, INVALID_ARGUMENT / UNKNOWN_CURRENCY,
-    UNAVAILABLE when the provider cannot be reached.
+    player's currencies (or a demo session, see demo). Returns
+    UNAUTHENTICATED / INVALID_SESSION, NOT_FOUND / GAME_NOT_FOUND,
+    INVALID_ARGUMENT / UNKNOWN_CURRENCY, UNAVAILABLE when the provider cannot
+    be reached. A game the operator cannot offer: FAILED_PRECONDITION /
+    STUDIO_DISABLED, UNAVAILABLE / STUDIO_UNAVAILABLE (its studio fails its
+    health check), FAILED_PRECONDITION / GAME_BLOCKED_IN_COUNTRY,
+    INVALID_ARGUMENT / COUNTRY_REQUIRED.
     """
     Play: _aio.StreamStreamMultiCallable[_game_service_pb2.PlayRequest, _game_service_pb2.PlayResponse]  # type: ignore[assignment]
     """Bidirectional play stream on one game session, one client message at a
@@ -122,6 +136,10 @@ class GameServiceAsyncStub(GameServiceStub):
     Every event is persisted with the game session's next seq, and seq never
     goes backwards on a stream, replays included. After a dropped connection,
     Resume delivers exactly the events missed (see ResumeAction).
+    A demo session (LaunchGameRequest.demo) plays the same way with fun
+    money: nothing is stored, its events carry no transaction ids, and its
+    stream must reach the hub process that launched it, whose memory holds
+    the session (Resume delivers its last 100 events).
     """
     GetRound: _aio.UnaryUnaryMultiCallable[_game_service_pb2.GetRoundRequest, _game_service_pb2.GetRoundResponse]  # type: ignore[assignment]
     """Returns one round with its bets, win and provably-fair proof.
@@ -153,7 +171,8 @@ class GameServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _game_service_pb2.ListGamesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_game_service_pb2.ListGamesResponse, _abc.Awaitable[_game_service_pb2.ListGamesResponse]]:
-        """Lists the aggregated catalog of all enabled providers, ordered by game_id.
+        """Lists the aggregated catalog of the providers this operator has enabled
+        and that pass their health check, ordered by game_id, with filters.
         Returns INVALID_ARGUMENT for a bad page_size and INVALID_ARGUMENT /
         INVALID_PAGE_TOKEN for a page_token not issued for this same query.
         """
@@ -165,9 +184,13 @@ class GameServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_game_service_pb2.LaunchGameResponse, _abc.Awaitable[_game_service_pb2.LaunchGameResponse]]:
         """Opens a game session for the player holding session_token in one of the
-        player's currencies. Returns UNAUTHENTICATED / INVALID_SESSION,
-        NOT_FOUND / GAME_NOT_FOUND, INVALID_ARGUMENT / UNKNOWN_CURRENCY,
-        UNAVAILABLE when the provider cannot be reached.
+        player's currencies (or a demo session, see demo). Returns
+        UNAUTHENTICATED / INVALID_SESSION, NOT_FOUND / GAME_NOT_FOUND,
+        INVALID_ARGUMENT / UNKNOWN_CURRENCY, UNAVAILABLE when the provider cannot
+        be reached. A game the operator cannot offer: FAILED_PRECONDITION /
+        STUDIO_DISABLED, UNAVAILABLE / STUDIO_UNAVAILABLE (its studio fails its
+        health check), FAILED_PRECONDITION / GAME_BLOCKED_IN_COUNTRY,
+        INVALID_ARGUMENT / COUNTRY_REQUIRED.
         """
 
     @_abc_1.abstractmethod
@@ -193,6 +216,10 @@ class GameServiceServicer(metaclass=_abc_1.ABCMeta):
         Every event is persisted with the game session's next seq, and seq never
         goes backwards on a stream, replays included. After a dropped connection,
         Resume delivers exactly the events missed (see ResumeAction).
+        A demo session (LaunchGameRequest.demo) plays the same way with fun
+        money: nothing is stored, its events carry no transaction ids, and its
+        stream must reach the hub process that launched it, whose memory holds
+        the session (Resume delivers its last 100 events).
         """
 
     @_abc_1.abstractmethod

@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from casinohub.v1 import common_pb2 as casinohub_dot_v1_dot_common__pb2
 from casinohub.v1 import options_pb2 as casinohub_dot_v1_dot_options__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!casinohub/v1/player_service.proto\x12\x0c\x63\x61sinohub.v1\x1a\x1a\x63\x61sinohub/v1/options.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"H\n\x15RegisterPlayerRequest\x12\x16\n\x08username\x18\x01 \x01(\tB\x04\x88\xb5\x18@\x12\x17\n\x08password\x18\x02 \x01(\tB\x05\x88\xb5\x18\x80\x02\"+\n\x16RegisterPlayerResponse\x12\x11\n\tplayer_id\x18\x01 \x01(\t\"?\n\x0cLoginRequest\x12\x16\n\x08username\x18\x01 \x01(\tB\x04\x88\xb5\x18@\x12\x17\n\x08password\x18\x02 \x01(\tB\x05\x88\xb5\x18\x80\x02\"i\n\rLoginResponse\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\x15\n\rsession_token\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xd2\x01\n\rPlayerService\x12m\n\x0eRegisterPlayer\x12#.casinohub.v1.RegisterPlayerRequest\x1a$.casinohub.v1.RegisterPlayerResponse\"\x10\xaa\xbb\x18\x0cplayer:write\x12R\n\x05Login\x12\x1a.casinohub.v1.LoginRequest\x1a\x1b.casinohub.v1.LoginResponse\"\x10\xaa\xbb\x18\x0cplayer:writeb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!casinohub/v1/player_service.proto\x12\x0c\x63\x61sinohub.v1\x1a\x19\x63\x61sinohub/v1/common.proto\x1a\x1a\x63\x61sinohub/v1/options.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"H\n\x15RegisterPlayerRequest\x12\x16\n\x08username\x18\x01 \x01(\tB\x04\x88\xb5\x18@\x12\x17\n\x08password\x18\x02 \x01(\tB\x05\x88\xb5\x18\x80\x02\"+\n\x16RegisterPlayerResponse\x12\x11\n\tplayer_id\x18\x01 \x01(\t\"?\n\x0cLoginRequest\x12\x16\n\x08username\x18\x01 \x01(\tB\x04\x88\xb5\x18@\x12\x17\n\x08password\x18\x02 \x01(\tB\x05\x88\xb5\x18\x80\x02\"\xcc\x01\n\rLoginResponse\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\x15\n\rsession_token\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrefresh_token\x18\x04 \x01(\t\x12\x36\n\x12refresh_expires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsession_id\x18\x06 \x01(\t\"5\n\x15RefreshSessionRequest\x12\x1c\n\rrefresh_token\x18\x01 \x01(\tB\x05\x88\xb5\x18\x80\x01\"\xd5\x01\n\x16RefreshSessionResponse\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\x15\n\rsession_token\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrefresh_token\x18\x04 \x01(\t\x12\x36\n\x12refresh_expires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsession_id\x18\x06 \x01(\t\"-\n\rLogoutRequest\x12\x1c\n\rsession_token\x18\x01 \x01(\tB\x05\x88\xb5\x18\x80\x01\"\x10\n\x0eLogoutResponse\"\\\n\x13ListSessionsRequest\x12\x17\n\tplayer_id\x18\x01 \x01(\tB\x04\x88\xb5\x18$\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x19\n\npage_token\x18\x03 \x01(\tB\x05\x88\xb5\x18\x80\x04\"^\n\x14ListSessionsResponse\x12-\n\x08sessions\x18\x01 \x03(\x0b\x32\x1b.casinohub.v1.PlayerSession\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xea\x01\n\rPlayerSession\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_used_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fidle_expires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"O\n\x12SelfExcludeRequest\x12\x17\n\tplayer_id\x18\x01 \x01(\tB\x04\x88\xb5\x18$\x12\x0c\n\x04\x64\x61ys\x18\x02 \x01(\x05\x12\x12\n\nindefinite\x18\x03 \x01(\x08\"J\n\x13SelfExcludeResponse\x12\x33\n\x0eself_exclusion\x18\x01 \x01(\x0b\x32\x1b.casinohub.v1.SelfExclusion\"\x80\x01\n\rSelfExclusion\x12.\n\nstarted_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x65nds_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nindefinite\x18\x03 \x01(\x08\"\x81\x01\n\x16SetDepositLimitRequest\x12\x17\n\tplayer_id\x18\x01 \x01(\tB\x04\x88\xb5\x18$\x12)\n\x06period\x18\x02 \x01(\x0e\x32\x19.casinohub.v1.LimitPeriod\x12#\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x13.casinohub.v1.Money\"B\n\x17SetDepositLimitResponse\x12\'\n\x05limit\x18\x01 \x01(\x0b\x32\x18.casinohub.v1.MoneyLimit\"~\n\x13SetLossLimitRequest\x12\x17\n\tplayer_id\x18\x01 \x01(\tB\x04\x88\xb5\x18$\x12)\n\x06period\x18\x02 \x01(\x0e\x32\x19.casinohub.v1.LimitPeriod\x12#\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x13.casinohub.v1.Money\"?\n\x14SetLossLimitResponse\x12\'\n\x05limit\x18\x01 \x01(\x0b\x32\x18.casinohub.v1.MoneyLimit\"\xbb\x01\n\nMoneyLimit\x12)\n\x06period\x18\x01 \x01(\x0e\x32\x19.casinohub.v1.LimitPeriod\x12#\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x13.casinohub.v1.Money\x12+\n\x0epending_amount\x18\x03 \x01(\x0b\x32\x13.casinohub.v1.Money\x12\x30\n\x0cpending_from\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"F\n\x1aSetSessionTimeLimitRequest\x12\x17\n\tplayer_id\x18\x01 \x01(\tB\x04\x88\xb5\x18$\x12\x0f\n\x07minutes\x18\x02 \x01(\x05\"L\n\x1bSetSessionTimeLimitResponse\x12-\n\x05limit\x18\x01 \x01(\x0b\x32\x1e.casinohub.v1.SessionTimeLimit\"n\n\x10SessionTimeLimit\x12\x0f\n\x07minutes\x18\x01 \x01(\x05\x12\x17\n\x0fpending_minutes\x18\x02 \x01(\x05\x12\x30\n\x0cpending_from\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"1\n\x16GetPlayerLimitsRequest\x12\x17\n\tplayer_id\x18\x01 \x01(\tB\x04\x88\xb5\x18$\"\xeb\x01\n\x17GetPlayerLimitsResponse\x12\x33\n\x0eself_exclusion\x18\x01 \x01(\x0b\x32\x1b.casinohub.v1.SelfExclusion\x12\x30\n\x0e\x64\x65posit_limits\x18\x02 \x03(\x0b\x32\x18.casinohub.v1.MoneyLimit\x12-\n\x0bloss_limits\x18\x03 \x03(\x0b\x32\x18.casinohub.v1.MoneyLimit\x12:\n\x12session_time_limit\x18\x04 \x01(\x0b\x32\x1e.casinohub.v1.SessionTimeLimit*p\n\x0bLimitPeriod\x12\x1c\n\x18LIMIT_PERIOD_UNSPECIFIED\x10\x00\x12\x14\n\x10LIMIT_PERIOD_DAY\x10\x01\x12\x15\n\x11LIMIT_PERIOD_WEEK\x10\x02\x12\x16\n\x12LIMIT_PERIOD_MONTH\x10\x03\x32\xb6\x08\n\rPlayerService\x12m\n\x0eRegisterPlayer\x12#.casinohub.v1.RegisterPlayerRequest\x1a$.casinohub.v1.RegisterPlayerResponse\"\x10\xaa\xbb\x18\x0cplayer:write\x12R\n\x05Login\x12\x1a.casinohub.v1.LoginRequest\x1a\x1b.casinohub.v1.LoginResponse\"\x10\xaa\xbb\x18\x0cplayer:write\x12m\n\x0eRefreshSession\x12#.casinohub.v1.RefreshSessionRequest\x1a$.casinohub.v1.RefreshSessionResponse\"\x10\xaa\xbb\x18\x0cplayer:write\x12U\n\x06Logout\x12\x1b.casinohub.v1.LogoutRequest\x1a\x1c.casinohub.v1.LogoutResponse\"\x10\xaa\xbb\x18\x0cplayer:write\x12i\n\x0cListSessions\x12!.casinohub.v1.ListSessionsRequest\x1a\".casinohub.v1.ListSessionsResponse\"\x12\x90\x02\x01\xaa\xbb\x18\x0bplayer:read\x12\x64\n\x0bSelfExclude\x12 .casinohub.v1.SelfExcludeRequest\x1a!.casinohub.v1.SelfExcludeResponse\"\x10\xaa\xbb\x18\x0cplayer:write\x12p\n\x0fSetDepositLimit\x12$.casinohub.v1.SetDepositLimitRequest\x1a%.casinohub.v1.SetDepositLimitResponse\"\x10\xaa\xbb\x18\x0cplayer:write\x12g\n\x0cSetLossLimit\x12!.casinohub.v1.SetLossLimitRequest\x1a\".casinohub.v1.SetLossLimitResponse\"\x10\xaa\xbb\x18\x0cplayer:write\x12|\n\x13SetSessionTimeLimit\x12(.casinohub.v1.SetSessionTimeLimitRequest\x1a).casinohub.v1.SetSessionTimeLimitResponse\"\x10\xaa\xbb\x18\x0cplayer:write\x12r\n\x0fGetPlayerLimits\x12$.casinohub.v1.GetPlayerLimitsRequest\x1a%.casinohub.v1.GetPlayerLimitsResponse\"\x12\x90\x02\x01\xaa\xbb\x18\x0bplayer:readb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,18 +42,94 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOGINREQUEST'].fields_by_name['username']._serialized_options = b'\210\265\030@'
   _globals['_LOGINREQUEST'].fields_by_name['password']._loaded_options = None
   _globals['_LOGINREQUEST'].fields_by_name['password']._serialized_options = b'\210\265\030\200\002'
+  _globals['_REFRESHSESSIONREQUEST'].fields_by_name['refresh_token']._loaded_options = None
+  _globals['_REFRESHSESSIONREQUEST'].fields_by_name['refresh_token']._serialized_options = b'\210\265\030\200\001'
+  _globals['_LOGOUTREQUEST'].fields_by_name['session_token']._loaded_options = None
+  _globals['_LOGOUTREQUEST'].fields_by_name['session_token']._serialized_options = b'\210\265\030\200\001'
+  _globals['_LISTSESSIONSREQUEST'].fields_by_name['player_id']._loaded_options = None
+  _globals['_LISTSESSIONSREQUEST'].fields_by_name['player_id']._serialized_options = b'\210\265\030$'
+  _globals['_LISTSESSIONSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTSESSIONSREQUEST'].fields_by_name['page_token']._serialized_options = b'\210\265\030\200\004'
+  _globals['_SELFEXCLUDEREQUEST'].fields_by_name['player_id']._loaded_options = None
+  _globals['_SELFEXCLUDEREQUEST'].fields_by_name['player_id']._serialized_options = b'\210\265\030$'
+  _globals['_SETDEPOSITLIMITREQUEST'].fields_by_name['player_id']._loaded_options = None
+  _globals['_SETDEPOSITLIMITREQUEST'].fields_by_name['player_id']._serialized_options = b'\210\265\030$'
+  _globals['_SETLOSSLIMITREQUEST'].fields_by_name['player_id']._loaded_options = None
+  _globals['_SETLOSSLIMITREQUEST'].fields_by_name['player_id']._serialized_options = b'\210\265\030$'
+  _globals['_SETSESSIONTIMELIMITREQUEST'].fields_by_name['player_id']._loaded_options = None
+  _globals['_SETSESSIONTIMELIMITREQUEST'].fields_by_name['player_id']._serialized_options = b'\210\265\030$'
+  _globals['_GETPLAYERLIMITSREQUEST'].fields_by_name['player_id']._loaded_options = None
+  _globals['_GETPLAYERLIMITSREQUEST'].fields_by_name['player_id']._serialized_options = b'\210\265\030$'
   _globals['_PLAYERSERVICE'].methods_by_name['RegisterPlayer']._loaded_options = None
   _globals['_PLAYERSERVICE'].methods_by_name['RegisterPlayer']._serialized_options = b'\252\273\030\014player:write'
   _globals['_PLAYERSERVICE'].methods_by_name['Login']._loaded_options = None
   _globals['_PLAYERSERVICE'].methods_by_name['Login']._serialized_options = b'\252\273\030\014player:write'
-  _globals['_REGISTERPLAYERREQUEST']._serialized_start=112
-  _globals['_REGISTERPLAYERREQUEST']._serialized_end=184
-  _globals['_REGISTERPLAYERRESPONSE']._serialized_start=186
-  _globals['_REGISTERPLAYERRESPONSE']._serialized_end=229
-  _globals['_LOGINREQUEST']._serialized_start=231
-  _globals['_LOGINREQUEST']._serialized_end=294
-  _globals['_LOGINRESPONSE']._serialized_start=296
-  _globals['_LOGINRESPONSE']._serialized_end=401
-  _globals['_PLAYERSERVICE']._serialized_start=404
-  _globals['_PLAYERSERVICE']._serialized_end=614
+  _globals['_PLAYERSERVICE'].methods_by_name['RefreshSession']._loaded_options = None
+  _globals['_PLAYERSERVICE'].methods_by_name['RefreshSession']._serialized_options = b'\252\273\030\014player:write'
+  _globals['_PLAYERSERVICE'].methods_by_name['Logout']._loaded_options = None
+  _globals['_PLAYERSERVICE'].methods_by_name['Logout']._serialized_options = b'\252\273\030\014player:write'
+  _globals['_PLAYERSERVICE'].methods_by_name['ListSessions']._loaded_options = None
+  _globals['_PLAYERSERVICE'].methods_by_name['ListSessions']._serialized_options = b'\220\002\001\252\273\030\013player:read'
+  _globals['_PLAYERSERVICE'].methods_by_name['SelfExclude']._loaded_options = None
+  _globals['_PLAYERSERVICE'].methods_by_name['SelfExclude']._serialized_options = b'\252\273\030\014player:write'
+  _globals['_PLAYERSERVICE'].methods_by_name['SetDepositLimit']._loaded_options = None
+  _globals['_PLAYERSERVICE'].methods_by_name['SetDepositLimit']._serialized_options = b'\252\273\030\014player:write'
+  _globals['_PLAYERSERVICE'].methods_by_name['SetLossLimit']._loaded_options = None
+  _globals['_PLAYERSERVICE'].methods_by_name['SetLossLimit']._serialized_options = b'\252\273\030\014player:write'
+  _globals['_PLAYERSERVICE'].methods_by_name['SetSessionTimeLimit']._loaded_options = None
+  _globals['_PLAYERSERVICE'].methods_by_name['SetSessionTimeLimit']._serialized_options = b'\252\273\030\014player:write'
+  _globals['_PLAYERSERVICE'].methods_by_name['GetPlayerLimits']._loaded_options = None
+  _globals['_PLAYERSERVICE'].methods_by_name['GetPlayerLimits']._serialized_options = b'\220\002\001\252\273\030\013player:read'
+  _globals['_LIMITPERIOD']._serialized_start=2715
+  _globals['_LIMITPERIOD']._serialized_end=2827
+  _globals['_REGISTERPLAYERREQUEST']._serialized_start=139
+  _globals['_REGISTERPLAYERREQUEST']._serialized_end=211
+  _globals['_REGISTERPLAYERRESPONSE']._serialized_start=213
+  _globals['_REGISTERPLAYERRESPONSE']._serialized_end=256
+  _globals['_LOGINREQUEST']._serialized_start=258
+  _globals['_LOGINREQUEST']._serialized_end=321
+  _globals['_LOGINRESPONSE']._serialized_start=324
+  _globals['_LOGINRESPONSE']._serialized_end=528
+  _globals['_REFRESHSESSIONREQUEST']._serialized_start=530
+  _globals['_REFRESHSESSIONREQUEST']._serialized_end=583
+  _globals['_REFRESHSESSIONRESPONSE']._serialized_start=586
+  _globals['_REFRESHSESSIONRESPONSE']._serialized_end=799
+  _globals['_LOGOUTREQUEST']._serialized_start=801
+  _globals['_LOGOUTREQUEST']._serialized_end=846
+  _globals['_LOGOUTRESPONSE']._serialized_start=848
+  _globals['_LOGOUTRESPONSE']._serialized_end=864
+  _globals['_LISTSESSIONSREQUEST']._serialized_start=866
+  _globals['_LISTSESSIONSREQUEST']._serialized_end=958
+  _globals['_LISTSESSIONSRESPONSE']._serialized_start=960
+  _globals['_LISTSESSIONSRESPONSE']._serialized_end=1054
+  _globals['_PLAYERSESSION']._serialized_start=1057
+  _globals['_PLAYERSESSION']._serialized_end=1291
+  _globals['_SELFEXCLUDEREQUEST']._serialized_start=1293
+  _globals['_SELFEXCLUDEREQUEST']._serialized_end=1372
+  _globals['_SELFEXCLUDERESPONSE']._serialized_start=1374
+  _globals['_SELFEXCLUDERESPONSE']._serialized_end=1448
+  _globals['_SELFEXCLUSION']._serialized_start=1451
+  _globals['_SELFEXCLUSION']._serialized_end=1579
+  _globals['_SETDEPOSITLIMITREQUEST']._serialized_start=1582
+  _globals['_SETDEPOSITLIMITREQUEST']._serialized_end=1711
+  _globals['_SETDEPOSITLIMITRESPONSE']._serialized_start=1713
+  _globals['_SETDEPOSITLIMITRESPONSE']._serialized_end=1779
+  _globals['_SETLOSSLIMITREQUEST']._serialized_start=1781
+  _globals['_SETLOSSLIMITREQUEST']._serialized_end=1907
+  _globals['_SETLOSSLIMITRESPONSE']._serialized_start=1909
+  _globals['_SETLOSSLIMITRESPONSE']._serialized_end=1972
+  _globals['_MONEYLIMIT']._serialized_start=1975
+  _globals['_MONEYLIMIT']._serialized_end=2162
+  _globals['_SETSESSIONTIMELIMITREQUEST']._serialized_start=2164
+  _globals['_SETSESSIONTIMELIMITREQUEST']._serialized_end=2234
+  _globals['_SETSESSIONTIMELIMITRESPONSE']._serialized_start=2236
+  _globals['_SETSESSIONTIMELIMITRESPONSE']._serialized_end=2312
+  _globals['_SESSIONTIMELIMIT']._serialized_start=2314
+  _globals['_SESSIONTIMELIMIT']._serialized_end=2424
+  _globals['_GETPLAYERLIMITSREQUEST']._serialized_start=2426
+  _globals['_GETPLAYERLIMITSREQUEST']._serialized_end=2475
+  _globals['_GETPLAYERLIMITSRESPONSE']._serialized_start=2478
+  _globals['_GETPLAYERLIMITSRESPONSE']._serialized_end=2713
+  _globals['_PLAYERSERVICE']._serialized_start=2830
+  _globals['_PLAYERSERVICE']._serialized_end=3908
 # @@protoc_insertion_point(module_scope)

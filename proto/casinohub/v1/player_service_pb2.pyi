@@ -3,9 +3,13 @@
 isort:skip_file
 """
 
+from casinohub.v1 import common_pb2 as _common_pb2
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -16,6 +20,28 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _LimitPeriod:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LimitPeriodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LimitPeriod.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LIMIT_PERIOD_UNSPECIFIED: _LimitPeriod.ValueType  # 0
+    LIMIT_PERIOD_DAY: _LimitPeriod.ValueType  # 1
+    LIMIT_PERIOD_WEEK: _LimitPeriod.ValueType  # 2
+    LIMIT_PERIOD_MONTH: _LimitPeriod.ValueType  # 3
+
+class LimitPeriod(_LimitPeriod, metaclass=_LimitPeriodEnumTypeWrapper):
+    """A limit's window, in UTC: a day from 00:00, a week from Monday 00:00, a
+    calendar month from the 1st.
+    """
+
+LIMIT_PERIOD_UNSPECIFIED: LimitPeriod.ValueType  # 0
+LIMIT_PERIOD_DAY: LimitPeriod.ValueType  # 1
+LIMIT_PERIOD_WEEK: LimitPeriod.ValueType  # 2
+LIMIT_PERIOD_MONTH: LimitPeriod.ValueType  # 3
+Global___LimitPeriod: _TypeAlias = LimitPeriod  # noqa: Y015
 
 @_typing.final
 class RegisterPlayerRequest(_message.Message):
@@ -87,21 +113,551 @@ class LoginResponse(_message.Message):
     PLAYER_ID_FIELD_NUMBER: _builtins.int
     SESSION_TOKEN_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    REFRESH_TOKEN_FIELD_NUMBER: _builtins.int
+    REFRESH_EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
     player_id: _builtins.str
     session_token: _builtins.str
+    refresh_token: _builtins.str
+    """For RefreshSession; usable once."""
+    session_id: _builtins.str
     @_builtins.property
-    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When session_token expires (config session_ttl_s, default 15 minutes)."""
+
+    @_builtins.property
+    def refresh_expires_at(self) -> _timestamp_pb2.Timestamp:
+        """The session's hard end (config session_max_s after Login, default 24 h)."""
+
     def __init__(
         self,
         *,
         player_id: _builtins.str = ...,
         session_token: _builtins.str = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
+        refresh_token: _builtins.str = ...,
+        refresh_expires_at: _timestamp_pb2.Timestamp | None = ...,
+        session_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "refresh_expires_at", b"refresh_expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "player_id", b"player_id", "session_token", b"session_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "player_id", b"player_id", "refresh_expires_at", b"refresh_expires_at", "refresh_token", b"refresh_token", "session_id", b"session_id", "session_token", b"session_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LoginResponse: _TypeAlias = LoginResponse  # noqa: Y015
+
+@_typing.final
+class RefreshSessionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REFRESH_TOKEN_FIELD_NUMBER: _builtins.int
+    refresh_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        refresh_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["refresh_token", b"refresh_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefreshSessionRequest: _TypeAlias = RefreshSessionRequest  # noqa: Y015
+
+@_typing.final
+class RefreshSessionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAYER_ID_FIELD_NUMBER: _builtins.int
+    SESSION_TOKEN_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    REFRESH_TOKEN_FIELD_NUMBER: _builtins.int
+    REFRESH_EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    player_id: _builtins.str
+    session_token: _builtins.str
+    refresh_token: _builtins.str
+    session_id: _builtins.str
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def refresh_expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        player_id: _builtins.str = ...,
+        session_token: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        refresh_token: _builtins.str = ...,
+        refresh_expires_at: _timestamp_pb2.Timestamp | None = ...,
+        session_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "refresh_expires_at", b"refresh_expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "player_id", b"player_id", "refresh_expires_at", b"refresh_expires_at", "refresh_token", b"refresh_token", "session_id", b"session_id", "session_token", b"session_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefreshSessionResponse: _TypeAlias = RefreshSessionResponse  # noqa: Y015
+
+@_typing.final
+class LogoutRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_TOKEN_FIELD_NUMBER: _builtins.int
+    session_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        session_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session_token", b"session_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LogoutRequest: _TypeAlias = LogoutRequest  # noqa: Y015
+
+@_typing.final
+class LogoutResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LogoutResponse: _TypeAlias = LogoutResponse  # noqa: Y015
+
+@_typing.final
+class ListSessionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAYER_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    player_id: _builtins.str
+    page_size: _builtins.int
+    """1..100; 0 means 20."""
+    page_token: _builtins.str
+    """From a previous response, for the same player. Opaque and signed by the hub."""
+    def __init__(
+        self,
+        *,
+        player_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "player_id", b"player_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSessionsRequest: _TypeAlias = ListSessionsRequest  # noqa: Y015
+
+@_typing.final
+class ListSessionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def sessions(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlayerSession]: ...
+    def __init__(
+        self,
+        *,
+        sessions: _abc.Iterable[Global___PlayerSession] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "sessions", b"sessions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSessionsResponse: _TypeAlias = ListSessionsResponse  # noqa: Y015
+
+@_typing.final
+class PlayerSession(_message.Message):
+    """One live login of a player."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    LAST_USED_AT_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    IDLE_EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def last_used_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """The hard end (session_max_s after Login)."""
+
+    @_builtins.property
+    def idle_expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When it ends unless used before (last_used_at + session_idle_s)."""
+
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        last_used_at: _timestamp_pb2.Timestamp | None = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        idle_expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "expires_at", b"expires_at", "idle_expires_at", b"idle_expires_at", "last_used_at", b"last_used_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "expires_at", b"expires_at", "idle_expires_at", b"idle_expires_at", "last_used_at", b"last_used_at", "session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlayerSession: _TypeAlias = PlayerSession  # noqa: Y015
+
+@_typing.final
+class SelfExcludeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAYER_ID_FIELD_NUMBER: _builtins.int
+    DAYS_FIELD_NUMBER: _builtins.int
+    INDEFINITE_FIELD_NUMBER: _builtins.int
+    player_id: _builtins.str
+    days: _builtins.int
+    """1..3650; unused when indefinite."""
+    indefinite: _builtins.bool
+    def __init__(
+        self,
+        *,
+        player_id: _builtins.str = ...,
+        days: _builtins.int = ...,
+        indefinite: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["days", b"days", "indefinite", b"indefinite", "player_id", b"player_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SelfExcludeRequest: _TypeAlias = SelfExcludeRequest  # noqa: Y015
+
+@_typing.final
+class SelfExcludeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SELF_EXCLUSION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def self_exclusion(self) -> Global___SelfExclusion: ...
+    def __init__(
+        self,
+        *,
+        self_exclusion: Global___SelfExclusion | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["self_exclusion", b"self_exclusion"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["self_exclusion", b"self_exclusion"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SelfExcludeResponse: _TypeAlias = SelfExcludeResponse  # noqa: Y015
+
+@_typing.final
+class SelfExclusion(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    ENDS_AT_FIELD_NUMBER: _builtins.int
+    INDEFINITE_FIELD_NUMBER: _builtins.int
+    indefinite: _builtins.bool
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def ends_at(self) -> _timestamp_pb2.Timestamp:
+        """Unset when indefinite."""
+
+    def __init__(
+        self,
+        *,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        ends_at: _timestamp_pb2.Timestamp | None = ...,
+        indefinite: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ends_at", b"ends_at", "started_at", b"started_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ends_at", b"ends_at", "indefinite", b"indefinite", "started_at", b"started_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SelfExclusion: _TypeAlias = SelfExclusion  # noqa: Y015
+
+@_typing.final
+class SetDepositLimitRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAYER_ID_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    player_id: _builtins.str
+    period: Global___LimitPeriod.ValueType
+    @_builtins.property
+    def amount(self) -> _common_pb2.Money:
+        """amount_minor 0 removes the limit (after the cooling-off)."""
+
+    def __init__(
+        self,
+        *,
+        player_id: _builtins.str = ...,
+        period: Global___LimitPeriod.ValueType = ...,
+        amount: _common_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "period", b"period", "player_id", b"player_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetDepositLimitRequest: _TypeAlias = SetDepositLimitRequest  # noqa: Y015
+
+@_typing.final
+class SetDepositLimitResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMIT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def limit(self) -> Global___MoneyLimit: ...
+    def __init__(
+        self,
+        *,
+        limit: Global___MoneyLimit | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetDepositLimitResponse: _TypeAlias = SetDepositLimitResponse  # noqa: Y015
+
+@_typing.final
+class SetLossLimitRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAYER_ID_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    player_id: _builtins.str
+    period: Global___LimitPeriod.ValueType
+    @_builtins.property
+    def amount(self) -> _common_pb2.Money:
+        """amount_minor 0 removes the limit (after the cooling-off)."""
+
+    def __init__(
+        self,
+        *,
+        player_id: _builtins.str = ...,
+        period: Global___LimitPeriod.ValueType = ...,
+        amount: _common_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "period", b"period", "player_id", b"player_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetLossLimitRequest: _TypeAlias = SetLossLimitRequest  # noqa: Y015
+
+@_typing.final
+class SetLossLimitResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMIT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def limit(self) -> Global___MoneyLimit: ...
+    def __init__(
+        self,
+        *,
+        limit: Global___MoneyLimit | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetLossLimitResponse: _TypeAlias = SetLossLimitResponse  # noqa: Y015
+
+@_typing.final
+class MoneyLimit(_message.Message):
+    """A deposit or loss limit of one period and currency."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERIOD_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    PENDING_AMOUNT_FIELD_NUMBER: _builtins.int
+    PENDING_FROM_FIELD_NUMBER: _builtins.int
+    period: Global___LimitPeriod.ValueType
+    @_builtins.property
+    def amount(self) -> _common_pb2.Money:
+        """In force now; amount_minor 0: no limit."""
+
+    @_builtins.property
+    def pending_amount(self) -> _common_pb2.Money:
+        """A raise (or removal, 0) waiting for its cooling-off; unset when none."""
+
+    @_builtins.property
+    def pending_from(self) -> _timestamp_pb2.Timestamp:
+        """When pending_amount takes effect; unset when none."""
+
+    def __init__(
+        self,
+        *,
+        period: Global___LimitPeriod.ValueType = ...,
+        amount: _common_pb2.Money | None = ...,
+        pending_amount: _common_pb2.Money | None = ...,
+        pending_from: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "pending_amount", b"pending_amount", "pending_from", b"pending_from"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "pending_amount", b"pending_amount", "pending_from", b"pending_from", "period", b"period"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MoneyLimit: _TypeAlias = MoneyLimit  # noqa: Y015
+
+@_typing.final
+class SetSessionTimeLimitRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAYER_ID_FIELD_NUMBER: _builtins.int
+    MINUTES_FIELD_NUMBER: _builtins.int
+    player_id: _builtins.str
+    minutes: _builtins.int
+    """0..1440; 0 removes the limit (after the cooling-off)."""
+    def __init__(
+        self,
+        *,
+        player_id: _builtins.str = ...,
+        minutes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["minutes", b"minutes", "player_id", b"player_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetSessionTimeLimitRequest: _TypeAlias = SetSessionTimeLimitRequest  # noqa: Y015
+
+@_typing.final
+class SetSessionTimeLimitResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMIT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def limit(self) -> Global___SessionTimeLimit: ...
+    def __init__(
+        self,
+        *,
+        limit: Global___SessionTimeLimit | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetSessionTimeLimitResponse: _TypeAlias = SetSessionTimeLimitResponse  # noqa: Y015
+
+@_typing.final
+class SessionTimeLimit(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MINUTES_FIELD_NUMBER: _builtins.int
+    PENDING_MINUTES_FIELD_NUMBER: _builtins.int
+    PENDING_FROM_FIELD_NUMBER: _builtins.int
+    minutes: _builtins.int
+    """In force now; 0: no limit."""
+    pending_minutes: _builtins.int
+    """A raise (or removal, 0) waiting for its cooling-off, when pending_from is set."""
+    @_builtins.property
+    def pending_from(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        minutes: _builtins.int = ...,
+        pending_minutes: _builtins.int = ...,
+        pending_from: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["pending_from", b"pending_from"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["minutes", b"minutes", "pending_from", b"pending_from", "pending_minutes", b"pending_minutes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SessionTimeLimit: _TypeAlias = SessionTimeLimit  # noqa: Y015
+
+@_typing.final
+class GetPlayerLimitsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAYER_ID_FIELD_NUMBER: _builtins.int
+    player_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        player_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["player_id", b"player_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPlayerLimitsRequest: _TypeAlias = GetPlayerLimitsRequest  # noqa: Y015
+
+@_typing.final
+class GetPlayerLimitsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SELF_EXCLUSION_FIELD_NUMBER: _builtins.int
+    DEPOSIT_LIMITS_FIELD_NUMBER: _builtins.int
+    LOSS_LIMITS_FIELD_NUMBER: _builtins.int
+    SESSION_TIME_LIMIT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def self_exclusion(self) -> Global___SelfExclusion:
+        """Unset when the player is not self-excluded now."""
+
+    @_builtins.property
+    def deposit_limits(self) -> _containers.RepeatedCompositeFieldContainer[Global___MoneyLimit]: ...
+    @_builtins.property
+    def loss_limits(self) -> _containers.RepeatedCompositeFieldContainer[Global___MoneyLimit]: ...
+    @_builtins.property
+    def session_time_limit(self) -> Global___SessionTimeLimit: ...
+    def __init__(
+        self,
+        *,
+        self_exclusion: Global___SelfExclusion | None = ...,
+        deposit_limits: _abc.Iterable[Global___MoneyLimit] | None = ...,
+        loss_limits: _abc.Iterable[Global___MoneyLimit] | None = ...,
+        session_time_limit: Global___SessionTimeLimit | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["self_exclusion", b"self_exclusion", "session_time_limit", b"session_time_limit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deposit_limits", b"deposit_limits", "loss_limits", b"loss_limits", "self_exclusion", b"self_exclusion", "session_time_limit", b"session_time_limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPlayerLimitsResponse: _TypeAlias = GetPlayerLimitsResponse  # noqa: Y015

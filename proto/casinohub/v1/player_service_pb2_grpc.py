@@ -26,8 +26,9 @@ if _version_not_supported:
 
 
 class PlayerServiceStub:
-    """Players of an operator and their sessions (first cut: password login and an
-    opaque, expiring session token).
+    """Players of an operator and their sessions. Login starts a login (a session):
+    a short-lived session token (LaunchGame, Play) and a refresh token that
+    RefreshSession exchanges, rotating both. README "Player sessions".
     """
 
     def __init__(self, channel):
@@ -46,11 +47,52 @@ class PlayerServiceStub:
                 request_serializer=casinohub_dot_v1_dot_player__service__pb2.LoginRequest.SerializeToString,
                 response_deserializer=casinohub_dot_v1_dot_player__service__pb2.LoginResponse.FromString,
                 _registered_method=True)
+        self.RefreshSession = channel.unary_unary(
+                '/casinohub.v1.PlayerService/RefreshSession',
+                request_serializer=casinohub_dot_v1_dot_player__service__pb2.RefreshSessionRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_player__service__pb2.RefreshSessionResponse.FromString,
+                _registered_method=True)
+        self.Logout = channel.unary_unary(
+                '/casinohub.v1.PlayerService/Logout',
+                request_serializer=casinohub_dot_v1_dot_player__service__pb2.LogoutRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_player__service__pb2.LogoutResponse.FromString,
+                _registered_method=True)
+        self.ListSessions = channel.unary_unary(
+                '/casinohub.v1.PlayerService/ListSessions',
+                request_serializer=casinohub_dot_v1_dot_player__service__pb2.ListSessionsRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_player__service__pb2.ListSessionsResponse.FromString,
+                _registered_method=True)
+        self.SelfExclude = channel.unary_unary(
+                '/casinohub.v1.PlayerService/SelfExclude',
+                request_serializer=casinohub_dot_v1_dot_player__service__pb2.SelfExcludeRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_player__service__pb2.SelfExcludeResponse.FromString,
+                _registered_method=True)
+        self.SetDepositLimit = channel.unary_unary(
+                '/casinohub.v1.PlayerService/SetDepositLimit',
+                request_serializer=casinohub_dot_v1_dot_player__service__pb2.SetDepositLimitRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_player__service__pb2.SetDepositLimitResponse.FromString,
+                _registered_method=True)
+        self.SetLossLimit = channel.unary_unary(
+                '/casinohub.v1.PlayerService/SetLossLimit',
+                request_serializer=casinohub_dot_v1_dot_player__service__pb2.SetLossLimitRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_player__service__pb2.SetLossLimitResponse.FromString,
+                _registered_method=True)
+        self.SetSessionTimeLimit = channel.unary_unary(
+                '/casinohub.v1.PlayerService/SetSessionTimeLimit',
+                request_serializer=casinohub_dot_v1_dot_player__service__pb2.SetSessionTimeLimitRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_player__service__pb2.SetSessionTimeLimitResponse.FromString,
+                _registered_method=True)
+        self.GetPlayerLimits = channel.unary_unary(
+                '/casinohub.v1.PlayerService/GetPlayerLimits',
+                request_serializer=casinohub_dot_v1_dot_player__service__pb2.GetPlayerLimitsRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_player__service__pb2.GetPlayerLimitsResponse.FromString,
+                _registered_method=True)
 
 
 class PlayerServiceServicer:
-    """Players of an operator and their sessions (first cut: password login and an
-    opaque, expiring session token).
+    """Players of an operator and their sessions. Login starts a login (a session):
+    a short-lived session token (LaunchGame, Play) and a refresh token that
+    RefreshSession exchanges, rotating both. README "Player sessions".
     """
 
     def RegisterPlayer(self, request, context):
@@ -62,8 +104,93 @@ class PlayerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Login(self, request, context):
-        """Checks the password and issues a session token for LaunchGame and Play.
-        Returns UNAUTHENTICATED / INVALID_CREDENTIALS.
+        """Checks the password and issues a session token for LaunchGame and Play, and
+        a refresh token for RefreshSession. At the player's cap of live sessions
+        (config session_cap, default 5) the oldest session ends. Returns
+        UNAUTHENTICATED / INVALID_CREDENTIALS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RefreshSession(self, request, context):
+        """Exchanges a refresh token for a new session token and a new refresh token;
+        the old pair stops working. A refresh token presented a second time
+        revokes its whole session. Returns UNAUTHENTICATED / INVALID_SESSION
+        (unknown), SESSION_EXPIRED, SESSION_REVOKED, REFRESH_TOKEN_REUSED;
+        FAILED_PRECONDITION / SESSION_TIME_LIMIT_REACHED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Logout(self, request, context):
+        """Ends the session the token belongs to (its refresh token too). Ending an
+        ended session again is OK. Returns UNAUTHENTICATED / INVALID_SESSION for a
+        token the operator never issued.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSessions(self, request, context):
+        """The player's live sessions, newest first. Returns NOT_FOUND /
+        PLAYER_NOT_FOUND, INVALID_ARGUMENT / INVALID_PAGE_TOKEN.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SelfExclude(self, request, context):
+        """Self-excludes the player for `days` (1..3650) or indefinitely: bets and
+        deposits are refused with FAILED_PRECONDITION / SELF_EXCLUDED until it
+        ends; wins and refunds of bets already placed are still paid, and Login and
+        withdrawals still work (the player must be able to take their money out).
+        An exclusion in force can be extended or made indefinite, never shortened:
+        asking for less answers the one in force. Returns NOT_FOUND /
+        PLAYER_NOT_FOUND, INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetDepositLimit(self, request, context):
+        """Sets the player's deposit limit for a UTC period in a currency (0: none).
+        Lowering it (or setting one where there was none) applies at once; raising
+        or removing it is pending for limit_cooling_off_s (default 24 h), then
+        applies by itself. A deposit that would take the period's deposits past the
+        limit is refused with FAILED_PRECONDITION / DEPOSIT_LIMIT_EXCEEDED.
+        Returns NOT_FOUND / PLAYER_NOT_FOUND, INVALID_ARGUMENT (period, currency),
+        INVALID_AMOUNT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetLossLimit(self, request, context):
+        """Sets the player's loss limit (net cash lost to rounds: stakes minus wins
+        and refunds) for a UTC period in a currency, with SetDepositLimit's rules
+        for lowering and raising. A bet that, lost, would take the period's loss
+        past the limit is refused with FAILED_PRECONDITION / LOSS_LIMIT_EXCEEDED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetSessionTimeLimit(self, request, context):
+        """Sets how long one session (one Login) may last, 1..1440 minutes (0: none),
+        with SetDepositLimit's rules for lowering and raising. At the limit the
+        session ends: its tokens and the bets of its Play streams are refused with
+        FAILED_PRECONDITION / SESSION_TIME_LIMIT_REACHED (rounds in play still
+        settle). Returns NOT_FOUND / PLAYER_NOT_FOUND, INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPlayerLimits(self, request, context):
+        """The player's self-exclusion (if in force) and limits, each with the raise
+        pending for it, if any. Returns NOT_FOUND / PLAYER_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -82,6 +209,46 @@ def add_PlayerServiceServicer_to_server(servicer, server):
                     request_deserializer=casinohub_dot_v1_dot_player__service__pb2.LoginRequest.FromString,
                     response_serializer=casinohub_dot_v1_dot_player__service__pb2.LoginResponse.SerializeToString,
             ),
+            'RefreshSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.RefreshSession,
+                    request_deserializer=casinohub_dot_v1_dot_player__service__pb2.RefreshSessionRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_player__service__pb2.RefreshSessionResponse.SerializeToString,
+            ),
+            'Logout': grpc.unary_unary_rpc_method_handler(
+                    servicer.Logout,
+                    request_deserializer=casinohub_dot_v1_dot_player__service__pb2.LogoutRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_player__service__pb2.LogoutResponse.SerializeToString,
+            ),
+            'ListSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSessions,
+                    request_deserializer=casinohub_dot_v1_dot_player__service__pb2.ListSessionsRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_player__service__pb2.ListSessionsResponse.SerializeToString,
+            ),
+            'SelfExclude': grpc.unary_unary_rpc_method_handler(
+                    servicer.SelfExclude,
+                    request_deserializer=casinohub_dot_v1_dot_player__service__pb2.SelfExcludeRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_player__service__pb2.SelfExcludeResponse.SerializeToString,
+            ),
+            'SetDepositLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetDepositLimit,
+                    request_deserializer=casinohub_dot_v1_dot_player__service__pb2.SetDepositLimitRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_player__service__pb2.SetDepositLimitResponse.SerializeToString,
+            ),
+            'SetLossLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetLossLimit,
+                    request_deserializer=casinohub_dot_v1_dot_player__service__pb2.SetLossLimitRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_player__service__pb2.SetLossLimitResponse.SerializeToString,
+            ),
+            'SetSessionTimeLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetSessionTimeLimit,
+                    request_deserializer=casinohub_dot_v1_dot_player__service__pb2.SetSessionTimeLimitRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_player__service__pb2.SetSessionTimeLimitResponse.SerializeToString,
+            ),
+            'GetPlayerLimits': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPlayerLimits,
+                    request_deserializer=casinohub_dot_v1_dot_player__service__pb2.GetPlayerLimitsRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_player__service__pb2.GetPlayerLimitsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'casinohub.v1.PlayerService', rpc_method_handlers)
@@ -91,8 +258,9 @@ def add_PlayerServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class PlayerService:
-    """Players of an operator and their sessions (first cut: password login and an
-    opaque, expiring session token).
+    """Players of an operator and their sessions. Login starts a login (a session):
+    a short-lived session token (LaunchGame, Play) and a refresh token that
+    RefreshSession exchanges, rotating both. README "Player sessions".
     """
 
     @staticmethod
@@ -139,6 +307,222 @@ class PlayerService:
             '/casinohub.v1.PlayerService/Login',
             casinohub_dot_v1_dot_player__service__pb2.LoginRequest.SerializeToString,
             casinohub_dot_v1_dot_player__service__pb2.LoginResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RefreshSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.PlayerService/RefreshSession',
+            casinohub_dot_v1_dot_player__service__pb2.RefreshSessionRequest.SerializeToString,
+            casinohub_dot_v1_dot_player__service__pb2.RefreshSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Logout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.PlayerService/Logout',
+            casinohub_dot_v1_dot_player__service__pb2.LogoutRequest.SerializeToString,
+            casinohub_dot_v1_dot_player__service__pb2.LogoutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.PlayerService/ListSessions',
+            casinohub_dot_v1_dot_player__service__pb2.ListSessionsRequest.SerializeToString,
+            casinohub_dot_v1_dot_player__service__pb2.ListSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SelfExclude(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.PlayerService/SelfExclude',
+            casinohub_dot_v1_dot_player__service__pb2.SelfExcludeRequest.SerializeToString,
+            casinohub_dot_v1_dot_player__service__pb2.SelfExcludeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetDepositLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.PlayerService/SetDepositLimit',
+            casinohub_dot_v1_dot_player__service__pb2.SetDepositLimitRequest.SerializeToString,
+            casinohub_dot_v1_dot_player__service__pb2.SetDepositLimitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetLossLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.PlayerService/SetLossLimit',
+            casinohub_dot_v1_dot_player__service__pb2.SetLossLimitRequest.SerializeToString,
+            casinohub_dot_v1_dot_player__service__pb2.SetLossLimitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetSessionTimeLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.PlayerService/SetSessionTimeLimit',
+            casinohub_dot_v1_dot_player__service__pb2.SetSessionTimeLimitRequest.SerializeToString,
+            casinohub_dot_v1_dot_player__service__pb2.SetSessionTimeLimitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPlayerLimits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.PlayerService/GetPlayerLimits',
+            casinohub_dot_v1_dot_player__service__pb2.GetPlayerLimitsRequest.SerializeToString,
+            casinohub_dot_v1_dot_player__service__pb2.GetPlayerLimitsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,8 +27,9 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class PlayerServiceStub:
-    """Players of an operator and their sessions (first cut: password login and an
-    opaque, expiring session token).
+    """Players of an operator and their sessions. Login starts a login (a session):
+    a short-lived session token (LaunchGame, Play) and a refresh token that
+    RefreshSession exchanges, rotating both. README "Player sessions".
     """
 
     @_typing.overload
@@ -40,14 +41,68 @@ class PlayerServiceStub:
     password 8..256 characters), ALREADY_EXISTS / PLAYER_EXISTS.
     """
     Login: _grpc.UnaryUnaryMultiCallable[_player_service_pb2.LoginRequest, _player_service_pb2.LoginResponse]
-    """Checks the password and issues a session token for LaunchGame and Play.
-    Returns UNAUTHENTICATED / INVALID_CREDENTIALS.
+    """Checks the password and issues a session token for LaunchGame and Play, and
+    a refresh token for RefreshSession. At the player's cap of live sessions
+    (config session_cap, default 5) the oldest session ends. Returns
+    UNAUTHENTICATED / INVALID_CREDENTIALS.
+    """
+    RefreshSession: _grpc.UnaryUnaryMultiCallable[_player_service_pb2.RefreshSessionRequest, _player_service_pb2.RefreshSessionResponse]
+    """Exchanges a refresh token for a new session token and a new refresh token;
+    the old pair stops working. A refresh token presented a second time
+    revokes its whole session. Returns UNAUTHENTICATED / INVALID_SESSION
+    (unknown), SESSION_EXPIRED, SESSION_REVOKED, REFRESH_TOKEN_REUSED;
+    FAILED_PRECONDITION / SESSION_TIME_LIMIT_REACHED.
+    """
+    Logout: _grpc.UnaryUnaryMultiCallable[_player_service_pb2.LogoutRequest, _player_service_pb2.LogoutResponse]
+    """Ends the session the token belongs to (its refresh token too). Ending an
+    ended session again is OK. Returns UNAUTHENTICATED / INVALID_SESSION for a
+    token the operator never issued.
+    """
+    ListSessions: _grpc.UnaryUnaryMultiCallable[_player_service_pb2.ListSessionsRequest, _player_service_pb2.ListSessionsResponse]
+    """The player's live sessions, newest first. Returns NOT_FOUND /
+    PLAYER_NOT_FOUND, INVALID_ARGUMENT / INVALID_PAGE_TOKEN.
+    """
+    SelfExclude: _grpc.UnaryUnaryMultiCallable[_player_service_pb2.SelfExcludeRequest, _player_service_pb2.SelfExcludeResponse]
+    """Self-excludes the player for `days` (1..3650) or indefinitely: bets and
+    deposits are refused with FAILED_PRECONDITION / SELF_EXCLUDED until it
+    ends; wins and refunds of bets already placed are still paid, and Login and
+    withdrawals still work (the player must be able to take their money out).
+    An exclusion in force can be extended or made indefinite, never shortened:
+    asking for less answers the one in force. Returns NOT_FOUND /
+    PLAYER_NOT_FOUND, INVALID_ARGUMENT.
+    """
+    SetDepositLimit: _grpc.UnaryUnaryMultiCallable[_player_service_pb2.SetDepositLimitRequest, _player_service_pb2.SetDepositLimitResponse]
+    """Sets the player's deposit limit for a UTC period in a currency (0: none).
+    Lowering it (or setting one where there was none) applies at once; raising
+    or removing it is pending for limit_cooling_off_s (default 24 h), then
+    applies by itself. A deposit that would take the period's deposits past the
+    limit is refused with FAILED_PRECONDITION / DEPOSIT_LIMIT_EXCEEDED.
+    Returns NOT_FOUND / PLAYER_NOT_FOUND, INVALID_ARGUMENT (period, currency),
+    INVALID_AMOUNT.
+    """
+    SetLossLimit: _grpc.UnaryUnaryMultiCallable[_player_service_pb2.SetLossLimitRequest, _player_service_pb2.SetLossLimitResponse]
+    """Sets the player's loss limit (net cash lost to rounds: stakes minus wins
+    and refunds) for a UTC period in a currency, with SetDepositLimit's rules
+    for lowering and raising. A bet that, lost, would take the period's loss
+    past the limit is refused with FAILED_PRECONDITION / LOSS_LIMIT_EXCEEDED.
+    """
+    SetSessionTimeLimit: _grpc.UnaryUnaryMultiCallable[_player_service_pb2.SetSessionTimeLimitRequest, _player_service_pb2.SetSessionTimeLimitResponse]
+    """Sets how long one session (one Login) may last, 1..1440 minutes (0: none),
+    with SetDepositLimit's rules for lowering and raising. At the limit the
+    session ends: its tokens and the bets of its Play streams are refused with
+    FAILED_PRECONDITION / SESSION_TIME_LIMIT_REACHED (rounds in play still
+    settle). Returns NOT_FOUND / PLAYER_NOT_FOUND, INVALID_ARGUMENT.
+    """
+    GetPlayerLimits: _grpc.UnaryUnaryMultiCallable[_player_service_pb2.GetPlayerLimitsRequest, _player_service_pb2.GetPlayerLimitsResponse]
+    """The player's self-exclusion (if in force) and limits, each with the raise
+    pending for it, if any. Returns NOT_FOUND / PLAYER_NOT_FOUND.
     """
 
 @_typing.type_check_only
 class PlayerServiceAsyncStub(PlayerServiceStub):
-    """Players of an operator and their sessions (first cut: password login and an
-    opaque, expiring session token).
+    """Players of an operator and their sessions. Login starts a login (a session):
+    a short-lived session token (LaunchGame, Play) and a refresh token that
+    RefreshSession exchanges, rotating both. README "Player sessions".
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -56,13 +111,67 @@ class PlayerServiceAsyncStub(PlayerServiceStub):
     password 8..256 characters), ALREADY_EXISTS / PLAYER_EXISTS.
     """
     Login: _aio.UnaryUnaryMultiCallable[_player_service_pb2.LoginRequest, _player_service_pb2.LoginResponse]  # type: ignore[assignment]
-    """Checks the password and issues a session token for LaunchGame and Play.
-    Returns UNAUTHENTICATED / INVALID_CREDENTIALS.
+    """Checks the password and issues a session token for LaunchGame and Play, and
+    a refresh token for RefreshSession. At the player's cap of live sessions
+    (config session_cap, default 5) the oldest session ends. Returns
+    UNAUTHENTICATED / INVALID_CREDENTIALS.
+    """
+    RefreshSession: _aio.UnaryUnaryMultiCallable[_player_service_pb2.RefreshSessionRequest, _player_service_pb2.RefreshSessionResponse]  # type: ignore[assignment]
+    """Exchanges a refresh token for a new session token and a new refresh token;
+    the old pair stops working. A refresh token presented a second time
+    revokes its whole session. Returns UNAUTHENTICATED / INVALID_SESSION
+    (unknown), SESSION_EXPIRED, SESSION_REVOKED, REFRESH_TOKEN_REUSED;
+    FAILED_PRECONDITION / SESSION_TIME_LIMIT_REACHED.
+    """
+    Logout: _aio.UnaryUnaryMultiCallable[_player_service_pb2.LogoutRequest, _player_service_pb2.LogoutResponse]  # type: ignore[assignment]
+    """Ends the session the token belongs to (its refresh token too). Ending an
+    ended session again is OK. Returns UNAUTHENTICATED / INVALID_SESSION for a
+    token the operator never issued.
+    """
+    ListSessions: _aio.UnaryUnaryMultiCallable[_player_service_pb2.ListSessionsRequest, _player_service_pb2.ListSessionsResponse]  # type: ignore[assignment]
+    """The player's live sessions, newest first. Returns NOT_FOUND /
+    PLAYER_NOT_FOUND, INVALID_ARGUMENT / INVALID_PAGE_TOKEN.
+    """
+    SelfExclude: _aio.UnaryUnaryMultiCallable[_player_service_pb2.SelfExcludeRequest, _player_service_pb2.SelfExcludeResponse]  # type: ignore[assignment]
+    """Self-excludes the player for `days` (1..3650) or indefinitely: bets and
+    deposits are refused with FAILED_PRECONDITION / SELF_EXCLUDED until it
+    ends; wins and refunds of bets already placed are still paid, and Login and
+    withdrawals still work (the player must be able to take their money out).
+    An exclusion in force can be extended or made indefinite, never shortened:
+    asking for less answers the one in force. Returns NOT_FOUND /
+    PLAYER_NOT_FOUND, INVALID_ARGUMENT.
+    """
+    SetDepositLimit: _aio.UnaryUnaryMultiCallable[_player_service_pb2.SetDepositLimitRequest, _player_service_pb2.SetDepositLimitResponse]  # type: ignore[assignment]
+    """Sets the player's deposit limit for a UTC period in a currency (0: none).
+    Lowering it (or setting one where there was none) applies at once; raising
+    or removing it is pending for limit_cooling_off_s (default 24 h), then
+    applies by itself. A deposit that would take the period's deposits past the
+    limit is refused with FAILED_PRECONDITION / DEPOSIT_LIMIT_EXCEEDED.
+    Returns NOT_FOUND / PLAYER_NOT_FOUND, INVALID_ARGUMENT (period, currency),
+    INVALID_AMOUNT.
+    """
+    SetLossLimit: _aio.UnaryUnaryMultiCallable[_player_service_pb2.SetLossLimitRequest, _player_service_pb2.SetLossLimitResponse]  # type: ignore[assignment]
+    """Sets the player's loss limit (net cash lost to rounds: stakes minus wins
+    and refunds) for a UTC period in a currency, with SetDepositLimit's rules
+    for lowering and raising. A bet that, lost, would take the period's loss
+    past the limit is refused with FAILED_PRECONDITION / LOSS_LIMIT_EXCEEDED.
+    """
+    SetSessionTimeLimit: _aio.UnaryUnaryMultiCallable[_player_service_pb2.SetSessionTimeLimitRequest, _player_service_pb2.SetSessionTimeLimitResponse]  # type: ignore[assignment]
+    """Sets how long one session (one Login) may last, 1..1440 minutes (0: none),
+    with SetDepositLimit's rules for lowering and raising. At the limit the
+    session ends: its tokens and the bets of its Play streams are refused with
+    FAILED_PRECONDITION / SESSION_TIME_LIMIT_REACHED (rounds in play still
+    settle). Returns NOT_FOUND / PLAYER_NOT_FOUND, INVALID_ARGUMENT.
+    """
+    GetPlayerLimits: _aio.UnaryUnaryMultiCallable[_player_service_pb2.GetPlayerLimitsRequest, _player_service_pb2.GetPlayerLimitsResponse]  # type: ignore[assignment]
+    """The player's self-exclusion (if in force) and limits, each with the raise
+    pending for it, if any. Returns NOT_FOUND / PLAYER_NOT_FOUND.
     """
 
 class PlayerServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Players of an operator and their sessions (first cut: password login and an
-    opaque, expiring session token).
+    """Players of an operator and their sessions. Login starts a login (a session):
+    a short-lived session token (LaunchGame, Play) and a refresh token that
+    RefreshSession exchanges, rotating both. README "Player sessions".
     """
 
     @_abc_1.abstractmethod
@@ -81,8 +190,109 @@ class PlayerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _player_service_pb2.LoginRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_player_service_pb2.LoginResponse, _abc.Awaitable[_player_service_pb2.LoginResponse]]:
-        """Checks the password and issues a session token for LaunchGame and Play.
-        Returns UNAUTHENTICATED / INVALID_CREDENTIALS.
+        """Checks the password and issues a session token for LaunchGame and Play, and
+        a refresh token for RefreshSession. At the player's cap of live sessions
+        (config session_cap, default 5) the oldest session ends. Returns
+        UNAUTHENTICATED / INVALID_CREDENTIALS.
+        """
+
+    @_abc_1.abstractmethod
+    def RefreshSession(
+        self,
+        request: _player_service_pb2.RefreshSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_player_service_pb2.RefreshSessionResponse, _abc.Awaitable[_player_service_pb2.RefreshSessionResponse]]:
+        """Exchanges a refresh token for a new session token and a new refresh token;
+        the old pair stops working. A refresh token presented a second time
+        revokes its whole session. Returns UNAUTHENTICATED / INVALID_SESSION
+        (unknown), SESSION_EXPIRED, SESSION_REVOKED, REFRESH_TOKEN_REUSED;
+        FAILED_PRECONDITION / SESSION_TIME_LIMIT_REACHED.
+        """
+
+    @_abc_1.abstractmethod
+    def Logout(
+        self,
+        request: _player_service_pb2.LogoutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_player_service_pb2.LogoutResponse, _abc.Awaitable[_player_service_pb2.LogoutResponse]]:
+        """Ends the session the token belongs to (its refresh token too). Ending an
+        ended session again is OK. Returns UNAUTHENTICATED / INVALID_SESSION for a
+        token the operator never issued.
+        """
+
+    @_abc_1.abstractmethod
+    def ListSessions(
+        self,
+        request: _player_service_pb2.ListSessionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_player_service_pb2.ListSessionsResponse, _abc.Awaitable[_player_service_pb2.ListSessionsResponse]]:
+        """The player's live sessions, newest first. Returns NOT_FOUND /
+        PLAYER_NOT_FOUND, INVALID_ARGUMENT / INVALID_PAGE_TOKEN.
+        """
+
+    @_abc_1.abstractmethod
+    def SelfExclude(
+        self,
+        request: _player_service_pb2.SelfExcludeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_player_service_pb2.SelfExcludeResponse, _abc.Awaitable[_player_service_pb2.SelfExcludeResponse]]:
+        """Self-excludes the player for `days` (1..3650) or indefinitely: bets and
+        deposits are refused with FAILED_PRECONDITION / SELF_EXCLUDED until it
+        ends; wins and refunds of bets already placed are still paid, and Login and
+        withdrawals still work (the player must be able to take their money out).
+        An exclusion in force can be extended or made indefinite, never shortened:
+        asking for less answers the one in force. Returns NOT_FOUND /
+        PLAYER_NOT_FOUND, INVALID_ARGUMENT.
+        """
+
+    @_abc_1.abstractmethod
+    def SetDepositLimit(
+        self,
+        request: _player_service_pb2.SetDepositLimitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_player_service_pb2.SetDepositLimitResponse, _abc.Awaitable[_player_service_pb2.SetDepositLimitResponse]]:
+        """Sets the player's deposit limit for a UTC period in a currency (0: none).
+        Lowering it (or setting one where there was none) applies at once; raising
+        or removing it is pending for limit_cooling_off_s (default 24 h), then
+        applies by itself. A deposit that would take the period's deposits past the
+        limit is refused with FAILED_PRECONDITION / DEPOSIT_LIMIT_EXCEEDED.
+        Returns NOT_FOUND / PLAYER_NOT_FOUND, INVALID_ARGUMENT (period, currency),
+        INVALID_AMOUNT.
+        """
+
+    @_abc_1.abstractmethod
+    def SetLossLimit(
+        self,
+        request: _player_service_pb2.SetLossLimitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_player_service_pb2.SetLossLimitResponse, _abc.Awaitable[_player_service_pb2.SetLossLimitResponse]]:
+        """Sets the player's loss limit (net cash lost to rounds: stakes minus wins
+        and refunds) for a UTC period in a currency, with SetDepositLimit's rules
+        for lowering and raising. A bet that, lost, would take the period's loss
+        past the limit is refused with FAILED_PRECONDITION / LOSS_LIMIT_EXCEEDED.
+        """
+
+    @_abc_1.abstractmethod
+    def SetSessionTimeLimit(
+        self,
+        request: _player_service_pb2.SetSessionTimeLimitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_player_service_pb2.SetSessionTimeLimitResponse, _abc.Awaitable[_player_service_pb2.SetSessionTimeLimitResponse]]:
+        """Sets how long one session (one Login) may last, 1..1440 minutes (0: none),
+        with SetDepositLimit's rules for lowering and raising. At the limit the
+        session ends: its tokens and the bets of its Play streams are refused with
+        FAILED_PRECONDITION / SESSION_TIME_LIMIT_REACHED (rounds in play still
+        settle). Returns NOT_FOUND / PLAYER_NOT_FOUND, INVALID_ARGUMENT.
+        """
+
+    @_abc_1.abstractmethod
+    def GetPlayerLimits(
+        self,
+        request: _player_service_pb2.GetPlayerLimitsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_player_service_pb2.GetPlayerLimitsResponse, _abc.Awaitable[_player_service_pb2.GetPlayerLimitsResponse]]:
+        """The player's self-exclusion (if in force) and limits, each with the raise
+        pending for it, if any. Returns NOT_FOUND / PLAYER_NOT_FOUND.
         """
 
 def add_PlayerServiceServicer_to_server(servicer: PlayerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -271,6 +271,8 @@ class GameDescription(_message.Message):
     RTP_BASIS_POINTS_FIELD_NUMBER: _builtins.int
     MAX_WIN_MULTIPLIER_FIELD_NUMBER: _builtins.int
     BET_LIMITS_FIELD_NUMBER: _builtins.int
+    NAMES_FIELD_NUMBER: _builtins.int
+    FEATURES_FIELD_NUMBER: _builtins.int
     game_id: _builtins.str
     """The studio's game id; at most 64 characters."""
     name: _builtins.str
@@ -282,6 +284,16 @@ class GameDescription(_message.Message):
     """No round returns more than its step-0 stake times this."""
     @_builtins.property
     def bet_limits(self) -> _containers.RepeatedCompositeFieldContainer[Global___BetLimit]: ...
+    @_builtins.property
+    def names(self) -> _containers.RepeatedCompositeFieldContainer[Global___LocalizedName]:
+        """Translations of name; a locale without one shows name."""
+
+    @_builtins.property
+    def features(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Feature flags, among: jackpot, bonus_buy, free_spins, multiplier,
+        side_bets, autoplay (others are ignored); at most 32 characters each.
+        """
+
     def __init__(
         self,
         *,
@@ -291,14 +303,40 @@ class GameDescription(_message.Message):
         rtp_basis_points: _builtins.int = ...,
         max_win_multiplier: _builtins.int = ...,
         bet_limits: _abc.Iterable[Global___BetLimit] | None = ...,
+        names: _abc.Iterable[Global___LocalizedName] | None = ...,
+        features: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bet_limits", b"bet_limits", "game_id", b"game_id", "max_win_multiplier", b"max_win_multiplier", "name", b"name", "rtp_basis_points", b"rtp_basis_points", "rules", b"rules"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bet_limits", b"bet_limits", "features", b"features", "game_id", b"game_id", "max_win_multiplier", b"max_win_multiplier", "name", b"name", "names", b"names", "rtp_basis_points", b"rtp_basis_points", "rules", b"rules"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GameDescription: _TypeAlias = GameDescription  # noqa: Y015
+
+@_typing.final
+class LocalizedName(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCALE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    locale: _builtins.str
+    """A BCP 47 language tag such as "de" or "ja"; at most 35 characters."""
+    name: _builtins.str
+    """At most 128 characters."""
+    def __init__(
+        self,
+        *,
+        locale: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["locale", b"locale", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LocalizedName: _TypeAlias = LocalizedName  # noqa: Y015
 
 @_typing.final
 class BetLimit(_message.Message):

@@ -18,6 +18,7 @@ from hub.operators import Operators
 from hub.play import Play
 from hub.players import Players
 from hub.promotions import Promotions
+from hub.provider_wallet import ProviderWallet
 from hub.reconciler import Reconciler
 from hub.reports import Reports
 from hub.wallet import Wallet
@@ -37,6 +38,7 @@ class Hub:
     adapters: dict[str, ProviderAdapter]
     reports: Reports
     promotions: Promotions
+    provider_wallet: ProviderWallet
 
     async def close(self) -> None:
         await self.play.drain()
@@ -74,4 +76,5 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     reconciler = Reconciler(db, engine, catalog, rounds, timedelta(seconds=config.reconcile_after_s), play.reconciled)
     wallet = Wallet(db, engine, config.house_shards, tokens, config.cashier_limits)
     return Hub(config, db, engine, operators, players, wallet, catalog, play, reconciler, adapters, Reports(db),
-               Promotions(db, engine, catalog, config.house_shards))
+               Promotions(db, engine, catalog, config.house_shards),
+               ProviderWallet(db, engine, rounds, config.house_shards))

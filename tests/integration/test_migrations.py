@@ -331,3 +331,26 @@ def test_downgrade_restores_the_protobuf_rows_byte_for_byte(empty_url: str) -> N
     command.downgrade(alembic_config(empty_url), "0009")
 
     assert _stored(empty_url) == before
+
+
+# -- 0012: studio keys ---------------------------------------------------------------------------------------
+
+def test_0012_adds_studio_keys_and_takes_them_away_again(empty_url: str) -> None:
+    command.upgrade(alembic_config(empty_url), "0011")
+    upgrade(empty_url)
+    engine = create_engine(empty_url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO studio_keys (key_id, studio_id, public_key, created_at)"
+                          " VALUES ('sk_1', 'reelhouse', 'pk', '2026-01-01')"))
+        with pytest.raises(IntegrityError), conn.begin_nested():  # key ids compare byte for byte, and are unique
+            conn.execute(text("INSERT INTO studio_keys (key_id, studio_id, public_key, created_at)"
+                              " VALUES ('sk_1', 'tablehouse', 'pk', '2026-01-01')"))
+        conn.execute(text("INSERT INTO studio_keys (key_id, studio_id, public_key, created_at)"
+                          " VALUES ('SK_1', 'tablehouse', 'pk', '2026-01-01')"))
+    engine.dispose()
+    command.downgrade(alembic_config(empty_url), "0011")
+    engine = create_engine(empty_url)
+    with engine.connect() as conn:
+        tables = set(conn.dialect.get_table_names(conn))
+    engine.dispose()
+    assert "studio_keys" not in tables and "api_keys" in tables

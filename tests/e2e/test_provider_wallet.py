@@ -9,6 +9,11 @@ The studio here is the fake studio's ("fake"): the session token is the game_ses
 
 import asyncio
 import contextlib
+import json
+import os
+import pathlib
+import re
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -553,3 +558,34 @@ async def test_no_hostile_studio_request_breaks_the_hub(world: World, data: st.D
         assert err.code() not in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN), (method.name, err.details())
         assert error_info(err).reason, method.name
     assert sum(world.hub.posting_sums().values()) == 0
+
+
+# -- the README ------------------------------------------------------------------------------------------------
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+async def test_readme_studio_wallet_block_runs_as_printed(world: World, tmp_path: pathlib.Path) -> None:
+    """The README's grpcurl block, `hub sign` included, against a live hub: grpcurl's bytes for the JSON are
+    the bytes `hub sign` signed."""
+    block = re.search(r"<!-- studio-wallet:start -->\n```bash\n(.*?)```\n<!-- studio-wallet:end -->",
+                      (ROOT / "README.md").read_text(), re.S)
+    assert block, "README studio wallet block not found"
+    pem = tmp_path / "fake.pem"
+    pem.write_bytes(world.studio.private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    key = await admin_service_pb2_grpc.AdminServiceStub(world.hub.channel).CreateApiKey(
+        apb.CreateApiKeyRequest(operator_id=world.hub.operator_id), metadata=ADMIN)
+    env = {**os.environ, "HUB": f"127.0.0.1:{world.hub.port}", "GAME": "fake:coin-flip",
+           "STUDIO_KEY_ID": world.studio.key_id, "STUDIO_KEY_FILE": str(pem), "KEY_ID": key.api_key.key_id,
+           "SECRET": key.secret, "PATH": f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    process = await asyncio.create_subprocess_exec(  # async: the hub under test serves from this event loop
+        "bash", "-euo", "pipefail", "-c", block.group(1), cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 180)
+    assert process.returncode == 0, err.decode() + out.decode()
+    answers = [json.loads(a) for a in re.findall(r"^\{.*?^\}", out.decode(), re.S | re.M)]
+    assert [a.get("balance", {}).get("amount_minor") for a in answers] == ["2000", "1900", "1900", "2150", "2150"]
+    assert answers[1] == answers[2]  # the duplicate bet: the stored answer
+    assert answers[3]["round_status"] == "ROUND_STATUS_SETTLED"
+    ledger_clean(world.hub)

@@ -39,7 +39,7 @@ from casinohub.v1 import (
     wallet_service_pb2 as wpb,
 )
 from hub.ledger.check import check
-from hub.ledger.schema import game_sessions, players
+from hub.ledger.schema import game_sessions, players, rounds
 from hub.server import SERVICE_DESCRIPTORS
 from tests.e2e.play_client import launch
 from tests.errors import error_info, reason_of
@@ -497,7 +497,7 @@ async def test_many_concurrent_studio_calls_on_one_player_leave_the_exact_balanc
     """40 rounds at once on one player, each a bet, a duplicate of it, a win or a rollback and a close; plus
     BetAndWins and promo wins: the balance is exactly what the calls say, and the ledger checks clean."""
     s = world.studio
-    rounds = 40
+    count = 40
 
     async def round_(n: int) -> int:
         await asyncio.gather(s.bet(f"b{n}", f"r{n}", 100), s.bet(f"b{n}", f"r{n}", 100))
@@ -516,7 +516,7 @@ async def test_many_concurrent_studio_calls_on_one_player_leave_the_exact_balanc
         await s.end_round(f"r{n}")
         return -100 - 30 + 7
 
-    changes = await asyncio.gather(*(round_(n) for n in range(rounds)))
+    changes = await asyncio.gather(*(round_(n) for n in range(count)))
     assert await s.balance() == 10_000 + sum(changes)
     assert await world.hub.balance(s.player_id) == 10_000 + sum(changes)
     ledger_clean(world.hub)
@@ -589,3 +589,18 @@ async def test_readme_studio_wallet_block_runs_as_printed(world: World, tmp_path
     assert answers[1] == answers[2]  # the duplicate bet: the stored answer
     assert answers[3]["round_status"] == "ROUND_STATUS_SETTLED"
     ledger_clean(world.hub)
+
+
+async def test_the_reconciler_leaves_a_studios_open_rounds_to_the_studio(world: World) -> None:
+    """A pushed round stays OPEN however old: the hub never asks a pull adapter about it, nor refunds it
+    behind the studio's back (its late win would then be refused)."""
+    s = world.studio
+    await s.bet("b1", "r1", 100)
+    engine = create_engine(world.hub.database_url)
+    with engine.begin() as conn:
+        conn.execute(update(rounds).where(rounds.c.operator_id == world.hub.operator_id)
+                     .values(opened_at=datetime(2020, 1, 1)))
+    engine.dispose()
+    report = await world.hub.server.hub.reconciler.run_once(world.hub.operator_id)
+    assert report.examined == 0
+    assert (await s.win("w1", "r1", 300, round_closed=True)).balance.amount_minor == 10_200

@@ -40,11 +40,11 @@ from casinohub.v1 import (
 )
 from hub.ledger.check import check
 from hub.ledger.schema import game_sessions, players, rounds
-from hub.server import SERVICE_DESCRIPTORS
+from hub.server import SERVICE_DESCRIPTORS, create_server
 from tests.e2e.play_client import launch
 from tests.errors import error_info, reason_of
 from tests.fakes import FakeStudio
-from tests.support import Client, bearer, signed, start_hub
+from tests.support import Client, bearer, hub_config, signed, start_hub
 
 ADMIN_TOKEN = "admin-" + "s" * 40
 ADMIN = bearer(ADMIN_TOKEN)
@@ -604,3 +604,25 @@ async def test_the_reconciler_leaves_a_studios_open_rounds_to_the_studio(world: 
     report = await world.hub.server.hub.reconciler.run_once(world.hub.operator_id)
     assert report.examined == 0
     assert (await s.win("w1", "r1", 300, round_closed=True)).balance.amount_minor == 10_200
+
+
+async def test_a_studio_nonce_replayed_to_another_hub_process_is_refused(world: World) -> None:
+    """Seen nonces live in the database: a second hub server on it (its own authenticator) refuses the replay."""
+    s = world.studio
+    config = hub_config(world.hub.database_url, admin_token=ADMIN_TOKEN)
+    second, port = await create_server(config, {"fake": FakeStudio()})
+    await second.start()
+    other = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        request = pb.BetRequest(session_token=s.token, player_id=s.player_id, transaction_id="once", round_id="r1",
+                                amount=usd(100))
+        metadata = signed(PATH + "Bet", request.SerializeToString(), s.key_id, s.private_key)
+        await provider_wallet_service_pb2_grpc.ProviderWalletServiceStub(world.hub.channel).Bet(
+            request, metadata=metadata)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await provider_wallet_service_pb2_grpc.ProviderWalletServiceStub(other).Bet(request, metadata=metadata)
+        assert reason_of(err.value) == (grpc.StatusCode.UNAUTHENTICATED, "NONCE_REUSED")
+        assert await s.balance() == 9_900
+    finally:
+        await other.close()
+        await second.stop(grace=1)

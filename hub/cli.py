@@ -21,7 +21,10 @@ from hub.migrate import upgrade
 from hub.workers import die_with_parent, listen_port, supervise, worker_argv
 
 # Sandbox studios `hub dev` can start, by adapter kind: the module that runs the mock server.
-MOCK_STUDIOS = {"reelhouse": "mock_providers.reelhouse", "tablehouse": "mock_providers.tablehouse"}
+MOCK_STUDIOS = {"reelhouse": "mock_providers.reelhouse", "tablehouse": "mock_providers.tablehouse",
+                "livehouse": "mock_providers.livehouse"}
+# Push-style studios call the hub's ProviderWalletService themselves: they are told where and with which key.
+PUSH_STUDIOS = {"livehouse"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hub: --workers {workers} needs a fixed port to share; listen is {cfg.listen}", file=sys.stderr)
         return 2
     if args.command == "dev":
-        cfg = dev_credentials(cfg)
-        with mock_studios(cfg):
+        cfg, keys = dev_credentials(cfg)
+        with mock_studios(cfg, keys):
             return run_hub(cfg, args.config, worker_index)
     return run_hub(cfg, args.config, worker_index)
 
@@ -104,7 +107,7 @@ def run_hub(cfg: hub_config.Config, config_path: str | None, worker_index: int |
     return 0
 
 
-def dev_credentials(cfg: hub_config.Config) -> hub_config.Config:
+def dev_credentials(cfg: hub_config.Config) -> tuple[hub_config.Config, dict[str, tuple[str, str]]]:
     """`hub dev`: the sandbox operator (if missing) and a new API key for it, printed with how to call the
     hub. Without a configured admin_token, one for this run only (every worker inherits it)."""
     from hub.auth.admin import OperatorAdmin  # imported late, like serve
@@ -139,7 +142,7 @@ administrator token for AdminService: {cfg.admin_token}""", file=sys.stderr, flu
         print(f"studio {studio!r}: a new key for ProviderWalletService: key id {studio_key_id}, private key {path}"
               f" (sign a call: hub sign --key-id {studio_key_id} --key-file {path} METHOD JSON)",
               file=sys.stderr, flush=True)
-    return cfg
+    return cfg, studios
 
 
 def studio_key_dir(database_url: str) -> str:
@@ -206,6 +209,12 @@ def signature_flags(key_id: str, key_file: str, method: str, body: str) -> list[
     signature = private.sign(signed_text(path, timestamp, nonce, body_digest(request.SerializeToString())))
     values = (key_id, timestamp, nonce, base64.urlsafe_b64encode(signature).decode())
     return [f"-H={header}:{value}" for header, value in zip(SIGNATURE_HEADERS, values, strict=True)]
+
+
+def hub_address(listen: str) -> str:
+    """Where a process on this host reaches the hub: its listen address, a wildcard host made loopback."""
+    host, _, port = listen.rpartition(":")
+    return f"{'127.0.0.1' if host in ('', '0.0.0.0', '[::]', '::') else host}:{port}"
 
 
 def cpu_count() -> int:
@@ -281,8 +290,9 @@ def ledger_totals(cfg: hub_config.Config, operator_id: str | None, currency: str
 
 
 @contextlib.contextmanager
-def mock_studios(cfg: hub_config.Config) -> Iterator[None]:
-    """Start each configured provider's mock studio as its own process on the configured port."""
+def mock_studios(cfg: hub_config.Config, keys: dict[str, tuple[str, str]]) -> Iterator[None]:
+    """Start each configured provider's mock studio as its own process on the configured port; a push-style
+    one with the hub's address and its studio key (keys: studio -> (key id, private key file))."""
     processes = []
     try:
         for provider in cfg.providers:
@@ -290,9 +300,13 @@ def mock_studios(cfg: hub_config.Config) -> Iterator[None]:
             if module is None:
                 continue
             url = urlsplit(provider.url)
+            push = []
+            if provider.adapter in PUSH_STUDIOS:
+                key_id, key_file = keys[provider.name]
+                push = ["--hub", hub_address(cfg.listen), "--key-id", key_id, "--key-file", key_file]
             process = subprocess.Popen(
                 [sys.executable, "-m", module, "--host", url.hostname or "127.0.0.1", "--port", str(url.port),
-                 "--secret", provider.secret], stdout=subprocess.PIPE, text=True,
+                 "--secret", provider.secret, *push], stdout=subprocess.PIPE, text=True,
                 preexec_fn=die_with_parent(os.getpid()))  # gone with the hub, even after a kill -9
             processes.append(process)
             ready = process.stdout.readline() if process.stdout else ""

@@ -57,12 +57,14 @@ async def test_migrate_creates_the_schema(tmp_path) -> None:  # type: ignore[no-
 
 
 async def test_dev_starts_the_mock_studios_and_the_hub_and_stops_them(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    hub_port, studio_port, table_port = free_port(), free_port(), free_port()
+    hub_port, studio_port, table_port, live_port = free_port(), free_port(), free_port(), free_port()
     (tmp_path / "hub.toml").write_text(
         f'[hub]\nlisten = "127.0.0.1:{hub_port}"\ndatabase_url = "sqlite:///{tmp_path}/var/dev.db"\n\n'
         f'[[providers]]\nname = "reelhouse"\nadapter = "reelhouse"\nurl = "http://127.0.0.1:{studio_port}"\n'
         f'secret = "dev-secret"\n\n'
         f'[[providers]]\nname = "tablehouse"\nadapter = "tablehouse"\nurl = "grpc://127.0.0.1:{table_port}"\n'
+        f'secret = "dev-secret"\n\n'
+        f'[[providers]]\nname = "livehouse"\nadapter = "livehouse"\nurl = "http://127.0.0.1:{live_port}"\n'
         f'secret = "dev-secret"\n')
     process = await hub_cli("--config", str(tmp_path / "hub.toml"), "dev")
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{hub_port}")
@@ -81,7 +83,7 @@ async def test_dev_starts_the_mock_studios_and_the_hub_and_stops_them(tmp_path) 
         printed = ""
         while "administrator token" not in printed:  # `hub dev` prints a key of the sandbox operator
             printed += (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
-        while "studio 'tablehouse'" not in printed:  # and a key of each sandbox studio
+        while "studio 'livehouse'" not in printed:  # and a key of each sandbox studio
             printed += (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
         await studio_key_works(channel, printed, tmp_path)
         key_id = re.search(r"key id:  (ck_\w+)", printed).group(1)  # type: ignore[union-attr]
@@ -91,7 +93,7 @@ async def test_dev_starts_the_mock_studios_and_the_hub_and_stops_them(tmp_path) 
         games = await game_service_pb2_grpc.GameServiceStub(channel).ListGames(
             pb.ListGamesRequest(), metadata=(("authorization", f"Bearer {issued.access_token}"),))
         assert [g.game_id for g in games.games] == [
-            "reelhouse:fruit-classic", "reelhouse:gem-rush", "reelhouse:lucky-sevens",
+            "livehouse:red-or-black", "reelhouse:fruit-classic", "reelhouse:gem-rush", "reelhouse:lucky-sevens",
             "tablehouse:blackjack", "tablehouse:european-roulette"]
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0
@@ -106,7 +108,7 @@ async def test_dev_starts_the_mock_studios_and_the_hub_and_stops_them(tmp_path) 
         if process.returncode is None:
             process.kill()
             await process.wait()
-    for port in (studio_port, table_port):  # the mock studios went down with the hub
+    for port in (studio_port, table_port, live_port):  # the mock studios went down with the hub
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", port)) != 0
 

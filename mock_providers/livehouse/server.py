@@ -88,6 +88,11 @@ class Table:
     results: dict[int, int] = field(default_factory=dict)  # round -> pocket, for GET /v1/rounds
     settled: int = 0  # bets settled at the hub, for tests
     in_flight: int = 0  # bets the hub is deciding: a round settles only once they are placed or voided
+    # Fault knobs: send every result twice (the hub must pay once), and send results this late (after the
+    # next window opened, or the player's session expired: the hub must still pay).
+    duplicate_results: bool = False
+    result_delay_s: float = 0.0
+    _settling: set[asyncio.Task[None]] = field(default_factory=set)
     channel: grpc.aio.Channel | None = None
 
     @property
@@ -127,11 +132,15 @@ class Table:
             by_seat: dict[str, list[PlacedBet]] = {}
             for bet in bets:
                 by_seat.setdefault(bet.seat.game_session_id, []).append(bet)
-            await asyncio.gather(*(self._settle(round_no, pocket, seat_bets) for seat_bets in by_seat.values()))
+            for seat_bets in by_seat.values():  # on their own: a late result does not hold up the clock
+                task = asyncio.create_task(self._settle(round_no, pocket, seat_bets))
+                self._settling.add(task)
+                task.add_done_callback(self._settling.discard)
 
     async def _settle(self, round_no: int, pocket: int, bets: list[PlacedBet]) -> None:
         """One player's round: a Win for each winning bet, then EndRound (a round is per player at the hub)."""
         seat = bets[0].seat
+        await asyncio.sleep(self.result_delay_s)
         for bet in bets:
             if colour_of(pocket) == bet.colour:
                 await self._deliver("Win", wallet_pb.WinRequest(
@@ -148,6 +157,8 @@ class Table:
         for attempt in range(SETTLE_ATTEMPTS):
             try:
                 await self.call(name, request)
+                if self.duplicate_results:
+                    await self.call(name, request)  # the hub answers the stored answer, pays nothing more
                 return
             except grpc.aio.AioRpcError as err:
                 if err.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -268,9 +279,11 @@ async def start_server(host: str = "127.0.0.1", port: int = 0, secret: str = DEF
     async def clock(app: web.Application) -> object:
         task = asyncio.create_task(table.run())
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for running in (task, *table._settling):
+            running.cancel()
+        for running in (task, *table._settling):
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
         if table.channel is not None:
             await table.channel.close()
 

@@ -5,9 +5,11 @@ with its studio key; players join by launching the game and bet at the studio's 
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 
 import aiohttp
 import pytest
+from sqlalchemy import create_engine, update
 
 from adapters.base import ProviderConfig
 from adapters.livehouse import LivehouseAdapter
@@ -15,6 +17,7 @@ from casinohub.v1 import game_service_pb2 as gpb
 from hub.auth.admin import OperatorAdmin
 from hub.ledger.check import check
 from hub.ledger.db import Database
+from hub.ledger.schema import game_sessions
 from hub.page_tokens import load
 from mock_providers.livehouse.server import TABLE, Table, colour_of, start_server
 from tests.support import Client, start_hub
@@ -160,3 +163,21 @@ async def place_any(live: Live, session: str) -> tuple[int, dict]:  # type: igno
             return status, answer
         await asyncio.sleep(0.05)
     raise AssertionError("the table never opened a window")
+
+
+async def test_duplicate_and_late_results_are_paid_once_even_after_the_session_expired(live: Live) -> None:
+    """Every result sent twice and a window late; one player's session expires before its result arrives."""
+    live.table.duplicate_results, live.table.result_delay_s = True, WINDOW_S * 1.5
+    players = [await seated(live, 5_000) for _ in range(4)]
+    answers = await asyncio.gather(*(place(live, session, 200, "red") for _, session in players))
+    engine = create_engine(live.hub.database_url)
+    with engine.begin() as conn:  # the first player's session ends while its round waits for its result
+        conn.execute(update(game_sessions).where(game_sessions.c.game_session_id == players[0][1])
+                     .values(expires_at=datetime(2020, 1, 1)))
+    engine.dispose()
+    await settled(live, len(players))
+    for (player_id, _), answer in zip(players, answers, strict=True):
+        won = colour_of(live.table.results[answer["round"]]) == "red"
+        assert await live.hub.balance(player_id) == 5_000 + (200 if won else -200)
+    report, = check(live.hub.database_url, live.hub.operator_id)
+    assert report.ok, report.render()

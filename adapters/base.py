@@ -15,11 +15,16 @@ from typing import Protocol, runtime_checkable
 
 
 class ProviderError(Exception):
-    """Base of everything an adapter may raise."""
+    """Base of everything an adapter may raise. `retryable` marks an error the hub may retry (with the
+    call's same key, after a backoff); an adapter sets it on an instance for, say, a studio's "slow down"."""
+
+    retryable: bool = False
 
 
 class ProviderUnavailable(ProviderError):
     """The studio could not be reached or answered with a server error; nothing happened there."""
+
+    retryable = True
 
 
 class ProviderTimeout(ProviderError):

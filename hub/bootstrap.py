@@ -21,6 +21,7 @@ from hub.promotions import Promotions
 from hub.provider_wallet import ProviderWallet
 from hub.reconciler import Reconciler
 from hub.reports import Reports
+from hub.studio_guard import GuardedAdapter, GuardPolicy
 from hub.wallet import Wallet
 
 
@@ -65,6 +66,9 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     players = Players(db, timedelta(seconds=config.session_ttl_s))
     if adapters is None:
         adapters = {p.name: registry.create(p.adapter, p.adapter_config()) for p in config.providers}
+    policy = GuardPolicy(attempts=config.studio_attempts, backoff_s=config.studio_backoff_s,
+                         failures_to_open=config.breaker_failures, open_s=config.breaker_open_s)
+    adapters = {name: GuardedAdapter(adapter, policy) for name, adapter in adapters.items()}
     tokens = await page_tokens.load(db)
     catalog = Catalog(adapters, tokens)
     await catalog.refresh()

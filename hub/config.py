@@ -71,6 +71,12 @@ class Config:
     health_interval_s: float = 2.0
     reconcile_after_s: float = 300.0  # a round still OPEN this long after its bet is asked about
     reconcile_interval_s: float = 60.0  # how often the server looks (0 disables the periodic pass)
+    # Calls to studios (hub/studio_guard.py): tries per call for errors a studio marks retryable, the first
+    # backoff (full jitter, doubling); failures in a row that open a studio's circuit, and for how long.
+    studio_attempts: int = 3
+    studio_backoff_s: float = 0.05
+    breaker_failures: int = 5
+    breaker_open_s: float = 10.0
     log_format: str = "json"  # json | console
     # Extra currencies (crypto) and their minor-unit exponents, e.g. {"DOGE": 8}; ISO ones are built in.
     currencies: dict[str, int] = field(default_factory=dict)

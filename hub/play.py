@@ -2,8 +2,10 @@
 
 A bet is three steps: (1) one transaction claims the idempotency key, debits the player, opens the
 round and appends RoundOpened + BetAccepted; (2) the provider is asked for the outcome; (3) one
-transaction credits the win and appends Outcome + Settled, or, if the provider failed, refunds the
-bet and appends an Error. Every event gets the next seq of its game session and is stored, so a
+transaction credits the win and appends Outcome + Settled, or, if the provider refused or could not be
+reached, refunds the bet and appends an Error. A provider that timed out may have played the round: the
+round stays open, an Error with state UNKNOWN says so, and the reconciler closes it against the provider's
+own record. Every event gets the next seq of its game session and is stored, so a
 client that reconnects with Resume gets exactly what it missed. Steps 2-3 run in a task the stream
 does not own: a client that disconnects mid-round cannot leave its bet half-settled, and a stream that
 resumes meanwhile follows the round through the event log (woken by this process's appends, polling
@@ -68,6 +70,7 @@ from hub.ledger.schema import bets, free_round_grants, game_sessions, ledger_tra
 from hub.ledger.uow import UnitOfWork
 from hub.money import Money, exponent, positive_amount
 from hub.players import Players
+from hub.studio_guard import GuardedAdapter
 
 T = TypeVar("T")
 C = TypeVar("C")
@@ -196,6 +199,24 @@ class RefundRound:
         op = self.session.operator_id
         return (*self.rollback.needs, _log(self.session), Need(rounds, (op, self.round_id)),
                 Need(bets, (op, self.round_id), ROUND))
+
+
+@dataclass(frozen=True)
+class RoundUnknown:
+    """The studio did not answer in time: the round stays open for the reconciler; the stream is told."""
+
+    session: GameSession
+    round_id: str
+    key: str
+    error: DomainError
+
+    @property
+    def wallets(self) -> tuple[tuple[str, str, str], ...]:
+        return ((self.session.operator_id, self.session.player_id, self.session.currency),)
+
+    @property
+    def needs(self) -> tuple[Need, ...]:
+        return (_log(self.session),)
 
 
 @dataclass(frozen=True)
@@ -402,6 +423,9 @@ class Play:
             idempotency.validate_key(key)
             game, adapter = await self._catalog.game(session.game_id)
             self._check_bet(session, game, money)
+            if isinstance(adapter, GuardedAdapter) and not adapter.accepting():  # nothing taken for a studio down
+                raise DomainError(Reason.PROVIDER_UNAVAILABLE, f"provider {game.provider} is failing; its circuit "
+                                  f"is open for another {adapter.breaker.retry_in():.1f} s")
             opened = await self._appending(session, self._open_round, OpenRound(session, money, key))
         except DomainError as err:
             try:
@@ -425,6 +449,14 @@ class Play:
                 provider_game_id=game.info.provider_game_id, operator_id=session.operator_id,
                 player_id=session.player_id, currency=money.currency, bet_minor=money.amount_minor))
             self._check_win(game, money, result)
+        except ProviderTimeout as exc:
+            # The studio may have played the round: a refund would be a guess. The round stays open and
+            # the reconciler closes it against the studio's own record (round_status).
+            log.warning("play.round_outcome_unknown", round_id=round_id, error=str(exc))
+            unknown = DomainError(Reason.PROVIDER_TIMEOUT, f"provider {game.provider}: {exc}; the round stays "
+                                  "open until the reconciler settles it with the studio's record (GetRound "
+                                  "shows how it ended)", State.UNKNOWN)
+            events = await self._appending(session, self._outcome_unknown, RoundUnknown(session, round_id, key, unknown))
         except (ProviderError, DomainError) as exc:
             refusal = exc if isinstance(exc, DomainError) else DomainError(
                 provider_reason(exc), f"provider {game.provider}: {exc}; the bet was rolled back")
@@ -566,6 +598,14 @@ class Play:
         self._append(book, session, row, round_id, events)
         return events
 
+    def _outcome_unknown(self, book: Book, cmd: "RoundUnknown") -> list[PlayEvent]:
+        session = cmd.session
+        cash = postings.wallet(book, session.operator_id, session.player_id, session.currency).cash
+        row = self._session_row(book, session)
+        events: list[PlayEvent] = [self._refused(session, cmd.key, cmd.round_id, cmd.error, cash, row["last_seq"] + 1)]
+        self._append(book, session, row, cmd.round_id, events)
+        return events
+
     def _bet_refused(self, book: Book, cmd: "BetRefused") -> PlayError:
         """A bet refused before any round opened."""
         session = cmd.session
@@ -587,8 +627,9 @@ class Play:
             return
         session = GameSession(row["game_session_id"], operator_id, row["player_id"], row["game_id"],
                               row["currency"], row["expires_at"])
-        if any(isinstance(e, (Settled, PlayError)) for e in self._round_events(book, session, round_id)):
-            return  # Play, or another reconciler, already ended it
+        if any(isinstance(e, Settled) or (isinstance(e, PlayError) and e.state != State.UNKNOWN)
+               for e in self._round_events(book, session, round_id)):
+            return  # Play, or another reconciler, already ended it (an UNKNOWN error left it open)
         seq = row["last_seq"] + 1
         event: PlayEvent
         if refunded:

@@ -167,8 +167,13 @@ class HubProcess:
 
 async def ledger_check_cli(config: pathlib.Path, operator_id: str) -> tuple[int, str]:
     """`hub --config FILE ledger check --operator X` as a separate process: (exit code, output)."""
+    return await hub_cli(config, "ledger", "check", "--operator", operator_id)
+
+
+async def hub_cli(config: pathlib.Path, *args: str) -> tuple[int, str]:
+    """`hub --config FILE <args>` as a separate process: (exit code, output)."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hub.cli", "--config", str(config), "ledger", "check", "--operator", operator_id,
+        sys.executable, "-m", "hub.cli", "--config", str(config), *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env={**os.environ})
     try:
         output, _ = await asyncio.wait_for(process.communicate(), 120)
@@ -295,7 +300,8 @@ def record_bet(acks: Acks, player: str, key: str, amount: int, events: list[gpb.
     kinds = [e.WhichOneof("event") for e in events]
     if kinds == ["error"]:
         reason = events[0].error.error.reason
-        assert reason in ("REQUEST_IN_PROGRESS", "INSUFFICIENT_FUNDS"), events[0]
+        # PROVIDER_UNAVAILABLE alone: the studio's circuit is open, nothing was taken.
+        assert reason in ("REQUEST_IN_PROGRESS", "INSUFFICIENT_FUNDS", "PROVIDER_UNAVAILABLE"), events[0]
         acks.counts[f"bet_refused_{reason}"] += 1
         return reason
     if not complete and kinds in ([], ["round_opened"]):
@@ -325,7 +331,10 @@ def record_bet(acks: Acks, player: str, key: str, amount: int, events: list[gpb.
         acks.rounds.setdefault(round_id, ("settled", win))
         return "settled"
     error = events[-1].error
-    assert error.round_id == round_id and error.error.reason in ("PROVIDER_UNAVAILABLE", "PROVIDER_TIMEOUT"), error
+    if error.error.state == common_pb2.APPLY_STATE_UNKNOWN:  # the studio timed out: the round stays open
+        assert error.round_id == round_id and error.error.reason == "PROVIDER_TIMEOUT", error
+        return "unknown"
+    assert error.round_id == round_id and error.error.reason == "PROVIDER_UNAVAILABLE", error
     acks.refunds.setdefault(key, (player, amount))
     acks.rounds.setdefault(round_id, ("rolled_back", 0))
     return "rolled_back"

@@ -24,6 +24,7 @@ from tests.e2e.processes import (
     HubProcess,
     check_retried_bet,
     free_port,
+    hub_cli,
     ledger_check_cli,
     new_bettors,
     new_operator_id,
@@ -235,7 +236,9 @@ FAULT_LATENCY_MS = 1_500
 PROVIDER_TIMEOUT_S = 2.5
 STUDIO_FAULTS = {
     "slow": {"latency_ms": FAULT_LATENCY_MS},  # answers, late
-    "timing-out": {"timeout_rate": 1.0, "hang_s": 30.0},  # never answers in time: PROVIDER_TIMEOUT, refunded
+    # Spins, then never answers in time: PROVIDER_TIMEOUT, the round left open for the reconciler; after
+    # breaker_failures of them its circuit opens and its bets are refused before any debit.
+    "timing-out": {"timeout_rate": 1.0, "hang_s": 30.0},
 }
 
 
@@ -300,13 +303,19 @@ async def test_a_slow_studio_does_not_slow_another_studios_players(tmp_path, fau
             summary = (f"healthy studio: {len(before)} rounds (p50 {p50(before):.3f}s) before, {len(during)} "
                        f"(p50 {p50(during):.3f}s) during; faulty studio: {len(faulty_before)} before, "
                        f"{len(faulty_during)} during (p50 {p50(faulty_during):.3f}s)")
-            # The fault took hold: the faulty studio's rounds took at least its delay.
-            assert p50(faulty_during) >= FAULT_LATENCY_MS / 1000, summary
+            if fault == "slow":  # the fault took hold: the faulty studio's rounds took at least its delay
+                assert p50(faulty_during) >= FAULT_LATENCY_MS / 1000, summary
+            else:  # timeouts in a row opened its circuit: its bets are refused at once, nothing taken
+                assert sum(b.outcomes["PROVIDER_UNAVAILABLE"] for b in slowed) > 0, summary
             # The other studio's players did not notice. (Generous: timing goals belong in benchmarks, and the
             # machine running the tests is noisy.)
             assert during and len(during) >= 0.5 * len(before), summary
             if fault == "timing-out":
-                assert sum(b.outcomes["rolled_back"] for b in slowed) >= len(slowed), summary
+                unknown = sum(b.outcomes["unknown"] for b in slowed)
+                assert unknown >= len(slowed), summary
+                # The studio played every one of them: its record settles each, nothing refunded on a guess.
+                code, output = await hub_cli(config, "reconcile", "--operator", operator_id, "--older-than", "0")
+                assert code == 0 and f"{unknown} settled, 0 rolled back, 0 flagged" in output, output
             code, output = await ledger_check_cli(config, operator_id)
             assert code == 0, output
             assert hub.log_errors() == [], hub.log_errors()[:5]

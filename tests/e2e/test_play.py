@@ -1,6 +1,7 @@
 """The Play stream over a live hub with a scriptable studio: ordering, money, failures, replays."""
 
 import asyncio
+from datetime import timedelta
 
 import grpc
 import pytest
@@ -107,7 +108,6 @@ async def test_fifty_concurrent_bets_on_a_balance_of_ten_bets(hub: Client, studi
 
 
 @pytest.mark.parametrize("failure,reason,retryable", [
-    (ProviderTimeout("no answer in 0.5s"), "PROVIDER_TIMEOUT", True),
     (ProviderUnavailable("connection refused"), "PROVIDER_UNAVAILABLE", True),
     # The SDK's money refusal keeps the reason clients saw when adapters raised the hub's DomainError.
     (AmountNotRepresentable("200 minor USD is not a whole number of 1/7 units"), "AMOUNT_NOT_REPRESENTABLE", False),
@@ -129,6 +129,71 @@ async def test_provider_failure_after_the_debit_rolls_the_bet_back(
     assert round_.status == pb.ROUND_STATUS_ROLLED_BACK
     assert hub.posting_sums() == {"USD": 0}
     await stream.close()
+
+
+async def test_a_provider_timeout_leaves_the_round_open_for_the_reconciler_never_a_guess(
+        hub: Client, studio: FakeStudio) -> None:
+    """The studio may have played a round it did not answer in time: no refund; its own record decides."""
+    studio.fail = ProviderTimeout("no answer in 0.5s")
+    player_id, token = await hub.new_player(deposit=500)
+    game_session_id = await launch(hub, token)
+    stream = PlayStream(hub)
+    stream.open(game_session_id, token)
+    await stream.until("session_opened")
+    stream.bet(200, "unanswered")
+    events = await stream.until("settled", "error")
+    assert kinds(events) == ["round_opened", "bet_accepted", "error"]
+    error = events[2].error
+    assert (error.error.reason, error.error.state, error.error.retryable, error.balance.amount_minor) == (
+        "PROVIDER_TIMEOUT", common_pb2.APPLY_STATE_UNKNOWN, True, 300)  # retry the key later
+    assert await hub.balance(player_id) == 300  # still debited: nothing is guessed
+    get = pb.GetRoundRequest(round_id=error.round_id)
+    assert (await hub.games.GetRound(get, metadata=hub.metadata)).round.status == pb.ROUND_STATUS_OPEN
+    stream.bet(200, "unanswered")  # the same key while the outcome is unknown
+    again = await stream.until("error")
+    assert (again[-1].error.error.reason, again[-1].error.error.state) == (
+        "REQUEST_IN_PROGRESS", common_pb2.APPLY_STATE_UNKNOWN)
+    await stream.close()
+
+    studio.statuses[error.round_id] = RoundStatusResult(status="settled", win_minor=450)  # it had played it
+    assert (await reconciler(hub, timedelta(0)).run_once(hub.operator_id)).settled == [error.round_id]
+    assert await hub.balance(player_id) == 500 - 200 + 450
+    assert (await hub.games.GetRound(get, metadata=hub.metadata)).round.status == pb.ROUND_STATUS_SETTLED
+    resumed = PlayStream(hub)
+    resumed.resume(game_session_id, token, error_seq := events[2].seq)
+    told = await resumed.until("settled")  # the round's end reaches the session's log
+    assert told[-1].settled.round_id == error.round_id and told[-1].settled.balance.amount_minor == 750
+    assert told[-1].seq > error_seq
+    await resumed.close()
+    assert hub.posting_sums() == {"USD": 0}
+
+
+async def test_a_bet_for_a_studio_whose_circuit_is_open_is_refused_with_nothing_taken(database_url: str) -> None:
+    studio = FakeStudio(fail=ProviderUnavailable("connection refused"))
+    hub = await start_hub(database_url, {"fake": studio}, studio_attempts=1, breaker_failures=2, breaker_open_s=0.5)
+    try:
+        player_id, token = await hub.new_player(deposit=1_000)
+        stream = await opened_stream(hub, token)
+        for key in ("down-1", "down-2"):  # sent, failed, refunded: the second opens the circuit
+            stream.bet(100, key)
+            assert kinds(await stream.until("error")) == ["round_opened", "bet_accepted", "error"]
+        counts, sent = hub.ledger_counts(), len(studio.plays)
+        stream.bet(100, "while-open")
+        refused = await stream.until("error")
+        assert kinds(refused) == ["error"]  # no round, no debit, nothing sent to the studio
+        assert (refused[0].error.error.reason, refused[0].error.error.state, refused[0].error.round_id) == (
+            "PROVIDER_UNAVAILABLE", common_pb2.APPLY_STATE_NOT_APPLIED, "")
+        assert hub.ledger_counts() == counts and len(studio.plays) == sent
+        assert await hub.balance(player_id) == 1_000
+
+        studio.fail = None  # the studio is back: after open_s one bet probes, and the circuit closes
+        await asyncio.sleep(0.5)
+        stream.bet(100, "probe")
+        assert kinds(await stream.until("settled", "error"))[-1] == "settled"
+        await stream.close()
+    finally:
+        await hub.channel.close()
+        await hub.server.stop(grace=1)
 
 
 async def test_bet_above_balance_and_out_of_limits_change_nothing(hub: Client) -> None:

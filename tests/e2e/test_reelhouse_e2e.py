@@ -7,12 +7,17 @@ import pathlib
 import re
 import sys
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import grpc
 import pytest
 
-from casinohub.v1 import admin_service_pb2, admin_service_pb2_grpc, game_service_pb2 as pb
+from adapters.money import from_scaled_units
+from adapters.reelhouse.adapter import UNITS_PER_MAJOR
+from casinohub.v1 import admin_service_pb2, admin_service_pb2_grpc, common_pb2, game_service_pb2 as pb
 from hub.config import ProviderSettings
+from hub.ledger.rounds import RoundLedger
+from hub.reconciler import Reconciler
 from mock_providers.reelhouse.server import STUDIO, Studio, start_server
 from tests.e2e.play_client import kinds, opened_stream
 from tests.errors import reason_of
@@ -100,8 +105,7 @@ async def test_full_round_against_the_studio_pays_what_the_paytable_says(live: t
 
 
 @pytest.mark.parametrize("fault,reason", [
-    ({"fail_next": 1, "fail_mode": "timeout"}, "PROVIDER_TIMEOUT"),
-    ({"fail_next": 1, "fail_mode": "error"}, "PROVIDER_UNAVAILABLE"),
+    ({"fail_next": 3, "fail_mode": "error"}, "PROVIDER_UNAVAILABLE"),  # every one of the hub's 3 tries
     ({"cheat_next": 1}, "PROVIDER_OUTCOME_INVALID"),
     ({"bad_signature_next": 1}, "PROVIDER_OUTCOME_INVALID"),
 ])
@@ -125,6 +129,48 @@ async def test_studio_fault_after_the_debit_rolls_the_bet_back(
     stream.bet(250, "after-fault")  # the stream and the studio carry on
     assert kinds(await stream.until("settled", "error"))[-1] == "settled"
     await stream.close()
+
+
+async def test_a_passing_studio_error_is_retried_with_the_rounds_key_and_settles_once(
+        live: tuple[Client, Studio]) -> None:
+    client, studio = live
+    player_id, token = await client.new_player(deposit=1_000)
+    stream = await opened_stream(client, token, GAME)
+    studio.faults.update({"fail_next": 2, "fail_mode": "error"})  # two 503s, then the spin
+    stream.bet(250, "retried")
+    events = await stream.until("settled", "error")
+    assert kinds(events) == ["round_opened", "bet_accepted", "outcome", "settled"]
+    settled = events[-1].settled
+    assert [r for r in studio.rounds if r == settled.round_id] == [settled.round_id]  # one spin at the studio
+    assert await client.balance(player_id) == 750 + settled.win.amount_minor
+    await stream.close()
+
+
+async def test_a_round_the_studio_played_but_never_answered_is_settled_by_its_record(
+        live: tuple[Client, Studio]) -> None:
+    """The studio spins, then hangs past the hub's timeout: the hub keeps the round open (no refund on a
+    guess) and the reconciler pays exactly what the studio's own record says."""
+    client, studio = live
+    player_id, token = await client.new_player(deposit=1_000)
+    stream = await opened_stream(client, token, GAME)
+    studio.faults.update({"fail_next": 1, "fail_mode": "timeout"})
+    stream.bet(250, "unanswered")
+    events = await stream.until("settled", "error")
+    assert kinds(events) == ["round_opened", "bet_accepted", "error"]
+    error = events[2].error
+    assert (error.error.reason, error.error.state, error.balance.amount_minor) == (
+        "PROVIDER_TIMEOUT", common_pb2.APPLY_STATE_UNKNOWN, 750)
+    await stream.close()
+    hub = client.server.hub
+    reconciler = Reconciler(hub.db, hub.engine, hub.catalog, RoundLedger(8), timedelta(0), hub.play.reconciled)
+    assert (await reconciler.run_once(client.operator_id)).settled == [error.round_id]
+    round_ = (await client.games.GetRound(pb.GetRoundRequest(round_id=error.round_id),
+                                          metadata=client.metadata)).round
+    assert round_.status == pb.ROUND_STATUS_SETTLED
+    played = studio.rounds[error.round_id][1]  # the studio's own record of the spin decides
+    assert round_.win.amount_minor == from_scaled_units("USD", played["win"], UNITS_PER_MAJOR)
+    assert await client.balance(player_id) == 750 + round_.win.amount_minor
+    assert client.posting_sums() == {"USD": 0}
 
 
 async def test_wrong_shared_secret_is_refused_by_the_studio(database_url: str, reelhouse: tuple[str, Studio]) -> None:

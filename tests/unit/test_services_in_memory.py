@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from adapters.base import Proof, ProviderTimeout
+from adapters.base import Proof, ProviderTimeout, ProviderUnavailable
 from hub import records
 from hub.catalog import Catalog
 from hub.clock import utcnow
@@ -149,7 +149,7 @@ async def test_a_replayed_bet_copies_its_events_and_moves_nothing(store: MemoryR
 
 
 async def test_a_provider_failure_refunds_the_bet(store: MemoryRows, play: Play, studio: FakeStudio) -> None:
-    studio.fail = ProviderTimeout("slow")
+    studio.fail = ProviderUnavailable("connection refused")
 
     events = await bet(play, 100, "bet-1")
 
@@ -157,9 +157,23 @@ async def test_a_provider_failure_refunds_the_bet(store: MemoryRows, play: Play,
     error = events[-1]
     assert isinstance(error, PlayError)
     assert (error.seq, error.reason, error.state, error.balance) == (
-        3, Reason.PROVIDER_TIMEOUT, State.NOT_APPLIED, Money(USD, 1_000))
+        3, Reason.PROVIDER_UNAVAILABLE, State.NOT_APPLIED, Money(USD, 1_000))
     assert (error.round_id, error.idempotency_key) == (round_id_for(OP, "bet-1"), "bet-1")
     assert cash(store) == 1_000 and store.rows(rounds)[0]["status"] == "ROLLED_BACK"
+    assert logged(store) == events
+
+
+async def test_a_provider_timeout_leaves_the_round_open(store: MemoryRows, play: Play, studio: FakeStudio) -> None:
+    studio.fail = ProviderTimeout("slow")  # it may have played the round: only its record can say
+
+    events = await bet(play, 100, "bet-1")
+
+    assert [type(e) for e in events] == [RoundOpened, BetAccepted, PlayError]
+    error = events[-1]
+    assert isinstance(error, PlayError)
+    assert (error.seq, error.reason, error.state, error.balance) == (
+        3, Reason.PROVIDER_TIMEOUT, State.UNKNOWN, Money(USD, 900))
+    assert cash(store) == 900 and store.rows(rounds)[0]["status"] == "OPEN"
     assert logged(store) == events
 
 

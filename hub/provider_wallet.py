@@ -16,21 +16,22 @@ Refusals carry the wallet as it stands (balance_minor, bonus_balance_minor, curr
 metadata), as studios' wallet protocols require.
 """
 
+import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 
 from hub.clock import utcnow
 from hub.errors import DomainError, Reason, quote
-from hub.ledger import postings, promo_wins
+from hub.ledger import idempotency, postings, promo_wins
 from hub.ledger.book import Book, Need
 from hub.ledger.db import Database
 from hub.ledger.engine import SettlementEngine
 from hub.ledger.rounds import ROUND, Bet, Receipt, Rollback, RoundLedger, Win
-from hub.ledger.schema import bets, game_sessions, rounds
+from hub.ledger.schema import bets, game_sessions, idempotency_keys, rounds
 from hub.ledger.uow import UnitOfWork
 from hub.money import Money, exponent, positive_amount
 
@@ -60,6 +61,13 @@ class StudioReceipt:
     transaction_id: str = ""
     round_status: str = ""  # OPEN | SETTLED | ROLLED_BACK | VOIDED; "" when the call names no round
 
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "StudioReceipt":
+        return cls(**json.loads(raw))
+
 
 def studio_of(game_id: str) -> str:
     """The studio of a catalog game id "<studio>:<game>"."""
@@ -70,6 +78,12 @@ def transaction_key(studio_id: str, transaction_id: str) -> str:
     """A studio's transaction id as an idempotency key: unique per studio, never another studio's."""
     _check_id("transaction_id", transaction_id)
     return f"{studio_id}:{transaction_id}"
+
+
+def call_key(studio_id: str, transaction_id: str) -> str:
+    """The whole call's key: its answer is stored under it, so a resent call (round_closed and all) is
+    answered from the record, and the same id with any other field is IDEMPOTENCY_KEY_REUSED."""
+    return f"{studio_id}+call:{transaction_id}"
 
 
 def bet_and_win_win_key(studio_id: str, transaction_id: str) -> str:
@@ -93,6 +107,8 @@ class StudioCall:
     round closed if the studio said so; all or nothing."""
 
     session: StudioSession
+    key: str = ""  # the call's own idempotency key (call_key; "" for EndRound, idempotent by nature)
+    fingerprint: str = ""  # every field of the studio's request
     round_id: str = ""  # the hub's round id; "" when the call names no round
     provider_round_id: str = ""
     bet: Bet | None = None
@@ -110,6 +126,8 @@ class StudioCall:
         op = self.session.operator_id
         found: list[Need] = [need for cmd in (self.bet, self.win, self.rollback) if cmd is not None
                              for need in cmd.needs]
+        if self.key:
+            found.append(Need(idempotency_keys, (op, self.key)))
         if self.round_id:
             found += [Need(rounds, (op, self.round_id)), Need(bets, (op, self.round_id), ROUND)]
         return tuple(found)
@@ -162,9 +180,11 @@ class ProviderWallet:
 
         def call() -> StudioCall:
             hub_round = studio_round_id(studio_id, session.player_id, round_id)
-            return StudioCall(session, hub_round, round_id, bet=self._bet(session, studio_id, transaction_id,
-                                                                          hub_round, amount),
-                              close=round_closed)
+            placed = self._bet(session, studio_id, transaction_id, hub_round, amount)
+            return StudioCall(session, call_key(studio_id, transaction_id),
+                              idempotency.fingerprint("Bet", session.game_session_id, round_id, amount.currency,
+                                                      amount.amount_minor, round_closed),
+                              hub_round, round_id, bet=placed, close=round_closed)
 
         return await self._submit(session, call)
 
@@ -177,7 +197,10 @@ class ProviderWallet:
             self._same_currency(session, amount)
             win = Win(session.operator_id, hub_round, transaction_key(studio_id, transaction_id), amount.amount_minor,
                       transaction_key(studio_id, bet_transaction_id) if bet_transaction_id else "")
-            return StudioCall(session, hub_round, round_id, win=win, close=round_closed)
+            return StudioCall(session, call_key(studio_id, transaction_id),
+                              idempotency.fingerprint("Win", session.game_session_id, round_id, amount.currency,
+                                                      amount.amount_minor, bet_transaction_id, round_closed),
+                              hub_round, round_id, win=win, close=round_closed)
 
         return await self._submit(session, call)
 
@@ -194,7 +217,10 @@ class ProviderWallet:
                 self._same_currency(session, win)
             paid = Win(session.operator_id, hub_round, bet_and_win_win_key(studio_id, transaction_id),
                        win.amount_minor, placed.bet_id) if win.amount_minor else None
-            return StudioCall(session, hub_round, round_id, bet=placed, win=paid, close=round_closed)
+            return StudioCall(session, call_key(studio_id, transaction_id),
+                              idempotency.fingerprint("BetAndWin", session.game_session_id, round_id, bet.currency,
+                                                      bet.amount_minor, win.currency, win.amount_minor, round_closed),
+                              hub_round, round_id, bet=placed, win=paid, close=round_closed)
 
         return await self._submit(session, call)
 
@@ -209,14 +235,18 @@ class ProviderWallet:
             rollback = Rollback(session.operator_id, session.player_id, session.currency,
                                 transaction_key(studio_id, bet_transaction_id),
                                 transaction_key(studio_id, transaction_id))
-            return StudioCall(session, hub_round, round_id, rollback=rollback, close=round_closed)
+            return StudioCall(session, call_key(studio_id, transaction_id),
+                              idempotency.fingerprint("Rollback", session.game_session_id, bet_transaction_id,
+                                                      round_id, round_closed),
+                              hub_round, round_id, rollback=rollback, close=round_closed)
 
         return await self._submit(session, call)
 
     async def end_round(self, studio_id: str, token: str, player_id: str, round_id: str) -> StudioReceipt:
         session = await self.session(studio_id, token, player_id)
         return await self._submit(session, lambda: StudioCall(
-            session, studio_round_id(studio_id, session.player_id, round_id), round_id, close=True))
+            session, round_id=studio_round_id(studio_id, session.player_id, round_id), provider_round_id=round_id,
+            close=True))
 
     async def promo_win(self, studio_id: str, token: str, player_id: str, transaction_id: str, amount: Money,
                         kind: str, campaign_id: str) -> StudioReceipt:
@@ -270,6 +300,17 @@ class ProviderWallet:
     def _apply(self, book: Book, call: StudioCall) -> StudioReceipt:
         """The engine's handler: the call's round operations, then the close, in the batch's book."""
         now = utcnow()
+        s = call.session
+        if call.key:
+            stored = idempotency.lookup(book, s.operator_id, call.key, call.fingerprint)
+            if stored is not None:
+                return StudioReceipt.decode(stored)
+        answer = self._answer(book, call, now)
+        if call.key:
+            idempotency.record(book, s.operator_id, call.key, call.fingerprint, answer.encode())
+        return answer
+
+    def _answer(self, book: Book, call: StudioCall, now: datetime) -> StudioReceipt:
         s = call.session
         receipt: Receipt | None = None
         if call.bet is not None:

@@ -186,7 +186,9 @@ async def test_duplicate_delivery_answers_the_stored_answer_and_a_reused_id_is_r
     assert again == first and await s.balance() == 9_900
     won = await s.win("dup-w", "r1", 50, round_closed=True)
     assert await s.win("dup-w", "r1", 50, round_closed=True) == won and await s.balance() == 9_950
-    for call in (s.bet("dup", "r1", 101), s.bet("dup", "r2", 100), s.win("dup-w", "r1", 51)):
+    for call in (s.bet("dup", "r1", 101), s.bet("dup", "r2", 100), s.win("dup-w", "r1", 51),
+                 s.bet("dup", "r1", 100, round_closed=True), s.win("dup-w", "r1", 50),  # round_closed differs
+                 s.win("dup", "r1", 100), s.rollback("dup", "dup")):  # the id of another kind of call
         code, reason, meta = await refusal(call)
         assert (code, reason, meta["balance_minor"]) == (grpc.StatusCode.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED",
                                                          "9950")
@@ -300,6 +302,8 @@ async def test_bet_and_win_is_one_call_all_or_nothing(world: World) -> None:
     assert (await refusal(bet_and_win("t1", 100, 251)))[1] == "IDEMPOTENCY_KEY_REUSED"
     lost = await bet_and_win("t2", 150, 0)
     assert (lost.balance.amount_minor, lost.round_status) == (10_000, SETTLED)
+    assert (await refusal(bet_and_win("t2", 150, 50)))[1] == "IDEMPOTENCY_KEY_REUSED"  # no win added later
+    assert (await refusal(bet_and_win("t2", 150, 0, closed=False)))[1] == "IDEMPOTENCY_KEY_REUSED"
     code, reason, meta = await refusal(bet_and_win("t3", 10_001, 20_000))
     assert (code, reason, meta["balance_minor"]) == (grpc.StatusCode.FAILED_PRECONDITION, "INSUFFICIENT_FUNDS",
                                                      "10000")

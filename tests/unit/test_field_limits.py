@@ -7,6 +7,7 @@ from sqlalchemy import String
 from casinohub.v1 import common_pb2, game_service_pb2 as gpb, options_pb2, wallet_service_pb2 as wpb
 from hub.errors import DomainError, Reason
 from hub.ledger.schema import metadata
+from hub.provider_wallet import bet_and_win_win_key, call_key, transaction_key
 from hub.server import SERVICE_DESCRIPTORS
 from hub.servicers.edge import UNDECODABLE, check
 
@@ -56,10 +57,13 @@ STORED_AS = {"casinohub.provider.v1": {"transaction_id": "idempotency_key", "bet
 
 
 def test_a_studios_ids_fit_their_columns_with_the_studio_prefix() -> None:
-    """"<studio>:<id>" (studio ids are at most 32 characters) within the idempotency key and bet id columns."""
+    """The keys a studio's longest ids become (studio ids are at most 32 characters) fit the idempotency key and
+    bet id columns."""
     columns = {c.name: c.type.length for t in metadata.tables.values() for c in t.columns
                if isinstance(c.type, String)}
-    assert 32 + len(":") + 64 <= min(columns["idempotency_key"] or 0, columns["bet_id"] or 0)
+    studio, longest = "s" * 32, "t" * 64
+    keys = [transaction_key(studio, longest), call_key(studio, longest), bet_and_win_win_key(studio, longest)]
+    assert max(map(len, keys)) <= min(columns["idempotency_key"] or 0, columns["bet_id"] or 0)
 
 
 def test_every_rpc_is_a_kind_the_edge_checks() -> None:

@@ -57,8 +57,9 @@ class ProviderWalletServiceStub:
     always paid.
 
     Money calls are idempotent per studio by transaction_id (1..64
-    characters, compared byte for byte): the same id with the same request
-    answers the stored answer again with no second effect; with another request,
+    characters, compared byte for byte), as whole calls: the same id with the
+    same request answers the stored answer again with no second effect; with
+    any other field (round_closed included) or in another kind of call,
     ALREADY_EXISTS / IDEMPOTENCY_KEY_REUSED. round_id is the studio's own round
     id, scoped to the player (a live table's round is one round per seated
     player). A call with round_closed set closes the round in the same
@@ -155,8 +156,9 @@ class ProviderWalletServiceServicer:
     always paid.
 
     Money calls are idempotent per studio by transaction_id (1..64
-    characters, compared byte for byte): the same id with the same request
-    answers the stored answer again with no second effect; with another request,
+    characters, compared byte for byte), as whole calls: the same id with the
+    same request answers the stored answer again with no second effect; with
+    any other field (round_closed included) or in another kind of call,
     ALREADY_EXISTS / IDEMPOTENCY_KEY_REUSED. round_id is the studio's own round
     id, scoped to the player (a live table's round is one round per seated
     player). A call with round_closed set closes the round in the same
@@ -330,8 +332,9 @@ class ProviderWalletService:
     always paid.
 
     Money calls are idempotent per studio by transaction_id (1..64
-    characters, compared byte for byte): the same id with the same request
-    answers the stored answer again with no second effect; with another request,
+    characters, compared byte for byte), as whole calls: the same id with the
+    same request answers the stored answer again with no second effect; with
+    any other field (round_closed included) or in another kind of call,
     ALREADY_EXISTS / IDEMPOTENCY_KEY_REUSED. round_id is the studio's own round
     id, scoped to the player (a live table's round is one round per seated
     player). A call with round_closed set closes the round in the same

@@ -20,6 +20,7 @@ from hub.operators import Operators
 from hub.play import Play
 from hub.players import Players, SessionSettings
 from hub.promotions import Promotions
+from hub.provider_wallet import ProviderWallet
 from hub.reconciler import Reconciler
 from hub.reports import Reports
 from hub.responsible import ResponsibleGaming
@@ -43,6 +44,7 @@ class Hub:
     promotions: Promotions
     demo: DemoSessions
     responsible: ResponsibleGaming
+    provider_wallet: ProviderWallet
 
     async def close(self) -> None:
         await self.play.drain()
@@ -89,4 +91,5 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     return Hub(config, db, engine, operators, players, wallet, catalog, play, reconciler, adapters, Reports(db),
                Promotions(db, engine, catalog, config.house_shards),
                DemoSessions(catalog, players, timedelta(seconds=config.game_session_ttl_s)),
-               ResponsibleGaming(db, timedelta(seconds=config.limit_cooling_off_s)))
+               ResponsibleGaming(db, timedelta(seconds=config.limit_cooling_off_s)),
+               ProviderWallet(db, engine, rounds, config.house_shards))

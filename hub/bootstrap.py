@@ -21,6 +21,7 @@ from hub.passwords import Hashing, hashing as password_hashing
 from hub.play import Play
 from hub.players import Players, SessionSettings
 from hub.promotions import Promotions
+from hub.provider_wallet import ProviderWallet
 from hub.reconciler import Reconciler
 from hub.reports import Reports
 from hub.responsible import ResponsibleGaming
@@ -44,6 +45,7 @@ class Hub:
     promotions: Promotions
     demo: DemoSessions
     responsible: ResponsibleGaming
+    provider_wallet: ProviderWallet
     hashing: Hashing
 
     async def close(self) -> None:
@@ -93,4 +95,5 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     return Hub(config, db, engine, operators, players, wallet, catalog, play, reconciler, adapters, Reports(db),
                Promotions(db, engine, catalog, config.house_shards),
                DemoSessions(catalog, players, timedelta(seconds=config.game_session_ttl_s)),
-               ResponsibleGaming(db, timedelta(seconds=config.limit_cooling_off_s)), hashing)
+               ResponsibleGaming(db, timedelta(seconds=config.limit_cooling_off_s)),
+               ProviderWallet(db, engine, rounds, config.house_shards), hashing)

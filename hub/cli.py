@@ -1,4 +1,5 @@
-"""`hub` console script: serve, dev (serve with the sandbox studios), migrate, ledger check and totals."""
+"""`hub` console script: serve, dev (serve with the sandbox studios), migrate, ledger check and totals, and
+sign (a studio's or operator's request signature, for grpcurl)."""
 
 import argparse
 import asyncio
@@ -20,7 +21,10 @@ from hub.migrate import upgrade
 from hub.workers import die_with_parent, listen_port, supervise, worker_argv
 
 # Sandbox studios `hub dev` can start, by adapter kind: the module that runs the mock server.
-MOCK_STUDIOS = {"reelhouse": "mock_providers.reelhouse", "tablehouse": "mock_providers.tablehouse"}
+MOCK_STUDIOS = {"reelhouse": "mock_providers.reelhouse", "tablehouse": "mock_providers.tablehouse",
+                "livehouse": "mock_providers.livehouse"}
+# Push-style studios call the hub's ProviderWalletService themselves: they are told where and with which key.
+PUSH_STUDIOS = {"livehouse"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +54,16 @@ def main(argv: list[str] | None = None) -> int:
     reconcile.add_argument("--operator", help="only this operator's rounds (default: every operator)")
     reconcile.add_argument("--older-than", type=float, metavar="SECONDS",
                            help="rounds open at least this long (default: reconcile_after_s)")
+    sign = commands.add_parser(
+        "sign", help="print grpcurl -H flags that sign one unary call (grpcurl cannot sign by itself)")
+    sign.add_argument("--key-id", required=True, help="the key id: sk_... (a studio's) or ck_... (an operator's)")
+    sign.add_argument("--key-file", required=True, help="the key's Ed25519 private key, PKCS#8 PEM")
+    sign.add_argument("method", help="the RPC, e.g. casinohub.provider.v1.ProviderWalletService/Bet")
+    sign.add_argument("body", help="the request as grpcurl's -d JSON (sign exactly what you send)")
     args = parser.parse_args(argv)
+    if args.command == "sign":
+        print(" ".join(signature_flags(args.key_id, args.key_file, args.method, args.body)))
+        return 0
 
     cfg = hub_config.load(args.config)
     worker_index = getattr(args, "worker_index", None)
@@ -80,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{cfg.environment!r}: use `hub serve`", file=sys.stderr)
         return 2
     if args.command == "dev":
-        cfg = dev_credentials(cfg)
-        with mock_studios(cfg):
+        cfg, keys = dev_credentials(cfg)
+        with mock_studios(cfg, keys):
             return run_hub(cfg, args.config, worker_index)
     return run_hub(cfg, args.config, worker_index)
 
@@ -102,7 +115,7 @@ def run_hub(cfg: hub_config.Config, config_path: str | None, worker_index: int |
     return 0
 
 
-def dev_credentials(cfg: hub_config.Config) -> hub_config.Config:
+def dev_credentials(cfg: hub_config.Config) -> tuple[hub_config.Config, dict[str, tuple[str, str]]]:
     """`hub dev`: the sandbox operator (if missing) and a new API key for it, printed with how to call the
     hub. Without a configured admin_token, one for this run only (every worker inherits it)."""
     from hub.auth.admin import OperatorAdmin  # imported late, like serve
@@ -124,6 +137,7 @@ def dev_credentials(cfg: hub_config.Config) -> hub_config.Config:
         return new.key.key_id, new.secret
 
     key_id, secret = asyncio.run(_key())
+    studios = studio_keys(cfg)
     if not cfg.admin_token:
         cfg = dataclasses.replace(cfg, admin_token=secrets.token_urlsafe(32))
         os.environ["HUB_ADMIN_TOKEN"] = cfg.admin_token
@@ -136,7 +150,83 @@ def dev_credentials(cfg: hub_config.Config) -> hub_config.Config:
   get a token:  grpcurl {transport} -d '{{"key_id": "{key_id}", "secret": "{secret}"}}' {address} casinohub.v1.AuthService/IssueToken
   call with it: grpcurl {transport} -H "authorization: Bearer $TOKEN" {address} casinohub.v1.GameService/ListGames
 administrator token for AdminService: {cfg.admin_token}""", file=sys.stderr, flush=True)
-    return cfg
+    for studio, (studio_key_id, path) in studios.items():
+        print(f"studio {studio!r}: a new key for ProviderWalletService: key id {studio_key_id}, private key {path}"
+              f" (sign a call: hub sign --key-id {studio_key_id} --key-file {path} METHOD JSON)",
+              file=sys.stderr, flush=True)
+    return cfg, studios
+
+
+def studio_key_dir(database_url: str) -> str:
+    """Beside an SQLite database (var/studio-keys for `make run`), else var/studio-keys."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return os.path.join(os.path.dirname(url.database) or ".", "studio-keys")
+    return os.path.join("var", "studio-keys")
+
+
+def studio_keys(cfg: hub_config.Config) -> dict[str, tuple[str, str]]:
+    """`hub dev`: a new sandbox key for each configured studio to sign ProviderWalletService calls with;
+    its private key written to <studio_key_dir>/<studio>.pem (owner-only). Returns studio -> (key id, path)."""
+    from hub.auth.admin import OperatorAdmin
+    from hub.ledger.db import Database
+    from hub.page_tokens import load
+
+    async def _create() -> dict[str, tuple[str, str]]:
+        db = Database.from_url(cfg.database_url, workers=1)
+        made = {}
+        try:
+            admin = OperatorAdmin(db, await load(db))
+            for provider in cfg.providers:
+                new = await admin.create_studio_key(provider.name, generate_signing_key=True)
+                directory = studio_key_dir(cfg.database_url)
+                os.makedirs(directory, exist_ok=True)
+                path = os.path.join(directory, f"{provider.name}.pem")
+                with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as pem:
+                    pem.write(new.private_key_pem)
+                made[provider.name] = (new.key.key_id, path)
+        finally:
+            db.close()
+        return made
+
+    return asyncio.run(_create())
+
+
+def signature_flags(key_id: str, key_file: str, method: str, body: str) -> list[str]:
+    """grpcurl flags (-H=name:value, no spaces, so a shell's $(...) splits them right) carrying the request
+    signature of README "Authentication": over the bytes of body as the RPC's request message."""
+    import base64
+    import time
+    import uuid
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    from google.protobuf import descriptor_pool, json_format
+    from google.protobuf.message_factory import GetMessageClass
+
+    import casinohub.provider.v1.provider_wallet_service_pb2  # noqa: F401 - registers the services' types
+    import hub.server  # noqa: F401 - every service the hub serves
+    from hub.auth.credentials import SIGNATURE_HEADERS, body_digest, signed_text
+
+    service, _, name = method.strip("/").partition("/")
+    rpc = descriptor_pool.Default().FindServiceByName(service).methods_by_name[name]
+    request = json_format.Parse(body, GetMessageClass(rpc.input_type)())
+    with open(key_file, "rb") as pem:
+        private = load_pem_private_key(pem.read(), None)
+    if not isinstance(private, Ed25519PrivateKey):
+        raise SystemExit(f"{key_file} is not an Ed25519 private key")
+    path, timestamp, nonce = f"/{service}/{name}", str(int(time.time())), uuid.uuid4().hex
+    signature = private.sign(signed_text(path, timestamp, nonce, body_digest(request.SerializeToString())))
+    values = (key_id, timestamp, nonce, base64.urlsafe_b64encode(signature).decode())
+    return [f"-H={header}:{value}" for header, value in zip(SIGNATURE_HEADERS, values, strict=True)]
+
+
+def hub_address(listen: str) -> str:
+    """Where a process on this host reaches the hub: its listen address, a wildcard host made loopback."""
+    host, _, port = listen.rpartition(":")
+    return f"{'127.0.0.1' if host in ('', '0.0.0.0', '[::]', '::') else host}:{port}"
 
 
 def cpu_count() -> int:
@@ -212,8 +302,9 @@ def ledger_totals(cfg: hub_config.Config, operator_id: str | None, currency: str
 
 
 @contextlib.contextmanager
-def mock_studios(cfg: hub_config.Config) -> Iterator[None]:
-    """Start each configured provider's mock studio as its own process on the configured port."""
+def mock_studios(cfg: hub_config.Config, keys: dict[str, tuple[str, str]]) -> Iterator[None]:
+    """Start each configured provider's mock studio as its own process on the configured port; a push-style
+    one with the hub's address and its studio key (keys: studio -> (key id, private key file))."""
     processes = []
     try:
         for provider in cfg.providers:
@@ -221,9 +312,13 @@ def mock_studios(cfg: hub_config.Config) -> Iterator[None]:
             if module is None:
                 continue
             url = urlsplit(provider.url)
+            push = []
+            if provider.adapter in PUSH_STUDIOS:
+                key_id, key_file = keys[provider.name]
+                push = ["--hub", hub_address(cfg.listen), "--key-id", key_id, "--key-file", key_file]
             process = subprocess.Popen(
                 [sys.executable, "-m", module, "--host", url.hostname or "127.0.0.1", "--port", str(url.port),
-                 "--secret", provider.secret], stdout=subprocess.PIPE, text=True,
+                 "--secret", provider.secret, *push], stdout=subprocess.PIPE, text=True,
                 preexec_fn=die_with_parent(os.getpid()))  # gone with the hub, even after a kill -9
             processes.append(process)
             ready = process.stdout.readline() if process.stdout else ""

@@ -20,6 +20,8 @@ DEFAULT_PROVIDERS = (
      "secret": "reelhouse-sandbox-secret", "timeout_s": 5.0},
     {"name": "tablehouse", "adapter": "tablehouse", "url": "grpc://127.0.0.1:8702",
      "secret": "tablehouse-sandbox-secret", "timeout_s": 5.0},
+    {"name": "livehouse", "adapter": "livehouse", "url": "http://127.0.0.1:8703",
+     "secret": "livehouse-sandbox-secret", "timeout_s": 5.0},
 )
 
 

@@ -1,5 +1,6 @@
 """Finds rounds left OPEN (a hub killed between debit and settlement, a provider that never answered)
-and closes them against the provider's own record: settle with the provider's win, or refund.
+and closes them against the provider's own record: settle with the provider's win, or refund. Rounds a
+push-style studio opened through ProviderWalletService are the studio's to close, and left alone.
 
 Nothing waits for a human unless the provider cannot answer; those rounds are flagged and retried on
 the next pass. Several hub processes may reconcile at once: every action uses the same keys Play
@@ -88,8 +89,11 @@ class Reconciler:
         return report
 
     def _stale_rounds(self, uow: UnitOfWork, operator_id: str | None) -> list:  # type: ignore[type-arg]
+        # A round the studio named (provider_round_id set while OPEN: a push-style studio's, hub.provider_wallet)
+        # is the studio's to settle or roll back; Play's rounds learn the studio's id only when they close.
         query = select(rounds.c.operator_id, rounds.c.round_id, rounds.c.game_id).where(
-            rounds.c.status == OPEN, rounds.c.opened_at < utcnow() - self._older_than)
+            rounds.c.status == OPEN, rounds.c.opened_at < utcnow() - self._older_than,
+            rounds.c.provider_round_id.is_(None))
         if operator_id:
             query = query.where(rounds.c.operator_id == operator_id)
         return list(uow.conn.execute(query.order_by(rounds.c.opened_at).limit(BATCH)))

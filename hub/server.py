@@ -10,6 +10,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from adapters.base import ProviderAdapter
+from casinohub.provider.v1 import provider_wallet_service_pb2, provider_wallet_service_pb2_grpc
 from casinohub.v1 import (
     admin_service_pb2,
     admin_service_pb2_grpc,
@@ -35,6 +36,7 @@ from hub.servicers.authentication import Authentication
 from hub.servicers.edge import RequestChecks
 from hub.servicers.game import GameServicer
 from hub.servicers.player import PlayerServicer
+from hub.servicers.provider_wallet import ProviderWalletServicer
 from hub.servicers.report import ReportServicer
 from hub.servicers.wallet import WalletServicer
 from hub.transport import connection_options, server_credentials, tls_files
@@ -47,6 +49,7 @@ SERVICE_DESCRIPTORS = [
     report_service_pb2.DESCRIPTOR.services_by_name["ReportService"],
     auth_service_pb2.DESCRIPTOR.services_by_name["AuthService"],
     admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"],
+    provider_wallet_service_pb2.DESCRIPTOR.services_by_name["ProviderWalletService"],
 ]
 SERVICES = [service.full_name for service in SERVICE_DESCRIPTORS]
 NONCE_SWEEP_INTERVAL_S = 60.0  # seen request nonces past the timestamp window are deleted this often
@@ -153,6 +156,8 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
     auth_service_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(authenticator), server)
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
         AdminServicer(OperatorAdmin(hub.db, await load_page_tokens(hub.db), hub.hashing), hub.catalog), server)
+    provider_wallet_service_pb2_grpc.add_ProviderWalletServiceServicer_to_server(
+        ProviderWalletServicer(hub.provider_wallet), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -32,7 +32,7 @@ from hub.receipts import Bonus, DepositReceipt, FreeRoundGrant, WithdrawalReceip
 R = TypeVar("R", DepositReceipt, WithdrawalReceipt)
 # Ledger transaction kinds, as ListTransactions filters and shows them.
 KINDS = ("deposit", "withdrawal", "withdrawal_paid", "withdrawal_released", "bet", "win", "rollback",
-         "bonus_granted", "bonus_converted", "bonus_expired", "bonus_forfeited")
+         "bonus_granted", "bonus_converted", "bonus_expired", "bonus_forfeited", "promo_win")
 PENDING, APPROVED, REJECTED = "PENDING", "APPROVED", "REJECTED"
 
 

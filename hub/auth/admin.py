@@ -1,4 +1,5 @@
-"""The administrator's work: operators (the tenants), their environments, IP allowlists and API keys."""
+"""The administrator's work: operators (the tenants), their environments, IP allowlists and API keys, and
+the studios' keys for ProviderWalletService."""
 
 import asyncio
 import base64
@@ -12,17 +13,18 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import select, update
 
-from hub.auth.credentials import new_key_id, new_secret
+from hub.auth.credentials import new_key_id, new_secret, new_studio_key_id
 from hub.auth.principal import ENVIRONMENTS, OPERATOR_SCOPES
 from hub.clock import utcnow
 from hub.errors import DomainError, Reason, quote
 from hub.ledger.db import Database
-from hub.ledger.schema import api_keys, operators
+from hub.ledger.schema import api_keys, operators, studio_keys
 from hub.ledger.uow import UnitOfWork
 from hub.page_tokens import PageTokens
 from hub.passwords import DEFAULT as DEFAULT_HASHING, Hashing
 
 OPERATOR_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+STUDIO_ID = re.compile(r"[a-z0-9_-]{1,32}")  # a studio's name in game ids ("<studio>:<game>")
 MAX_CIDRS = 50
 
 
@@ -54,6 +56,46 @@ class NewApiKey:
     key: ApiKeyRecord
     secret: str
     private_key_pem: str
+
+
+@dataclass(frozen=True)
+class StudioKeyRecord:
+    key_id: str
+    studio_id: str
+    public_key: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class NewStudioKey:
+    """What CreateStudioKey shows once: a generated private key is stored nowhere."""
+
+    key: StudioKeyRecord
+    private_key_pem: str
+
+
+def _studio_key(row: dict[str, object]) -> StudioKeyRecord:
+    return StudioKeyRecord(str(row["key_id"]), str(row["studio_id"]), str(row["public_key"]),
+                           row["created_at"], row["revoked_at"])  # type: ignore[arg-type]
+
+
+def signing_key(public_key: str, generate: bool) -> tuple[str, str]:
+    """(base64 public key, PEM private key or ""): the given public key checked, or a new pair."""
+    if public_key:
+        try:
+            Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key, validate=True))
+        except (ValueError, binascii.Error):
+            raise DomainError(Reason.INVALID_ARGUMENT,
+                              "public_key must be base64 of a 32-byte Ed25519 public key") from None
+        return public_key, ""
+    if not generate:
+        return "", ""
+    private = Ed25519PrivateKey.generate()
+    private_pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption()).decode()
+    return base64.b64encode(private.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode(), private_pem
 
 
 def _operator(row: dict[str, object]) -> OperatorRecord:
@@ -154,20 +196,7 @@ class OperatorAdmin:
         if unknown:
             raise DomainError(Reason.INVALID_ARGUMENT, f"unknown scope {quote(unknown[0])}; operator scopes are "
                               + " ".join(OPERATOR_SCOPES))
-        private_pem = ""
-        if public_key:
-            try:
-                raw = base64.b64decode(public_key, validate=True)
-                Ed25519PublicKey.from_public_bytes(raw)
-            except (ValueError, binascii.Error):
-                raise DomainError(Reason.INVALID_ARGUMENT,
-                                  "public_key must be base64 of a 32-byte Ed25519 public key") from None
-        elif generate_signing_key:
-            private = Ed25519PrivateKey.generate()
-            private_pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                serialization.NoEncryption()).decode()
-            public_key = base64.b64encode(private.public_key().public_bytes(
-                serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
+        public_key, private_pem = signing_key(public_key, generate_signing_key)
         secret = new_secret()
         secret_hash = await asyncio.to_thread(self._hashing.hasher.hash, secret)
         key_id = new_key_id()
@@ -203,5 +232,47 @@ class OperatorAdmin:
                 row = uow.conn.execute(select(api_keys).where(api_keys.c.key_id == key_id)).mappings().one()
             uow.commit()
             return _key(dict(row))
+
+        return await self._db.run(_revoke)
+
+    # -- studio keys ---------------------------------------------------------------------------------------
+
+    async def create_studio_key(self, studio_id: str, public_key: str = "",
+                                generate_signing_key: bool = False) -> NewStudioKey:
+        if not STUDIO_ID.fullmatch(studio_id):
+            raise DomainError(Reason.INVALID_ARGUMENT, "studio_id must be 1..32 of [a-z0-9_-]")
+        public_key, private_pem = signing_key(public_key, generate_signing_key)
+        if not public_key:
+            raise DomainError(Reason.INVALID_ARGUMENT, "give public_key or set generate_signing_key")
+        key_id = new_studio_key_id()
+
+        def _create(uow: UnitOfWork) -> StudioKeyRecord:
+            uow.conn.execute(studio_keys.insert().values(key_id=key_id, studio_id=studio_id, public_key=public_key,
+                                                         created_at=utcnow()))
+            row = uow.conn.execute(select(studio_keys).where(studio_keys.c.key_id == key_id)).mappings().one()
+            uow.commit()
+            return _studio_key(dict(row))
+
+        return NewStudioKey(await self._db.run(_create), private_pem)
+
+    async def list_studio_keys(self, studio_id: str) -> list[StudioKeyRecord]:
+        def _list(uow: UnitOfWork) -> list[StudioKeyRecord]:
+            rows = uow.conn.execute(select(studio_keys).where(studio_keys.c.studio_id == studio_id)
+                                    .order_by(studio_keys.c.created_at.desc(), studio_keys.c.key_id)).mappings()
+            return [_studio_key(dict(row)) for row in rows]
+
+        return await self._db.run(_list)
+
+    async def revoke_studio_key(self, key_id: str) -> StudioKeyRecord:
+        def _revoke(uow: UnitOfWork) -> StudioKeyRecord:
+            where = studio_keys.c.key_id == key_id
+            row = uow.conn.execute(select(studio_keys).where(where)).mappings().first()
+            if row is None:
+                raise DomainError(Reason.API_KEY_NOT_FOUND, f"no studio key {quote(key_id)}")
+            if row["revoked_at"] is None:
+                uow.conn.execute(update(studio_keys).where(where).values(revoked_at=utcnow()))
+                row = uow.conn.execute(select(studio_keys).where(where)).mappings().one()
+            uow.commit()
+            return _studio_key(dict(row))
 
         return await self._db.run(_revoke)

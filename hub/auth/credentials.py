@@ -10,6 +10,9 @@ and/or the public half of an Ed25519 key pair, with which the operator signs eac
     where <method> is the full gRPC path ("/casinohub.v1.WalletService/Deposit"). A streaming RPC's body is a
     stream, so its signature covers the call alone: the last line is the word "stream".
 
+A studio signs its ProviderWalletService calls the same way with a studio key (sk_..., a row of studio_keys):
+the interceptor decides the principal's kind from the key, never from a header the caller chooses.
+
 A signed timestamp may be signature_window_s from the hub's clock; each nonce is accepted once per key across
 every hub process (a row in auth_nonces, kept past the window, then swept). A key revoked, or an allowlist
 changed, reaches signatures at once and tokens within CACHE_TTL_S (a token check reads no database).
@@ -37,11 +40,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import delete, select
 
-from hub.auth.principal import ADMIN_SCOPE, Principal
+from hub.auth.principal import ADMIN_SCOPE, STUDIO_SCOPE, Principal
 from hub.clock import utcnow
 from hub.errors import DomainError, Reason
 from hub.ledger.db import Database
-from hub.ledger.schema import api_keys, auth_nonces, operators
+from hub.ledger.schema import api_keys, auth_nonces, operators, studio_keys
 from hub.ledger.uow import UnitOfWork
 from hub.passwords import DEFAULT as DEFAULT_HASHING, Hashing
 
@@ -50,6 +53,7 @@ ISSUER = "casinohub"
 ALGORITHM = "HS256"
 CACHE_TTL_S = 5.0
 KEY_ID = re.compile(r"ck_[0-9a-f]{16}")
+STUDIO_KEY_ID = re.compile(r"sk_[0-9a-f]{16}")
 NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 STREAM_BODY = "stream"
 KEY_ID_HEADER, TIMESTAMP_HEADER = "x-casinohub-key-id", "x-casinohub-timestamp"
@@ -103,6 +107,15 @@ class IssuedToken:
     token: str
     expires_at: datetime
     scopes: tuple[str, ...]
+
+
+def _read_studio_key(uow: UnitOfWork, key_id: str) -> Key | None:
+    """A studio key as a Key: no operator, no secret, no allowlist; its studio where the operator would be."""
+    row = uow.conn.execute(select(studio_keys).where(studio_keys.c.key_id == key_id)).mappings().first()
+    if row is None:
+        return None
+    return Key(row["key_id"], row["studio_id"], None, row["public_key"], frozenset({STUDIO_SCOPE}), "",
+               row["revoked_at"] is not None, ())
 
 
 def _read_key(uow: UnitOfWork, key_id: str) -> Key | None:
@@ -193,10 +206,11 @@ class Authenticator:
             raw_signature = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
         except (ValueError, binascii.Error):
             raw_signature = b""
-        if not (KEY_ID.fullmatch(key_id) and timestamp.isdigit() and len(timestamp) <= 12
+        studio = STUDIO_KEY_ID.fullmatch(key_id) is not None
+        if not ((studio or KEY_ID.fullmatch(key_id)) and timestamp.isdigit() and len(timestamp) <= 12
                 and NONCE.fullmatch(nonce) and len(raw_signature) == 64):
             raise DomainError(Reason.SIGNATURE_INVALID, "a signed request needs " + ", ".join(SIGNATURE_HEADERS)
-                              + " (key id ck_..., unix seconds, 16..64 of [A-Za-z0-9_-], base64url signature)")
+                              + " (key id ck_... or sk_..., unix seconds, 16..64 of [A-Za-z0-9_-], base64url signature)")
         if abs(time.time() - int(timestamp)) > self.window_s:
             raise DomainError(Reason.TIMESTAMP_OUT_OF_WINDOW,
                               f"the signed timestamp is more than {self.window_s} s from the hub's clock",
@@ -205,25 +219,28 @@ class Authenticator:
         expires_at = utcnow() + timedelta(seconds=2 * self.window_s)  # past it, the timestamp check refuses
 
         def _verify_and_spend_nonce(uow: UnitOfWork) -> Key:
-            key = _read_key(uow, key_id)
+            key = _read_studio_key(uow, key_id) if studio else _read_key(uow, key_id)
             if key is None or not key.public_key:
                 raise DomainError(Reason.INVALID_CLIENT_CREDENTIALS, "unknown API key, or it has no signing key")
             try:
                 Ed25519PublicKey.from_public_bytes(base64.b64decode(key.public_key)).verify(raw_signature, message)
             except InvalidSignature:
                 raise DomainError(Reason.SIGNATURE_INVALID, "the request signature does not verify") from None
-            self._check_key(key, peer)
+            self._check_key(key, peer, studio)
             # A racing process's insert of the same nonce fails ours; Database.run reruns this and finds it.
             seen = uow.conn.execute(select(auth_nonces.c.nonce).where(
                 auth_nonces.c.key_id == key_id, auth_nonces.c.nonce == nonce)).first()
             if seen:
                 raise DomainError(Reason.NONCE_REUSED, "this nonce was already used with this key")
-            uow.conn.execute(auth_nonces.insert().values(key_id=key_id, nonce=nonce, operator_id=key.operator_id,
+            uow.conn.execute(auth_nonces.insert().values(key_id=key_id, nonce=nonce,
+                                                         operator_id="" if studio else key.operator_id,
                                                          expires_at=expires_at))
             uow.commit()
             return key
 
         key = await self._db.run(_verify_and_spend_nonce)
+        if studio:
+            return Principal("", key.key_id, key.scopes, "", "studio", studio_id=key.operator_id)
         return Principal(key.operator_id, key.key_id, key.scopes, key.environment, "signature")
 
     async def sweep_nonces(self) -> int:
@@ -236,9 +253,11 @@ class Authenticator:
 
         return await self._db.run(_sweep)
 
-    def _check_key(self, key: Key, peer: str) -> None:
+    def _check_key(self, key: Key, peer: str, studio: bool = False) -> None:
         if key.revoked:
             raise DomainError(Reason.API_KEY_REVOKED, "this API key was revoked")
+        if studio:  # a studio key belongs to no operator or environment (a production hub refuses mock studios)
+            return
         if self.environment == "production" and key.operator_id == self._sandbox_operator_id:
             raise DomainError(Reason.SANDBOX_OPERATOR_REFUSED,
                               "a production hub refuses the sandbox operator; use an operator of your own")
@@ -265,6 +284,10 @@ def mint_token(token_key: bytes, key: Key, scopes: frozenset[str], ttl_s: int) -
 
 def new_key_id() -> str:
     return f"ck_{secrets.token_hex(8)}"
+
+
+def new_studio_key_id() -> str:
+    return f"sk_{secrets.token_hex(8)}"
 
 
 def new_secret() -> str:

@@ -9,18 +9,22 @@ from hub import config
 OPERATOR_SCOPES = ("game:read", "game:play", "wallet:read", "wallet:write", "player:read", "player:write",
                    "report:read")
 ADMIN_SCOPE = "admin"
+# A studio's key holds this scope alone: ProviderWalletService's, which no operator or administrator holds.
+STUDIO_SCOPE = "studio:wallet"
 ENVIRONMENTS = config.ENVIRONMENTS
 
 
 @dataclass(frozen=True)
 class Principal:
-    """operator_id is empty for the administrator, who reaches no operator's players or money."""
+    """operator_id is empty for the administrator, who reaches no operator's players or money, and for a
+    studio (how == "studio"), which reaches only the game sessions of its own games (studio_id)."""
 
     operator_id: str
     key_id: str
     scopes: frozenset[str]
     environment: str
-    how: str  # token | signature | admin
+    how: str  # token | signature | admin | studio
+    studio_id: str = ""
 
     @property
     def is_admin(self) -> bool:

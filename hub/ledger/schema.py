@@ -318,6 +318,17 @@ api_keys = table(
     Column("revoked_at", Timestamp),
 )
 
+studio_keys = table(
+    "studio_keys",
+    # A studio's keys for ProviderWalletService: the public half of an Ed25519 pair. A studio is no tenant:
+    # its key reaches the game sessions of its own games, whichever operator launched them.
+    Column("key_id", String(32), primary_key=True),
+    Column("studio_id", String(32), nullable=False, index=True),
+    Column("public_key", String(64), nullable=False),  # base64 of the 32 raw bytes
+    Column("created_at", Timestamp, nullable=False),
+    Column("revoked_at", Timestamp),
+)
+
 auth_nonces = table(
     "auth_nonces",
     # Nonces of signed requests seen within the timestamp window: the primary key makes each one usable

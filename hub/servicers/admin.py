@@ -13,7 +13,7 @@ from casinohub.v1 import (
     auth_service_pb2,
     auth_service_pb2_grpc,
 )
-from hub.auth.admin import ApiKeyRecord, OperatorAdmin, OperatorRecord
+from hub.auth.admin import ApiKeyRecord, OperatorAdmin, OperatorRecord, StudioKeyRecord
 from hub.auth.credentials import Authenticator
 from hub.catalog import Catalog, OperatorConfiguration
 from hub.errors import DomainError
@@ -36,6 +36,11 @@ def _key(k: ApiKeyRecord) -> pb.ApiKey:
                     environment=ENVIRONMENTS[k.environment], has_secret=k.has_secret, public_key=k.public_key,
                     created_at=mapping.timestamp(k.created_at), revoked_at=mapping.timestamp(k.revoked_at))
     return key
+
+
+def _studio_key(k: StudioKeyRecord) -> pb.StudioKey:
+    return pb.StudioKey(key_id=k.key_id, studio_id=k.studio_id, public_key=k.public_key,
+                        created_at=mapping.timestamp(k.created_at), revoked_at=mapping.timestamp(k.revoked_at))
 
 
 def _environment(value: pb.Environment.ValueType, default: str = "") -> str:
@@ -162,6 +167,26 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         await self.catalog.set_rtp_variant(request.operator_id, request.game_id, request.variant)
         log.info("admin.rtp_variant", operator=request.operator_id, game=request.game_id, variant=request.variant)
         return pb.SetRtpVariantResponse(settings=await self._configuration(request.operator_id))
+
+    @admin_call
+    async def CreateStudioKey(self, request: pb.CreateStudioKeyRequest,
+                              context: grpc.aio.ServicerContext) -> pb.CreateStudioKeyResponse:
+        new = await self.admin.create_studio_key(request.studio_id, request.public_key, request.generate_signing_key)
+        log.info("admin.studio_key_created", key_id=new.key.key_id, studio=new.key.studio_id)
+        return pb.CreateStudioKeyResponse(studio_key=_studio_key(new.key), private_key_pem=new.private_key_pem)
+
+    @admin_call
+    async def ListStudioKeys(self, request: pb.ListStudioKeysRequest,
+                             context: grpc.aio.ServicerContext) -> pb.ListStudioKeysResponse:
+        return pb.ListStudioKeysResponse(
+            studio_keys=[_studio_key(k) for k in await self.admin.list_studio_keys(request.studio_id)])
+
+    @admin_call
+    async def RevokeStudioKey(self, request: pb.RevokeStudioKeyRequest,
+                              context: grpc.aio.ServicerContext) -> pb.RevokeStudioKeyResponse:
+        revoked = await self.admin.revoke_studio_key(request.key_id)
+        log.info("admin.studio_key_revoked", key_id=revoked.key_id, studio=revoked.studio_id)
+        return pb.RevokeStudioKeyResponse(studio_key=_studio_key(revoked))
 
 
 class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):

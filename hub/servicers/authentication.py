@@ -4,7 +4,9 @@ Before any handler runs, the call's credentials become a Principal (hub.auth): a
 administrator's token in `authorization: Bearer ...`, or an Ed25519 request signature (hub.auth.credentials).
 The RPC's `required_scope` (casinohub/v1/options.proto, read from the descriptors) must be among the
 principal's scopes, and the principal alone decides the operator a call acts for: an `x-operator-id` header
-naming another operator is refused. Refusals are UNAUTHENTICATED (no, bad, expired or replayed credentials)
+naming another operator is refused. A studio's signing key (sk_...) makes a studio principal whose one
+scope, studio:wallet, is ProviderWalletService's and no operator's: the key decides the kind of caller,
+never a header. Refusals are UNAUTHENTICATED (no, bad, expired or replayed credentials)
 or PERMISSION_DENIED (address not allowed, scope missing, another operator), each logged as `auth.refused`
 with its reason, the method and a key id prefix (never a secret, token or signature), nothing done.
 Health and reflection are grpc's own and stay open: load balancers and grpcurl use them.

@@ -14,6 +14,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from adapters.base import Proof
+from casinohub.provider.v1 import provider_wallet_service_pb2 as studio_pb
 from casinohub.v1 import (
     common_pb2,
     game_service_pb2 as game_pb,
@@ -36,6 +37,7 @@ from hub.events import (
 from hub.money import Money
 from hub.play import LaunchedGame, RoundView
 from hub.players import Session, SessionPage
+from hub.provider_wallet import StudioReceipt
 from hub.receipts import Bonus, BonusGrant, DepositReceipt, FreeRoundGrant, WithdrawalReceipt
 from hub.reports import CurrencyTotals
 from hub.responsible import Limit, PlayerLimits, SelfExclusion
@@ -54,6 +56,7 @@ TRANSACTION_KINDS = {
     "bonus_converted": wallet_pb.TRANSACTION_KIND_BONUS_CONVERTED,
     "bonus_expired": wallet_pb.TRANSACTION_KIND_BONUS_EXPIRED,
     "bonus_forfeited": wallet_pb.TRANSACTION_KIND_BONUS_FORFEITED,
+    "promo_win": wallet_pb.TRANSACTION_KIND_PROMO_WIN,
 }
 TRANSACTION_KIND_NAMES = {v: k for k, v in TRANSACTION_KINDS.items()}
 WITHDRAWAL_STATUSES = {"PENDING": wallet_pb.WITHDRAWAL_STATUS_PENDING,
@@ -359,3 +362,27 @@ def _totals(t: CurrencyTotals) -> report_pb.CurrencyTotals:
 def ledger_totals(totals: list[CurrencyTotals]) -> report_pb.GetLedgerTotalsResponse:
     return report_pb.GetLedgerTotalsResponse(totals=[_totals(t) for t in totals])
 
+
+
+# -- the studio wallet (ProviderWalletService) ----------------------------------------------------------------
+
+PROMO_KINDS = {studio_pb.PROMO_KIND_FREE_SPINS: "free_spins", studio_pb.PROMO_KIND_TOURNAMENT: "tournament",
+               studio_pb.PROMO_KIND_JACKPOT: "jackpot"}
+
+
+def promo_kind_in(value: studio_pb.PromoKind.ValueType) -> str:
+    return PROMO_KINDS.get(value, "")  # "" is refused by the service
+
+
+def studio_answer(receipt: StudioReceipt, response: type[Message], with_round: bool = True) -> Any:
+    """A ProviderWalletService response: every one carries the wallet, the money calls their transaction and
+    the round's status."""
+    fields: dict[str, Any] = {"balance": money(Money(receipt.currency, receipt.balance)),
+                              "bonus_balance": money(Money(receipt.currency, receipt.bonus_balance))}
+    names = response.DESCRIPTOR.fields_by_name
+    if "transaction_id" in names:
+        fields["transaction_id"] = receipt.transaction_id
+    if with_round and "round_status" in names:
+        fields["round_status"] = (game_pb.RoundStatus.Value(f"ROUND_STATUS_{receipt.round_status}")
+                                  if receipt.round_status else game_pb.ROUND_STATUS_UNSPECIFIED)
+    return response(**fields)

@@ -4,16 +4,22 @@
 import asyncio
 import json
 import os
+import pathlib
 import re
 import signal
 import socket
+import stat
 import sys
+import uuid
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import create_engine, inspect
 
+from casinohub.provider.v1 import provider_wallet_service_pb2 as studio_pb, provider_wallet_service_pb2_grpc
 from casinohub.v1 import (
     auth_service_pb2,
     auth_service_pb2_grpc,
@@ -22,7 +28,8 @@ from casinohub.v1 import (
     report_service_pb2,
     report_service_pb2_grpc,
 )
-from tests.support import Client
+from tests.errors import reason_of
+from tests.support import Client, signed
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
@@ -50,12 +57,14 @@ async def test_migrate_creates_the_schema(tmp_path) -> None:  # type: ignore[no-
 
 
 async def test_dev_starts_the_mock_studios_and_the_hub_and_stops_them(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    hub_port, studio_port, table_port = free_port(), free_port(), free_port()
+    hub_port, studio_port, table_port, live_port = free_port(), free_port(), free_port(), free_port()
     (tmp_path / "hub.toml").write_text(
         f'[hub]\nlisten = "127.0.0.1:{hub_port}"\ndatabase_url = "sqlite:///{tmp_path}/var/dev.db"\n\n'
         f'[[providers]]\nname = "reelhouse"\nadapter = "reelhouse"\nurl = "http://127.0.0.1:{studio_port}"\n'
         f'secret = "dev-secret"\n\n'
         f'[[providers]]\nname = "tablehouse"\nadapter = "tablehouse"\nurl = "grpc://127.0.0.1:{table_port}"\n'
+        f'secret = "dev-secret"\n\n'
+        f'[[providers]]\nname = "livehouse"\nadapter = "livehouse"\nurl = "http://127.0.0.1:{live_port}"\n'
         f'secret = "dev-secret"\n')
     process = await hub_cli("--config", str(tmp_path / "hub.toml"), "dev")
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{hub_port}")
@@ -74,6 +83,9 @@ async def test_dev_starts_the_mock_studios_and_the_hub_and_stops_them(tmp_path) 
         printed = ""
         while "administrator token" not in printed:  # `hub dev` prints a key of the sandbox operator
             printed += (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        while "studio 'livehouse'" not in printed:  # and a key of each sandbox studio
+            printed += (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        await studio_key_works(channel, printed, tmp_path)
         key_id = re.search(r"key id:  (ck_\w+)", printed).group(1)  # type: ignore[union-attr]
         secret = re.search(r"secret:  (cks_\S+)", printed).group(1)  # type: ignore[union-attr]
         issued = await auth_service_pb2_grpc.AuthServiceStub(channel).IssueToken(
@@ -81,7 +93,7 @@ async def test_dev_starts_the_mock_studios_and_the_hub_and_stops_them(tmp_path) 
         games = await game_service_pb2_grpc.GameServiceStub(channel).ListGames(
             pb.ListGamesRequest(), metadata=(("authorization", f"Bearer {issued.access_token}"),))
         assert [g.game_id for g in games.games] == [
-            "reelhouse:fruit-classic", "reelhouse:gem-rush", "reelhouse:lucky-sevens",
+            "livehouse:red-or-black", "reelhouse:fruit-classic", "reelhouse:gem-rush", "reelhouse:lucky-sevens",
             "tablehouse:blackjack", "tablehouse:european-roulette"]
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0
@@ -96,9 +108,26 @@ async def test_dev_starts_the_mock_studios_and_the_hub_and_stops_them(tmp_path) 
         if process.returncode is None:
             process.kill()
             await process.wait()
-    for port in (studio_port, table_port):  # the mock studios went down with the hub
+    for port in (studio_port, table_port, live_port):  # the mock studios went down with the hub
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
+async def studio_key_works(channel: grpc.aio.Channel, printed: str, tmp_path: pathlib.Path) -> None:
+    """The studio key `hub dev` printed signs a ProviderWalletService call: refused only for its session."""
+    found = re.search(r"studio 'reelhouse': .* key id (sk_\w+), private key (\S+)", printed)
+    assert found, printed
+    key_id, path = found.groups()
+    assert pathlib.Path(path) == tmp_path / "var" / "studio-keys" / "reelhouse.pem"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    private = serialization.load_pem_private_key(pathlib.Path(path).read_bytes(), None)
+    assert isinstance(private, Ed25519PrivateKey)
+    request = studio_pb.AuthenticateRequest(session_token=str(uuid.uuid4()))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await provider_wallet_service_pb2_grpc.ProviderWalletServiceStub(channel).Authenticate(
+            request, metadata=signed("/casinohub.provider.v1.ProviderWalletService/Authenticate",
+                                     request.SerializeToString(), key_id, private))
+    assert reason_of(err.value) == (grpc.StatusCode.NOT_FOUND, "GAME_SESSION_NOT_FOUND")
 
 
 async def test_reconcile_reports_and_exits_zero_when_nothing_needs_a_human(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -388,3 +388,26 @@ def test_0013_ends_old_sessions_keeps_players_and_downgrades(empty_url: str) -> 
         conn.execute(text("INSERT INTO player_sessions VALUES ('h2', 'Acme', 'p-1', '2026-01-01', '2099-01-01')"))
         assert conn.execute(text("SELECT COUNT(*) FROM player_sessions")).scalar() == 1
     engine.dispose()
+
+
+# -- 0014: studio keys ---------------------------------------------------------------------------------------
+
+def test_0014_adds_studio_keys_and_takes_them_away_again(empty_url: str) -> None:
+    command.upgrade(alembic_config(empty_url), "0013")
+    upgrade(empty_url)
+    engine = create_engine(empty_url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO studio_keys (key_id, studio_id, public_key, created_at)"
+                          " VALUES ('sk_1', 'reelhouse', 'pk', '2026-01-01')"))
+        with pytest.raises(IntegrityError), conn.begin_nested():  # key ids compare byte for byte, and are unique
+            conn.execute(text("INSERT INTO studio_keys (key_id, studio_id, public_key, created_at)"
+                              " VALUES ('sk_1', 'tablehouse', 'pk', '2026-01-01')"))
+        conn.execute(text("INSERT INTO studio_keys (key_id, studio_id, public_key, created_at)"
+                          " VALUES ('SK_1', 'tablehouse', 'pk', '2026-01-01')"))
+    engine.dispose()
+    command.downgrade(alembic_config(empty_url), "0013")
+    engine = create_engine(empty_url)
+    with engine.connect() as conn:
+        tables = set(conn.dialect.get_table_names(conn))
+    engine.dispose()
+    assert "studio_keys" not in tables and "api_keys" in tables

@@ -6,7 +6,7 @@ from hub.config import Config, load
 def test_defaults_need_nothing_installed() -> None:
     config = load(env={})
     assert config.database_url.startswith("sqlite:///")
-    assert [p.name for p in config.providers] == ["reelhouse", "tablehouse"]
+    assert [p.name for p in config.providers] == ["reelhouse", "tablehouse", "livehouse"]
 
 
 def test_file_then_environment_override(tmp_path) -> None:  # type: ignore[no-untyped-def]

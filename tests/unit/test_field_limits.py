@@ -7,6 +7,7 @@ from sqlalchemy import String
 from casinohub.v1 import common_pb2, game_service_pb2 as gpb, options_pb2, wallet_service_pb2 as wpb
 from hub.errors import DomainError, Reason
 from hub.ledger.schema import metadata
+from hub.provider_wallet import bet_and_win_win_key, call_key, transaction_key
 from hub.server import SERVICE_DESCRIPTORS
 from hub.servicers.edge import UNDECODABLE, check
 
@@ -44,8 +45,25 @@ def test_no_limit_exceeds_the_column_that_stores_the_value() -> None:
             if isinstance(column.type, String) and column.type.length:
                 columns[column.name] = min(columns.get(column.name, column.type.length), column.type.length)
     for name, field in request_string_fields().items():
-        if field.name in columns:
-            assert field.GetOptions().Extensions[options_pb2.max_length] <= columns[field.name], name
+        column = STORED_AS.get(field.full_name.rsplit(".", 2)[0], {}).get(field.name, field.name)
+        if column in columns:
+            assert field.GetOptions().Extensions[options_pb2.max_length] <= columns[column], name
+
+
+# A studio's ids are stored under another name: "<studio>:<id>" as an idempotency key (and a bet id), its
+# round id as the round's provider_round_id (the hub's own round_id is a uuid5 of it).
+STORED_AS = {"casinohub.provider.v1": {"transaction_id": "idempotency_key", "bet_transaction_id": "bet_id",
+                                       "round_id": "provider_round_id"}}
+
+
+def test_a_studios_ids_fit_their_columns_with_the_studio_prefix() -> None:
+    """The keys a studio's longest ids become (studio ids are at most 32 characters) fit the idempotency key and
+    bet id columns."""
+    columns = {c.name: c.type.length for t in metadata.tables.values() for c in t.columns
+               if isinstance(c.type, String)}
+    studio, longest = "s" * 32, "t" * 64
+    keys = [transaction_key(studio, longest), call_key(studio, longest), bet_and_win_win_key(studio, longest)]
+    assert max(map(len, keys)) <= min(columns["idempotency_key"] or 0, columns["bet_id"] or 0)
 
 
 def test_every_rpc_is_a_kind_the_edge_checks() -> None:

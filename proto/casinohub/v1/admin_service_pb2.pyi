@@ -790,3 +790,171 @@ class SetRtpVariantResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SetRtpVariantResponse: _TypeAlias = SetRtpVariantResponse  # noqa: Y015
+
+@_typing.final
+class StudioKey(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    STUDIO_ID_FIELD_NUMBER: _builtins.int
+    PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    REVOKED_AT_FIELD_NUMBER: _builtins.int
+    key_id: _builtins.str
+    studio_id: _builtins.str
+    """The studio, as it names its games in the catalog ("<studio>:<game>")."""
+    public_key: _builtins.str
+    """base64 of the 32 raw bytes of the Ed25519 public key."""
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def revoked_at(self) -> _timestamp_pb2.Timestamp:
+        """Unset while the key is active."""
+
+    def __init__(
+        self,
+        *,
+        key_id: _builtins.str = ...,
+        studio_id: _builtins.str = ...,
+        public_key: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        revoked_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "revoked_at", b"revoked_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "key_id", b"key_id", "public_key", b"public_key", "revoked_at", b"revoked_at", "studio_id", b"studio_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StudioKey: _TypeAlias = StudioKey  # noqa: Y015
+
+@_typing.final
+class CreateStudioKeyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STUDIO_ID_FIELD_NUMBER: _builtins.int
+    PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    GENERATE_SIGNING_KEY_FIELD_NUMBER: _builtins.int
+    studio_id: _builtins.str
+    """1..32 of [a-z0-9_-]: the studio's name in game ids."""
+    public_key: _builtins.str
+    """base64 of a 32-byte Ed25519 public key; or set generate_signing_key."""
+    generate_signing_key: _builtins.bool
+    def __init__(
+        self,
+        *,
+        studio_id: _builtins.str = ...,
+        public_key: _builtins.str = ...,
+        generate_signing_key: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["generate_signing_key", b"generate_signing_key", "public_key", b"public_key", "studio_id", b"studio_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateStudioKeyRequest: _TypeAlias = CreateStudioKeyRequest  # noqa: Y015
+
+@_typing.final
+class CreateStudioKeyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STUDIO_KEY_FIELD_NUMBER: _builtins.int
+    PRIVATE_KEY_PEM_FIELD_NUMBER: _builtins.int
+    private_key_pem: _builtins.str
+    """PKCS#8 PEM of the generated private key; shown only here (empty when
+    public_key was given).
+    """
+    @_builtins.property
+    def studio_key(self) -> Global___StudioKey: ...
+    def __init__(
+        self,
+        *,
+        studio_key: Global___StudioKey | None = ...,
+        private_key_pem: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["studio_key", b"studio_key"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["private_key_pem", b"private_key_pem", "studio_key", b"studio_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateStudioKeyResponse: _TypeAlias = CreateStudioKeyResponse  # noqa: Y015
+
+@_typing.final
+class ListStudioKeysRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STUDIO_ID_FIELD_NUMBER: _builtins.int
+    studio_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        studio_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["studio_id", b"studio_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListStudioKeysRequest: _TypeAlias = ListStudioKeysRequest  # noqa: Y015
+
+@_typing.final
+class ListStudioKeysResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STUDIO_KEYS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def studio_keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___StudioKey]: ...
+    def __init__(
+        self,
+        *,
+        studio_keys: _abc.Iterable[Global___StudioKey] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["studio_keys", b"studio_keys"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListStudioKeysResponse: _TypeAlias = ListStudioKeysResponse  # noqa: Y015
+
+@_typing.final
+class RevokeStudioKeyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    key_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        key_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeStudioKeyRequest: _TypeAlias = RevokeStudioKeyRequest  # noqa: Y015
+
+@_typing.final
+class RevokeStudioKeyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STUDIO_KEY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def studio_key(self) -> Global___StudioKey: ...
+    def __init__(
+        self,
+        *,
+        studio_key: Global___StudioKey | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["studio_key", b"studio_key"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["studio_key", b"studio_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeStudioKeyResponse: _TypeAlias = RevokeStudioKeyResponse  # noqa: Y015

@@ -99,6 +99,21 @@ class AdminServiceStub:
                 request_serializer=casinohub_dot_v1_dot_admin__service__pb2.SetRtpVariantRequest.SerializeToString,
                 response_deserializer=casinohub_dot_v1_dot_admin__service__pb2.SetRtpVariantResponse.FromString,
                 _registered_method=True)
+        self.CreateStudioKey = channel.unary_unary(
+                '/casinohub.v1.AdminService/CreateStudioKey',
+                request_serializer=casinohub_dot_v1_dot_admin__service__pb2.CreateStudioKeyRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_admin__service__pb2.CreateStudioKeyResponse.FromString,
+                _registered_method=True)
+        self.ListStudioKeys = channel.unary_unary(
+                '/casinohub.v1.AdminService/ListStudioKeys',
+                request_serializer=casinohub_dot_v1_dot_admin__service__pb2.ListStudioKeysRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_admin__service__pb2.ListStudioKeysResponse.FromString,
+                _registered_method=True)
+        self.RevokeStudioKey = channel.unary_unary(
+                '/casinohub.v1.AdminService/RevokeStudioKey',
+                request_serializer=casinohub_dot_v1_dot_admin__service__pb2.RevokeStudioKeyRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_admin__service__pb2.RevokeStudioKeyResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -220,6 +235,33 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateStudioKey(self, request, context):
+        """Creates a key for a studio to sign its calls to ProviderWalletService
+        with (sk_...): the public half of an Ed25519 key pair (public_key), or,
+        with generate_signing_key, a pair the hub makes, whose private key is
+        shown only here. A studio key reaches the sessions of its studio's games
+        (for every operator) and nothing else. Returns INVALID_ARGUMENT /
+        INVALID_ARGUMENT for a bad studio_id or public_key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListStudioKeys(self, request, context):
+        """A studio's keys, revoked ones included, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeStudioKey(self, request, context):
+        """Revokes a studio key at once (idempotent). Returns NOT_FOUND /
+        API_KEY_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -282,6 +324,21 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.SetRtpVariant,
                     request_deserializer=casinohub_dot_v1_dot_admin__service__pb2.SetRtpVariantRequest.FromString,
                     response_serializer=casinohub_dot_v1_dot_admin__service__pb2.SetRtpVariantResponse.SerializeToString,
+            ),
+            'CreateStudioKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateStudioKey,
+                    request_deserializer=casinohub_dot_v1_dot_admin__service__pb2.CreateStudioKeyRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_admin__service__pb2.CreateStudioKeyResponse.SerializeToString,
+            ),
+            'ListStudioKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListStudioKeys,
+                    request_deserializer=casinohub_dot_v1_dot_admin__service__pb2.ListStudioKeysRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_admin__service__pb2.ListStudioKeysResponse.SerializeToString,
+            ),
+            'RevokeStudioKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeStudioKey,
+                    request_deserializer=casinohub_dot_v1_dot_admin__service__pb2.RevokeStudioKeyRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_admin__service__pb2.RevokeStudioKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -613,6 +670,87 @@ class AdminService:
             '/casinohub.v1.AdminService/SetRtpVariant',
             casinohub_dot_v1_dot_admin__service__pb2.SetRtpVariantRequest.SerializeToString,
             casinohub_dot_v1_dot_admin__service__pb2.SetRtpVariantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateStudioKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.AdminService/CreateStudioKey',
+            casinohub_dot_v1_dot_admin__service__pb2.CreateStudioKeyRequest.SerializeToString,
+            casinohub_dot_v1_dot_admin__service__pb2.CreateStudioKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListStudioKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.AdminService/ListStudioKeys',
+            casinohub_dot_v1_dot_admin__service__pb2.ListStudioKeysRequest.SerializeToString,
+            casinohub_dot_v1_dot_admin__service__pb2.ListStudioKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeStudioKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.AdminService/RevokeStudioKey',
+            casinohub_dot_v1_dot_admin__service__pb2.RevokeStudioKeyRequest.SerializeToString,
+            casinohub_dot_v1_dot_admin__service__pb2.RevokeStudioKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -99,6 +99,20 @@ class AdminServiceStub:
     NOT_FOUND (OPERATOR_NOT_FOUND, GAME_NOT_FOUND), INVALID_ARGUMENT /
     RTP_VARIANT_NOT_OFFERED.
     """
+    CreateStudioKey: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.CreateStudioKeyRequest, _admin_service_pb2.CreateStudioKeyResponse]
+    """Creates a key for a studio to sign its calls to ProviderWalletService
+    with (sk_...): the public half of an Ed25519 key pair (public_key), or,
+    with generate_signing_key, a pair the hub makes, whose private key is
+    shown only here. A studio key reaches the sessions of its studio's games
+    (for every operator) and nothing else. Returns INVALID_ARGUMENT /
+    INVALID_ARGUMENT for a bad studio_id or public_key.
+    """
+    ListStudioKeys: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListStudioKeysRequest, _admin_service_pb2.ListStudioKeysResponse]
+    """A studio's keys, revoked ones included, newest first."""
+    RevokeStudioKey: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.RevokeStudioKeyRequest, _admin_service_pb2.RevokeStudioKeyResponse]
+    """Revokes a studio key at once (idempotent). Returns NOT_FOUND /
+    API_KEY_NOT_FOUND.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -170,6 +184,20 @@ class AdminServiceAsyncStub(AdminServiceStub):
     from then on; an empty variant returns to the studio's default. Returns
     NOT_FOUND (OPERATOR_NOT_FOUND, GAME_NOT_FOUND), INVALID_ARGUMENT /
     RTP_VARIANT_NOT_OFFERED.
+    """
+    CreateStudioKey: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.CreateStudioKeyRequest, _admin_service_pb2.CreateStudioKeyResponse]  # type: ignore[assignment]
+    """Creates a key for a studio to sign its calls to ProviderWalletService
+    with (sk_...): the public half of an Ed25519 key pair (public_key), or,
+    with generate_signing_key, a pair the hub makes, whose private key is
+    shown only here. A studio key reaches the sessions of its studio's games
+    (for every operator) and nothing else. Returns INVALID_ARGUMENT /
+    INVALID_ARGUMENT for a bad studio_id or public_key.
+    """
+    ListStudioKeys: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListStudioKeysRequest, _admin_service_pb2.ListStudioKeysResponse]  # type: ignore[assignment]
+    """A studio's keys, revoked ones included, newest first."""
+    RevokeStudioKey: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.RevokeStudioKeyRequest, _admin_service_pb2.RevokeStudioKeyResponse]  # type: ignore[assignment]
+    """Revokes a studio key at once (idempotent). Returns NOT_FOUND /
+    API_KEY_NOT_FOUND.
     """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -311,6 +339,38 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         from then on; an empty variant returns to the studio's default. Returns
         NOT_FOUND (OPERATOR_NOT_FOUND, GAME_NOT_FOUND), INVALID_ARGUMENT /
         RTP_VARIANT_NOT_OFFERED.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateStudioKey(
+        self,
+        request: _admin_service_pb2.CreateStudioKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.CreateStudioKeyResponse, _abc.Awaitable[_admin_service_pb2.CreateStudioKeyResponse]]:
+        """Creates a key for a studio to sign its calls to ProviderWalletService
+        with (sk_...): the public half of an Ed25519 key pair (public_key), or,
+        with generate_signing_key, a pair the hub makes, whose private key is
+        shown only here. A studio key reaches the sessions of its studio's games
+        (for every operator) and nothing else. Returns INVALID_ARGUMENT /
+        INVALID_ARGUMENT for a bad studio_id or public_key.
+        """
+
+    @_abc_1.abstractmethod
+    def ListStudioKeys(
+        self,
+        request: _admin_service_pb2.ListStudioKeysRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ListStudioKeysResponse, _abc.Awaitable[_admin_service_pb2.ListStudioKeysResponse]]:
+        """A studio's keys, revoked ones included, newest first."""
+
+    @_abc_1.abstractmethod
+    def RevokeStudioKey(
+        self,
+        request: _admin_service_pb2.RevokeStudioKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.RevokeStudioKeyResponse, _abc.Awaitable[_admin_service_pb2.RevokeStudioKeyResponse]]:
+        """Revokes a studio key at once (idempotent). Returns NOT_FOUND /
+        API_KEY_NOT_FOUND.
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

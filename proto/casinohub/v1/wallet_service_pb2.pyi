@@ -101,6 +101,10 @@ class _TransactionKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Trans
     """Bonus balance back to the promotion account at expiry."""
     TRANSACTION_KIND_BONUS_FORFEITED: _TransactionKind.ValueType  # 11
     """Bonus balance back to the promotion account, ended by the operator."""
+    TRANSACTION_KIND_PROMO_WIN: _TransactionKind.ValueType  # 12
+    """A studio's payout with no bet (ProviderWalletService.PromoWin): promotion
+    account to cash.
+    """
 
 class TransactionKind(_TransactionKind, metaclass=_TransactionKindEnumTypeWrapper): ...
 
@@ -122,6 +126,10 @@ TRANSACTION_KIND_BONUS_EXPIRED: TransactionKind.ValueType  # 10
 """Bonus balance back to the promotion account at expiry."""
 TRANSACTION_KIND_BONUS_FORFEITED: TransactionKind.ValueType  # 11
 """Bonus balance back to the promotion account, ended by the operator."""
+TRANSACTION_KIND_PROMO_WIN: TransactionKind.ValueType  # 12
+"""A studio's payout with no bet (ProviderWalletService.PromoWin): promotion
+account to cash.
+"""
 Global___TransactionKind: _TypeAlias = TransactionKind  # noqa: Y015
 
 @_typing.final

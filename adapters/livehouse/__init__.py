@@ -1,0 +1,3 @@
+from adapters.livehouse.adapter import LivehouseAdapter
+
+__all__ = ["LivehouseAdapter"]

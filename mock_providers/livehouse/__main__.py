@@ -1,0 +1,47 @@
+"""`python -m mock_providers.livehouse`: run the live table until SIGTERM or SIGINT.
+
+It needs the hub's address and this studio's key (AdminService.CreateStudioKey; `hub dev` makes one and
+passes it). Prints one line `READY port=<N>` once listening, so a parent process can start it on port 0.
+"""
+
+import argparse
+import asyncio
+import pathlib
+import signal
+
+from mock_providers.livehouse.server import DEFAULT_SECRET, start_server
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="mock-livehouse", description="Livehouse mock live-dealer studio")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8703, help="0 picks a free port")
+    parser.add_argument("--secret", default=DEFAULT_SECRET, help="what the hub's adapter sends as its bearer")
+    parser.add_argument("--hub", default="127.0.0.1:50051", help="the hub's gRPC address (ProviderWalletService)")
+    parser.add_argument("--key-id", required=True, help="this studio's key id (sk_...)")
+    parser.add_argument("--key-file", required=True, help="its Ed25519 private key, PKCS#8 PEM")
+    parser.add_argument("--window-s", type=float, default=15.0, help="each round's betting window, in seconds")
+    return parser.parse_args(argv)
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    runner, port = await start_server(args.host, args.port, args.secret, hub=args.hub, key_id=args.key_id,
+                                      private_key_pem=pathlib.Path(args.key_file).read_bytes(),
+                                      window_s=args.window_s)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    print(f"READY port={port}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> None:
+    asyncio.run(_serve(_parse(argv)))
+
+
+if __name__ == "__main__":
+    main()

@@ -16,9 +16,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/hub dev
 
-## Run the whole test suite (MariaDB tests need 127.0.0.1:3306; they must pass when CI=true).
+## Run the whole test suite (MariaDB tests need 127.0.0.1:3306; they must pass when CI=true), in TEST_WORKERS
+## processes (pytest-xdist; each has its own MariaDB test database): much of a test is waiting on a database, a
+## studio or a hub process, so two keep two cores busy. TEST_WORKERS=0 runs it in this one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 ## Lint the contract (buf STANDARD) and the Python (ruff, mypy, then lint-imports for the dependency rules:
 ## adapters/ and mock_providers/ import nothing from hub/, hub layers depend downward, protobuf stays at the

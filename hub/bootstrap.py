@@ -17,6 +17,7 @@ from hub.ledger.rounds import RoundLedger
 from hub.migrate import upgrade
 from hub.money import add_currency, set_max_transaction
 from hub.operators import Operators
+from hub.passwords import Hashing, hashing as password_hashing
 from hub.play import Play
 from hub.players import Players, SessionSettings
 from hub.promotions import Promotions
@@ -45,6 +46,7 @@ class Hub:
     demo: DemoSessions
     responsible: ResponsibleGaming
     provider_wallet: ProviderWallet
+    hashing: Hashing
 
     async def close(self) -> None:
         await self.play.drain()
@@ -70,9 +72,11 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     if config.environment == "sandbox":
         await operators.ensure(config.sandbox_operator_id, "Sandbox operator")
     tokens = await page_tokens.load(db)
+    hashing = password_hashing(config.password_hash_time_cost, config.password_hash_memory_kib)
     players = Players(db, SessionSettings(
         timedelta(seconds=config.session_ttl_s), timedelta(seconds=config.session_max_s),
-        timedelta(seconds=config.session_idle_s), config.session_cap, tuple(config.session_caps.items())), tokens)
+        timedelta(seconds=config.session_idle_s), config.session_cap, tuple(config.session_caps.items())), tokens,
+        hashing)
     if adapters is None:
         adapters = {p.name: registry.create(p.adapter, p.adapter_config()) for p in config.providers}
     policy = GuardPolicy(attempts=config.studio_attempts, backoff_s=config.studio_backoff_s,
@@ -92,4 +96,4 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
                Promotions(db, engine, catalog, config.house_shards),
                DemoSessions(catalog, players, timedelta(seconds=config.game_session_ttl_s)),
                ResponsibleGaming(db, timedelta(seconds=config.limit_cooling_off_s)),
-               ProviderWallet(db, engine, rounds, config.house_shards))
+               ProviderWallet(db, engine, rounds, config.house_shards), hashing)

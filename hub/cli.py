@@ -122,6 +122,7 @@ def dev_credentials(cfg: hub_config.Config) -> tuple[hub_config.Config, dict[str
     from hub.ledger.db import Database
     from hub.operators import Operators
     from hub.page_tokens import load
+    from hub.passwords import hashing as password_hashing
 
     upgrade(cfg.database_url)
 
@@ -129,7 +130,8 @@ def dev_credentials(cfg: hub_config.Config) -> tuple[hub_config.Config, dict[str
         db = Database.from_url(cfg.database_url, workers=1)
         try:
             await Operators(db).ensure(cfg.sandbox_operator_id, "Sandbox operator")
-            new = await OperatorAdmin(db, await load(db)).create_api_key(cfg.sandbox_operator_id, [])
+            hashing = password_hashing(cfg.password_hash_time_cost, cfg.password_hash_memory_kib)
+            new = await OperatorAdmin(db, await load(db), hashing).create_api_key(cfg.sandbox_operator_id, [])
         finally:
             db.close()
         return new.key.key_id, new.secret

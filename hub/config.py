@@ -111,6 +111,10 @@ class Config:
     session_caps: dict[str, int] = field(default_factory=dict)
     # Raising a responsible-gaming limit takes effect this long after it is asked for (lowering: at once).
     limit_cooling_off_s: int = 86_400
+    # argon2id cost of players' password and API-key secret hashes (hub/passwords.py). The defaults are the
+    # RFC 9106 low-memory profile; lower them only where the hashes protect nothing (test suites).
+    password_hash_time_cost: int = 3
+    password_hash_memory_kib: int = 65_536
     game_session_ttl_s: int = 14_400
     shutdown_grace_s: float = 10.0
     health_interval_s: float = 2.0

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -39,6 +38,7 @@ from hub.ledger.schema import (
 )
 from hub.ledger.uow import UnitOfWork
 from hub.page_tokens import PageTokens
+from hub.passwords import DEFAULT as DEFAULT_HASHING, Hashing
 
 USERNAME = re.compile(r"[A-Za-z0-9_.-]{3,64}")
 TOKEN_PREFIX = "chs_"  # makes a leaked token recognisable in logs and scanners
@@ -50,9 +50,6 @@ SESSION, REFRESH = "session", "refresh"
 LOGOUT, SESSION_CAP, IDLE, REUSED, TIME_LIMIT = "LOGOUT", "SESSION_CAP", "IDLE", "REFRESH_TOKEN_REUSED", "SESSION_TIME_LIMIT"
 _ENDED = {LOGOUT: Reason.SESSION_REVOKED, SESSION_CAP: Reason.SESSION_REVOKED, REUSED: Reason.SESSION_REVOKED,
           IDLE: Reason.SESSION_EXPIRED, TIME_LIMIT: Reason.SESSION_TIME_LIMIT_REACHED}
-_hasher = PasswordHasher()
-# Verifying against this keeps "no such user" as slow as "wrong password" (no username probing by timing).
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 
 @dataclass(frozen=True)
@@ -112,17 +109,19 @@ def _new_token(prefix: str) -> str:
 
 
 class Players:
-    def __init__(self, db: Database, settings: SessionSettings, page_tokens: PageTokens):
+    def __init__(self, db: Database, settings: SessionSettings, page_tokens: PageTokens,
+                 hashing: Hashing = DEFAULT_HASHING):
         self._db = db
         self._settings = settings
         self._page_tokens = page_tokens
+        self._hashing = hashing
 
     async def register(self, operator_id: str, username: str, password: str) -> str:
         if not USERNAME.fullmatch(username):
             raise DomainError(Reason.INVALID_ARGUMENT, "username must be 3..64 of [A-Za-z0-9_.-]")
         if not 8 <= len(password) <= 256:
             raise DomainError(Reason.INVALID_ARGUMENT, "password must be 8..256 characters")
-        password_hash = await asyncio.to_thread(_hasher.hash, password)
+        password_hash = await asyncio.to_thread(self._hashing.hasher.hash, password)
         player_id = str(uuid.uuid4())
 
         def _insert(uow: UnitOfWork) -> None:
@@ -148,7 +147,9 @@ class Players:
 
         row = await self._db.run(_find)
         try:
-            await asyncio.to_thread(_hasher.verify, row.password_hash if row else _DUMMY_HASH, password)
+            # Verifying against the dummy keeps "no such user" as slow as "wrong password" (no probing by timing).
+            await asyncio.to_thread(self._hashing.hasher.verify, row.password_hash if row else self._hashing.dummy_hash,
+                                    password)
         except VerificationError:
             row = None
         if row is None:

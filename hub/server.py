@@ -135,7 +135,8 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
         raise ValueError("token_key must be at least 32 characters (or empty: a generated key)")
     token_key = config.token_key.encode() if config.token_key else await shared_secret(hub.db, "access_tokens")
     authenticator = Authenticator(hub.db, token_key, config.token_ttl_s, config.signature_window_s,
-                                  config.admin_token, config.environment, config.sandbox_operator_id)
+                                  config.admin_token, config.environment, config.sandbox_operator_id,
+                                  hashing=hub.hashing)
     # Admission first (a flood is refused before any credential check), then who is calling, then that
     # operator's own limits (they need the operator), then the request.
     authentication = Authentication(authenticator, SERVICE_DESCRIPTORS)
@@ -154,7 +155,7 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
         ReportServicer(hub.reports, hub.operators), server)
     auth_service_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(authenticator), server)
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
-        AdminServicer(OperatorAdmin(hub.db, await load_page_tokens(hub.db)), hub.catalog), server)
+        AdminServicer(OperatorAdmin(hub.db, await load_page_tokens(hub.db), hub.hashing), hub.catalog), server)
     provider_wallet_service_pb2_grpc.add_ProviderWalletServiceServicer_to_server(
         ProviderWalletServicer(hub.provider_wallet), server)
     health_servicer = health.aio.HealthServicer()

@@ -187,11 +187,16 @@ class Client:
         return {currency: int(total) for currency, total in rows}
 
 
+# argon2 at the lowest cost (hub/passwords.py): every test registers players and keys, and the production cost
+# (t=3, 64 MiB) made hashing most of the suite's CPU time. Hashes of any cost verify alike.
+CHEAP_HASHES = {"password_hash_time_cost": 1, "password_hash_memory_kib": 64}
+
+
 def hub_config(database_url: str, **overrides: object) -> Config:
     """A hub on a free port with its own operator, so tests sharing a database never see each other."""
     settings: dict[str, object] = {
         "listen": "127.0.0.1:0", "database_url": database_url, "sandbox_operator_id": f"op-{uuid.uuid4().hex[:12]}",
-        "health_interval_s": 0.2, "shutdown_grace_s": 5.0, "providers": (), **overrides}
+        "health_interval_s": 0.2, "shutdown_grace_s": 5.0, "providers": (), **CHEAP_HASHES, **overrides}
     return Config(**settings)  # type: ignore[arg-type]
 
 

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import select, update
 
-from hub.auth.credentials import hasher, new_key_id, new_secret, new_studio_key_id
+from hub.auth.credentials import new_key_id, new_secret, new_studio_key_id
 from hub.auth.principal import ENVIRONMENTS, OPERATOR_SCOPES
 from hub.clock import utcnow
 from hub.errors import DomainError, Reason, quote
@@ -21,6 +21,7 @@ from hub.ledger.db import Database
 from hub.ledger.schema import api_keys, operators, studio_keys
 from hub.ledger.uow import UnitOfWork
 from hub.page_tokens import PageTokens
+from hub.passwords import DEFAULT as DEFAULT_HASHING, Hashing
 
 OPERATOR_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 STUDIO_ID = re.compile(r"[a-z0-9_-]{1,32}")  # a studio's name in game ids ("<studio>:<game>")
@@ -122,9 +123,10 @@ def _environment(environment: str) -> str:
 
 
 class OperatorAdmin:
-    def __init__(self, db: Database, page_tokens: PageTokens):
+    def __init__(self, db: Database, page_tokens: PageTokens, hashing: Hashing = DEFAULT_HASHING):
         self._db = db
         self._tokens = page_tokens
+        self._hashing = hashing
 
     async def create_operator(self, operator_id: str, name: str, environment: str) -> OperatorRecord:
         if not OPERATOR_ID.fullmatch(operator_id):
@@ -196,7 +198,7 @@ class OperatorAdmin:
                               + " ".join(OPERATOR_SCOPES))
         public_key, private_pem = signing_key(public_key, generate_signing_key)
         secret = new_secret()
-        secret_hash = await asyncio.to_thread(hasher.hash, secret)
+        secret_hash = await asyncio.to_thread(self._hashing.hasher.hash, secret)
         key_id = new_key_id()
         granted = " ".join(s for s in OPERATOR_SCOPES if s in (set(scopes) or set(OPERATOR_SCOPES)))
 

@@ -35,7 +35,6 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 import structlog
-from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -47,6 +46,7 @@ from hub.errors import DomainError, Reason
 from hub.ledger.db import Database
 from hub.ledger.schema import api_keys, auth_nonces, operators, studio_keys
 from hub.ledger.uow import UnitOfWork
+from hub.passwords import DEFAULT as DEFAULT_HASHING, Hashing
 
 log = structlog.get_logger("hub.auth")
 ISSUER = "casinohub"
@@ -59,9 +59,6 @@ STREAM_BODY = "stream"
 KEY_ID_HEADER, TIMESTAMP_HEADER = "x-casinohub-key-id", "x-casinohub-timestamp"
 NONCE_HEADER, SIGNATURE_HEADER = "x-casinohub-nonce", "x-casinohub-signature"
 SIGNATURE_HEADERS = (KEY_ID_HEADER, TIMESTAMP_HEADER, NONCE_HEADER, SIGNATURE_HEADER)
-hasher = PasswordHasher()
-# Verifying against this keeps "no such key" as slow as "wrong secret" (no probing of key ids by timing).
-_DUMMY_HASH = hasher.hash("not-a-real-secret")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -135,8 +132,10 @@ def _read_key(uow: UnitOfWork, key_id: str) -> Key | None:
 
 class Authenticator:
     def __init__(self, db: Database, token_key: bytes, token_ttl_s: int, signature_window_s: int,
-                 admin_token: str, environment: str = "sandbox", sandbox_operator_id: str = ""):
+                 admin_token: str, environment: str = "sandbox", sandbox_operator_id: str = "",
+                 hashing: Hashing = DEFAULT_HASHING):
         self._db = db
+        self._hashing = hashing
         # A key works only on a hub of its own environment; a production hub refuses the sandbox operator.
         self.environment = environment
         self._sandbox_operator_id = sandbox_operator_id
@@ -151,9 +150,10 @@ class Authenticator:
 
     async def issue_token(self, key_id: str, secret: str, scopes: list[str], peer: str) -> IssuedToken:
         key = await self._db.run(lambda uow: _read_key(uow, key_id)) if KEY_ID.fullmatch(key_id) else None
-        stored = key.secret_hash if key is not None and key.secret_hash else _DUMMY_HASH
+        # Verifying against the dummy keeps "no such key" as slow as "wrong secret" (no probing of key ids by timing).
+        stored = key.secret_hash if key is not None and key.secret_hash else self._hashing.dummy_hash
         try:
-            matches: bool = await asyncio.to_thread(hasher.verify, stored, secret)
+            matches: bool = await asyncio.to_thread(self._hashing.hasher.verify, stored, secret)
         except (VerificationError, InvalidHashError):
             matches = False
         if key is None or not key.secret_hash or not matches:

@@ -36,7 +36,7 @@ from hub.ledger.schema import bets, game_sessions, ledger_transactions, rounds
 from hub.logs import error_lines
 from mock_providers.reelhouse.server import STUDIO, Studio, start_server
 from tests.e2e.play_client import PlayStream
-from tests.support import IN_CI, Client
+from tests.support import CHEAP_HASHES, IN_CI, Client
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 GAME = "reelhouse:fruit-classic"
@@ -62,6 +62,7 @@ def write_config(path: pathlib.Path, *, port: int, database_url: str, operator_i
         f'[hub]\nlisten = "127.0.0.1:{port}"\ndatabase_url = "{database_url}"\n'
         f'sandbox_operator_id = "{operator_id}"\nhealth_interval_s = 0.5\nshutdown_grace_s = 2.0\n'
         f'db_workers = {db_workers}\n'
+        + "".join(f"{knob} = {value}\n" for knob, value in CHEAP_HASHES.items())
         + "".join(f'\n[[providers]]\nname = "{name}"\nadapter = "reelhouse"\nurl = "{url}"\n'
                   f'secret = "{secret}"\ntimeout_s = {provider_timeout_s}\n' for name, url in studios.items()))
     return path

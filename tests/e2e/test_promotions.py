@@ -48,6 +48,11 @@ def bonus_request(player_id: str, amount: int, key: str, *, wagering: int | None
     return request
 
 
+async def until_past(stamp: Timestamp, margin: float = 0.3) -> None:
+    """Sleep until the clock is margin seconds past stamp (an expires_at): no longer than that takes."""
+    await asyncio.sleep(max(0.0, stamp.seconds - time.time()) + margin)
+
+
 async def grant_bonus(hub: Client, player_id: str, amount: int, key: str,
                       **kw: object) -> pb.GrantBonusResponse:
     request = bonus_request(player_id, amount, key, **kw)  # type: ignore[arg-type]
@@ -469,10 +474,11 @@ async def test_a_rolled_back_bet_returns_each_part_where_it_came_from(
 
 async def test_an_expired_bonus_is_not_spendable(hub: Client) -> None:
     player_id, token = await hub.new_player(deposit=100)
-    granted = await grant_bonus(hub, player_id, 500, "bonus-expiring", expires_at=in_seconds(3))
+    expires_at = in_seconds(3)
+    granted = await grant_bonus(hub, player_id, 500, "bonus-expiring", expires_at=expires_at)
     bonus_id = granted.bonus.bonus_id
     stream = await opened_stream(hub, token)
-    await asyncio.sleep(4)
+    await until_past(expires_at)
     stream.bet(150, "after-expiry")  # would fit cash + bonus if the bonus were still there
     error = (await stream.next()).error
     assert error.error.reason == "INSUFFICIENT_FUNDS"
@@ -493,12 +499,13 @@ async def test_an_expired_bonus_is_not_spendable(hub: Client) -> None:
 
 async def test_a_win_after_the_bonus_expired_mid_round_returns_its_bonus_share_to_the_operator(
         hub: Client, studio: FakeStudio) -> None:
-    studio.delay = 4.0  # the bonus expires while the provider decides
     studio.win = lambda bet: bet * 2
     player_id, token = await hub.new_player(deposit=30)
-    granted = await grant_bonus(hub, player_id, 500, "bonus-mid-round", expires_at=in_seconds(3))
+    expires_at = in_seconds(3)
+    granted = await grant_bonus(hub, player_id, 500, "bonus-mid-round", expires_at=expires_at)
     bonus_id = granted.bonus.bonus_id
     stream = await opened_stream(hub, token)
+    studio.delay = max(0.0, expires_at.seconds - time.time()) + 0.5  # the bonus expires while the provider decides
     stream.bet(100, "slow")  # 30 cash + 70 bonus
     events = await stream.until("settled", "error")
     await stream.close()
@@ -520,8 +527,9 @@ async def test_get_balance_does_not_show_an_expired_bonus_as_spendable(hub: Clie
     """GetBalance is 'the wallet's active bonus' and its bonus balance: past expires_at a bet can no longer
     spend that money (see test_an_expired_bonus_is_not_spendable), so the balance must not offer it."""
     player_id, _ = await hub.new_player(deposit=100)
-    await grant_bonus(hub, player_id, 500, "bonus-stale", expires_at=in_seconds(2))
-    await asyncio.sleep(3)
+    expires_at = in_seconds(2)
+    await grant_bonus(hub, player_id, 500, "bonus-stale", expires_at=expires_at)
+    await until_past(expires_at)
     state = await wallet(hub, player_id)
     assert state.balance == money(100)
     assert state.bonus_balance.amount_minor == 0
@@ -530,8 +538,9 @@ async def test_get_balance_does_not_show_an_expired_bonus_as_spendable(hub: Clie
 
 async def test_forfeit_after_expiry_is_not_active_and_the_bonus_reads_expired(hub: Client) -> None:
     player_id, _ = await hub.new_player(deposit=100)
-    bonus_id = (await grant_bonus(hub, player_id, 500, "bonus-late", expires_at=in_seconds(2))).bonus.bonus_id
-    await asyncio.sleep(3)
+    expires_at = in_seconds(2)
+    bonus_id = (await grant_bonus(hub, player_id, 500, "bonus-late", expires_at=expires_at)).bonus.bonus_id
+    await until_past(expires_at)
     err = await refused(forfeit(hub, bonus_id))
     assert reason_of(err) == (grpc.StatusCode.FAILED_PRECONDITION, "BONUS_NOT_ACTIVE")
     # having answered "it expired", the hub must show it expired, with its money back at the operator

@@ -122,6 +122,15 @@ def is_transient(exc: DBAPIError) -> bool:
     return isinstance(exc, OperationalError) and code in _RETRYABLE_MYSQL
 
 
+def is_unreachable(exc: BaseException) -> bool:
+    """The database is down or dropped the connection, so every statement would fail alike: a disconnect
+    SQLAlchemy recognised (pymysql's InterfaceError on a socket the server closed is one, and is not an
+    OperationalError), or an OperationalError no retry on the same server cures."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError) and not is_transient(exc)
+
+
 class Database:
     """Runs units of work (reads, non-money writes) in worker threads, and holds the engines the
     settlement engine writes with: with it, the only way hub code touches the database."""

@@ -31,13 +31,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from hub import deadline
 from hub.errors import DomainError
 from hub.ledger import postings
 from hub.ledger.book import Book, Need
-from hub.ledger.db import ATTEMPTS, ENGINE_WRITERS, Database, is_transient
+from hub.ledger.db import ATTEMPTS, ENGINE_WRITERS, Database, is_transient, is_unreachable
 from hub.ledger.rows import row_store
 
 C = TypeVar("C")
@@ -160,13 +160,13 @@ class SettlementEngine:
                 if attempt == ATTEMPTS:
                     return self._one_by_one(batch)
                 log.info("engine.retry_after_conflict", attempt=attempt, size=len(batch))
-            except OperationalError as exc:
-                if not is_transient(exc):  # the database is unreachable (or refusing): all would fail alike
+            except DBAPIError as exc:
+                if is_unreachable(exc):  # the database is down or refusing: all would fail alike
                     log.warning("engine.database_unavailable", size=len(batch), error=str(exc).splitlines()[0][:200])
                     for pending in batch:
                         _answer(pending, exc, failed=True)
                     return None
-                if attempt == ATTEMPTS:
+                if not is_transient(exc) or attempt == ATTEMPTS:
                     return self._one_by_one(batch, exc)
                 log.info("engine.retry_after_deadlock", attempt=attempt, size=len(batch))
             except Exception as exc:

@@ -23,6 +23,7 @@ from sqlalchemy.exc import OperationalError
 from hub.auth import principal as principals
 from hub.deadline import CallerGone
 from hub.errors import DomainError, Reason, State
+from hub.ledger.db import is_unreachable
 from hub.operators import Operators
 from hub.servicers import mapping
 
@@ -50,7 +51,7 @@ def bind_call(context: grpc.aio.ServicerContext, method: str) -> str:
 def as_domain_error(exc: BaseException) -> DomainError | None:
     if isinstance(exc, DomainError):
         return exc
-    if isinstance(exc, OperationalError):  # connection refused, lost, timed out
+    if isinstance(exc, OperationalError) or is_unreachable(exc):  # connection refused, lost, timed out
         return DomainError(Reason.HUB_UNAVAILABLE, "the hub's database is unavailable; retry", State.UNKNOWN)
     return None
 

@@ -165,7 +165,7 @@ async def test_mariadb_stopped_under_load_then_restarted(tmp_path, stop_signal: 
             failures = [f for b in bettors for f in b.failures]
             assert failures, "no bet or stream failed: the outage was not under load"
             for failure in failures:
-                assert refused_retryably(failure), failure
+                assert refused_retryably(failure), (failure, hub.log_errors()[:3])
                 assert failure.seconds < FAIL_FAST_S, failure
                 assert killed_at <= failure.at <= restored_at + serving_after + FAIL_FAST_S, failure
 

@@ -21,6 +21,7 @@ import os
 import pathlib
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 import traceback
@@ -97,6 +98,11 @@ def streams_text(run: StreamsRun) -> str:
 
 
 async def run(args: argparse.Namespace) -> int:
+    # SIGTERM cancels the run like Ctrl-C, so every scenario's `async with` stops the processes it started
+    # (killed outright, the bench once left a hub and a studio running, holding database connections).
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     if echo_module.CORE_OPTIONS != CORE_OPTIONS:
         raise SystemExit("bench.echo.CORE_OPTIONS differs from hub.server.CORE_OPTIONS: copy them again")
     started = datetime.datetime.now(datetime.UTC)
@@ -217,7 +223,11 @@ def main() -> int:
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress shows in CI logs too
     # The engine scenario runs hub code in this process: its info lines would break up the table.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    return asyncio.run(run(parse_args()))
+    try:
+        return asyncio.run(run(parse_args()))
+    except asyncio.CancelledError:  # SIGTERM: the children are stopped by now
+        print("bench: stopped by SIGTERM", file=sys.stderr)
+        return 143
 
 
 if __name__ == "__main__":

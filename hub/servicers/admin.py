@@ -19,7 +19,7 @@ from hub.catalog import Catalog, OperatorConfiguration
 from hub.errors import DomainError
 from hub.servicers import mapping
 from hub.servicers.authentication import refused
-from hub.servicers.calls import abort, abort_unexpected, bind_call
+from hub.servicers.calls import abort_unexpected, answered, bind_call
 
 log = structlog.get_logger("hub.rpc")
 ENVIRONMENTS = {"sandbox": pb.ENVIRONMENT_SANDBOX, "production": pb.ENVIRONMENT_PRODUCTION}
@@ -56,14 +56,7 @@ def admin_call(handler: Handler) -> Handler:
     @functools.wraps(handler)
     async def call(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
         bind_call(context, handler.__name__)
-        try:
-            response = await handler(self, request, context)
-        except DomainError as err:
-            await abort(context, err)
-        except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
-            await abort_unexpected(context, exc)
-        log.info("rpc.ok")
-        return response
+        return await answered(context, handler(self, request, context))
 
     return call
 

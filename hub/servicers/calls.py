@@ -77,6 +77,19 @@ async def abort_unexpected(context: grpc.aio.ServicerContext, exc: BaseException
 Handler = Callable[[Any, str, Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
+async def answered(context: grpc.aio.ServicerContext, work: Awaitable[Any]) -> Any:
+    """A unary handler's work, its refusal (DomainError) or failure mapped to a status, never leaked. Every
+    unary wrapper (operator, administrator, studio) answers through it."""
+    try:
+        response = await work
+    except DomainError as err:
+        await abort(context, err)
+    except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
+        await abort_unexpected(context, exc)
+    log.info("rpc.ok")
+    return response
+
+
 def unary(handler: Handler) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Any]]:
     """Wrap a unary handler(self, operator_id, request, context) with operator check and error mapping."""
 
@@ -84,15 +97,12 @@ def unary(handler: Handler) -> Callable[[Any, Any, grpc.aio.ServicerContext], Aw
     async def call(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
         operators: Operators = self.operators
         operator_id = bind_call(context, handler.__name__)
-        try:
+
+        async def work() -> Any:
             await operators.require(operator_id)
-            response = await handler(self, operator_id, request, context)
-        except DomainError as err:
-            await abort(context, err)
-        except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
-            await abort_unexpected(context, exc)
-        log.info("rpc.ok")
-        return response
+            return await handler(self, operator_id, request, context)
+
+        return await answered(context, work())
 
     return call
 

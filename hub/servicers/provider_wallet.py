@@ -16,9 +16,8 @@ from hub.auth import principal as principals
 from hub.errors import DomainError, Reason
 from hub.provider_wallet import ProviderWallet
 from hub.servicers import mapping
-from hub.servicers.calls import abort, abort_unexpected, bind_call
+from hub.servicers.calls import answered, bind_call
 
-log = structlog.get_logger("hub.rpc")
 Handler = Callable[[Any, str, Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
@@ -30,18 +29,15 @@ def studio_call(handler: Handler) -> Callable[[Any, Any, grpc.aio.ServicerContex
     async def call(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
         bind_call(context, handler.__name__)
         principal = principals.current_or_none()
-        try:
+
+        async def work() -> Any:
             if principal is None or principal.how != "studio":  # the interceptor's scope check makes this moot
                 raise DomainError(Reason.SCOPE_MISSING, "ProviderWalletService takes a studio's key",
                                   metadata={"scope": principals.STUDIO_SCOPE})
             structlog.contextvars.bind_contextvars(studio=principal.studio_id)
-            response = await handler(self, principal.studio_id, request, context)
-        except DomainError as err:
-            await abort(context, err)
-        except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
-            await abort_unexpected(context, exc)
-        log.info("rpc.ok")
-        return response
+            return await handler(self, principal.studio_id, request, context)
+
+        return await answered(context, work())
 
     return call
 

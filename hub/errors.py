@@ -16,15 +16,18 @@ class Reason(enum.Enum):
     """Each reason with its gRPC code and whether retrying the same request may succeed.
 
     Values are the casinohub.v1.ErrorReason numbers (a unit test keeps them in step), so members
-    with the same code and retryability stay distinct instead of becoming enum aliases.
+    with the same code and retryability stay distinct instead of becoming enum aliases. A member is
+    the number after the one above it unless it names its own (a third element): the proto's numbers
+    may leave gaps.
     """
 
     code: grpc.StatusCode  # set per member in __new__
     retryable: bool
 
-    def __new__(cls, code: grpc.StatusCode, retryable: bool) -> "Reason":
+    def __new__(cls, code: grpc.StatusCode, retryable: bool, number: int | None = None) -> "Reason":
         member = object.__new__(cls)
-        member._value_ = len(cls.__members__) + 1
+        previous = max((m.value for m in cls.__members__.values()), default=0)
+        member._value_ = number if number is not None else previous + 1
         member.code = code
         member.retryable = retryable
         return member

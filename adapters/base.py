@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+LAYOUT = "layout"  # the PlayInput.params key of the bet's layout
+
 
 class ProviderError(Exception):
     """Base of everything an adapter may raise. `retryable` marks an error the hub may retry (with the
@@ -164,8 +166,9 @@ class PlayInput:
     player_id: str
     currency: str
     bet_minor: int  # the round's whole stake at this step (a roulette layout's positions add up to it)
-    # Game-specific bet parameters, documented by each adapter (tablehouse roulette: "bets", the layout).
-    # Empty: the adapter's default for the game. Values are client input: adapters quote a short prefix.
+    # Game-specific bet parameters, documented by each adapter. Play's BetAction.layout (where the stake
+    # goes: tablehouse roulette's positions) arrives under LAYOUT. Empty: the adapter's default for the
+    # game. Values are client input: adapters quote a short prefix.
     params: Mapping[str, str] = field(default_factory=dict)
     # The caller continues an unfinished round with MultiStepAdapter.act. Without it, an adapter finishes
     # the round in this call or refuses it (ProviderRejected) before the studio hears of it.

@@ -33,7 +33,7 @@ from hub.events import (
 )
 from hub.ledger import idempotency
 from hub.money import Money, exponent, positive_amount
-from hub.play import GameSession, LaunchedGame, provider_reason
+from hub.play import GameSession, LaunchedGame, layout_params, provider_reason
 from hub.players import Players
 
 log = structlog.get_logger(__name__)
@@ -54,7 +54,8 @@ class _Demo:
     balance: int
     last_seq: int = 0
     events: deque[PlayEvent] = field(default_factory=lambda: deque(maxlen=KEPT_EVENTS))
-    bets: OrderedDict[str, tuple[int, list[PlayEvent]]] = field(default_factory=OrderedDict)  # key -> (amount, originals)
+    # key -> ((amount, layout), originals)
+    bets: OrderedDict[str, tuple[tuple[int, str], list[PlayEvent]]] = field(default_factory=OrderedDict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def append(self, events: list[PlayEvent]) -> list[PlayEvent]:
@@ -157,21 +158,21 @@ class DemoSessions:
             yield event
         yield await self.opened(session)
 
-    async def bet(self, session: GameSession, amount: Money, key: str):  # type: ignore[no-untyped-def]
+    async def bet(self, session: GameSession, amount: Money, key: str, layout: str = ""):  # type: ignore[no-untyped-def]
         demo = self._demo(session)
         async with demo.lock:
-            events = await self._bet(demo, amount, key)
+            events = await self._bet(demo, amount, key, layout)
         for event in events:
             yield event
 
-    async def _bet(self, demo: _Demo, amount: Money, key: str) -> list[PlayEvent]:
+    async def _bet(self, demo: _Demo, amount: Money, key: str, layout: str) -> list[PlayEvent]:
         session = demo.session
         try:
             money = positive_amount(amount.currency, amount.amount_minor)
             idempotency.validate_key(key)
             if key in demo.bets:
                 placed, originals = demo.bets[key]
-                if placed != money.amount_minor or money.currency != session.currency:
+                if placed != (money.amount_minor, layout) or money.currency != session.currency:
                     raise DomainError(Reason.IDEMPOTENCY_KEY_REUSED, f"key {quote(key)} was used for another bet")
                 return demo.append([replace(e, replay_of_seq=e.seq) for e in originals])
             if money.currency != session.currency:
@@ -194,7 +195,7 @@ class DemoSessions:
                 round_id=round_id, game_session_id=session.game_session_id,
                 provider_game_id=game.info.provider_game_id, operator_id=session.operator_id,
                 player_id=session.player_id, currency=money.currency, bet_minor=money.amount_minor,
-                rtp_variant=session.rtp_variant))
+                rtp_variant=session.rtp_variant, params=layout_params(layout)))
             game.check_win(money.amount_minor, result.win_minor)
         except ProviderError as exc:
             demo.balance += money.amount_minor  # the fun stake comes back, as a real one would
@@ -206,7 +207,7 @@ class DemoSessions:
             events += [Outcome(0, round_id, result.result, win, result.proof),
                        Settled(0, round_id, (), win, self._fun(demo, demo.balance), self._fun(demo, 0))]
         originals = demo.append(events)
-        demo.bets[key] = (money.amount_minor, originals)
+        demo.bets[key] = ((money.amount_minor, layout), originals)
         while len(demo.bets) > KEPT_BETS:
             demo.bets.popitem(last=False)
         return originals

@@ -26,6 +26,7 @@ import structlog
 from sqlalchemy import and_, select
 
 from adapters.base import (
+    LAYOUT,
     AmountNotRepresentable,
     LaunchInput,
     PlayInput,
@@ -117,6 +118,11 @@ class GameSession:
     login_id: str = ""  # the player session (hub.players) the stream was opened with; "": not checked
 
 
+def layout_params(layout: str) -> dict[str, str]:
+    """PlayInput.params for a bet's layout; none for the game's default."""
+    return {LAYOUT: layout} if layout else {}
+
+
 def round_id_for(operator_id: str, key: str) -> str:
     """A Play round's id derives from its bet's key, so a replayed bet names the same round."""
     return str(uuid.uuid5(ROUND_NAMESPACE, f"{operator_id}:{key}"))
@@ -154,13 +160,15 @@ class OpenRound:
     session: GameSession
     money: Money
     key: str
+    layout: str = ""
 
     @property
     def bet(self) -> Bet:
         s = self.session
         return Bet(operator_id=s.operator_id, player_id=s.player_id, currency=self.money.currency,
                    round_id=round_id_for(s.operator_id, self.key), game_id=s.game_id, bet_id=self.key,
-                   amount=self.money.amount_minor, game_session_id=s.game_session_id, free_rounds=True)
+                   amount=self.money.amount_minor, game_session_id=s.game_session_id, free_rounds=True,
+                   layout=self.layout)
 
     @property
     def wallets(self) -> tuple[tuple[str, str, str], ...]:
@@ -412,10 +420,10 @@ class Play:
 
     # -- bets ----------------------------------------------------------------------------------------
 
-    async def bet(self, session: GameSession, amount: Money, key: str) -> AsyncIterator[PlayEvent]:
+    async def bet(self, session: GameSession, amount: Money, key: str, layout: str = "") -> AsyncIterator[PlayEvent]:
         """Events of one bet, in order. The round runs to the end even if the caller stops listening."""
         queue: asyncio.Queue[PlayEvent | None] = asyncio.Queue()
-        task = asyncio.create_task(self._run_bet(session, amount, key, queue.put_nowait))
+        task = asyncio.create_task(self._run_bet(session, amount, key, layout, queue.put_nowait))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
         task.add_done_callback(lambda _: queue.put_nowait(None))
@@ -430,7 +438,7 @@ class Play:
         while self._in_flight:
             await asyncio.gather(*list(self._in_flight), return_exceptions=True)
 
-    async def _run_bet(self, session: GameSession, amount: Money, key: str,
+    async def _run_bet(self, session: GameSession, amount: Money, key: str, layout: str,
                        emit: Callable[[PlayEvent], None]) -> deadline.CallerGone | None:
         """Returns (not raises: the stream may be gone) CallerGone when the bet was dropped unapplied."""
         try:
@@ -441,7 +449,7 @@ class Play:
             if isinstance(adapter, GuardedAdapter) and not adapter.accepting():  # nothing taken for a studio down
                 raise DomainError(Reason.PROVIDER_UNAVAILABLE, f"provider {game.provider} is failing; its circuit "
                                   f"is open for another {adapter.breaker.retry_in():.1f} s")
-            opened = await self._appending(session, self._open_round, OpenRound(session, money, key))
+            opened = await self._appending(session, self._open_round, OpenRound(session, money, key, layout))
         except DomainError as err:
             try:
                 emit(await self._appending(session, self._bet_refused, BetRefused(session, key, err)))
@@ -463,7 +471,7 @@ class Play:
                 round_id=round_id, game_session_id=session.game_session_id,
                 provider_game_id=game.info.provider_game_id, operator_id=session.operator_id,
                 player_id=session.player_id, currency=money.currency, bet_minor=money.amount_minor,
-                rtp_variant=session.rtp_variant))
+                rtp_variant=session.rtp_variant, params=layout_params(layout)))
             self._check_win(game, money, result)
         except ProviderTimeout as exc:
             # The studio may have played the round: a refund would be a guess. The round stays open and

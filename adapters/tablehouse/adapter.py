@@ -16,6 +16,7 @@ import structlog
 
 from adapters.base import (
     FEATURES,
+    LAYOUT,
     ActionInput,
     ActionOption,
     AmountNotRepresentable,
@@ -104,7 +105,7 @@ class TablehouseAdapter:
             bets = [pb.BetPosition(kind=pb.BET_KIND_BLACKJACK_HAND,
                                    amount=self._studio_money(request.currency, request.bet_minor))]
         else:
-            layout = rules.parse_layout(request.params.get("bets", rules.DEFAULT_LAYOUT), request.bet_minor)
+            layout = rules.parse_layout(request.params.get(LAYOUT, rules.DEFAULT_LAYOUT), request.bet_minor)
             bets = [pb.BetPosition(kind=BET_KINDS[b.kind], numbers=b.numbers,
                                    amount=self._studio_money(request.currency, b.amount_minor)) for b in layout]
         answer = await self._client.call(self._client.stub.PlayStep, pb.PlayStepRequest(

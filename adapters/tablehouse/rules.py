@@ -15,7 +15,7 @@ OUTSIDE = {
 }
 INSIDE_SIZES = {"straight": 1, "split": 2, "street": 3, "corner": 4, "line": 6}
 KINDS = (*INSIDE_SIZES, "dozen", "column", *OUTSIDE)
-DEFAULT_LAYOUT = "red"  # without params["bets"] the whole stake goes on red: even money, the table's commonest bet
+DEFAULT_LAYOUT = "red"  # without a layout param the whole stake goes on red: even money, the table's commonest bet
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class RouletteBet:
 
 
 def parse_layout(spec: str, stake_minor: int) -> list[RouletteBet]:
-    """`params["bets"]`: positions separated by ";", each `kind[:selection]=amount` in hub minor units, e.g.
+    """`params[LAYOUT]`: positions separated by ";", each `kind[:selection]=amount` in hub minor units, e.g.
     "straight:17=100;split:17-20=50;dozen:2=50;red=200". Inside bets list their numbers joined by "-"
     (line: all six); dozen and column take 1..3; outside bets nothing. A lone kind ("red") takes the whole
     stake. The amounts must add up to the stake. Refused (ProviderRejected) before the studio hears of it."""

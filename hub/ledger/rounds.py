@@ -82,6 +82,7 @@ class Bet:
     amount: int
     game_session_id: str | None = None  # checked for expiry when given
     free_rounds: bool = False  # use one of the player's free rounds in this game, if any (Play does)
+    layout: str = ""  # where the stake goes (Play's BetAction.layout): part of what the key stands for
 
     @property
     def wallets(self) -> tuple[tuple[str, str, str], ...]:
@@ -180,8 +181,9 @@ class RoundLedger:
     def bet(self, book: Book, cmd: Bet, now: datetime | None = None) -> Receipt:
         now = now or utcnow()
         positive_amount(cmd.currency, cmd.amount)
+        # A layout joins the fingerprint only when given, so bets stored before layouts keep theirs.
         request_fp = idempotency.fingerprint("bet", cmd.player_id, cmd.currency, cmd.round_id, cmd.amount,
-                                             cmd.game_session_id or "")
+                                             cmd.game_session_id or "", *([cmd.layout] if cmd.layout else []))
         stored = self._stored(book, cmd.operator_id, idempotency.validate_key(cmd.bet_id), request_fp)
         if stored:
             return stored

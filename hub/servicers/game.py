@@ -83,7 +83,8 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
                     raise DomainError(Reason.STREAM_NOT_OPEN, f"send open before {action or 'an empty message'}")
                 elif action == "bet":
                     bet = request.bet
-                    async for event in player.bet(session, mapping.money_in(bet.amount), bet.idempotency_key):
+                    async for event in player.bet(session, mapping.money_in(bet.amount), bet.idempotency_key,
+                                                       bet.layout):
                         yield mapping.play_response(event)
                 elif action == "close":
                     yield mapping.play_response(await player.closed(session))

@@ -13,6 +13,7 @@ import grpc
 import pytest
 
 from adapters.base import (
+    LAYOUT,
     ActionInput,
     AmountNotRepresentable,
     CatalogInput,
@@ -48,7 +49,7 @@ async def launch(adapter, session_id="gs-1", game_id=ROULETTE, currency="USD", c
 def bet(round_id, bet_minor=100, bets="", session_id="gs-1", game_id=ROULETTE, currency="USD", multi_step=False):
     return PlayInput(round_id=round_id, game_session_id=session_id, provider_game_id=game_id, operator_id="op-1",
                      player_id="p-1", currency=currency, bet_minor=bet_minor,
-                     params={"bets": bets} if bets else {}, multi_step=multi_step)
+                     params={LAYOUT: bets} if bets else {}, multi_step=multi_step)
 
 
 def action(round_id, step, name, extra=0, session_id="gs-bj"):

@@ -28,9 +28,9 @@ class PlayStream:
         self.send(pb.PlayRequest(resume=pb.ResumeAction(
             game_session_id=game_session_id, session_token=token, last_seen_seq=last_seen_seq)))
 
-    def bet(self, amount: int, key: str, currency: str = "USD") -> None:
+    def bet(self, amount: int, key: str, currency: str = "USD", layout: str = "") -> None:
         self.send(pb.PlayRequest(bet=pb.BetAction(
-            amount=common_pb2.Money(currency=currency, amount_minor=amount), idempotency_key=key)))
+            amount=common_pb2.Money(currency=currency, amount_minor=amount), idempotency_key=key, layout=layout)))
 
     async def next(self, timeout: float = 10) -> pb.PlayResponse:
         return await asyncio.wait_for(self.call.read(), timeout)

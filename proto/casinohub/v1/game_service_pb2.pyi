@@ -470,9 +470,21 @@ class BetAction(_message.Message):
 
     AMOUNT_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    LAYOUT_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     """1..128 characters; a replay yields copies of the round's original events
     without a second debit.
+    """
+    layout: _builtins.str
+    """Where the stake goes, for games that take a layout; empty for the game's
+    default. Roulette: positions joined by ";", each `kind[:selection]=amount`
+    in minor units adding up to `amount`, e.g.
+    "straight:17=100;split:17-20=50;dozen:2=50;red=200" (kinds: straight,
+    split, street, corner, line, dozen, column, red, black, odd, even, low,
+    high; a lone kind such as "black" takes the whole stake; default "red").
+    A layout the studio cannot take is rolled back: PROVIDER_REJECTED. Part of
+    the bet: the same idempotency_key with another layout is
+    IDEMPOTENCY_KEY_REUSED.
     """
     @_builtins.property
     def amount(self) -> _common_pb2.Money: ...
@@ -481,10 +493,11 @@ class BetAction(_message.Message):
         *,
         amount: _common_pb2.Money | None = ...,
         idempotency_key: _builtins.str = ...,
+        layout: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "idempotency_key", b"idempotency_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "idempotency_key", b"idempotency_key", "layout", b"layout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

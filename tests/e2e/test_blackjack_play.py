@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from casinohub.v1 import game_service_pb2 as pb
+from casinohub.v1 import common_pb2, game_service_pb2 as pb
 from hub.clock import utcnow
 from hub.config import ProviderSettings
 from hub.ledger.check import check
@@ -321,3 +321,64 @@ async def test_the_reconciler_settles_a_hand_left_open_by_the_studio_s_record(li
     assert await client.balance(player_id) == 800 + win
     [ledger] = check(client.database_url, client.operator_id)
     assert ledger.ok, ledger.render()
+
+
+async def age(client: Client, round_id: str) -> None:
+    def _age(uow: UnitOfWork) -> None:
+        uow.conn.execute(update(rounds).where(rounds.c.operator_id == client.operator_id,
+                                              rounds.c.round_id == round_id).values(opened_at=utcnow() - timedelta(hours=1)))
+        uow.commit()
+
+    await client.server.hub.db.run(_age)
+
+
+async def test_a_step_the_studio_never_took_is_refunded_by_the_reconciler(live: tuple[Client, Studio]) -> None:
+    client, studio = live
+    player_id, token = await client.new_player(deposit=1_000)
+    seed = client_seed_where(undecided)
+    stream, _ = await blackjack_stream(client, token, seed)
+    round_id, _ = await deal(stream, 200, "lost")
+    studio.faults.fail_next = 3  # every attempt of the double: UNAVAILABLE, nothing done at the studio
+    act(stream, round_id, "double", "lost-1")
+    events = await stream.until("error")
+    assert kinds(events) == ["bet_accepted", "error"]
+    assert (events[-1].error.error.reason, events[-1].error.error.state) == ("PROVIDER_UNAVAILABLE",
+                                                                            common_pb2.APPLY_STATE_UNKNOWN)
+    # The round waits for that step's answer: another action is refused, nothing moves.
+    act(stream, round_id, "stand", "lost-2")
+    assert (await stream.until("error"))[-1].error.error.reason == "ROUND_NOT_AWAITING_ACTION"
+    await stream.close()
+    assert await client.balance(player_id) == 600 and len(studio.rounds[round_id].steps) == 1
+    await age(client, round_id)
+    studio.faults.abandon_after_s = 0  # the studio stands the hand out: its record has the first stake only
+    hub = client.server.hub
+    report = await Reconciler(hub.db, hub.engine, hub.catalog, RoundLedger(8), timedelta(minutes=5),
+                              hub.play.reconciled).run_once(client.operator_id)
+    assert report.settled == [round_id], report.render()
+    win = replayed_return(seed, 200, ["stand"])
+    assert await client.balance(player_id) == 1_000 - 200 + win
+    round_ = (await client.games.GetRound(pb.GetRoundRequest(round_id=round_id), metadata=client.metadata)).round
+    assert [(e.kind, e.amount.amount_minor) for e in round_.entries][:3] == [
+        (pb.ROUND_ENTRY_KIND_BET, 200), (pb.ROUND_ENTRY_KIND_BET, 200), (pb.ROUND_ENTRY_KIND_REFUND, 200)]
+    [ledger] = check(client.database_url, client.operator_id)
+    assert ledger.ok, ledger.render()
+
+
+async def test_a_step_whose_answer_was_lost_is_asked_again_by_the_same_act(live: tuple[Client, Studio]) -> None:
+    client, studio = live
+    player_id, token = await client.new_player(deposit=1_000)
+    seed = client_seed_where(undecided)
+    stream, _ = await blackjack_stream(client, token, seed)
+    round_id, _ = await deal(stream, 200, "late")
+    studio.faults.update({"fail_next": 1, "fail_mode": "timeout", "hang_s": 2.0})  # played, answer lost
+    act(stream, round_id, "double", "late-1")
+    events = await stream.until("error")
+    assert kinds(events) == ["bet_accepted", "error"] and events[-1].error.error.reason == "PROVIDER_TIMEOUT"
+    act(stream, round_id, "double", "late-1")  # the same act: the studio answers the stored step, no new debit
+    again = await stream.until("settled", "error")
+    assert kinds(again) == ["outcome", "settled"]
+    win = replayed_return(seed, 200, ["double"])
+    assert again[-1].settled.win.amount_minor == win
+    await stream.close()
+    assert await client.balance(player_id) == 1_000 - 400 + win
+    assert len(studio.rounds[round_id].steps) == 2

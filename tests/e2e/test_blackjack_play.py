@@ -4,13 +4,19 @@ extra stakes, replays, refusals, resume mid-hand, GetRound's entries and the rec
 Every hand is replayed from its provably-fair seeds with the studio's published rules, and its payout must be
 the one the hub credited."""
 
+import asyncio
+import os
+import pathlib
+import re
+import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
+import aiohttp
 import pytest
 from sqlalchemy import update
 
-from casinohub.v1 import common_pb2, game_service_pb2 as pb
+from casinohub.v1 import admin_service_pb2, admin_service_pb2_grpc, common_pb2, game_service_pb2 as pb
 from hub.clock import utcnow
 from hub.config import ProviderSettings
 from hub.ledger.check import check
@@ -20,7 +26,8 @@ from hub.ledger.uow import UnitOfWork
 from hub.reconciler import Reconciler
 from mock_providers.tablehouse import blackjack, fairness
 from mock_providers.tablehouse.server import Studio, start_server
-from tests.e2e.play_client import PlayStream, kinds
+from tests.e2e.play_client import PlayStream, kinds, opened_stream
+from tests.e2e.test_reelhouse_e2e import ADMIN_TOKEN, ROOT, SECRET as REELHOUSE_SECRET, reelhouse, walkthrough
 from tests.support import Client, start_hub
 
 SECRET = "bj-secret"
@@ -29,6 +36,7 @@ SERVER_SEED = "5e" * 32  # pinned, so a client seed picks the deal
 KIND = {"hit": pb.ACTION_KIND_HIT, "stand": pb.ACTION_KIND_STAND, "double": pb.ACTION_KIND_DOUBLE,
         "split": pb.ACTION_KIND_SPLIT}
 NAME = {v: k for k, v in KIND.items()}
+__all__ = ["reelhouse"]  # the Reelhouse studio fixture, for the README walkthrough
 
 
 @pytest.fixture
@@ -382,3 +390,91 @@ async def test_a_step_whose_answer_was_lost_is_asked_again_by_the_same_act(live:
     await stream.close()
     assert await client.balance(player_id) == 1_000 - 400 + win
     assert len(studio.rounds[round_id].steps) == 2
+
+
+def table_walkthrough() -> str:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- table-walkthrough:start -->\n```bash\n(.*?)```\n<!-- table-walkthrough:end -->",
+                      readme, re.S)
+    assert block, "README table walkthrough block not found"
+    return block.group(1)
+
+
+async def test_readme_table_games_walkthrough_runs_as_printed(
+        database_url: str, reelhouse: tuple[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's main walkthrough (its set-up: token, player, deposit), then its table-games block: one
+    roulette round, one blackjack hand dealt, stood on another stream, and GetRound, as printed."""
+    # A server seed whose deal for the README's client seed waits for the player.
+    seeds = (f"{i:064x}" for i in range(10_000))
+    seed = next(s for s in seeds if undecided(blackjack.Table.deal(200, fairness.cards(s, "walkthrough", 0))))
+    monkeypatch.setattr(fairness, "new_server_seed", lambda: seed)
+    server, port, studio = await start_server(port=0, secret=SECRET)
+    providers = (ProviderSettings(name="reelhouse", adapter="reelhouse", url=reelhouse[0], secret=REELHOUSE_SECRET,
+                                  timeout_s=0.5),
+                 ProviderSettings(name="tablehouse", adapter="tablehouse", url=f"grpc://127.0.0.1:{port}",
+                                  secret=SECRET, timeout_s=0.5))
+    client = await start_hub(database_url, None, providers=providers, admin_token=ADMIN_TOKEN)
+    try:
+        key = await admin_service_pb2_grpc.AdminServiceStub(client.channel).CreateApiKey(
+            admin_service_pb2.CreateApiKeyRequest(operator_id=client.operator_id),
+            metadata=(("authorization", f"Bearer {ADMIN_TOKEN}"),))
+        env = {**os.environ, "HUB": f"127.0.0.1:{client.port}", "KEY_ID": key.api_key.key_id, "SECRET": key.secret,
+               "PATH": f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+        process = await asyncio.create_subprocess_exec(
+            "bash", "-euo", "pipefail", "-c", walkthrough() + table_walkthrough(), cwd=ROOT, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(process.communicate(), 120)
+        stdout = out.decode()
+        assert process.returncode == 0, err.decode() + stdout
+        assert '"action_required"' in stdout and '"ACTION_KIND_STAND"' in stdout
+        assert stdout.count('"settled"') == 3 and '"error"' not in stdout  # the slot, the spin, the hand
+        assert '"ROUND_ENTRY_KIND_BET"' in stdout and "https://tablehouse.example/replay/" in stdout
+        assert [r.finished for r in studio.rounds.values()] == [True, True]
+        assert client.posting_sums() == {"USD": 0}
+    finally:
+        await client.channel.close()
+        await client.server.stop(grace=1)
+        await server.stop(None)
+
+
+async def test_a_demo_session_refuses_blackjack_and_returns_the_fun_stake(live: tuple[Client, Studio]) -> None:
+    client, studio = live
+    launched = await client.games.LaunchGame(pb.LaunchGameRequest(
+        game_id=BLACKJACK, currency="USD", demo=True), metadata=client.metadata)
+    stream = PlayStream(client)
+    stream.open(launched.game_session_id, "")
+    assert (await stream.next()).WhichOneof("event") == "session_opened"
+    stream.bet(200, "fun-hand")
+    events = await stream.until("settled", "error")
+    assert kinds(events) == ["round_opened", "bet_accepted", "error"]
+    assert events[-1].error.error.reason == "PROVIDER_REJECTED" and "actions" in events[-1].error.error.message
+    assert events[-1].error.balance.amount_minor == launched.demo_balance.amount_minor
+    act(stream, events[0].round_opened.round_id, "stand", "fun-act")
+    assert (await stream.until("error"))[-1].error.error.reason == "ROUND_NOT_AWAITING_ACTION"
+    await stream.close()
+    assert studio.rounds == {}
+
+
+async def test_a_slot_round_names_the_studio_s_replay_page(
+        database_url: str, reelhouse: tuple[str, object]) -> None:
+    provider = ProviderSettings(name="reelhouse", adapter="reelhouse", url=reelhouse[0], secret=REELHOUSE_SECRET,
+                                timeout_s=0.5)
+    client = await start_hub(database_url, None, providers=(provider,))
+    try:
+        _, token = await client.new_player(deposit=1_000)
+        stream = await opened_stream(client, token, "reelhouse:fruit-classic")
+        stream.bet(100, "spin-1")
+        settled = (await stream.until("settled"))[-1].settled
+        await stream.close()
+        round_ = (await client.games.GetRound(pb.GetRoundRequest(round_id=settled.round_id),
+                                              metadata=client.metadata)).round
+        assert round_.replay_url == f"{reelhouse[0]}/replay/{settled.round_id}"
+        assert [e.kind for e in round_.entries] == [pb.ROUND_ENTRY_KIND_BET] + (
+            [pb.ROUND_ENTRY_KIND_WIN] if settled.win.amount_minor else [])
+        async with aiohttp.ClientSession() as http, http.get(round_.replay_url) as page:
+            assert page.status == 200 and "Reelhouse replay" in await page.text()
+        async with aiohttp.ClientSession() as http, http.get(f"{reelhouse[0]}/replay/unknown") as page:
+            assert page.status == 404
+    finally:
+        await client.channel.close()
+        await client.server.stop(grace=1)

@@ -758,6 +758,9 @@ class Play:
         followed, waiting = [], []
         for r in sorted(open_rounds, key=lambda r: r["opened_at"]):
             pending = self._pending(self._round_events(book, session, r["round_id"]))
+            if pending is not None and book.get(idempotency_keys, (
+                    session.operator_id, step_key(r["round_id"], pending.step + 1)), lock=False) is not None:
+                pending = None  # its next step is claimed: in play, followed like a bet's round
             if pending is None:
                 followed.append(r["round_id"])
             else:
@@ -793,11 +796,18 @@ class Play:
 
     @staticmethod
     def _waiting_tx(session: GameSession, round_id: str, uow: UnitOfWork) -> bool:
-        """The round's last event asks the player for an action: nothing more comes until they act."""
+        """The round's last event asks the player for an action and no act has claimed that step yet:
+        nothing more comes until they act."""
         last = uow.conn.execute(select(play_events.c.payload).where(
             play_events.c.game_session_id == session.game_session_id, play_events.c.round_id == round_id,
             play_events.c.operator_id == session.operator_id).order_by(play_events.c.seq.desc()).limit(1)).scalar()
-        return last is not None and isinstance(records.decode(last, PlayEvent), ActionRequired)
+        pending = records.decode(last, PlayEvent) if last is not None else None
+        if not isinstance(pending, ActionRequired):
+            return False
+        claimed = uow.conn.execute(select(idempotency_keys.c.idempotency_key).where(
+            idempotency_keys.c.operator_id == session.operator_id,
+            idempotency_keys.c.idempotency_key == step_key(round_id, pending.step + 1))).first()
+        return claimed is None
 
     def _open_round(self, book: Book, cmd: "OpenRound") -> OpenedRound:
         session, money, key = cmd.session, cmd.money, cmd.key

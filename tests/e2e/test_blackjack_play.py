@@ -14,14 +14,14 @@ from datetime import timedelta
 
 import aiohttp
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from casinohub.v1 import admin_service_pb2, admin_service_pb2_grpc, common_pb2, game_service_pb2 as pb
 from hub.clock import utcnow
 from hub.config import ProviderSettings
 from hub.ledger.check import check
 from hub.ledger.rounds import RoundLedger
-from hub.ledger.schema import rounds
+from hub.ledger.schema import idempotency_keys, rounds
 from hub.ledger.uow import UnitOfWork
 from hub.reconciler import Reconciler
 from mock_providers.tablehouse import blackjack, fairness
@@ -133,10 +133,28 @@ async def test_a_hand_hit_then_stood_settles_what_the_cards_pay(live: tuple[Clie
     win = replayed_return(seed, 200, taken)
     assert settled.settled.win.amount_minor == win
     assert "bet_accepted" not in kinds(events)  # hit and stand stake nothing
+    # The outcome's proof names the seeds and nonce the hand was dealt from: replayed, it pays the same.
+    proof = next(e.outcome.proof for e in events if e.WhichOneof("event") == "outcome")
+    assert (proof.server_seed_hash, proof.client_seed, proof.nonce) == (fairness.seed_hash(SERVER_SEED), seed, 0)
+    # A second hand takes the session's next nonce; stood at once, whatever it was dealt.
+    stream.bet(200, "hand-2")
+    second = await stream.until("action_required", "settled", "error")
+    while second[-1].WhichOneof("event") == "action_required":  # stand until the hand (or a split's) ends
+        act(stream, second[0].round_opened.round_id, "stand", f"h2-{len(second)}")
+        second += await stream.until("action_required", "settled", "error")
+    proof = next(e.outcome.proof for e in second if e.WhichOneof("event") == "outcome")
+    assert proof.nonce == 1
+    stood = blackjack.Table.deal(200, fairness.cards(SERVER_SEED, proof.client_seed, proof.nonce))
+    while not stood.finished:
+        stood.act(blackjack.STAND)
+    assert second[-1].settled.win.amount_minor == stood.returned()
+    win += stood.returned() - 200
     await stream.close()
     assert await client.balance(player_id) == 1_000 - 200 + win
     assert client.posting_sums() == {"USD": 0}
-    assert studio.rounds[round_id].finished and studio.rounds[round_id].win == win
+    assert studio.rounds[round_id].finished and len(studio.rounds) == 2
+    [ledger] = check(client.database_url, client.operator_id)
+    assert ledger.ok, ledger.render()
 
 
 async def test_a_double_debits_the_stake_again_before_the_studio_hears_of_it(live: tuple[Client, Studio]) -> None:
@@ -478,3 +496,29 @@ async def test_a_slot_round_names_the_studio_s_replay_page(
     finally:
         await client.channel.close()
         await client.server.stop(grace=1)
+
+
+async def test_resume_while_a_step_is_in_play_follows_it_to_its_answer(live: tuple[Client, Studio]) -> None:
+    client, studio = live
+    player_id, token = await client.new_player(deposit=1_000)
+    seed = client_seed_where(undecided)
+    stream, session_id = await blackjack_stream(client, token, seed)
+    round_id, _ = await deal(stream, 200, "fly")
+    studio.faults.latency_ms = 300  # the studio takes its time (within the hub's 0.5 s deadline)
+    act(stream, round_id, "stand", "fly-1")
+
+    def _claimed(uow: UnitOfWork) -> bool:
+        return uow.conn.execute(select(idempotency_keys.c.idempotency_key).where(
+            idempotency_keys.c.operator_id == client.operator_id,
+            idempotency_keys.c.idempotency_key == f"{round_id}:step:1")).first() is not None
+
+    while not await client.server.hub.db.run(_claimed):  # the step is claimed; its answer is not in yet
+        await asyncio.sleep(0.01)
+    other, backlog = await resumed(client, session_id, token, 1)  # after the first SessionOpened
+    assert kinds(backlog) == ["round_opened", "bet_accepted", "action_required", "session_opened"]  # the deal's, in the backlog; not sent again: the step is in play
+    followed = await other.until("settled")
+    assert kinds(followed) == ["outcome", "settled"]
+    assert kinds(await stream.until("settled")) == ["outcome", "settled"]
+    await stream.close()
+    await other.close()
+    assert await client.balance(player_id) == 800 + followed[-1].settled.win.amount_minor

@@ -137,6 +137,15 @@ async def test_roulette_and_blackjack_under_studio_faults_end_as_the_studio_reco
     tables = [(await stream_for(client, token, ROULETTE), await stream_for(client, token, BLACKJACK))
               for _, token in players]
     studio.faults.update(FAULTS)
+    injected: Counter[str] = Counter()  # what the studio's knobs did to each call
+    draw = studio.faults.draw
+
+    def counted() -> str | None:
+        fault = draw()
+        injected[fault or "none"] += 1
+        return fault
+
+    studio.faults.draw = counted  # type: ignore[method-assign]
     tally = Tally()
     await asyncio.gather(*(play(stream, f"p{n}", tally) for n, streams in enumerate(tables)
                            for play, stream in zip((roulette, blackjack), streams, strict=True)))
@@ -146,11 +155,12 @@ async def test_roulette_and_blackjack_under_studio_faults_end_as_the_studio_reco
     code, reconciled = await hub_cli(config, "reconcile", "--operator", client.operator_id, "--older-than", "0")
     assert code == 0, reconciled
     ledger_code, ledger = await ledger_check_cli(config, client.operator_id)
-    print(f"\nrounds {dict(tally.rounds)}; faults seen {dict(tally.faults)}; hands abandoned {tally.abandoned}; "
-          f"studio calls {studio.calls_seen}\nreconcile: {reconciled.strip()}\nledger check (exit {ledger_code}): "
+    print(f"\nrounds {dict(tally.rounds)}; studio faults injected {dict(injected)}; error events seen "
+          f"{dict(tally.faults)}; hands abandoned {tally.abandoned}; studio calls {studio.calls_seen}\nreconcile: {reconciled.strip()}\nledger check (exit {ledger_code}): "
           f"{ledger.strip()}")
     assert ledger_code == 0, ledger
-    assert sum(tally.faults.values()) > 0 and tally.rounds["roulette"] and tally.rounds["blackjack"]
+    assert injected["error"] and injected["timeout"] and tally.faults
+    assert tally.rounds["roulette"] and tally.rounds["blackjack"]
 
     found, standing = hub_rounds(client.database_url, client.operator_id)
     assert len(found) == sum(tally.rounds.values())

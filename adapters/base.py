@@ -4,6 +4,9 @@ An adapter speaks one studio's protocol and nothing leaks past it: every method 
 dataclass (new fields never break old adapters), amounts are int minor units of the hub's currency,
 and vendor exceptions are mapped onto the ProviderError tree below, at one place in each adapter.
 
+A studio that replays rounds for players and auditors says where with one optional method,
+ReplayAdapter.replay_url (no network call: a URL pattern), which GetRound shows.
+
 Multi-step games (blackjack) add one optional method, MultiStepAdapter.act: `play` opens the round and may
 answer it unfinished, with the actions the player may take and what each adds to the stake; each `act`
 plays one of them, until a PlayResult says finished.
@@ -237,6 +240,13 @@ class ProviderAdapter(Protocol):
     async def health(self) -> bool: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class ReplayAdapter(Protocol):
+    """An adapter whose studio replays a round at a URL (at most 512 characters), from the hub's round id."""
+
+    def replay_url(self, round_id: str) -> str | None: ...
 
 
 @runtime_checkable

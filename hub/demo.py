@@ -165,6 +165,18 @@ class DemoSessions:
         for event in events:
             yield event
 
+    async def act(self, session: GameSession, round_id: str, action: str, key: str):  # type: ignore[no-untyped-def]
+        """Demo rounds are single-step (a multi-step game's bet is refused: PROVIDER_REJECTED), so no demo
+        round ever waits for an action."""
+        demo = self._demo(session)
+        async with demo.lock:
+            err = DomainError(Reason.ROUND_NOT_AWAITING_ACTION, "demo sessions play single-step games only; "
+                              "play blackjack with real money")
+            events = demo.append([PlayError(0, key, round_id, err.reason, err.message, err.state,
+                                            self._fun(demo, demo.balance))])
+        for event in events:
+            yield event
+
     async def _bet(self, demo: _Demo, amount: Money, key: str, layout: str) -> list[PlayEvent]:
         session = demo.session
         try:

@@ -107,6 +107,8 @@ class Reason(enum.Enum):
     SELF_EXCLUDED = (grpc.StatusCode.FAILED_PRECONDITION, False)
     LOSS_LIMIT_EXCEEDED = (grpc.StatusCode.FAILED_PRECONDITION, False)
     SESSION_TIME_LIMIT_REACHED = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    ACTION_NOT_ALLOWED = (grpc.StatusCode.FAILED_PRECONDITION, False, 76)
+    ROUND_NOT_AWAITING_ACTION = (grpc.StatusCode.FAILED_PRECONDITION, False, 77)
 
 
 class DomainError(Exception):

@@ -80,3 +80,22 @@ class PlayError(PlayEvent):
 @dataclass(frozen=True)
 class SessionClosed(PlayEvent):
     game_session_id: str
+
+
+@dataclass(frozen=True)
+class ActionChoice:
+    action: str  # hit | stand | double | split
+    extra_stake: int  # minor units of the round's currency the action adds to the stake (debited first)
+
+
+@dataclass(frozen=True)
+class ActionRequired(PlayEvent):
+    """A multi-step round waits for the player's next action (step 0: after the deal)."""
+
+    round_id: str
+    step: int
+    actions: tuple[ActionChoice, ...]
+    hand: str  # the table as the studio shows it, at most 256 characters
+    stake: Money  # the round's whole stake so far
+    idempotency_key: str  # the bet's (step 0) or the action's that led here
+    balance: Money

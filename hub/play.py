@@ -10,6 +10,13 @@ client that reconnects with Resume gets exactly what it missed. Steps 2-3 run in
 does not own: a client that disconnects mid-round cannot leave its bet half-settled, and a stream that
 resumes meanwhile follows the round through the event log (woken by this process's appends, polling
 for another process's).
+
+A multi-step round (blackjack) answers its bet with ActionRequired instead of an outcome and stays open;
+each act is three steps too: (1) one transaction claims the action's key and the round's next step and
+debits what the action adds to the stake (key "<round>:stake:<step>"); (2) the studio plays the step; (3)
+one transaction appends the next ActionRequired, or settles the round as a bet does. A step the studio did
+not answer leaves the round open: the same act again asks the studio for that same step (studios key
+steps by round and number), and the reconciler settles a round nobody finishes by the studio's record.
 """
 
 import asyncio
@@ -27,15 +34,19 @@ from sqlalchemy import and_, select
 
 from adapters.base import (
     LAYOUT,
+    ActionInput,
     AmountNotRepresentable,
     LaunchInput,
+    MultiStepAdapter,
     PlayInput,
     PlayResult,
     Proof,
+    ProviderAdapter,
     ProviderError,
     ProviderProtocolError,
     ProviderRejected,
     ProviderTimeout,
+    ReplayAdapter,
     UnknownCurrency,
 )
 from hub import deadline, records
@@ -43,6 +54,8 @@ from hub.catalog import Catalog, CatalogGame
 from hub.clock import utcnow
 from hub.errors import DomainError, Reason, State, quote
 from hub.events import (
+    ActionChoice,
+    ActionRequired,
     BetAccepted,
     Outcome,
     PlayError,
@@ -71,6 +84,7 @@ from hub.ledger.schema import (
     bets,
     free_round_grants,
     game_sessions,
+    idempotency_keys,
     ledger_transactions,
     play_events,
     player_sessions,
@@ -79,6 +93,7 @@ from hub.ledger.schema import (
 from hub.ledger.uow import UnitOfWork
 from hub.money import Money, exponent, positive_amount
 from hub.players import Players
+from hub.receipts import ActionReceipt
 from hub.studio_guard import GuardedAdapter
 
 T = TypeVar("T")
@@ -99,6 +114,24 @@ _PROVIDER_REASONS: dict[type[ProviderError], Reason] = {
     ProviderRejected: Reason.PROVIDER_REJECTED,
     ProviderProtocolError: Reason.PROVIDER_OUTCOME_INVALID,
 }
+
+
+ACTIONS = ("hit", "stand", "double", "split")  # what a RoundAction may name (ActionOption.action)
+
+
+def stake_key(round_id: str, step: int) -> str:
+    """The ledger key of what a round's step adds to its stake (a blackjack double or split)."""
+    return f"{round_id}:stake:{step}"
+
+
+def step_key(round_id: str, step: int) -> str:
+    """The key that claims a round's step for one act: a second act for the same step is refused."""
+    return f"{round_id}:step:{step}"
+
+
+def is_multi_step(adapter: ProviderAdapter) -> bool:
+    inner = adapter.inner if isinstance(adapter, GuardedAdapter) else adapter
+    return isinstance(inner, MultiStepAdapter)
 
 
 def provider_reason(exc: ProviderError) -> Reason:
@@ -250,6 +283,94 @@ class BetRefused:
         return (_log(self.session),)
 
 
+def _round_log(session: GameSession, round_id: str) -> Need:
+    """The round's stored events (an act reads where the round stands from them)."""
+    return Need(play_events, (session.operator_id, round_id), ROUND, lock=False)
+
+
+@dataclass(frozen=True)
+class AwaitAction:
+    """A step ended without finishing the round: it waits for the player's next action."""
+
+    session: GameSession
+    round_id: str
+    key: str  # the bet's or act's that played the step
+    result: PlayResult
+
+    @property
+    def wallets(self) -> tuple[tuple[str, str, str], ...]:
+        return ((self.session.operator_id, self.session.player_id, self.session.currency),)
+
+    @property
+    def needs(self) -> tuple[Need, ...]:
+        return _log(self.session), _round_log(self.session, self.round_id), Need(
+            rounds, (self.session.operator_id, self.round_id))
+
+
+@dataclass(frozen=True)
+class TakeAction:
+    """Claim the next step of a round awaiting an action, debiting what the action adds to the stake."""
+
+    session: GameSession
+    round_id: str
+    action: str
+    key: str
+
+    @property
+    def wallets(self) -> tuple[tuple[str, str, str], ...]:
+        return ((self.session.operator_id, self.session.player_id, self.session.currency),)
+
+    @property
+    def needs(self) -> tuple[Need, ...]:
+        op = self.session.operator_id
+        return (Need(idempotency_keys, (op, self.key)), Need(rounds, (op, self.round_id)), _log(self.session),
+                _round_log(self.session, self.round_id), Need(bets, (op, self.round_id), ROUND))
+
+
+@dataclass(frozen=True)
+class StepDone:
+    """The studio answered a step: the round waits again, or it is settled."""
+
+    session: GameSession
+    round_id: str
+    key: str
+    step: int
+    money: Money  # the round's first stake (a win is bounded by the game's multiple of it)
+    result: PlayResult
+
+    @property
+    def wallets(self) -> tuple[tuple[str, str, str], ...]:
+        return ((self.session.operator_id, self.session.player_id, self.session.currency),)
+
+    @property
+    def needs(self) -> tuple[Need, ...]:
+        return (*SettleRound(self.session, self.round_id, self.money, self.result).needs,
+                _round_log(self.session, self.round_id))
+
+
+@dataclass(frozen=True)
+class ActRefused:
+    session: GameSession
+    key: str
+    round_id: str
+    error: DomainError
+
+    @property
+    def needs(self) -> tuple[Need, ...]:
+        return (_log(self.session),)
+
+
+@dataclass(frozen=True)
+class TakenAction:
+    round_id: str
+    step: int
+    extra_stake: int  # debited under stake_key(round_id, step)
+    first_stake: int  # the round's first bet
+    stake: int  # the round's whole stake with this step's
+    events: list[PlayEvent]
+    answered: bool  # the step was answered before: events are copies of its stored ones, nothing moved
+
+
 @dataclass(frozen=True)
 class OpenedRound:
     round_id: str
@@ -264,6 +385,20 @@ class LaunchedGame:
     server_seed_hash: str
     expires_at: datetime
     demo_balance: Money | None = None  # a demo session (hub.demo): the fun money it starts with
+
+
+@dataclass(frozen=True)
+class RoundEntry:
+    """One money movement of a round, as GetRound lists it."""
+
+    kind: str  # bet | win | refund
+    amount: Money  # positive
+    key: str  # the ledger's idempotency key
+    time: datetime
+    transaction_id: str
+
+
+ENTRY_KINDS = {"bet": "bet", "win": "win", "rollback": "refund"}
 
 
 @dataclass(frozen=True)
@@ -282,6 +417,8 @@ class RoundView:
     transaction_ids: tuple[str, ...]
     opened_at: datetime
     closed_at: datetime | None
+    entries: tuple[RoundEntry, ...] = ()
+    replay_url: str = ""  # the studio's (ReplayAdapter), empty when it offers none
 
 
 class Play:
@@ -359,8 +496,9 @@ class Play:
         return await self._appending(session, self._session_closed, SessionEvent(session))
 
     async def resume(self, session: GameSession, last_seen_seq: int) -> AsyncIterator[PlayEvent]:
-        """Every stored event after last_seen_seq, then SessionOpened, then the rest of each round that
-        was in play at that moment, as it is appended: in seq order, each once.
+        """Every stored event after last_seen_seq, then SessionOpened, then a copy of the ActionRequired each
+        round waiting for the player waits on, then the rest of each round that was in play (not waiting)
+        at that moment, as it is appended: in seq order, each once.
 
         SessionOpened and the snapshot of rounds in play come from one transaction holding the session's
         row lock, which every append takes: an event of those rounds is either before SessionOpened (in
@@ -471,8 +609,12 @@ class Play:
                 round_id=round_id, game_session_id=session.game_session_id,
                 provider_game_id=game.info.provider_game_id, operator_id=session.operator_id,
                 player_id=session.player_id, currency=money.currency, bet_minor=money.amount_minor,
-                rtp_variant=session.rtp_variant, params=layout_params(layout)))
-            self._check_win(game, money, result)
+                rtp_variant=session.rtp_variant, params=layout_params(layout), multi_step=is_multi_step(adapter)))
+            if result.finished:
+                self._check_win(game, money, result)
+            elif result.stake_minor not in (None, money.amount_minor) or not result.actions:
+                raise ProviderProtocolError(f"provider {game.provider} left the round waiting with a stake of "
+                                            f"{result.stake_minor} and actions {result.actions}")
         except ProviderTimeout as exc:
             # The studio may have played the round: a refund would be a guess. The round stays open and
             # the reconciler closes it against the studio's own record (round_status).
@@ -487,7 +629,83 @@ class Play:
             log.warning("play.round_rolled_back", round_id=round_id, reason=refusal.reason.name, error=str(exc))
             events = await self._appending(session, self._refund, RefundRound(session, round_id, key, refusal))
         else:
-            events = await self._appending(session, self._settle, SettleRound(session, round_id, money, result))
+            if result.finished:
+                events = await self._appending(session, self._settle, SettleRound(session, round_id, money, result))
+            else:
+                events = await self._appending(session, self._await_action, AwaitAction(session, round_id, key, result))
+        for event in events:
+            emit(event)
+        return None
+
+    # -- actions (multi-step rounds) -------------------------------------------------------------------
+
+    async def act(self, session: GameSession, round_id: str, action: str, key: str) -> AsyncIterator[PlayEvent]:
+        """Events of one step of a round awaiting an action, in order; the step runs to the end even if the
+        caller stops listening."""
+        queue: asyncio.Queue[PlayEvent | None] = asyncio.Queue()
+        task = asyncio.create_task(self._run_act(session, round_id, action, key, queue.put_nowait))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        task.add_done_callback(lambda _: queue.put_nowait(None))
+        while (event := await queue.get()) is not None:
+            yield event
+        dropped = await task
+        if dropped is not None:
+            raise dropped
+
+    async def _run_act(self, session: GameSession, round_id: str, action: str, key: str,
+                       emit: Callable[[PlayEvent], None]) -> deadline.CallerGone | None:
+        try:
+            idempotency.validate_key(key)
+            if action not in ACTIONS:
+                raise DomainError(Reason.INVALID_ARGUMENT, f"action must be one of {', '.join(ACTIONS)}")
+            game, adapter = await self._catalog.game(session.game_id)
+            if not isinstance(adapter, (GuardedAdapter, MultiStepAdapter)):
+                raise DomainError(Reason.ROUND_NOT_AWAITING_ACTION, f"{session.game_id} plays no multi-step rounds")
+            taken = await self._appending(session, self._take_action, TakeAction(session, round_id, action, key))
+        except DomainError as err:
+            try:
+                emit(await self._appending(session, self._act_refused, ActRefused(session, key, round_id, err)))
+            except deadline.CallerGone as gone:
+                return gone
+            return None
+        except deadline.CallerGone as gone:
+            log.info("play.act_dropped", reason=str(gone))
+            return gone
+        # The step is claimed (and its stake taken): it is played to the end even if the caller is gone.
+        deadline.detached()
+        for event in taken.events:
+            emit(event)
+        if taken.answered:
+            return None
+        first = Money(session.currency, taken.first_stake)
+        try:
+            result = await adapter.act(ActionInput(
+                round_id=round_id, game_session_id=session.game_session_id,
+                provider_game_id=game.info.provider_game_id, operator_id=session.operator_id,
+                player_id=session.player_id, currency=session.currency, step=taken.step, action=action,
+                extra_stake_minor=taken.extra_stake))
+            if result.stake_minor not in (None, taken.stake):
+                raise ProviderProtocolError(f"provider {game.provider} counts a stake of {result.stake_minor}, "
+                                            f"the hub took {taken.stake}")
+            if result.finished:
+                game.check_win(taken.first_stake, result.win_minor)
+            elif not result.actions:
+                raise ProviderProtocolError(f"provider {game.provider} left the round waiting with no action")
+        except (ProviderError, DomainError) as exc:
+            # Whether the studio took the step is not known here (a refusal too may come from a studio that
+            # already played it): nothing is refunded on a guess. The round stays open; the same act asks
+            # the studio again, and the reconciler settles it by the studio's record (refunding a step's
+            # stake the studio never took).
+            reason = exc.reason if isinstance(exc, DomainError) else provider_reason(exc)
+            log.warning("play.step_outcome_unknown", round_id=round_id, step=taken.step, error=str(exc))
+            unknown = DomainError(reason, f"provider {game.provider}: {exc}; the round stays open: send the "
+                                  "same action again, or the reconciler settles it with the studio's record",
+                                  State.UNKNOWN)
+            events = await self._appending(session, self._outcome_unknown, RoundUnknown(session, round_id, key, unknown))
+        else:
+            events = await self._appending(session, self._step_done,
+                                           StepDone(session, round_id, key, taken.step, first, result))
         for event in events:
             emit(event)
         return None
@@ -521,7 +739,8 @@ class Play:
         return event
 
     def _resumed(self, book: Book, cmd: "Resumed") -> tuple[int, list[str]]:
-        """Append SessionOpened; return its seq and the session's rounds in play, under the row lock."""
+        """Append SessionOpened and copies of the actions rounds wait for; return the last seq appended and
+        the session's rounds in play (not waiting for the player), under the row lock."""
         session = cmd.session
         last = self._session_row(book, session)["last_seq"]
         if cmd.last_seen_seq > last:  # compared here: the driver cannot bind numbers beyond int64
@@ -536,7 +755,21 @@ class Play:
                                              rounds.c.game_session_id == session.game_session_id),
                                 in_play, lock=False)
         opened = self._session_opened(book, SessionEvent(session))
-        return opened.seq, [r["round_id"] for r in sorted(open_rounds, key=lambda r: r["opened_at"])]
+        followed, waiting = [], []
+        for r in sorted(open_rounds, key=lambda r: r["opened_at"]):
+            pending = self._pending(self._round_events(book, session, r["round_id"]))
+            if pending is not None and book.get(idempotency_keys, (
+                    session.operator_id, step_key(r["round_id"], pending.step + 1)), lock=False) is not None:
+                pending = None  # its next step is claimed: in play, followed like a bet's round
+            if pending is None:
+                followed.append(r["round_id"])
+            else:
+                waiting.append(pending)
+        # The actions rounds wait for, again: the client may have missed or forgotten them.
+        row = self._session_row(book, session)
+        copies = self._copies(row, list(waiting))
+        self._append(book, session, row, None, copies)
+        return (copies[-1].seq if copies else opened.seq), followed
 
     @staticmethod
     def _backlog_tx(session: GameSession, after: int, upto: int, uow: UnitOfWork) -> list[PlayEvent]:
@@ -549,16 +782,32 @@ class Play:
     @staticmethod
     def _follow_tx(session: GameSession, round_ids: list[str], after: int,
                    uow: UnitOfWork) -> tuple[list[str], list[PlayEvent]]:
-        """The rounds still OPEN, then their events after `after`. In that order: a round found closed
-        committed its last events before, so this read sees them (READ COMMITTED reads per statement)."""
-        still_open = list(uow.conn.execute(select(rounds.c.round_id).where(
+        """The rounds still OPEN and not waiting for an action, then their events after `after`. In that
+        order: a round found closed (or waiting) committed its last events before, so this read sees them
+        (READ COMMITTED reads per statement)."""
+        still_open = [r for r in uow.conn.execute(select(rounds.c.round_id).where(
             rounds.c.operator_id == session.operator_id, rounds.c.round_id.in_(round_ids),
-            rounds.c.status == OPEN).order_by(rounds.c.opened_at)).scalars())
+            rounds.c.status == OPEN).order_by(rounds.c.opened_at)).scalars() if not Play._waiting_tx(session, r, uow)]
         payloads = uow.conn.execute(select(play_events.c.payload).where(
             play_events.c.game_session_id == session.game_session_id,
             play_events.c.operator_id == session.operator_id, play_events.c.seq > after,
             play_events.c.round_id.in_(round_ids)).order_by(play_events.c.seq).limit(PAGE)).scalars()
         return still_open, [records.decode(p, PlayEvent) for p in payloads]
+
+    @staticmethod
+    def _waiting_tx(session: GameSession, round_id: str, uow: UnitOfWork) -> bool:
+        """The round's last event asks the player for an action and no act has claimed that step yet:
+        nothing more comes until they act."""
+        last = uow.conn.execute(select(play_events.c.payload).where(
+            play_events.c.game_session_id == session.game_session_id, play_events.c.round_id == round_id,
+            play_events.c.operator_id == session.operator_id).order_by(play_events.c.seq.desc()).limit(1)).scalar()
+        pending = records.decode(last, PlayEvent) if last is not None else None
+        if not isinstance(pending, ActionRequired):
+            return False
+        claimed = uow.conn.execute(select(idempotency_keys.c.idempotency_key).where(
+            idempotency_keys.c.operator_id == session.operator_id,
+            idempotency_keys.c.idempotency_key == step_key(round_id, pending.step + 1))).first()
+        return claimed is None
 
     def _open_round(self, book: Book, cmd: "OpenRound") -> OpenedRound:
         session, money, key = cmd.session, cmd.money, cmd.key
@@ -569,15 +818,15 @@ class Play:
             self._players.check_login(book, session.operator_id, session.player_id, session.login_id, utcnow())
         if receipt.replayed:
             round_ = book.get(rounds, (session.operator_id, round_id), lock=False)
-            if round_ is not None and round_["status"] == OPEN:
+            so_far = self._round_events(book, session, round_id)
+            if round_ is not None and round_["status"] == OPEN and not self._pending(so_far):
                 # Whether that round wins is not known yet: retry with the same key to find out.
                 raise DomainError(Reason.REQUEST_IN_PROGRESS, f"the bet with key {quote(key)} is still in play",
                                   State.UNKNOWN)
             row = self._session_row(book, session)
             # New events of this session (seq never goes backwards on a stream, and Resume finds them).
             # Stored without the round id, so a later replay copies the originals, not these.
-            copies = [replace(original, seq=seq, replay_of_seq=original.seq) for seq, original in enumerate(
-                self._round_events(book, session, round_id), start=row["last_seq"] + 1)]
+            copies = self._copies(row, so_far)
             self._append(book, session, row, None, copies)
             return OpenedRound(round_id, copies, replayed=True)
         row = self._session_row(book, session)
@@ -608,6 +857,132 @@ class Play:
                   self._settled(book, session, round_id, result.win_minor, seq + 1)]
         self._append(book, session, row, round_id, events)
         return events
+
+    def _await_action(self, book: Book, cmd: "AwaitAction") -> list[PlayEvent]:
+        session, result = cmd.session, cmd.result
+        cash = postings.wallet(book, session.operator_id, session.player_id, session.currency).cash
+        round_ = book.get(rounds, (session.operator_id, cmd.round_id), lock=False)
+        assert round_ is not None  # opened by this round's bet
+        row = self._session_row(book, session)
+        events: list[PlayEvent] = [ActionRequired(
+            row["last_seq"] + 1, cmd.round_id, result.step,
+            tuple(ActionChoice(o.action, o.extra_stake_minor) for o in result.actions), result.result[:256],
+            Money(session.currency, round_["bet_amount"]), cmd.key, Money(session.currency, cash))]
+        self._append(book, session, row, cmd.round_id, events)
+        return events
+
+    def _take_action(self, book: Book, cmd: "TakeAction") -> TakenAction:
+        session, round_id, op = cmd.session, cmd.round_id, cmd.session.operator_id
+        request_fp = idempotency.fingerprint("act", session.game_session_id, round_id, cmd.action)
+        stored = idempotency.lookup(book, op, cmd.key, request_fp)
+        round_ = book.get(rounds, (op, round_id))
+        if round_ is None or (round_["game_session_id"], round_["player_id"]) != (
+                session.game_session_id, session.player_id):
+            raise DomainError(Reason.ROUND_NOT_FOUND, f"no round {quote(round_id)} in this game session")
+        first = min(self._stakes(book, op, round_id), key=lambda r: r["created_at"])["amount"]
+        so_far = self._round_events(book, session, round_id)
+        if stored is not None:
+            claimed = records.decode(stored, ActionReceipt)
+            answer = self._step_answer(so_far, claimed.step)
+            extra = sum(b["amount"] for b in self._stakes(book, op, round_id)
+                        if b["bet_id"] == stake_key(round_id, claimed.step))
+            if answer or round_["status"] != OPEN:
+                # Answered (or ended by the reconciler): copies of what the step yielded, nothing moves.
+                row = self._session_row(book, session)
+                copies = self._copies(row, answer)
+                self._append(book, session, row, None, copies)
+                return TakenAction(round_id, claimed.step, extra, first, round_["bet_amount"], copies, answered=True)
+            # Claimed, but the studio's answer never came: ask it again for the same step (no second debit).
+            return TakenAction(round_id, claimed.step, extra, first, round_["bet_amount"], [], answered=False)
+        if round_["status"] != OPEN:
+            raise DomainError(Reason.ROUND_CLOSED, f"round {quote(round_id)} is {round_['status']}")
+        pending = self._pending(so_far)
+        if pending is None:
+            raise DomainError(Reason.ROUND_NOT_AWAITING_ACTION, f"round {quote(round_id)} is not waiting for an "
+                              "action (its last step is still in play: repeat that step's action to learn how it "
+                              "ended)")
+        step = pending.step + 1
+        if book.get(idempotency_keys, (op, step_key(round_id, step))) is not None:
+            raise DomainError(Reason.ROUND_NOT_AWAITING_ACTION, f"step {step} of round {quote(round_id)} is being "
+                              "played under another idempotency key: repeat that one")
+        choice = next((c for c in pending.actions if c.action == cmd.action), None)
+        if choice is None:
+            raise DomainError(Reason.ACTION_NOT_ALLOWED, f"{cmd.action} is not allowed now; the round takes "
+                              f"{', '.join(c.action for c in pending.actions)}")
+        row = self._session_row(book, session)
+        events: list[PlayEvent] = []
+        if choice.extra_stake:
+            money = Money(session.currency, choice.extra_stake)
+            receipt = self._rounds.bet(book, Bet(
+                operator_id=op, player_id=session.player_id, currency=session.currency, round_id=round_id,
+                game_id=session.game_id, bet_id=stake_key(round_id, step), amount=choice.extra_stake,
+                game_session_id=session.game_session_id))
+            if session.login_id:
+                self._players.check_login(book, op, session.player_id, session.login_id, utcnow())
+            events.append(BetAccepted(row["last_seq"] + 1, round_id, receipt.transaction_id, money,
+                                      Money(session.currency, receipt.balance),
+                                      Money(session.currency, receipt.bonus_balance), False, 0))
+        claim = records.encode(ActionReceipt(round_id, step, cmd.action))
+        idempotency.record(book, op, cmd.key, request_fp, claim)
+        idempotency.record(book, op, step_key(round_id, step), idempotency.fingerprint("step", cmd.key), claim)
+        self._append(book, session, row, round_id, events)
+        return TakenAction(round_id, step, choice.extra_stake, first, round_["bet_amount"], events, answered=False)
+
+    def _step_done(self, book: Book, cmd: "StepDone") -> list[PlayEvent]:
+        """Append the step's answer, unless another actor (a repeated act, the reconciler) already did."""
+        session = cmd.session
+        round_ = book.get(rounds, (session.operator_id, cmd.round_id))
+        answered = self._step_answer(self._round_events(book, session, cmd.round_id), cmd.step)
+        if round_ is None or round_["status"] != OPEN or answered:
+            row = self._session_row(book, session)
+            copies = self._copies(row, answered)
+            self._append(book, session, row, None, copies)
+            return copies
+        if cmd.result.finished:
+            return self._settle(book, SettleRound(session, cmd.round_id, cmd.money, cmd.result))
+        return self._await_action(book, AwaitAction(session, cmd.round_id, cmd.key, cmd.result))
+
+    def _act_refused(self, book: Book, cmd: "ActRefused") -> PlayError:
+        """An act refused before its step was claimed: nothing changed (logged without the round, so a
+        replay of the round's steps never copies it)."""
+        session = cmd.session
+        cash = postings.wallet(book, session.operator_id, session.player_id, session.currency).cash
+        row = self._session_row(book, session)
+        event = self._refused(session, cmd.key, cmd.round_id, cmd.error, cash, row["last_seq"] + 1)
+        self._append(book, session, row, None, [event])
+        return event
+
+    @staticmethod
+    def _stakes(book: Book, operator_id: str, round_id: str) -> list[Row]:
+        return list(book.group(bets, ROUND, (operator_id, round_id), lock=False))
+
+    @staticmethod
+    def _pending(events: list[PlayEvent]) -> ActionRequired | None:
+        """The action the round waits for: its last event, if that asks for one."""
+        return events[-1] if events and isinstance(events[-1], ActionRequired) else None
+
+    @staticmethod
+    def _step_answer(events: list[PlayEvent], step: int) -> list[PlayEvent]:
+        """The events a step yielded once the studio answered it (its stake's BetAccepted included), or []
+        while it has no answer: those after the ActionRequired it took, up to the next ActionRequired, or
+        to the end once the round settled or was refunded."""
+        start = next((i for i, e in enumerate(events) if isinstance(e, ActionRequired) and e.step == step - 1), None)
+        if start is None:
+            return []
+        after = events[start + 1:]
+        for i, event in enumerate(after):
+            if isinstance(event, ActionRequired) or isinstance(event, Settled):
+                return after[:i + 1]
+            if isinstance(event, PlayError) and event.state != State.UNKNOWN:
+                return after[:i + 1]
+        return []
+
+    @staticmethod
+    def _copies(row: Row, originals: list[PlayEvent]) -> list[PlayEvent]:
+        """New events of the session repeating originals (seq never goes backwards on a stream); stored
+        without the round id, so a later replay copies the originals, not these."""
+        return [replace(original, seq=seq, replay_of_seq=original.replay_of_seq or original.seq)
+                for seq, original in enumerate(originals, start=row["last_seq"] + 1)]
 
     def _refund(self, book: Book, cmd: "RefundRound") -> list[PlayEvent]:
         session, round_id, key = cmd.session, cmd.round_id, cmd.key
@@ -717,16 +1092,34 @@ class Play:
             row = uow.conn.execute(select(rounds).where(
                 rounds.c.round_id == round_id, rounds.c.operator_id == operator_id)).one_or_none()
             if row is None:
-                return None, []
-            return row, list(uow.conn.execute(select(ledger_transactions.c.transaction_id).where(
+                return None, [], {}
+            moves = list(uow.conn.execute(select(ledger_transactions).where(
                 ledger_transactions.c.round_id == round_id, ledger_transactions.c.operator_id == operator_id,
-            ).order_by(ledger_transactions.c.seq)).scalars())
+            ).order_by(ledger_transactions.c.seq)))
+            # A bet's stake as placed (a free round's is the operator's money, not a change of the wallet).
+            stakes = dict(uow.conn.execute(select(bets.c.bet_id, bets.c.amount).where(
+                bets.c.operator_id == operator_id, bets.c.round_id == round_id)).all())
+            return row, moves, stakes
 
-        row, transaction_ids = await self._db.run(_read)
+        row, moves, stakes = await self._db.run(_read)
         if row is None:
             raise DomainError(Reason.ROUND_NOT_FOUND, f"no round {quote(round_id)}")
+        entries = tuple(RoundEntry(
+            ENTRY_KINDS[m.kind], Money(row.currency, stakes.get(m.idempotency_key, 0) if m.kind == "bet"
+                                       else m.amount + m.bonus_amount),
+            m.idempotency_key, m.created_at, m.transaction_id) for m in moves if m.kind in ENTRY_KINDS)
         return RoundView(
             row.round_id, row.game_id, row.player_id, row.game_session_id or "", row.status,
             Money(row.currency, row.bet_amount), Money(row.currency, row.win_amount), row.result or "",
-            records.decode(row.proof, Proof) if row.proof else None, tuple(transaction_ids), row.opened_at,
-            row.closed_at)
+            records.decode(row.proof, Proof) if row.proof else None, tuple(m.transaction_id for m in moves),
+            row.opened_at, row.closed_at, entries, await self._replay_url(row.game_id, round_id))
+
+    async def _replay_url(self, game_id: str, round_id: str) -> str:
+        """The studio's replay page of the round; empty when it offers none or its game is gone."""
+        try:
+            _, adapter = await self._catalog.game(game_id)
+        except (DomainError, ProviderError):
+            return ""
+        inner = adapter.inner if isinstance(adapter, GuardedAdapter) else adapter
+        url = inner.replay_url(round_id) if isinstance(inner, ReplayAdapter) else None
+        return (url or "")[:512]

@@ -53,3 +53,12 @@ class FreeRoundGrant:
     rounds_left: int
     expires_at: datetime
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class ActionReceipt:
+    """Stored under a Play action's idempotency key when its step is claimed: a replay finds the step."""
+
+    round_id: str
+    step: int
+    action: str

@@ -21,6 +21,8 @@ replayed bet's copy of the event with that seq):
   error           idempotency_key, round_id ("" if no round opened), reason (an ErrorReason name, e.g.
                   "INSUFFICIENT_FUNDS"), message, state (APPLIED | NOT_APPLIED | UNKNOWN), currency, balance
   session_closed  game_session_id
+  action_required round_id, step, actions [{action, extra_stake}], hand, currency, stake, idempotency_key,
+                  balance
   e.g. {"currency":"USD","proof":{"client_seed":"seed","nonce":7,"server_seed":"","server_seed_hash":"abab"},
   "replay_of_seq":0,"result":"SEVEN|SEVEN|BAR","round_id":"r-1","seq":4,"type":"outcome","v":1,"win":250}
   (one line when stored).
@@ -33,6 +35,7 @@ idempotency_keys.response: the answer stored with an effect, given again on a re
                     wagering_requirement, wagered, status, expires_at, created_at, closed_at,
                     closing_transaction_id}
   free_round_grant  grant_id, player_id, game_id, currency, bet, rounds, rounds_left, expires_at, created_at
+  action            round_id, step, action (a Play RoundAction's claim of its round's step)
   Bets, wins and rollbacks of rounds store the round ledger's receipt instead, written by
   hub.ledger.rounds.Receipt (the ledger sits below this module, so it keeps its own encoder): JSON with
   sorted keys and default separators, no version or type (0010 left these rows as they were):
@@ -52,6 +55,8 @@ from typing import Any, TypeVar
 from adapters.base import Proof
 from hub.errors import Reason, State
 from hub.events import (
+    ActionChoice,
+    ActionRequired,
     BetAccepted,
     Outcome,
     PlayError,
@@ -61,7 +66,7 @@ from hub.events import (
     Settled,
 )
 from hub.money import Money
-from hub.receipts import Bonus, BonusGrant, DepositReceipt, FreeRoundGrant, WithdrawalReceipt
+from hub.receipts import ActionReceipt, Bonus, BonusGrant, DepositReceipt, FreeRoundGrant, WithdrawalReceipt
 
 VERSION = 1
 R = TypeVar("R")
@@ -189,6 +194,21 @@ def _read_session_closed(f: Fields) -> SessionClosed:
     return SessionClosed(f["seq"], f["game_session_id"], replay_of_seq=f["replay_of_seq"])
 
 
+def _action_required(e: ActionRequired) -> Fields:
+    return {"seq": e.seq, "replay_of_seq": e.replay_of_seq, "round_id": e.round_id, "step": e.step,
+            "actions": [{"action": a.action, "extra_stake": a.extra_stake} for a in e.actions], "hand": e.hand,
+            "currency": e.stake.currency, "stake": e.stake.amount_minor, "idempotency_key": e.idempotency_key,
+            "balance": e.balance.amount_minor}
+
+
+def _read_action_required(f: Fields) -> ActionRequired:
+    c = f["currency"]
+    return ActionRequired(f["seq"], f["round_id"], f["step"],
+                          tuple(ActionChoice(a["action"], a["extra_stake"]) for a in f["actions"]), f["hand"],
+                          Money(c, f["stake"]), f["idempotency_key"], Money(c, f["balance"]),
+                          replay_of_seq=f["replay_of_seq"])
+
+
 # -- idempotent responses ------------------------------------------------------------------------------------
 
 def _deposit(r: DepositReceipt) -> Fields:
@@ -243,6 +263,14 @@ def _read_free_round_grant(f: Fields) -> FreeRoundGrant:
                           f["rounds_left"], _required_time(f["expires_at"]), _required_time(f["created_at"]))
 
 
+def _action(r: ActionReceipt) -> Fields:
+    return {"round_id": r.round_id, "step": r.step, "action": r.action}
+
+
+def _read_action(f: Fields) -> ActionReceipt:
+    return ActionReceipt(f["round_id"], f["step"], f["action"])
+
+
 # type -> (its "type" tag, its fields); tag -> the record read back.
 _WRITERS: dict[type, tuple[str, Callable[[Any], Fields]]] = {
     SessionOpened: ("session_opened", _session_opened),
@@ -252,6 +280,8 @@ _WRITERS: dict[type, tuple[str, Callable[[Any], Fields]]] = {
     Settled: ("settled", _settled),
     PlayError: ("error", _error),
     SessionClosed: ("session_closed", _session_closed),
+    ActionRequired: ("action_required", _action_required),
+    ActionReceipt: ("action", _action),
     DepositReceipt: ("deposit", _deposit),
     WithdrawalReceipt: ("withdrawal", _withdrawal),
     BonusGrant: ("bonus_grant", _bonus_grant),
@@ -266,6 +296,8 @@ _READERS: dict[str, Callable[[Fields], object]] = {
     "settled": _read_settled,
     "error": _read_error,
     "session_closed": _read_session_closed,
+    "action_required": _read_action_required,
+    "action": _read_action,
     "deposit": _read_deposit,
     "withdrawal": _read_withdrawal,
     "bonus_grant": _read_bonus_grant,

@@ -55,8 +55,13 @@ class ReelhouseAdapter:
     def __init__(self, config: ProviderConfig):
         self.name = config.name
         self._client = StudioClient(config.url, config.secret, config.timeout_s)
+        self._replay_base = config.url.rstrip("/") + "/replay/"
         # (game id, variant id) -> paytable; variant "" is the game's default paytable.
         self._paytables: dict[tuple[str, str], Paytable] = {}
+
+    def replay_url(self, round_id: str) -> str | None:
+        """The studio's public replay page of a spin (GET /replay/{round_id}, unsigned)."""
+        return self._replay_base + quote(round_id, safe="")
 
     async def catalog(self, request: CatalogInput) -> list[GameInfo]:
         data = await self._client.request("GET", "/v1/games")

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from math import gcd
 from typing import Any
+from urllib.parse import quote
 
 import structlog
 
@@ -198,6 +199,10 @@ class TablehouseAdapter:
         except (AmountNotRepresentable, UnknownCurrency) as exc:
             raise ProviderProtocolError(f"tablehouse round amounts are not hub money: {exc}") from exc
         return RoundStatusResult(status=names[data.status], win_minor=win, stake_minor=stake)
+
+    def replay_url(self, round_id: str) -> str | None:
+        """Tablehouse replays a round at a fixed address (mock_providers/tablehouse/README.md, Rounds)."""
+        return f"https://tablehouse.example/replay/{quote(round_id, safe='')}"
 
     async def health(self) -> bool:
         try:

@@ -86,6 +86,11 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
                     async for event in player.bet(session, mapping.money_in(bet.amount), bet.idempotency_key,
                                                        bet.layout):
                         yield mapping.play_response(event)
+                elif action == "act":
+                    act = request.act
+                    async for event in player.act(session, act.round_id, mapping.action_in(act.action),
+                                                  act.idempotency_key):
+                        yield mapping.play_response(event)
                 elif action == "close":
                     yield mapping.play_response(await player.closed(session))
                     return

@@ -25,6 +25,7 @@ from casinohub.v1 import (
 from hub.catalog import GameQuery, ListedGame
 from hub.errors import DomainError, Reason, State
 from hub.events import (
+    ActionRequired,
     BetAccepted,
     Outcome,
     PlayError,
@@ -159,7 +160,13 @@ def round_(view: RoundView) -> game_pb.GetRoundResponse:
         game_session_id=view.game_session_id, status=game_pb.RoundStatus.Value(f"ROUND_STATUS_{view.status}"),
         bet=money(view.bet), win=money(view.win), result=view.result,
         proof=proof(view.proof) if view.proof is not None else None, transaction_ids=view.transaction_ids,
-        opened_at=timestamp(view.opened_at), closed_at=timestamp(view.closed_at)))
+        opened_at=timestamp(view.opened_at), closed_at=timestamp(view.closed_at), replay_url=view.replay_url,
+        entries=[game_pb.RoundEntry(kind=_ENTRY_KINDS[e.kind], amount=money(e.amount), key=e.key,
+                                    time=timestamp(e.time), transaction_id=e.transaction_id) for e in view.entries]))
+
+
+_ENTRY_KINDS = {"bet": game_pb.ROUND_ENTRY_KIND_BET, "win": game_pb.ROUND_ENTRY_KIND_WIN,
+                "refund": game_pb.ROUND_ENTRY_KIND_REFUND}
 
 
 def free_round_grant(grant: FreeRoundGrant) -> common_pb2.FreeRoundGrant:
@@ -209,6 +216,27 @@ def _error(e: PlayError) -> game_pb.PlayResponse:
         balance=money(e.balance)))
 
 
+_ACTION_KINDS = {"hit": game_pb.ACTION_KIND_HIT, "stand": game_pb.ACTION_KIND_STAND,
+                 "double": game_pb.ACTION_KIND_DOUBLE, "split": game_pb.ACTION_KIND_SPLIT}
+_ACTION_NAMES: dict[int, str] = {kind: name for name, kind in _ACTION_KINDS.items()}
+
+
+def action_in(kind: int) -> str:
+    """A RoundAction's action as Play names it; UNSPECIFIED (or a number this hub does not know) is refused."""
+    if kind not in _ACTION_NAMES:
+        raise DomainError(Reason.INVALID_ARGUMENT, "act.action must be HIT, STAND, DOUBLE or SPLIT")
+    return _ACTION_NAMES[kind]
+
+
+def _action_required(e: ActionRequired) -> game_pb.PlayResponse:
+    c = e.stake.currency
+    return game_pb.PlayResponse(seq=e.seq, replay_of_seq=e.replay_of_seq, action_required=game_pb.ActionRequired(
+        round_id=e.round_id, step=e.step, hand=e.hand, stake=money(e.stake), idempotency_key=e.idempotency_key,
+        balance=money(e.balance), actions=[game_pb.ActionChoice(
+            action=_ACTION_KINDS.get(a.action, game_pb.ACTION_KIND_UNSPECIFIED),
+            extra_stake=money(Money(c, a.extra_stake))) for a in e.actions]))
+
+
 def _session_closed(e: SessionClosed) -> game_pb.PlayResponse:
     return game_pb.PlayResponse(seq=e.seq, replay_of_seq=e.replay_of_seq,
                                 session_closed=game_pb.SessionClosed(game_session_id=e.game_session_id))
@@ -216,7 +244,7 @@ def _session_closed(e: SessionClosed) -> game_pb.PlayResponse:
 
 _PLAY_RESPONSES: dict[type, Callable[[Any], game_pb.PlayResponse]] = {
     SessionOpened: _session_opened, RoundOpened: _round_opened, BetAccepted: _bet_accepted, Outcome: _outcome,
-    Settled: _settled, PlayError: _error, SessionClosed: _session_closed}
+    Settled: _settled, PlayError: _error, SessionClosed: _session_closed, ActionRequired: _action_required}
 
 
 def play_response(event: PlayEvent) -> game_pb.PlayResponse:

@@ -7,6 +7,7 @@ function. Every response is signed so the hub can tell the studio's answers from
 import asyncio
 import hashlib
 import hmac
+import html
 import json
 import random
 import time
@@ -144,7 +145,7 @@ async def verify_signature(request: web.Request, handler) -> web.StreamResponse:
     studio = request.app[STUDIO]
     studio.requests_seen += 1
     # Load-balancer probes and the player's browser carry no signature.
-    if request.path != "/health" and not request.path.startswith("/play/"):
+    if request.path != "/health" and not request.path.startswith(("/play/", "/replay/")):
         timestamp = request.headers.get(TIMESTAMP_HEADER, "")
         given = request.headers.get(SIGNATURE_HEADER, "")
         expected = sign(studio.secret, timestamp, await request.read())
@@ -247,6 +248,17 @@ async def play_page(request: web.Request) -> web.Response:
     return web.Response(text=f"<h1>Reelhouse: {GAMES[session.game_id].name}</h1>", content_type="text/html")
 
 
+async def replay_page(request: web.Request) -> web.Response:
+    """A spin as a player or auditor replays it: its symbols, win and proof."""
+    stored = request.app[STUDIO].rounds.get(request.match_info["round_id"])
+    if stored is None:
+        raise StudioError(404, "ROUND_NOT_FOUND")
+    answer = stored[1]
+    return web.Response(text=f"<h1>Reelhouse replay</h1><p>{html.escape(str(answer.get('symbols')))}: win "
+                        f"{answer.get('win')}</p><pre>{html.escape(json.dumps(answer.get('proof')))}</pre>",
+                        content_type="text/html")
+
+
 async def spin(request: web.Request) -> web.Response:
     studio = request.app[STUDIO]
     body = await _body(request)
@@ -337,6 +349,7 @@ def create_app(secret: str = DEFAULT_SECRET, faults: Faults | None = None) -> we
     app.router.add_post("/v1/spins", spin)
     app.router.add_get("/v1/rounds/{round_id}", get_round)
     app.router.add_get("/play/{session_id}", play_page)
+    app.router.add_get("/replay/{round_id}", replay_page)
     app.router.add_post("/_admin/faults", set_faults)
     return app
 

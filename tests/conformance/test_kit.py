@@ -137,6 +137,30 @@ async def test_a_multi_step_round_runs_to_its_end_and_the_stake_only_grows(kit: 
     assert (await kit.status(spin.round_id))[0] == "settled"
 
 
+async def test_a_repeated_step_answers_the_same_and_a_staking_action_adds_exactly_its_stake(kit: Kit) -> None:
+    """What the hub's Play relies on for acts: a step asked again (its answer was lost) is answered the same,
+    without a second draw, and an action's extra_stake_minor is exactly what it adds to the round's stake."""
+    game = kit.studio.multi_step
+    if game is None:
+        pytest.skip(f"{kit.studio.adapter} has no multi-step games")
+    assert isinstance(kit.adapter, MultiStepAdapter)
+    session = await kit.launch(game)
+    for _ in range(50):  # a deal that waits for the player comes long before this
+        spin = kit.spin(game, session, multi_step=True)
+        step = await kit.adapter.play(spin)
+        if not step.finished:
+            break
+    assert not step.finished and step.actions, step
+    option = max(step.actions, key=lambda o: o.extra_stake_minor)  # double or split when offered
+    assert option.extra_stake_minor > 0, step.actions
+    action = ActionInput(round_id=spin.round_id, game_session_id=session, provider_game_id=game.game_id,
+                         operator_id=OPERATOR, player_id=PLAYER, currency=game.currency, step=step.step + 1,
+                         action=option.action, extra_stake_minor=option.extra_stake_minor)
+    first = await kit.adapter.act(action)
+    assert await kit.adapter.act(action) == first
+    assert first.stake_minor == (step.stake_minor or spin.bet_minor) + option.extra_stake_minor
+
+
 async def test_a_duplicate_delivery_returns_the_same_outcome_once(kit: Kit) -> None:
     game = kit.studio.single_step
     session = await kit.launch(game)

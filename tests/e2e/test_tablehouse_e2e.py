@@ -1,6 +1,6 @@
 """The hub against the real Tablehouse studio over gRPC: its games in the catalog, roulette rounds through
-the Play stream (the default layout, the whole stake on red, and layouts the bet names), and blackjack
-refused until Play has actions."""
+the Play stream (the default layout, the whole stake on red, and layouts the bet names). Blackjack, which
+takes actions, is in test_blackjack_play.py."""
 
 from collections.abc import AsyncIterator
 
@@ -101,19 +101,6 @@ async def test_a_layout_the_table_cannot_take_is_rolled_back(live: tuple[Client,
         events = await stream.until("settled", "error")
         assert kinds(events) == ["round_opened", "bet_accepted", "error"], layout
         assert events[-1].error.error.reason == "PROVIDER_REJECTED"
-    await stream.close()
-    assert await client.balance(player_id) == 1_000
-    assert studio.rounds == {}
-
-
-async def test_blackjack_is_refused_and_rolled_back_until_play_has_actions(live: tuple[Client, Studio]) -> None:
-    client, studio = live
-    player_id, token = await client.new_player(deposit=1_000)
-    stream = await opened_stream(client, token, BLACKJACK)
-    stream.bet(200, "hand-1")
-    events = await stream.until("settled", "error")
-    assert kinds(events) == ["round_opened", "bet_accepted", "error"]
-    assert events[2].error.error.reason == "PROVIDER_REJECTED"
     await stream.close()
     assert await client.balance(player_id) == 1_000
     assert studio.rounds == {}

@@ -12,6 +12,8 @@ from adapters.base import Proof
 from hub import records
 from hub.errors import Reason, State
 from hub.events import (
+    ActionChoice,
+    ActionRequired,
     BetAccepted,
     Outcome,
     PlayError,
@@ -23,7 +25,7 @@ from hub.events import (
 )
 from hub.ledger.rounds import Receipt
 from hub.money import Money
-from hub.receipts import Bonus, BonusGrant, DepositReceipt, FreeRoundGrant, WithdrawalReceipt
+from hub.receipts import ActionReceipt, Bonus, BonusGrant, DepositReceipt, FreeRoundGrant, WithdrawalReceipt
 
 
 def usd(amount: int) -> Money:
@@ -71,6 +73,13 @@ GOLDEN: list[tuple[object, bytes]] = [
      b'{"bet":100,"created_at":"2026-05-01T12:00:00.123456Z","currency":"USD","expires_at":"2026-05-08T12:00:00.000000Z",'
      b'"game_id":"reelhouse:fruit-classic","grant_id":"g-1","player_id":"p-1","rounds":10,"rounds_left":10,'
      b'"type":"free_round_grant","v":1}'),
+    (ActionRequired(9, "r-2", 1, (ActionChoice("hit", 0), ActionChoice("double", 200)), "TS 6H vs 9C", usd(200),
+                    "act-1", usd(800)),
+     b'{"actions":[{"action":"hit","extra_stake":0},{"action":"double","extra_stake":200}],"balance":800,'
+     b'"currency":"USD","hand":"TS 6H vs 9C","idempotency_key":"act-1","replay_of_seq":0,"round_id":"r-2",'
+     b'"seq":9,"stake":200,"step":1,"type":"action_required","v":1}'),
+    (ActionReceipt("r-2", 1, "double"),
+     b'{"action":"double","round_id":"r-2","step":1,"type":"action","v":1}'),
     (Proof("abab", "seed", 7, "cdcd"),
      b'{"client_seed":"seed","nonce":7,"server_seed":"cdcd","server_seed_hash":"abab","type":"proof","v":1}'),
 ]
@@ -88,7 +97,7 @@ def test_every_record_type_has_a_golden_example() -> None:
 
 def test_play_events_read_back_as_play_events() -> None:
     events = [records.decode(stored, PlayEvent) for record, stored in GOLDEN if isinstance(record, PlayEvent)]
-    assert [e.seq for e in events] == list(range(1, 9))
+    assert [e.seq for e in events] == list(range(1, 10))
 
 
 def test_a_record_of_another_type_or_version_is_refused() -> None:

@@ -209,6 +209,12 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """FAILED_PRECONDITION: the bet could make the player's net loss exceed their loss limit of a period."""
     ERROR_REASON_SESSION_TIME_LIMIT_REACHED: _ErrorReason.ValueType  # 75
     """FAILED_PRECONDITION: the login has lasted the player's session time limit; it has ended."""
+    ERROR_REASON_ACTION_NOT_ALLOWED: _ErrorReason.ValueType  # 76
+    """FAILED_PRECONDITION: the round is waiting for an action, but not this one (see ActionRequired.actions)."""
+    ERROR_REASON_ROUND_NOT_AWAITING_ACTION: _ErrorReason.ValueType  # 77
+    """FAILED_PRECONDITION: the round is not waiting for an action now (its last step is still in play, or
+    another idempotency key is playing it), or its game takes no actions.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Stable machine-readable error reasons. Every error the hub returns carries a
@@ -403,6 +409,12 @@ ERROR_REASON_LOSS_LIMIT_EXCEEDED: ErrorReason.ValueType  # 74
 """FAILED_PRECONDITION: the bet could make the player's net loss exceed their loss limit of a period."""
 ERROR_REASON_SESSION_TIME_LIMIT_REACHED: ErrorReason.ValueType  # 75
 """FAILED_PRECONDITION: the login has lasted the player's session time limit; it has ended."""
+ERROR_REASON_ACTION_NOT_ALLOWED: ErrorReason.ValueType  # 76
+"""FAILED_PRECONDITION: the round is waiting for an action, but not this one (see ActionRequired.actions)."""
+ERROR_REASON_ROUND_NOT_AWAITING_ACTION: ErrorReason.ValueType  # 77
+"""FAILED_PRECONDITION: the round is not waiting for an action now (its last step is still in play, or
+another idempotency key is playing it), or its game takes no actions.
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _ApplyState:

@@ -44,6 +44,31 @@ GAME_TYPE_SPORTS: GameType.ValueType  # 4
 GAME_TYPE_INSTANT: GameType.ValueType  # 5
 Global___GameType: _TypeAlias = GameType  # noqa: Y015
 
+class _ActionKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ActionKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ActionKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ACTION_KIND_UNSPECIFIED: _ActionKind.ValueType  # 0
+    ACTION_KIND_HIT: _ActionKind.ValueType  # 1
+    ACTION_KIND_STAND: _ActionKind.ValueType  # 2
+    ACTION_KIND_DOUBLE: _ActionKind.ValueType  # 3
+    """Doubles the active hand's stake, takes one card, and the hand stands."""
+    ACTION_KIND_SPLIT: _ActionKind.ValueType  # 4
+    """Splits a pair into two hands, the second staked like the first."""
+
+class ActionKind(_ActionKind, metaclass=_ActionKindEnumTypeWrapper): ...
+
+ACTION_KIND_UNSPECIFIED: ActionKind.ValueType  # 0
+ACTION_KIND_HIT: ActionKind.ValueType  # 1
+ACTION_KIND_STAND: ActionKind.ValueType  # 2
+ACTION_KIND_DOUBLE: ActionKind.ValueType  # 3
+"""Doubles the active hand's stake, takes one card, and the hand stands."""
+ACTION_KIND_SPLIT: ActionKind.ValueType  # 4
+"""Splits a pair into two hands, the second staked like the first."""
+Global___ActionKind: _TypeAlias = ActionKind  # noqa: Y015
+
 class _RoundStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -64,6 +89,27 @@ ROUND_STATUS_SETTLED: RoundStatus.ValueType  # 2
 ROUND_STATUS_ROLLED_BACK: RoundStatus.ValueType  # 3
 ROUND_STATUS_VOIDED: RoundStatus.ValueType  # 4
 Global___RoundStatus: _TypeAlias = RoundStatus  # noqa: Y015
+
+class _RoundEntryKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RoundEntryKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RoundEntryKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ROUND_ENTRY_KIND_UNSPECIFIED: _RoundEntryKind.ValueType  # 0
+    ROUND_ENTRY_KIND_BET: _RoundEntryKind.ValueType  # 1
+    ROUND_ENTRY_KIND_WIN: _RoundEntryKind.ValueType  # 2
+    ROUND_ENTRY_KIND_REFUND: _RoundEntryKind.ValueType  # 3
+    """A bet given back (rolled back by the studio, the hub or the reconciler)."""
+
+class RoundEntryKind(_RoundEntryKind, metaclass=_RoundEntryKindEnumTypeWrapper): ...
+
+ROUND_ENTRY_KIND_UNSPECIFIED: RoundEntryKind.ValueType  # 0
+ROUND_ENTRY_KIND_BET: RoundEntryKind.ValueType  # 1
+ROUND_ENTRY_KIND_WIN: RoundEntryKind.ValueType  # 2
+ROUND_ENTRY_KIND_REFUND: RoundEntryKind.ValueType  # 3
+"""A bet given back (rolled back by the studio, the hub or the reconciler)."""
+Global___RoundEntryKind: _TypeAlias = RoundEntryKind  # noqa: Y015
 
 @_typing.final
 class GrantFreeRoundsRequest(_message.Message):
@@ -373,6 +419,7 @@ class PlayRequest(_message.Message):
     BET_FIELD_NUMBER: _builtins.int
     CLOSE_FIELD_NUMBER: _builtins.int
     RESUME_FIELD_NUMBER: _builtins.int
+    ACT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def open(self) -> Global___OpenAction: ...
     @_builtins.property
@@ -381,6 +428,8 @@ class PlayRequest(_message.Message):
     def close(self) -> Global___CloseAction: ...
     @_builtins.property
     def resume(self) -> Global___ResumeAction: ...
+    @_builtins.property
+    def act(self) -> Global___RoundAction: ...
     def __init__(
         self,
         *,
@@ -388,12 +437,13 @@ class PlayRequest(_message.Message):
         bet: Global___BetAction | None = ...,
         close: Global___CloseAction | None = ...,
         resume: Global___ResumeAction | None = ...,
+        act: Global___RoundAction | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "bet", b"bet", "close", b"close", "open", b"open", "resume", b"resume"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["act", b"act", "action", b"action", "bet", b"bet", "close", b"close", "open", b"open", "resume", b"resume"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "bet", b"bet", "close", b"close", "open", b"open", "resume", b"resume"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["act", b"act", "action", b"action", "bet", b"bet", "close", b"close", "open", b"open", "resume", b"resume"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["open", "bet", "close", "resume"]  # noqa: Y015
+    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["open", "bet", "close", "resume", "act"]  # noqa: Y015
     _WhichOneofArgType_action: _TypeAlias = _typing.Literal["action", b"action"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_action) -> _WhichOneofReturnType_action | None: ...
 
@@ -504,6 +554,51 @@ class BetAction(_message.Message):
 Global___BetAction: _TypeAlias = BetAction  # noqa: Y015
 
 @_typing.final
+class RoundAction(_message.Message):
+    """One step of a round waiting for the player (ActionRequired), e.g. a
+    blackjack hit. The step's events follow, in order: BetAccepted when the
+    action adds to the stake (double, split: that extra stake is debited first,
+    under the ledger key "<round_id>:stake:<step>"), then another
+    ActionRequired, or Outcome and Settled once the round ends (its win
+    credited once). Refusals come as an Error event and change nothing:
+    FAILED_PRECONDITION / ACTION_NOT_ALLOWED (not one of the actions offered),
+    ROUND_NOT_AWAITING_ACTION (the round is not waiting for a step, or another
+    key is playing this step), ROUND_CLOSED, INSUFFICIENT_FUNDS (the extra
+    stake; nothing reaches the studio); NOT_FOUND / ROUND_NOT_FOUND (unknown,
+    or another player's or game session's round); INVALID_ARGUMENT for a
+    missing action or key. The same idempotency_key again moves no money: it
+    yields copies of that step's events (see PlayResponse.replay_of_seq), or,
+    while the step has no answer yet (the studio timed out), asks the studio
+    again for that same step.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROUND_ID_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    round_id: _builtins.str
+    action: Global___ActionKind.ValueType
+    idempotency_key: _builtins.str
+    """1..128 characters, in the same space as bets' keys (a bet's key reused
+    here is IDEMPOTENCY_KEY_REUSED).
+    """
+    def __init__(
+        self,
+        *,
+        round_id: _builtins.str = ...,
+        action: Global___ActionKind.ValueType = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "idempotency_key", b"idempotency_key", "round_id", b"round_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RoundAction: _TypeAlias = RoundAction  # noqa: Y015
+
+@_typing.final
 class CloseAction(_message.Message):
     """Ends the stream cleanly; the server answers SessionClosed and completes."""
 
@@ -533,6 +628,7 @@ class PlayResponse(_message.Message):
     SETTLED_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     SESSION_CLOSED_FIELD_NUMBER: _builtins.int
+    ACTION_REQUIRED_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     """The event's number in its game session: 1 for the first event, each
     stored event the next. Strictly increasing on a stream, replays included.
@@ -560,6 +656,8 @@ class PlayResponse(_message.Message):
     def error(self) -> Global___PlayError: ...
     @_builtins.property
     def session_closed(self) -> Global___SessionClosed: ...
+    @_builtins.property
+    def action_required(self) -> Global___ActionRequired: ...
     def __init__(
         self,
         *,
@@ -572,16 +670,99 @@ class PlayResponse(_message.Message):
         settled: Global___Settled | None = ...,
         error: Global___PlayError | None = ...,
         session_closed: Global___SessionClosed | None = ...,
+        action_required: Global___ActionRequired | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["bet_accepted", b"bet_accepted", "error", b"error", "event", b"event", "outcome", b"outcome", "round_opened", b"round_opened", "session_closed", b"session_closed", "session_opened", b"session_opened", "settled", b"settled"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action_required", b"action_required", "bet_accepted", b"bet_accepted", "error", b"error", "event", b"event", "outcome", b"outcome", "round_opened", b"round_opened", "session_closed", b"session_closed", "session_opened", b"session_opened", "settled", b"settled"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bet_accepted", b"bet_accepted", "error", b"error", "event", b"event", "outcome", b"outcome", "replay_of_seq", b"replay_of_seq", "round_opened", b"round_opened", "seq", b"seq", "session_closed", b"session_closed", "session_opened", b"session_opened", "settled", b"settled"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_required", b"action_required", "bet_accepted", b"bet_accepted", "error", b"error", "event", b"event", "outcome", b"outcome", "replay_of_seq", b"replay_of_seq", "round_opened", b"round_opened", "seq", b"seq", "session_closed", b"session_closed", "session_opened", b"session_opened", "settled", b"settled"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["session_opened", "round_opened", "bet_accepted", "outcome", "settled", "error", "session_closed"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["session_opened", "round_opened", "bet_accepted", "outcome", "settled", "error", "session_closed", "action_required"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
 Global___PlayResponse: _TypeAlias = PlayResponse  # noqa: Y015
+
+@_typing.final
+class ActionRequired(_message.Message):
+    """A round waits for the player: send a RoundAction with one of `actions`.
+    Sent after the deal (step 0) and after each step that does not end the
+    round; a Resume sends the pending one again (as a copy, replay_of_seq set).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROUND_ID_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    ACTIONS_FIELD_NUMBER: _builtins.int
+    HAND_FIELD_NUMBER: _builtins.int
+    STAKE_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    BALANCE_FIELD_NUMBER: _builtins.int
+    round_id: _builtins.str
+    step: _builtins.int
+    """The step this answers: 0 for the deal, then each action's number."""
+    hand: _builtins.str
+    """The table as the studio shows it, at most 256 characters: the player's
+    hands (cards as rank + suit, "T" for ten) separated by " / ", then "vs"
+    and the dealer's up card, e.g. "TS 6H vs 9C" or "8S 3D / 8H KC vs 6D".
+    """
+    idempotency_key: _builtins.str
+    """The key of the bet (step 0) or action that led here."""
+    @_builtins.property
+    def actions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ActionChoice]:
+        """What the player may do now, each with what it adds to the stake."""
+
+    @_builtins.property
+    def stake(self) -> _common_pb2.Money:
+        """The round's whole stake after this step."""
+
+    @_builtins.property
+    def balance(self) -> _common_pb2.Money:
+        """Cash now."""
+
+    def __init__(
+        self,
+        *,
+        round_id: _builtins.str = ...,
+        step: _builtins.int = ...,
+        actions: _abc.Iterable[Global___ActionChoice] | None = ...,
+        hand: _builtins.str = ...,
+        stake: _common_pb2.Money | None = ...,
+        idempotency_key: _builtins.str = ...,
+        balance: _common_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "stake", b"stake"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "balance", b"balance", "hand", b"hand", "idempotency_key", b"idempotency_key", "round_id", b"round_id", "stake", b"stake", "step", b"step"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActionRequired: _TypeAlias = ActionRequired  # noqa: Y015
+
+@_typing.final
+class ActionChoice(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTION_FIELD_NUMBER: _builtins.int
+    EXTRA_STAKE_FIELD_NUMBER: _builtins.int
+    action: Global___ActionKind.ValueType
+    @_builtins.property
+    def extra_stake(self) -> _common_pb2.Money:
+        """Debited before the action reaches the studio; zero for hit and stand."""
+
+    def __init__(
+        self,
+        *,
+        action: Global___ActionKind.ValueType = ...,
+        extra_stake: _common_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["extra_stake", b"extra_stake"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "extra_stake", b"extra_stake"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActionChoice: _TypeAlias = ActionChoice  # noqa: Y015
 
 @_typing.final
 class SessionOpened(_message.Message):
@@ -892,12 +1073,18 @@ class Round(_message.Message):
     TRANSACTION_IDS_FIELD_NUMBER: _builtins.int
     OPENED_AT_FIELD_NUMBER: _builtins.int
     CLOSED_AT_FIELD_NUMBER: _builtins.int
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    REPLAY_URL_FIELD_NUMBER: _builtins.int
     round_id: _builtins.str
     game_id: _builtins.str
     player_id: _builtins.str
     game_session_id: _builtins.str
     status: Global___RoundStatus.ValueType
     result: _builtins.str
+    replay_url: _builtins.str
+    """Where the studio replays the round for a player or an auditor; empty when
+    the studio offers none.
+    """
     @_builtins.property
     def bet(self) -> _common_pb2.Money: ...
     @_builtins.property
@@ -910,6 +1097,13 @@ class Round(_message.Message):
     def opened_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def closed_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___RoundEntry]:
+        """Every money movement of the round, in ledger order: each bet (a
+        blackjack double or split is a bet of its own, key
+        "<round_id>:stake:<step>"), win and refund.
+        """
+
     def __init__(
         self,
         *,
@@ -925,11 +1119,49 @@ class Round(_message.Message):
         transaction_ids: _abc.Iterable[_builtins.str] | None = ...,
         opened_at: _timestamp_pb2.Timestamp | None = ...,
         closed_at: _timestamp_pb2.Timestamp | None = ...,
+        entries: _abc.Iterable[Global___RoundEntry] | None = ...,
+        replay_url: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["bet", b"bet", "closed_at", b"closed_at", "opened_at", b"opened_at", "proof", b"proof", "win", b"win"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bet", b"bet", "closed_at", b"closed_at", "game_id", b"game_id", "game_session_id", b"game_session_id", "opened_at", b"opened_at", "player_id", b"player_id", "proof", b"proof", "result", b"result", "round_id", b"round_id", "status", b"status", "transaction_ids", b"transaction_ids", "win", b"win"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bet", b"bet", "closed_at", b"closed_at", "entries", b"entries", "game_id", b"game_id", "game_session_id", b"game_session_id", "opened_at", b"opened_at", "player_id", b"player_id", "proof", b"proof", "replay_url", b"replay_url", "result", b"result", "round_id", b"round_id", "status", b"status", "transaction_ids", b"transaction_ids", "win", b"win"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Round: _TypeAlias = Round  # noqa: Y015
+
+@_typing.final
+class RoundEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    TRANSACTION_ID_FIELD_NUMBER: _builtins.int
+    kind: Global___RoundEntryKind.ValueType
+    key: _builtins.str
+    """The ledger's idempotency key of the movement (a bet's key, "<round_id>:win", ...)."""
+    transaction_id: _builtins.str
+    @_builtins.property
+    def amount(self) -> _common_pb2.Money:
+        """Always positive: what the bet took, the win paid or the refund gave back."""
+
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        kind: Global___RoundEntryKind.ValueType = ...,
+        amount: _common_pb2.Money | None = ...,
+        key: _builtins.str = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        transaction_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "key", b"key", "kind", b"kind", "time", b"time", "transaction_id", b"transaction_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RoundEntry: _TypeAlias = RoundEntry  # noqa: Y015

@@ -68,6 +68,11 @@ class GameServiceStub:
     lost. A Bet repeating an idempotency_key of this game session moves no
     money: it yields copies of that round's original events as new events
     (see PlayResponse.replay_of_seq).
+    A multi-step game (tablehouse blackjack) answers a Bet with RoundOpened,
+    BetAccepted, then ActionRequired: the round stays open while the player
+    sends RoundAction messages (act), each answered by its step's events,
+    until Outcome and Settled. A replayed Bet of such a round yields copies
+    of its events so far.
     Every event is persisted with the game session's next seq, and seq never
     goes backwards on a stream, replays included. After a dropped connection,
     Resume delivers exactly the events missed (see ResumeAction).
@@ -133,6 +138,11 @@ class GameServiceAsyncStub(GameServiceStub):
     lost. A Bet repeating an idempotency_key of this game session moves no
     money: it yields copies of that round's original events as new events
     (see PlayResponse.replay_of_seq).
+    A multi-step game (tablehouse blackjack) answers a Bet with RoundOpened,
+    BetAccepted, then ActionRequired: the round stays open while the player
+    sends RoundAction messages (act), each answered by its step's events,
+    until Outcome and Settled. A replayed Bet of such a round yields copies
+    of its events so far.
     Every event is persisted with the game session's next seq, and seq never
     goes backwards on a stream, replays included. After a dropped connection,
     Resume delivers exactly the events missed (see ResumeAction).
@@ -213,6 +223,11 @@ class GameServiceServicer(metaclass=_abc_1.ABCMeta):
         lost. A Bet repeating an idempotency_key of this game session moves no
         money: it yields copies of that round's original events as new events
         (see PlayResponse.replay_of_seq).
+        A multi-step game (tablehouse blackjack) answers a Bet with RoundOpened,
+        BetAccepted, then ActionRequired: the round stays open while the player
+        sends RoundAction messages (act), each answered by its step's events,
+        until Outcome and Settled. A replayed Bet of such a round yields copies
+        of its events so far.
         Every event is persisted with the game session's next seq, and seq never
         goes backwards on a stream, replays included. After a dropped connection,
         Resume delivers exactly the events missed (see ResumeAction).

@@ -141,6 +141,9 @@ class LaunchInput:
     currency: str
     client_seed: str
     rtp_variant: str = ""  # one of the game's RtpVariant ids; "": the studio's default
+    # A demo launch (fun money, no wallet): a studio that moves money by calling the hub plays it on its own
+    # fun balance, without calling the hub; pull-style adapters may ignore it (the hub keeps the fun balance).
+    demo: bool = False
 
 
 @dataclass(frozen=True)

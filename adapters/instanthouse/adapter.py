@@ -5,7 +5,8 @@ as decimal strings in major units, converted exactly), LaunchGame (the studio op
 hub's game_session_id and answers the game URL the player opens, with that token in it) and health.
 Play's bets do not apply: a player plays at the studio's game URL, which moves the money by calling the
 hub (wallet_app, adapters/instanthouse/wallet_api.py) - a Play bet is refused PROVIDER_REJECTED and the
-studio's rounds are its own to close (the reconciler leaves them alone).
+studio's rounds are its own to close (the reconciler leaves them alone). A demo launch opens a session in the
+studio's fun mode: it plays on the studio's own fun balance and never calls the hub.
 """
 
 import aiohttp
@@ -100,7 +101,8 @@ class InstanthouseAdapter:
     async def launch(self, request: LaunchInput) -> LaunchResult:
         data = await self._request("POST", "/api/sessions", {
             "token": request.game_session_id, "userId": request.player_id, "currency": request.currency,
-            "gameId": request.provider_game_id, "clientSeed": request.client_seed})
+            "gameId": request.provider_game_id, "clientSeed": request.client_seed,
+            "mode": "demo" if request.demo else "real"})
         url, seed_hash = data.get("gameUrl"), data.get("serverSeedHash")
         if not isinstance(url, str) or not isinstance(seed_hash, str) or len(url) > MAX_URL or len(seed_hash) != 64:
             raise ProviderProtocolError("instanthouse launch answer has no valid gameUrl and serverSeedHash")

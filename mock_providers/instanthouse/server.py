@@ -49,6 +49,7 @@ DEFINITIVE = frozenset({
     "DUPLICATE_TRANSACTION", "ROUND_CLOSED", "TRANSACTION_ROLLED_BACK", "ROUND_SETTLED", "INVALID_CURRENCY",
     "INVALID_AMOUNT", "INVALID_REQUEST", "BET_REFUSED", "INVALID_SIGNATURE", "STALE_REQUEST", "REPLAYED_REQUEST"})
 DELIVERY_ATTEMPTS = 12
+FUN_MAX_BETS = 100  # a demo session's fun balance: this many of the largest bet
 STUDIO = web.AppKey("studio", "Studio")
 
 
@@ -102,6 +103,8 @@ class Session:
     client_seed: str
     server_seed: str = field(default_factory=lambda: secrets.token_hex(32))
     nonce: int = 0
+    demo: bool = False  # fun mode: rounds move the studio's fun balance, the hub never hears of them
+    fun_balance: Decimal = Decimal(0)
 
 
 @dataclass
@@ -205,6 +208,13 @@ class Studio:
         faults = self.faults
         late = faults.late_credit_s > 0 and win > 0
         out_of_order = win > 0 and faults.roll(faults.out_of_order_rate)
+        if session.demo:
+            if bet > session.fun_balance:
+                return {"status": "INSUFFICIENT_FUNDS", "balance": decimal_string(session.currency,
+                                                                                  session.fun_balance)}
+            session.fun_balance += win - bet
+            return self._answer({"status": "OK", "balance": decimal_string(session.currency, session.fun_balance)},
+                                round_id, outcome.result, win_text, session)
         self.rounds_played += 1
         if not late and not out_of_order:
             answer = await self.deliver("debitAndCredit", {**base, "transactionId": tx, "debitAmount": bet_text,
@@ -309,8 +319,8 @@ async def _open_session(request: web.Request) -> web.Response:
     try:
         data = await request.json()
         session = Session(str(data["token"]), str(data["userId"]), str(data["currency"]), str(data["gameId"]),
-                          str(data.get("clientSeed", "")))
-    except (KeyError, TypeError, ValueError):
+                          str(data.get("clientSeed", "")), demo=data.get("mode") == "demo")
+    except (KeyError, TypeError, ValueError, AttributeError):
         return web.json_response({"error": "INVALID_REQUEST"}, status=400)
     if session.game_id not in {g["gameId"] for g in games.GAMES}:
         return web.json_response({"error": "GAME_NOT_FOUND"}, status=404)
@@ -318,6 +328,8 @@ async def _open_session(request: web.Request) -> web.Response:
         return web.json_response({"error": "CURRENCY_NOT_SUPPORTED"}, status=400)
     if not 1 <= len(session.token) <= 128 or not 1 <= len(session.user_id) <= 64:
         return web.json_response({"error": "INVALID_REQUEST"}, status=400)
+    if session.demo:
+        session.fun_balance = Decimal(games.LIMITS[session.currency][1]) * FUN_MAX_BETS
     known = studio.sessions.setdefault(session.token, session)  # a repeated launch is the same session
     seed_hash = hashlib.sha256(known.server_seed.encode()).hexdigest()
     return web.json_response({"gameUrl": f"http://{request.host}/games/{known.game_id}?token={known.token}",

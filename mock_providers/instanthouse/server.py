@@ -71,7 +71,8 @@ class Faults:
     drop_answer_rate: float = 0.0  # a wallet call acts at the hub, then the studio "times out" and resends it
     duplicate_rate: float = 0.0  # a wallet call is delivered twice (the second answer must match the first)
     out_of_order_rate: float = 0.0  # a winning round sends its credit before its debit, then both in order
-    late_credit_s: float = 0.0  # > 0: wins are credited this long after /play answered (split debit, credit)
+    late_credit_s: float = 0.0  # > 0: wins are credited this long after /play answered (split debit, credit) ...
+    late_rate: float = 1.0  # ... this share of them
     bad_signature_rate: float = 0.0  # a wallet call is first sent with a wrong signature, then correctly
     bad_amount_rate: float = 0.0  # a money call is first sent with one decimal too many, then correctly
     seed: int = 0
@@ -206,7 +207,7 @@ class Studio:
         base = {"token": session.token, "userId": session.user_id, "currency": session.currency, "roundId": round_id}
         bet_text, win_text = decimal_string(session.currency, bet), decimal_string(session.currency, win)
         faults = self.faults
-        late = faults.late_credit_s > 0 and win > 0
+        late = faults.late_credit_s > 0 and win > 0 and faults.roll(faults.late_rate)
         out_of_order = win > 0 and faults.roll(faults.out_of_order_rate)
         if session.demo:
             if bet > session.fun_balance:

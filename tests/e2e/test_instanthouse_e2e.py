@@ -7,14 +7,19 @@ import json
 import os
 import pathlib
 import re
+import socket
 import sys
 from decimal import Decimal
+
+import aiohttp
+import pytest
 
 from casinohub.v1 import admin_service_pb2 as apb, admin_service_pb2_grpc
 from hub.config import ProviderSettings
 from hub.ledger.check import check
+from hub.server import create_server
 from mock_providers.instanthouse.server import STUDIO, start_server
-from tests.support import bearer, start_hub
+from tests.support import bearer, hub_config, start_hub
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SECRET = "instant-readme-secret"
@@ -55,4 +60,31 @@ async def test_readme_instant_games_block_runs_as_printed(database_url: str) -> 
     finally:
         await hub.channel.close()
         await hub.server.stop(grace=1)
+        await runner.cleanup()
+
+
+async def test_the_inbound_server_starts_and_stops_with_the_hub_and_a_taken_port_stops_the_hub(
+        tmp_path: pathlib.Path) -> None:
+    runner, port = await start_server(port=0, secret=SECRET)
+    provider = ProviderSettings(name="instanthouse", adapter="instanthouse", url=f"http://127.0.0.1:{port}",
+                                secret=SECRET)
+    database_url = f"sqlite:///{tmp_path}/hub.db"
+    try:
+        hub = await start_hub(database_url, None, providers=(provider,), inbound_listen="127.0.0.1:0")
+        inbound = hub.server.inbound_port
+        assert inbound > 0
+        async with aiohttp.ClientSession() as http, http.post(
+                f"http://127.0.0.1:{inbound}/instanthouse/balance", data=b"{}") as answered:
+            assert await answered.json() == {"status": "INVALID_SIGNATURE"}
+        with socket.socket() as taken:  # while a port is held, a second hub cannot have it
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            with pytest.raises(OSError, match="inbound HTTP"):
+                await create_server(hub_config(database_url, providers=(provider,),
+                                               inbound_listen=f"127.0.0.1:{taken.getsockname()[1]}"))
+        await hub.channel.close()
+        await hub.server.stop(grace=1)
+        with socket.socket() as probe:  # gone with the hub
+            assert probe.connect_ex(("127.0.0.1", inbound)) != 0
+    finally:
         await runner.cleanup()

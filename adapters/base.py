@@ -144,6 +144,9 @@ class LaunchInput:
     currency: str
     client_seed: str
     rtp_variant: str = ""  # one of the game's RtpVariant ids; "": the studio's default
+    # A demo launch (fun money, no wallet): a studio that moves money by calling the hub plays it on its own
+    # fun balance, without calling the hub; pull-style adapters may ignore it (the hub keeps the fun balance).
+    demo: bool = False
 
 
 @dataclass(frozen=True)
@@ -254,3 +257,74 @@ class MultiStepAdapter(ProviderAdapter, Protocol):
     """An adapter whose games may take more than one step per round (PlayResult.finished False)."""
 
     async def act(self, request: ActionInput) -> PlayResult: ...
+
+
+# -- push-style studios over their own HTTP protocol -----------------------------------------------------------
+# A studio that moves money by calling the hub in its own wire protocol (field names, amount format, status
+# codes, signature) gets that protocol served by its adapter inside the hub (InboundAdapter.wallet_app). The
+# adapter translates each call into one call on the hub's StudioWallet port, which runs the very domain path
+# ProviderWalletService runs: the same semantics, whichever protocol the studio speaks.
+
+
+@dataclass(frozen=True)
+class WalletCall:
+    """One studio money call in the hub's terms: ids are the studio's, amounts int minor units."""
+
+    session_token: str  # the game_session_id the hub launched the game with
+    player_id: str
+    currency: str = ""
+    transaction_id: str = ""  # the studio's id of this call: its idempotency key at the hub
+    round_id: str = ""
+    amount_minor: int = 0  # the bet (bet, bet_and_win) or the win (win)
+    win_minor: int = 0  # bet_and_win's win
+    bet_transaction_id: str = ""  # the bet a win pays or a rollback refunds
+    round_closed: bool = False
+
+
+@dataclass(frozen=True)
+class WalletAnswer:
+    """The wallet after a call (or as it stands, with a refusal): studios show it on every answer."""
+
+    currency: str
+    balance_minor: int  # cash
+    bonus_minor: int = 0
+    player_id: str = ""
+    transaction_id: str = ""  # the hub's ledger transaction, when the call moved money
+
+
+class WalletRefused(Exception):
+    """The hub refused a studio call. reason: the hub's stable ErrorReason word (INSUFFICIENT_FUNDS,
+    BET_NOT_FOUND, ...); retryable: the same call may succeed later; wallet: as it stands, when known."""
+
+    def __init__(self, reason: str, message: str, retryable: bool = False, wallet: WalletAnswer | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.retryable = retryable
+        self.wallet = wallet
+
+
+class StudioWallet(Protocol):
+    """The port the hub gives an InboundAdapter, bound to that adapter's studio. Each method answers the
+    wallet or raises WalletRefused; a call resent with the same transaction_id is answered from the hub's
+    record and moves nothing again."""
+
+    async def authenticate(self, call: WalletCall) -> WalletAnswer: ...  # session_token only
+
+    async def balance(self, call: WalletCall) -> WalletAnswer: ...
+
+    async def bet(self, call: WalletCall) -> WalletAnswer: ...
+
+    async def win(self, call: WalletCall) -> WalletAnswer: ...
+
+    async def bet_and_win(self, call: WalletCall) -> WalletAnswer: ...
+
+    async def rollback(self, call: WalletCall) -> WalletAnswer: ...
+
+
+@runtime_checkable
+class InboundAdapter(ProviderAdapter, Protocol):
+    """An adapter that serves its studio's wallet protocol inside the hub: the hub mounts the returned aiohttp
+    application (typed object: the SDK does not make aiohttp a dependency of every adapter) under
+    /<provider name>/ on its inbound HTTP server."""
+
+    def wallet_app(self, wallet: StudioWallet) -> object: ...

@@ -2,6 +2,8 @@
 studio's integer scale. Part of the adapter SDK, so it imports nothing from the hub; hub.money builds on it,
 and there is one currency table for both."""
 
+import re
+
 from adapters.base import AmountNotRepresentable, UnknownCurrency
 
 # ISO 4217 minor-unit exponents, plus crypto currencies with the hub's own exponents. Process-wide: the
@@ -51,3 +53,27 @@ def add_currency(code: str, exponent_: int) -> None:
     if CURRENCY_EXPONENTS.get(code, exponent_) != exponent_:
         raise ValueError(f"{code} already has exponent {CURRENCY_EXPONENTS[code]}")
     CURRENCY_EXPONENTS[code] = exponent_
+
+
+_DECIMAL = re.compile(r"(0|[1-9][0-9]{0,18})(?:\.([0-9]{1,18}))?")
+
+
+def to_decimal_string(currency: str, amount_minor: int) -> str:
+    """Minor units as a studio's decimal string in major units: 1250 USD -> "12.50", 5 JPY -> "5"."""
+    places = exponent(currency)
+    sign, digits = ("-" if amount_minor < 0 else ""), str(abs(amount_minor)).rjust(places + 1, "0")
+    return sign + (f"{digits[:-places]}.{digits[-places:]}" if places else digits)
+
+
+def from_decimal_string(currency: str, text: str) -> int:
+    """A studio's non-negative decimal string in major units ("12.50") as minor units, exactly: trailing
+    zeros beyond the currency's places are fine ("12.500"), a digit that is not zero there is refused
+    ("12.505" USD), as is anything but plain digits and one point (no sign, exponent, spaces)."""
+    found = _DECIMAL.fullmatch(text) if isinstance(text, str) else None
+    if found is None:
+        raise AmountNotRepresentable(f"amount {str(text)[:24]!r} is not a decimal number like 12.50")
+    whole, fraction = found.group(1), found.group(2) or ""
+    places = exponent(currency)
+    if fraction[places:].strip("0"):
+        raise AmountNotRepresentable(f"amount {text[:24]!r} has more than {places} decimals for {currency}")
+    return int(whole) * 10**places + int(fraction[:places].ljust(places, "0") or "0")

@@ -22,9 +22,11 @@ from hub.workers import die_with_parent, listen_port, supervise, worker_argv
 
 # Sandbox studios `hub dev` can start, by adapter kind: the module that runs the mock server.
 MOCK_STUDIOS = {"reelhouse": "mock_providers.reelhouse", "tablehouse": "mock_providers.tablehouse",
-                "livehouse": "mock_providers.livehouse"}
+                "livehouse": "mock_providers.livehouse", "instanthouse": "mock_providers.instanthouse"}
 # Push-style studios call the hub's ProviderWalletService themselves: they are told where and with which key.
 PUSH_STUDIOS = {"livehouse"}
+# Studios that call the hub in their own wallet protocol: told the hub's inbound HTTP URL (hub/inbound.py).
+INBOUND_STUDIOS = {"instanthouse"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_hub(cfg: hub_config.Config, config_path: str | None, worker_index: int | None) -> int:
     """One process serving, or (workers > 1) the parent that supervises `workers` serving processes."""
+    if worker_index:  # the inbound HTTP server is worker 0's alone (hub/inbound.py says why)
+        cfg = dataclasses.replace(cfg, inbound_listen="")
     if cfg.workers > 1 and worker_index is None:
         configure(cfg.log_format, static={"pid": os.getpid(), "role": "supervisor"})
         return supervise(lambda index: worker_argv(config_path, cfg.workers, index), cfg.workers,
@@ -316,6 +320,8 @@ def mock_studios(cfg: hub_config.Config, keys: dict[str, tuple[str, str]]) -> It
             if provider.adapter in PUSH_STUDIOS:
                 key_id, key_file = keys[provider.name]
                 push = ["--hub", hub_address(cfg.listen), "--key-id", key_id, "--key-file", key_file]
+            if provider.adapter in INBOUND_STUDIOS:
+                push = ["--wallet-url", f"http://{hub_address(cfg.inbound_listen)}/{provider.name}"]
             process = subprocess.Popen(
                 [sys.executable, "-m", module, "--host", url.hostname or "127.0.0.1", "--port", str(url.port),
                  "--secret", provider.secret, *push], stdout=subprocess.PIPE, text=True,

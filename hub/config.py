@@ -22,6 +22,8 @@ DEFAULT_PROVIDERS = (
      "secret": "tablehouse-sandbox-secret", "timeout_s": 5.0},
     {"name": "livehouse", "adapter": "livehouse", "url": "http://127.0.0.1:8703",
      "secret": "livehouse-sandbox-secret", "timeout_s": 5.0},
+    {"name": "instanthouse", "adapter": "instanthouse", "url": "http://127.0.0.1:8704",
+     "secret": "instanthouse-sandbox-secret", "timeout_s": 5.0},
 )
 
 
@@ -53,6 +55,9 @@ class CashierLimit:
 @dataclass(frozen=True)
 class Config:
     listen: str = "127.0.0.1:50051"
+    # HTTP server for studios that call the hub in their own wallet protocol (hub/inbound.py), started only when
+    # a configured adapter serves one; "" turns it off. With --workers N only worker 0 binds it.
+    inbound_listen: str = "127.0.0.1:8711"
     database_url: str = "sqlite:///var/casinohub.db"
     # sandbox: creates the sandbox operator, runs the mock studios, accepts sandbox keys only. production:
     # refuses mock (sandbox-only) studios at start-up, sandbox keys and the sandbox operator (hub/environments.py).

@@ -89,7 +89,7 @@ class DemoSessions:
         try:
             launched = await adapter.launch(LaunchInput(
                 game_session_id=session_id, provider_game_id=game.info.provider_game_id, operator_id=operator_id,
-                player_id=player_id, currency=currency, client_seed=client_seed, rtp_variant=variant))
+                player_id=player_id, currency=currency, client_seed=client_seed, rtp_variant=variant, demo=True))
         except ProviderError as exc:
             raise DomainError(provider_reason(exc), f"provider {game.provider}: {exc}") from None
         expires_at = utcnow() + self._ttl

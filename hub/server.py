@@ -29,6 +29,7 @@ from hub.auth.admin import OperatorAdmin
 from hub.auth.credentials import Authenticator
 from hub.bootstrap import Hub, bootstrap
 from hub.config import Config
+from hub.inbound import InboundServer, inbound_adapters
 from hub.page_tokens import load as load_page_tokens, shared_secret
 from hub.servicers.admin import AdminServicer, AuthServicer
 from hub.servicers.admission import Admission, OperatorLimits
@@ -72,6 +73,11 @@ class HubServer:
         self.hub = hub
         self._health = health_servicer
         self._background: list[asyncio.Task[None]] = []
+        self.inbound: InboundServer | None = None  # studios' own wallet protocols, when an adapter serves one
+
+    @property
+    def inbound_port(self) -> int:
+        return self.inbound.port if self.inbound is not None else 0
 
     async def start(self) -> None:
         await self._set_health(await self.hub.db.ping())  # answer health correctly from the first call
@@ -117,6 +123,8 @@ class HubServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._health.enter_graceful_shutdown()
+        if self.inbound is not None:  # studio calls in flight finish first: each is one engine command
+            await self.inbound.stop()
         await self.grpc.stop(self.hub.config.shutdown_grace_s if grace is None else grace)
         await self.hub.close()
 
@@ -170,7 +178,17 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
     if port == 0:
         await hub.close()
         raise OSError(f"could not bind {config.listen}: in use, or not an address of this host")
-    return HubServer(server, hub, health_servicer, admission, authenticator, operator_limits), port
+    hub_server = HubServer(server, hub, health_servicer, admission, authenticator, operator_limits)
+    inbound = inbound_adapters(hub.adapters)
+    if inbound and config.inbound_listen:
+        try:
+            hub_server.inbound = await InboundServer.start(config.inbound_listen, inbound, hub.provider_wallet,
+                                                           config.shutdown_grace_s)
+        except OSError:
+            await server.stop(None)
+            await hub.close()
+            raise
+    return hub_server, port
 
 
 async def serve(config: Config) -> None:

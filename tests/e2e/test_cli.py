@@ -12,6 +12,7 @@ import stat
 import sys
 import uuid
 
+import aiohttp
 import grpc
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -58,19 +59,25 @@ async def test_migrate_creates_the_schema(tmp_path) -> None:  # type: ignore[no-
 
 async def test_dev_starts_the_mock_studios_and_the_hub_and_stops_them(tmp_path) -> None:  # type: ignore[no-untyped-def]
     hub_port, studio_port, table_port, live_port = free_port(), free_port(), free_port(), free_port()
+    instant_port, inbound_port = free_port(), free_port()
     (tmp_path / "hub.toml").write_text(
-        f'[hub]\nlisten = "127.0.0.1:{hub_port}"\ndatabase_url = "sqlite:///{tmp_path}/var/dev.db"\n\n'
+        f'[hub]\nlisten = "127.0.0.1:{hub_port}"\ndatabase_url = "sqlite:///{tmp_path}/var/dev.db"\n'
+        f'inbound_listen = "127.0.0.1:{inbound_port}"\n\n'
         f'[[providers]]\nname = "reelhouse"\nadapter = "reelhouse"\nurl = "http://127.0.0.1:{studio_port}"\n'
         f'secret = "dev-secret"\n\n'
         f'[[providers]]\nname = "tablehouse"\nadapter = "tablehouse"\nurl = "grpc://127.0.0.1:{table_port}"\n'
         f'secret = "dev-secret"\n\n'
         f'[[providers]]\nname = "livehouse"\nadapter = "livehouse"\nurl = "http://127.0.0.1:{live_port}"\n'
-        f'secret = "dev-secret"\n')
+        f'secret = "dev-secret"\n\n'
+        f'[[providers]]\nname = "instanthouse"\nadapter = "instanthouse"\n'
+        f'url = "http://127.0.0.1:{instant_port}"\nsecret = "dev-secret"\n')
     process = await hub_cli("--config", str(tmp_path / "hub.toml"), "dev")
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{hub_port}")
     try:
         health = health_pb2_grpc.HealthStub(channel)
-        for _ in range(150):
+        loop = asyncio.get_running_loop()
+        started = loop.time()  # four studios, a key each, two workers: ~10 s on a busy 2-core machine
+        while loop.time() - started < 90:
             try:
                 if (await health.Check(health_pb2.HealthCheckRequest(), timeout=1)).status == SERVING:
                     break
@@ -93,8 +100,12 @@ async def test_dev_starts_the_mock_studios_and_the_hub_and_stops_them(tmp_path) 
         games = await game_service_pb2_grpc.GameServiceStub(channel).ListGames(
             pb.ListGamesRequest(), metadata=(("authorization", f"Bearer {issued.access_token}"),))
         assert [g.game_id for g in games.games] == [
-            "livehouse:red-or-black", "reelhouse:fruit-classic", "reelhouse:gem-rush", "reelhouse:lucky-sevens",
+            "instanthouse:crash", "instanthouse:scratch", "livehouse:red-or-black", "reelhouse:fruit-classic", "reelhouse:gem-rush", "reelhouse:lucky-sevens",
             "tablehouse:blackjack", "tablehouse:european-roulette"]
+        # The inbound HTTP server (worker 0's) serves instanthouse's wallet protocol: an unsigned call is refused.
+        async with aiohttp.ClientSession() as http, http.post(
+                f"http://127.0.0.1:{inbound_port}/instanthouse/balance", json={"token": "t"}) as answered:
+            assert await answered.json() == {"status": "INVALID_SIGNATURE"}
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0
         output = printed + (await process.stdout.read()).decode()
@@ -108,7 +119,7 @@ async def test_dev_starts_the_mock_studios_and_the_hub_and_stops_them(tmp_path) 
         if process.returncode is None:
             process.kill()
             await process.wait()
-    for port in (studio_port, table_port, live_port):  # the mock studios went down with the hub
+    for port in (studio_port, table_port, live_port, instant_port, inbound_port):  # gone with the hub
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", port)) != 0
 

@@ -174,7 +174,8 @@ def provider(adapter: str, **more: object) -> ProviderSettings:
 
 @pytest.mark.usefixtures("adapter_kinds")
 @pytest.mark.parametrize("providers, adapters, refused", [
-    (tuple(ProviderSettings(**p) for p in DEFAULT_PROVIDERS), None, "livehouse"),  # type: ignore[arg-type]
+    # The first sandbox-only default by name (instanthouse, then livehouse).
+    (tuple(ProviderSettings(**p) for p in DEFAULT_PROVIDERS), None, "instanthouse"),  # type: ignore[arg-type]
     ((provider("test-real"), provider("test-mock")), None, "mock"),
     ((provider("test-real", sandbox_only=True),), None, "real"),
     ((), {"mock": MockStudioAdapter()}, "mock"),
@@ -212,7 +213,7 @@ def test_environment_is_read_from_the_file_and_env_and_mode_is_its_old_name(tmp_
 
 @pytest.mark.parametrize("command, message", [
     ("dev", "`hub dev` runs the sandbox"),
-    ("serve", "provider 'livehouse' is a sandbox-only"),
+    ("serve", "provider 'instanthouse' is a sandbox-only"),
 ])
 async def test_hub_dev_stays_sandbox_and_serve_refuses_mock_studios_in_production(
         tmp_path: pathlib.Path, command: str, message: str) -> None:

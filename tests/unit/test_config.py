@@ -6,7 +6,8 @@ from hub.config import Config, load
 def test_defaults_need_nothing_installed() -> None:
     config = load(env={})
     assert config.database_url.startswith("sqlite:///")
-    assert [p.name for p in config.providers] == ["reelhouse", "tablehouse", "livehouse"]
+    assert [p.name for p in config.providers] == ["reelhouse", "tablehouse", "livehouse", "instanthouse"]
+    assert config.inbound_listen == "127.0.0.1:8711"
 
 
 def test_file_then_environment_override(tmp_path) -> None:  # type: ignore[no-untyped-def]

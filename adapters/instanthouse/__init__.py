@@ -1,0 +1,3 @@
+from adapters.instanthouse.adapter import InstanthouseAdapter
+
+__all__ = ["InstanthouseAdapter"]

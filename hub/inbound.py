@@ -1,0 +1,124 @@
+"""The hub's inbound HTTP server: where studios that speak their own wallet protocol call the hub.
+
+Each adapter that serves one (adapters.base.InboundAdapter) gets its aiohttp application mounted under
+/<provider name>/ on one server (config inbound_listen, default 127.0.0.1:8711), and a StudioWallet port
+bound to its studio: HubStudioWallet, which runs every call through ProviderWallet, the very domain path
+ProviderWalletService runs, so idempotency by the studio's transaction id, rollback before bet, win before
+bet and late wins after the session expired mean the same whichever protocol a studio speaks.
+
+With --workers N only worker 0 serves it (hub.cli clears inbound_listen for the others): an adapter's
+replay protection remembers nonces in its process, and one process remembering them all keeps it exact.
+"""
+
+from collections.abc import Awaitable
+from typing import TypeVar
+
+import structlog
+from aiohttp import web
+
+from adapters.base import InboundAdapter, ProviderAdapter, WalletAnswer, WalletCall, WalletRefused
+from hub.errors import DomainError
+from hub.money import Money
+from hub.provider_wallet import ProviderWallet, StudioReceipt
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+
+def _wallet_of(metadata: dict[str, str]) -> WalletAnswer | None:
+    """The wallet ProviderWallet attaches to its refusals, when it knew the player."""
+    try:
+        return WalletAnswer(metadata["currency"], int(metadata["balance_minor"]), int(metadata["bonus_balance_minor"]))
+    except (KeyError, ValueError):
+        return None
+
+
+class HubStudioWallet:
+    """adapters.base.StudioWallet for one studio, on ProviderWallet; domain refusals become WalletRefused."""
+
+    def __init__(self, wallet: ProviderWallet, studio_id: str):
+        self._wallet = wallet
+        self._studio = studio_id
+
+    async def _run(self, work: Awaitable[T]) -> T:
+        structlog.contextvars.bind_contextvars(studio=self._studio)
+        try:
+            return await work
+        except DomainError as err:
+            raise WalletRefused(err.reason.name, err.message, err.reason.retryable, _wallet_of(err.metadata)) from None
+
+    @staticmethod
+    def _answer(receipt: StudioReceipt) -> WalletAnswer:
+        return WalletAnswer(receipt.currency, receipt.balance, receipt.bonus_balance,
+                            transaction_id=receipt.transaction_id)
+
+    async def authenticate(self, call: WalletCall) -> WalletAnswer:
+        session, receipt = await self._run(self._wallet.authenticate(self._studio, call.session_token))
+        return WalletAnswer(receipt.currency, receipt.balance, receipt.bonus_balance, session.player_id)
+
+    async def balance(self, call: WalletCall) -> WalletAnswer:
+        return self._answer(await self._run(self._wallet.balance(self._studio, call.session_token, call.player_id)))
+
+    async def bet(self, call: WalletCall) -> WalletAnswer:
+        return self._answer(await self._run(self._wallet.bet(
+            self._studio, call.session_token, call.player_id, call.transaction_id, call.round_id,
+            Money(call.currency, call.amount_minor), call.round_closed)))
+
+    async def win(self, call: WalletCall) -> WalletAnswer:
+        return self._answer(await self._run(self._wallet.win(
+            self._studio, call.session_token, call.player_id, call.transaction_id, call.round_id,
+            Money(call.currency, call.amount_minor), call.bet_transaction_id, call.round_closed)))
+
+    async def bet_and_win(self, call: WalletCall) -> WalletAnswer:
+        return self._answer(await self._run(self._wallet.bet_and_win(
+            self._studio, call.session_token, call.player_id, call.transaction_id, call.round_id,
+            Money(call.currency, call.amount_minor), Money(call.currency, call.win_minor), call.round_closed)))
+
+    async def rollback(self, call: WalletCall) -> WalletAnswer:
+        return self._answer(await self._run(self._wallet.rollback(
+            self._studio, call.session_token, call.player_id, call.transaction_id, call.bet_transaction_id,
+            call.round_id, call.round_closed)))
+
+
+def inbound_adapters(adapters: dict[str, ProviderAdapter]) -> dict[str, InboundAdapter]:
+    """The adapters (behind their guards) that serve a studio's own wallet protocol."""
+    found = {}
+    for name, adapter in adapters.items():
+        inner = getattr(adapter, "inner", adapter)  # hub.studio_guard.GuardedAdapter wraps each
+        if isinstance(inner, InboundAdapter):
+            found[name] = inner
+    return found
+
+
+class InboundServer:
+    """One aiohttp server for every inbound adapter; stopped gracefully with the hub."""
+
+    def __init__(self, runner: web.AppRunner, port: int):
+        self._runner = runner
+        self.port = port
+
+    @classmethod
+    async def start(cls, listen: str, adapters: dict[str, InboundAdapter], wallet: ProviderWallet,
+                    grace_s: float) -> "InboundServer":
+        """Bind and serve; at stop, calls in flight get grace_s seconds to finish."""
+        root = web.Application()
+        for name, adapter in sorted(adapters.items()):
+            app = adapter.wallet_app(HubStudioWallet(wallet, name))
+            if not isinstance(app, web.Application):
+                raise TypeError(f"adapter {name!r}: wallet_app must answer an aiohttp web.Application")
+            root.add_subapp(f"/{name}/", app)
+        host, _, port = listen.rpartition(":")
+        runner = web.AppRunner(root, handler_cancellation=True, access_log=None, shutdown_timeout=grace_s)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host.strip("[]") or "127.0.0.1", int(port)).start()
+        except OSError:
+            await runner.cleanup()
+            raise OSError(f"could not bind the inbound HTTP server to {listen}: in use, or not an address here") from None
+        bound = runner.addresses[0][1]
+        log.info("hub.inbound_serving", listen=listen, port=bound, studios=sorted(adapters))
+        return cls(runner, bound)
+
+    async def stop(self) -> None:
+        """Stop accepting, let calls in flight finish (up to the grace), then close."""
+        await self._runner.cleanup()

@@ -137,7 +137,7 @@ class WalletApi:
             data = json.loads(body)
             if not isinstance(data, dict):
                 raise ValueError("not an object")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser goes
             return web.json_response({"status": "INVALID_REQUEST"})
         try:
             call = parse(method, data)
@@ -157,7 +157,7 @@ class WalletApi:
         stamp, nonce = headers.get(TIMESTAMP_HEADER, ""), headers.get(NONCE_HEADER, "")
         given = headers.get(SIGNATURE_HEADER, "")
         if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12 and 1 <= len(nonce) <= MAX_ID
-                and nonce.isascii() and nonce.isprintable()):
+                and nonce.isascii() and nonce.isprintable() and given.isascii()):
             return "INVALID_SIGNATURE"
         expected = hmac.new(self._key, f"{stamp}\n{nonce}\n{method}\n".encode() + body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected.encode(), given.encode()):

@@ -213,3 +213,16 @@ async def test_malformed_requests_are_the_studios_invalid_request(caller: Caller
         assert (await caller.post("debit", payload))["status"] == "INVALID_REQUEST"
     assert (await caller.post("transfer", DEBIT))["status"] == "INVALID_REQUEST"
     assert [name for name, _ in caller.wallet.calls] == ["balance"] * 4  # the refusals answer the balance
+
+
+async def test_hostile_bodies_and_headers_are_refused_not_failed(caller: Caller) -> None:
+    deep = b"[" * 8_000 + b"]" * 8_000  # within MAX_BODY, far deeper than the JSON parser recurses
+    stamp = str(int(time.time()))
+    for body, signature in ((deep, sign(SECRET, stamp, "deep", "debit", deep)), (b"\xff\xfe", "0" * 64),
+                            (b"{}", "\u00e9" * 64)):
+        response = await caller.client.post("/debit", data=body, headers={
+            "X-Instant-Timestamp": stamp, "X-Instant-Nonce": f"h-{len(body)}-{signature[:4]}",
+            "X-Instant-Signature": signature})
+        assert response.status == 200
+        assert (await response.json())["status"] in ("INVALID_REQUEST", "INVALID_SIGNATURE")
+    assert caller.wallet.calls == []

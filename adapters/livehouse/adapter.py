@@ -67,6 +67,8 @@ class LivehouseAdapter:
             return [GameInfo(provider_game_id=str(g["game_id"]), name=str(g["name"]), game_type="live",
                              rtp_basis_points=int(g["rtp_basis_points"]),
                              max_win_multiplier=int(g["max_win_multiplier"]),
+                             names={k: v for k, v in (g.get("names") or {}).items()
+                                    if isinstance(k, str) and isinstance(v, str) and len(k) <= 35 and v},
                              bet_limits=tuple(BetLimit(c, int(lo), int(hi))
                                               for c, (lo, hi) in sorted(g["bet_limits"].items())))
                     for g in data["games"]]

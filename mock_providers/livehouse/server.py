@@ -46,7 +46,8 @@ DEFAULT_SECRET = "livehouse-sandbox-secret"
 GAME_ID = "red-or-black"
 RED = frozenset({1, 3, 5, 7, 9, 12, 14, 16, 18, 19, 21, 23, 25, 27, 30, 32, 34, 36})
 GAMES = [{"game_id": GAME_ID, "name": "Red or Black Live", "game_type": "live", "rtp_basis_points": 9730,
-          "max_win_multiplier": 2, "bet_limits": {"USD": [10, 100_000], "EUR": [10, 100_000]}}]
+          "max_win_multiplier": 2, "names": {"de": "Rot oder Schwarz Live", "ja": "レッド・オア・ブラック ライブ"},
+          "bet_limits": {"USD": [10, 100_000], "EUR": [10, 100_000], "BTC": [1_000, 1_000_000]}}]
 SERVICE = "/casinohub.provider.v1.ProviderWalletService/"
 SETTLE_ATTEMPTS = 20
 TABLE = web.AppKey("table", "Table")

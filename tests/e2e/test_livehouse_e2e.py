@@ -97,6 +97,11 @@ async def settled(live: Live, count: int) -> None:
 async def test_the_catalog_lists_the_live_table(live: Live) -> None:
     games = await live.hub.games.ListGames(gpb.ListGamesRequest(), metadata=live.hub.metadata)
     assert [(g.game_id, g.game_type) for g in games.games] == [(GAME, gpb.GAME_TYPE_LIVE)]
+    names = {}
+    for locale in ("en", "de-DE", "ja"):
+        found = await live.hub.games.ListGames(gpb.ListGamesRequest(locale=locale), metadata=live.hub.metadata)
+        names[locale] = found.games[0].name
+    assert names == {"en": "Red or Black Live", "de-DE": "Rot oder Schwarz Live", "ja": "レッド・オア・ブラック ライブ"}
 
 
 async def test_players_bet_at_the_table_and_the_studio_settles_every_bet_through_the_hub(live: Live) -> None:

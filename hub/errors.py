@@ -107,6 +107,7 @@ class Reason(enum.Enum):
     SELF_EXCLUDED = (grpc.StatusCode.FAILED_PRECONDITION, False)
     LOSS_LIMIT_EXCEEDED = (grpc.StatusCode.FAILED_PRECONDITION, False)
     SESSION_TIME_LIMIT_REACHED = (grpc.StatusCode.FAILED_PRECONDITION, False)
+    DEMO_NOT_AVAILABLE = (grpc.StatusCode.FAILED_PRECONDITION, False, 85)
 
 
 class DomainError(Exception):

@@ -31,6 +31,7 @@ from adapters.base import (
 
 class LivehouseAdapter:
     sandbox_only = True  # the mock live table: a production hub refuses it (hub/environments.py)
+    demo_play = False  # the table calls the hub's wallet for every bet: no fun money (hub/demo.py refuses)
 
     def __init__(self, config: ProviderConfig):
         self.name = config.name

@@ -172,7 +172,7 @@ async def place_any(live: Live, session: str) -> tuple[int, dict]:  # type: igno
 
 async def test_duplicate_and_late_results_are_paid_once_even_after_the_session_expired(live: Live) -> None:
     """Every result sent twice and a window late; one player's session expires before its result arrives."""
-    live.table.duplicate_results, live.table.result_delay_s = True, WINDOW_S * 1.5
+    live.table.faults.update({"duplicate_rate": 1, "result_delay_s": WINDOW_S * 1.5})
     players = [await seated(live, 5_000) for _ in range(4)]
     answers = await asyncio.gather(*(place(live, session, 200, "red") for _, session in players))
     engine = create_engine(live.hub.database_url)

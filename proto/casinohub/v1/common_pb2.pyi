@@ -209,6 +209,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """FAILED_PRECONDITION: the bet could make the player's net loss exceed their loss limit of a period."""
     ERROR_REASON_SESSION_TIME_LIMIT_REACHED: _ErrorReason.ValueType  # 75
     """FAILED_PRECONDITION: the login has lasted the player's session time limit; it has ended."""
+    ERROR_REASON_DEMO_NOT_AVAILABLE: _ErrorReason.ValueType  # 85
+    """FAILED_PRECONDITION: the game has no demo mode: its studio moves money by calling the hub's wallet
+    itself (a push-style studio, e.g. a live table), so fun money cannot stand in for it. Launch it for real.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Stable machine-readable error reasons. Every error the hub returns carries a
@@ -403,6 +407,10 @@ ERROR_REASON_LOSS_LIMIT_EXCEEDED: ErrorReason.ValueType  # 74
 """FAILED_PRECONDITION: the bet could make the player's net loss exceed their loss limit of a period."""
 ERROR_REASON_SESSION_TIME_LIMIT_REACHED: ErrorReason.ValueType  # 75
 """FAILED_PRECONDITION: the login has lasted the player's session time limit; it has ended."""
+ERROR_REASON_DEMO_NOT_AVAILABLE: ErrorReason.ValueType  # 85
+"""FAILED_PRECONDITION: the game has no demo mode: its studio moves money by calling the hub's wallet
+itself (a push-style studio, e.g. a live table), so fun money cannot stand in for it. Launch it for real.
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _ApplyState:

@@ -19,6 +19,9 @@ from typing import Any, Protocol
 import aiohttp
 
 from casinohub.v1 import game_service_pb2 as gpb
+from hub.auth.admin import OperatorAdmin
+from hub.ledger.db import Database
+from hub.page_tokens import load
 from mock_providers.livehouse.server import TABLE, start_server as start_livehouse
 
 SECRET = "push-kit-secret"
@@ -49,6 +52,17 @@ class Record:
     rollbacks: int = 0
     voided: int = 0
     net_minor: int = 0  # wins and refunds minus stakes: the player's balance moved by exactly this
+
+
+async def studio_key(database_url: str, studio_id: str) -> tuple[str, bytes]:
+    """A studio key (id, private key PEM), made as AdminService.CreateStudioKey makes it, before the hub
+    exists (the hub reads the studio's catalog as it starts, so the studio must be up first)."""
+    db = Database.from_url(database_url, workers=1)
+    try:
+        new = await OperatorAdmin(db, await load(db)).create_studio_key(studio_id, generate_signing_key=True)
+    finally:
+        db.close()
+    return new.key.key_id, new.private_key_pem.encode()
 
 
 class PushStudioUnderTest(Protocol):

@@ -15,12 +15,9 @@ from sqlalchemy import create_engine, update
 from adapters import registry
 from adapters.base import ProviderConfig
 from casinohub.v1 import game_service_pb2 as gpb
-from hub.auth.admin import OperatorAdmin
 from hub.ledger.check import check
-from hub.ledger.db import Database
 from hub.ledger.schema import game_sessions
-from hub.page_tokens import load
-from tests.conformance.push_studios import PUSH_STUDIOS, SECRET, Played, PushStudioUnderTest
+from tests.conformance.push_studios import PUSH_STUDIOS, SECRET, Played, PushStudioUnderTest, studio_key
 from tests.errors import reason_of
 from tests.support import Client, start_hub
 
@@ -57,17 +54,6 @@ class Kit:
         assert not played.refused, played
         await self.studio.settled(played)
         return played
-
-
-async def studio_key(database_url: str, studio_id: str) -> tuple[str, bytes]:
-    """The studio's key, made as AdminService.CreateStudioKey makes it, before the hub exists (the hub reads
-    the studio's catalog as it starts)."""
-    db = Database.from_url(database_url, workers=1)
-    try:
-        new = await OperatorAdmin(db, await load(db)).create_studio_key(studio_id, generate_signing_key=True)
-    finally:
-        db.close()
-    return new.key.key_id, new.private_key_pem.encode()
 
 
 @pytest.fixture(params=sorted(PUSH_STUDIOS))

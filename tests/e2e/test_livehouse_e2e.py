@@ -230,3 +230,21 @@ def documents(text: str) -> list[dict]:  # type: ignore[type-arg]
         else:
             at = text.find("\n", at) + 1 or len(text)
     return found
+
+
+async def test_the_control_and_record_endpoints_need_the_secret_and_refuse_bad_knobs(live: Live) -> None:
+    auth = {"Authorization": f"Bearer {SECRET}"}
+    async with aiohttp.ClientSession() as http:
+        for method, path in (("GET", "/v1/record"), ("GET", "/_admin/faults"), ("POST", "/_admin/faults")):
+            async with http.request(method, live.url + path, json={}) as response:
+                assert response.status == 401, path
+        async with http.post(f"{live.url}/_admin/faults", json={"timeout_next": 2, "error_rate": 2},
+                             headers=auth) as response:
+            assert (response.status, (await response.json())["error"]) == (400, "INVALID_FAULT")
+        async with http.post(f"{live.url}/_admin/faults", data=b"{not json", headers=auth) as response:
+            assert response.status == 400
+        async with http.post(f"{live.url}/_admin/faults", json={"timeout_next": 2}, headers=auth) as response:
+            knobs = (await response.json())["faults"]
+        assert knobs["timeout_next"] == 2 and knobs["error_rate"] == 0
+        async with http.get(f"{live.url}/v1/record", headers=auth) as response:
+            assert (await response.json())["players"] == {}

@@ -14,6 +14,10 @@ plays one of them, until a PlayResult says finished.
 An adapter class that serves only sandbox studios (the hub's own mock studios, a studio's demo server) says
 so with a class attribute `sandbox_only = True`: a production hub refuses to start with it
 (adapters.registry.is_sandbox_only; `registry.register(..., sandbox_only=True)` says the same).
+
+An adapter whose studio moves money by calling the hub's wallet itself (push style: a live table) says
+`demo_play = False`: a demo launch's fun money never reaches that studio's calls, so the hub refuses it
+(DEMO_NOT_AVAILABLE) instead of seating a player whose every bet would be refused.
 """
 
 from collections.abc import Mapping

@@ -53,6 +53,11 @@ def declares_sandbox_only(adapter: object) -> bool:
     return getattr(adapter, "sandbox_only", False) is True
 
 
+def offers_demo_play(adapter: object) -> bool:
+    """Whether a demo launch can play the adapter's games: not when it declares `demo_play = False`."""
+    return getattr(adapter, "demo_play", True) is not False
+
+
 def is_sandbox_only(kind: str) -> bool:
     """Whether the adapter kind serves sandbox studios only: registered so, or its class says so (an entry
     point's class, e.g. the mock studios' adapters). A production hub refuses it."""

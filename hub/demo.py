@@ -18,6 +18,7 @@ from datetime import timedelta
 import structlog
 
 from adapters.base import LaunchInput, PlayInput, ProviderError
+from adapters.registry import offers_demo_play
 from hub.catalog import Catalog
 from hub.clock import utcnow
 from hub.errors import DomainError, Reason, State, quote
@@ -79,6 +80,9 @@ class DemoSessions:
         player_id = (await self._players.authenticate(operator_id, token)).player_id if token else f"demo-{uuid.uuid4()}"
         exponent(currency)
         game, adapter, variant = await self._catalog.offer(operator_id, game_id, country)
+        if not offers_demo_play(adapter):
+            raise DomainError(Reason.DEMO_NOT_AVAILABLE, f"{game_id} has no demo: its studio moves real money "
+                              "through the hub's wallet; launch it without demo")
         if currency not in game.info.currencies:
             raise DomainError(Reason.CURRENCY_MISMATCH, f"{game_id} does not accept {currency}")
         if len(client_seed) > 128:

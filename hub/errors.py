@@ -109,6 +109,7 @@ class Reason(enum.Enum):
     SESSION_TIME_LIMIT_REACHED = (grpc.StatusCode.FAILED_PRECONDITION, False)
     ACTION_NOT_ALLOWED = (grpc.StatusCode.FAILED_PRECONDITION, False, 76)
     ROUND_NOT_AWAITING_ACTION = (grpc.StatusCode.FAILED_PRECONDITION, False, 77)
+    DEMO_NOT_AVAILABLE = (grpc.StatusCode.FAILED_PRECONDITION, False, 85)
 
 
 class DomainError(Exception):

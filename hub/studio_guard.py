@@ -105,6 +105,7 @@ class GuardedAdapter:
     def __init__(self, adapter: ProviderAdapter, policy: GuardPolicy):
         self.inner = adapter
         self.name = adapter.name
+        self.demo_play = getattr(adapter, "demo_play", True)  # a push studio's "no demo" shows through the guard
         self._policy = policy
         self.breaker = Breaker(policy.failures_to_open, policy.open_s)
 

@@ -31,6 +31,7 @@ from adapters.base import (
 
 class LivehouseAdapter:
     sandbox_only = True  # the mock live table: a production hub refuses it (hub/environments.py)
+    demo_play = False  # the table calls the hub's wallet for every bet: no fun money (hub/demo.py refuses)
 
     def __init__(self, config: ProviderConfig):
         self.name = config.name
@@ -67,6 +68,8 @@ class LivehouseAdapter:
             return [GameInfo(provider_game_id=str(g["game_id"]), name=str(g["name"]), game_type="live",
                              rtp_basis_points=int(g["rtp_basis_points"]),
                              max_win_multiplier=int(g["max_win_multiplier"]),
+                             names={k: v for k, v in (g.get("names") or {}).items()
+                                    if isinstance(k, str) and isinstance(v, str) and len(k) <= 35 and v},
                              bet_limits=tuple(BetLimit(c, int(lo), int(hi))
                                               for c, (lo, hi) in sorted(g["bet_limits"].items())))
                     for g in data["games"]]

@@ -6,9 +6,11 @@ passes it). Prints one line `READY port=<N>` once listening, so a parent process
 
 import argparse
 import asyncio
+import json
 import pathlib
 import signal
 
+from mock_providers.livehouse.faults import Faults
 from mock_providers.livehouse.server import DEFAULT_SECRET, start_server
 
 
@@ -21,13 +23,21 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--key-id", required=True, help="this studio's key id (sk_...)")
     parser.add_argument("--key-file", required=True, help="its Ed25519 private key, PKCS#8 PEM")
     parser.add_argument("--window-s", type=float, default=15.0, help="each round's betting window, in seconds")
-    return parser.parse_args(argv)
+    parser.add_argument("--fault", action="append", default=[], metavar="KNOB=VALUE",
+                        help="a fault knob (README), e.g. --fault latency_ms=50 --fault duplicate_rate=0.1")
+    args = parser.parse_args(argv)
+    args.faults = Faults()
+    try:
+        args.faults.update({name: json.loads(value) for name, _, value in (f.partition("=") for f in args.fault)})
+    except ValueError as exc:
+        parser.error(str(exc))
+    return args
 
 
 async def _serve(args: argparse.Namespace) -> None:
     runner, port = await start_server(args.host, args.port, args.secret, hub=args.hub, key_id=args.key_id,
                                       private_key_pem=pathlib.Path(args.key_file).read_bytes(),
-                                      window_s=args.window_s)
+                                      window_s=args.window_s, faults=args.faults)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -27,7 +27,10 @@ from adapters.base import (
     ProviderUnavailable,
     RoundStatusInput,
 )
+from casinohub.v1 import game_service_pb2 as gpb
 from tests.conformance.studios import STUDIOS, Game, StudioUnderTest, config
+from tests.e2e.play_client import PlayStream, kinds
+from tests.support import start_hub
 
 OPERATOR, PLAYER = "op-kit", "p-kit"
 
@@ -96,6 +99,33 @@ async def test_launch_commits_to_a_server_seed_and_a_repeat_is_the_same_session(
     first, again = await kit.adapter.launch(request), await kit.adapter.launch(request)
     assert re.fullmatch(r"[0-9a-f]{64}", first.server_seed_hash) and first.launch_url
     assert again == first
+
+
+async def test_a_demo_launch_plays_a_real_round_with_fun_money_and_writes_no_money(kit: Kit, database_url: str) -> None:
+    """Through a hub, as an operator launches it (LaunchGame demo=true, anonymous): the studio plays the round,
+    the fun balance moves by its stake and win, and the ledger gets not one row."""
+    hub = await start_hub(database_url, {kit.studio.adapter: kit.adapter})
+    try:
+        game = kit.studio.single_step
+        before = hub.ledger_counts()
+        launched = await hub.games.LaunchGame(gpb.LaunchGameRequest(
+            game_id=f"{kit.studio.adapter}:{game.game_id}", currency=game.currency, demo=True), metadata=hub.metadata)
+        assert launched.demo and launched.launch_url
+        fun, seen = launched.demo_balance.amount_minor, kit.studio.calls_seen()
+        stream = PlayStream(hub)
+        stream.open(launched.game_session_id, "")
+        assert (await stream.next()).session_opened.balance.amount_minor == fun
+        stream.bet(game.bet_minor, "demo-1", game.currency)
+        events = await stream.until("settled", "error")
+        await stream.close()
+        assert kinds(events)[-1] == "settled", events[-1]
+        settled = events[-1].settled
+        assert settled.balance.amount_minor == fun - game.bet_minor + settled.win.amount_minor
+        assert kit.studio.calls_seen() > seen  # a real round at the studio
+        assert hub.ledger_counts() == before
+    finally:
+        await hub.channel.close()
+        await hub.server.stop(grace=1)
 
 
 async def test_winning_and_losing_rounds_pay_within_the_rules_and_match_the_studios_record(kit: Kit) -> None:

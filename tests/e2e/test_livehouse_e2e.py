@@ -3,6 +3,11 @@ windows on its own clock and moves every bet and result through the hub's Provid
 with its studio key; players join by launching the game and bet at the studio's table."""
 
 import asyncio
+import json
+import os
+import pathlib
+import re
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,18 +18,20 @@ from sqlalchemy import create_engine, update
 
 from adapters.base import ProviderConfig
 from adapters.livehouse import LivehouseAdapter
-from casinohub.v1 import game_service_pb2 as gpb
+from casinohub.v1 import admin_service_pb2 as apb, admin_service_pb2_grpc, game_service_pb2 as gpb
 from hub.auth.admin import OperatorAdmin
 from hub.ledger.check import check
 from hub.ledger.db import Database
 from hub.ledger.schema import game_sessions
 from hub.page_tokens import load
 from mock_providers.livehouse.server import TABLE, Table, colour_of, start_server
-from tests.support import Client, start_hub
+from tests.support import Client, bearer, start_hub
 
 SECRET = "livehouse-e2e-secret"
 GAME = "livehouse:red-or-black"
 WINDOW_S = 0.6
+ADMIN_TOKEN = "live-walkthrough-admin-" + "t" * 32
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -51,7 +58,7 @@ async def live(database_url: str) -> AsyncIterator[Live]:
     runner, port = await start_server(secret=SECRET, hub="", key_id=key_id, private_key_pem=pem, window_s=WINDOW_S)
     url = f"http://127.0.0.1:{port}"
     adapter = LivehouseAdapter(ProviderConfig("livehouse", url, SECRET, timeout_s=2.0))
-    hub = await start_hub(database_url, {"livehouse": adapter})
+    hub = await start_hub(database_url, {"livehouse": adapter}, admin_token=ADMIN_TOKEN)
     table = runner.app[TABLE]
     table.hub = f"127.0.0.1:{hub.port}"  # the studio learns where the hub listens once it does
     yield Live(hub, table, url)
@@ -97,6 +104,11 @@ async def settled(live: Live, count: int) -> None:
 async def test_the_catalog_lists_the_live_table(live: Live) -> None:
     games = await live.hub.games.ListGames(gpb.ListGamesRequest(), metadata=live.hub.metadata)
     assert [(g.game_id, g.game_type) for g in games.games] == [(GAME, gpb.GAME_TYPE_LIVE)]
+    names = {}
+    for locale in ("en", "de-DE", "ja"):
+        found = await live.hub.games.ListGames(gpb.ListGamesRequest(locale=locale), metadata=live.hub.metadata)
+        names[locale] = found.games[0].name
+    assert names == {"en": "Red or Black Live", "de-DE": "Rot oder Schwarz Live", "ja": "レッド・オア・ブラック ライブ"}
 
 
 async def test_players_bet_at_the_table_and_the_studio_settles_every_bet_through_the_hub(live: Live) -> None:
@@ -167,7 +179,7 @@ async def place_any(live: Live, session: str) -> tuple[int, dict]:  # type: igno
 
 async def test_duplicate_and_late_results_are_paid_once_even_after_the_session_expired(live: Live) -> None:
     """Every result sent twice and a window late; one player's session expires before its result arrives."""
-    live.table.duplicate_results, live.table.result_delay_s = True, WINDOW_S * 1.5
+    live.table.faults.update({"duplicate_rate": 1, "result_delay_s": WINDOW_S * 1.5})
     players = [await seated(live, 5_000) for _ in range(4)]
     answers = await asyncio.gather(*(place(live, session, 200, "red") for _, session in players))
     engine = create_engine(live.hub.database_url)
@@ -181,3 +193,58 @@ async def test_duplicate_and_late_results_are_paid_once_even_after_the_session_e
         assert await live.hub.balance(player_id) == 5_000 + (200 if won else -200)
     report, = check(live.hub.database_url, live.hub.operator_id)
     assert report.ok, report.render()
+
+
+async def test_readme_live_walkthrough_plays_one_round_as_printed(live: Live) -> None:
+    """The README's live-dealer block against a live hub and table: launch by grpcurl, a bet in the next
+    betting window by curl, the round's result, the balance it left."""
+    block = re.search(r"<!-- live-walkthrough -->\n```bash\n(.*?)```\n<!-- live-walkthrough:end -->",
+                      (ROOT / "README.md").read_text(), re.S)
+    assert block, "README live walkthrough block not found"
+    key = await admin_service_pb2_grpc.AdminServiceStub(live.hub.channel).CreateApiKey(
+        apb.CreateApiKeyRequest(operator_id=live.hub.operator_id), metadata=bearer(ADMIN_TOKEN))
+    env = {**os.environ, "HUB": f"127.0.0.1:{live.hub.port}", "TABLE": live.url, "KEY_ID": key.api_key.key_id,
+           "SECRET": key.secret, "PATH": f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    process = await asyncio.create_subprocess_exec(  # async: the hub and the table serve from this event loop
+        "bash", "-euo", "pipefail", "-c", block.group(1), cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, err.decode() + out.decode()
+    catalog, placed, result, balance = documents(out.decode())
+    assert [g["name"] for g in catalog["games"]] == ["レッド・オア・ブラック ライブ"]
+    pocket = live.table.results[placed["round"]]
+    assert placed["balance_minor"] == 1_900
+    assert result == {"pocket": pocket, "colour": colour_of(pocket), "settled": True}
+    assert balance["balance"]["amount_minor"] == ("2100" if colour_of(pocket) == "red" else "1900")
+    report, = check(live.hub.database_url, live.hub.operator_id)
+    assert report.ok, report.render()
+
+
+def documents(text: str) -> list[dict]:  # type: ignore[type-arg]
+    """The JSON objects a script printed (grpcurl's indented, curl's on one line), other lines skipped."""
+    decoder, found, at = json.JSONDecoder(), [], 0
+    while at < len(text):
+        if text[at] == "{":
+            value, at = decoder.raw_decode(text, at)
+            found.append(value)
+        else:
+            at = text.find("\n", at) + 1 or len(text)
+    return found
+
+
+async def test_the_control_and_record_endpoints_need_the_secret_and_refuse_bad_knobs(live: Live) -> None:
+    auth = {"Authorization": f"Bearer {SECRET}"}
+    async with aiohttp.ClientSession() as http:
+        for method, path in (("GET", "/v1/record"), ("GET", "/_admin/faults"), ("POST", "/_admin/faults")):
+            async with http.request(method, live.url + path, json={}) as response:
+                assert response.status == 401, path
+        async with http.post(f"{live.url}/_admin/faults", json={"timeout_next": 2, "error_rate": 2},
+                             headers=auth) as response:
+            assert (response.status, (await response.json())["error"]) == (400, "INVALID_FAULT")
+        async with http.post(f"{live.url}/_admin/faults", data=b"{not json", headers=auth) as response:
+            assert response.status == 400
+        async with http.post(f"{live.url}/_admin/faults", json={"timeout_next": 2}, headers=auth) as response:
+            knobs = (await response.json())["faults"]
+        assert knobs["timeout_next"] == 2 and knobs["error_rate"] == 0
+        async with http.get(f"{live.url}/v1/record", headers=auth) as response:
+            assert (await response.json())["players"] == {}

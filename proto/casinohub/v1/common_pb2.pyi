@@ -215,6 +215,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """FAILED_PRECONDITION: the round is not waiting for an action now (its last step is still in play, or
     another idempotency key is playing it), or its game takes no actions.
     """
+    ERROR_REASON_DEMO_NOT_AVAILABLE: _ErrorReason.ValueType  # 85
+    """FAILED_PRECONDITION: the game has no demo mode: its studio moves money by calling the hub's wallet
+    itself (a push-style studio, e.g. a live table), so fun money cannot stand in for it. Launch it for real.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Stable machine-readable error reasons. Every error the hub returns carries a
@@ -414,6 +418,10 @@ ERROR_REASON_ACTION_NOT_ALLOWED: ErrorReason.ValueType  # 76
 ERROR_REASON_ROUND_NOT_AWAITING_ACTION: ErrorReason.ValueType  # 77
 """FAILED_PRECONDITION: the round is not waiting for an action now (its last step is still in play, or
 another idempotency key is playing it), or its game takes no actions.
+"""
+ERROR_REASON_DEMO_NOT_AVAILABLE: ErrorReason.ValueType  # 85
+"""FAILED_PRECONDITION: the game has no demo mode: its studio moves money by calling the hub's wallet
+itself (a push-style studio, e.g. a live table), so fun money cannot stand in for it. Launch it for real.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 

@@ -101,7 +101,7 @@ class Livehouse:
     demo_play = False
     exact = ("BTC", "0.00001", 1_000)  # 0.00001 BTC = 1,000 satoshi
     inexact = "0.000000001"  # a tenth of a satoshi
-    window_s = 0.3
+    window_s = 0.5
 
     async def start(self, key_id: str, private_key_pem: bytes) -> str:
         self._runner, port = await start_livehouse(secret=SECRET, hub="", key_id=key_id,

@@ -17,7 +17,14 @@ from adapters.base import ProviderConfig
 from casinohub.v1 import game_service_pb2 as gpb
 from hub.ledger.check import check
 from hub.ledger.schema import game_sessions
-from tests.conformance.push_studios import PUSH_STUDIOS, SECRET, Played, PushStudioUnderTest, studio_key
+from tests.conformance.push_studios import (
+    PUSH_STUDIOS,
+    SECRET,
+    Played,
+    PushStudioUnderTest,
+    Record,
+    studio_key,
+)
 from tests.errors import reason_of
 from tests.support import Client, start_hub
 
@@ -74,6 +81,12 @@ async def kit(request: pytest.FixtureRequest, database_url: str) -> AsyncIterato
         await hub.server.stop(grace=1)
 
 
+def standing(record: Record) -> int:
+    """Bets the hub took and kept: a bet the hub took as its betting window closed is refunded (and the kit's
+    play() bets again in the next window), which a loaded machine makes happen now and then."""
+    return record.bets - record.rollbacks
+
+
 def expire(kit: Kit, game_session_id: str) -> None:
     engine = create_engine(kit.hub.database_url)
     with engine.begin() as conn:
@@ -123,9 +136,9 @@ async def test_winning_and_losing_rounds_settle_as_the_studio_says(kit: Kit) -> 
         await kit.play_and_settle(session, picks[n % len(picks)])
         record = await kit.studio.record(player_id, kit.studio.game.currency)
         await kit.balance_matches_the_studios_record(player_id)
-        if record.wins and record.bets > record.wins:
+        if record.wins and standing(record) > record.wins:
             break
-    assert record.wins and record.bets > record.wins, record
+    assert record.wins and standing(record) > record.wins, record
 
 
 async def test_a_duplicate_delivery_moves_money_once(kit: Kit) -> None:
@@ -133,7 +146,7 @@ async def test_a_duplicate_delivery_moves_money_once(kit: Kit) -> None:
     await kit.studio.arm("duplicate", 3)  # the bet, and the round's result
     await kit.play_and_settle(session, kit.studio.game.picks[0])
     assert (await kit.studio.counters())["faults_injected"]["duplicate"] >= 2
-    assert (await kit.studio.record(player_id, kit.studio.game.currency)).bets == 1
+    assert standing(await kit.studio.record(player_id, kit.studio.game.currency)) == 1
     await kit.balance_matches_the_studios_record(player_id)
 
 
@@ -182,7 +195,7 @@ async def test_a_timeout_with_unknown_outcome_is_resolved_by_resending_the_same_
     await kit.play_and_settle(session, kit.studio.game.picks[0])
     assert (await kit.studio.counters())["faults_injected"]["timeout"] == 1
     record = await kit.studio.record(player_id, kit.studio.game.currency)
-    assert record.bets == 1 and record.net_minor in (-kit.studio.game.stake_minor, kit.studio.game.stake_minor)
+    assert standing(record) == 1 and record.net_minor in (-kit.studio.game.stake_minor, kit.studio.game.stake_minor)
     await kit.balance_matches_the_studios_record(player_id)
 
 
@@ -193,7 +206,7 @@ async def test_a_bad_or_replayed_signature_is_refused_and_moves_nothing(kit: Kit
     await kit.play_and_settle(session, kit.studio.game.picks[0])
     counters = await kit.studio.counters()
     assert counters["faults_injected"][fault] == 1 and counters["refusals"][reason] == 1, counters
-    assert (await kit.studio.record(player_id, kit.studio.game.currency)).bets == 1
+    assert standing(await kit.studio.record(player_id, kit.studio.game.currency)) == 1
     await kit.balance_matches_the_studios_record(player_id)
 
 
@@ -208,5 +221,5 @@ async def test_amounts_convert_exactly_or_are_refused_before_the_hub_hears_of_th
     assert not played.refused, played
     await kit.studio.settled(played)
     record = await kit.studio.record(player_id, currency)
-    assert record.bets == 1 and record.net_minor in (-minor, minor), record  # exactly the stake, lost or won
+    assert standing(record) == 1 and record.net_minor in (-minor, minor), record  # exactly the stake, lost or won
     await kit.balance_matches_the_studios_record(player_id, deposit=100 * minor, currency=currency)

@@ -70,12 +70,17 @@ async def test_dev_starts_the_mock_studios_and_the_hub_and_stops_them(tmp_path) 
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{hub_port}")
     try:
         health = health_pb2_grpc.HealthStub(channel)
-        for _ in range(150):
+        # A deadline, not a count of tries: a refused connection fails at once, and on a busy machine three
+        # studios and the hub's workers took over 15 s (150 tries) to start, then the test failed elsewhere.
+        give_up = asyncio.get_running_loop().time() + 90
+        while True:
+            assert asyncio.get_running_loop().time() < give_up, "`hub dev` not SERVING after 90 s"
             try:
                 if (await health.Check(health_pb2.HealthCheckRequest(), timeout=1)).status == SERVING:
                     break
             except grpc.aio.AioRpcError:
-                await asyncio.sleep(0.1)
+                pass
+            await asyncio.sleep(0.1)
         with pytest.raises(grpc.aio.AioRpcError) as refused:  # every RPC needs credentials
             await game_service_pb2_grpc.GameServiceStub(channel).ListGames(pb.ListGamesRequest())
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED

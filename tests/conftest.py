@@ -1,8 +1,10 @@
 """Shared fixtures: both databases (MariaDB mandatory when CI=true), a live hub on port 0, stubs.
 Helpers (Client, start_hub, hub_config, throwaway_mariadb_database, ...) are in tests/support.py."""
 
+import os
 import pathlib
 import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -35,15 +37,34 @@ def migrated_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Pa
     return path
 
 
+# The hub runs SQLite with synchronous=FULL: every commit waits for an fsync, which on this shared disk cost
+# most of a SQLite test's time. A memory file system makes fsync free; no test here outlives an OS crash
+# (a killed process loses nothing that reached the page cache), so none proves less on it.
+MEMORY_FS = pathlib.Path("/dev/shm")
+
+
+@pytest.fixture(scope="session")
+def sqlite_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Path]:
+    """Where the SQLite databases of `database_url` live: in memory (/dev/shm) where there is one."""
+    if not (MEMORY_FS.is_dir() and os.access(MEMORY_FS, os.W_OK)):
+        yield tmp_path_factory.mktemp("sqlite")
+        return
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="casinohub-test-", dir=MEMORY_FS))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
-def database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
-    """A migrated database: on SQLite a brand-new one per test (a copy of the session's migrated file), on
-    MariaDB the session's (tests share it, isolated by operator)."""
-    if request.param == "sqlite":
-        path = tmp_path / "hub.db"
-        shutil.copyfile(request.getfixturevalue("migrated_sqlite_file"), path)
-        return f"sqlite:///{path}"
-    return request.getfixturevalue("mariadb_url")
+def database_url(request: pytest.FixtureRequest, sqlite_folder: pathlib.Path) -> Iterator[str]:
+    """A migrated database: on SQLite a brand-new one per test (a copy of the session's migrated file, in
+    sqlite_folder, removed after the test), on MariaDB the session's (tests share it, isolated by operator)."""
+    if request.param != "sqlite":
+        yield request.getfixturevalue("mariadb_url")
+        return
+    folder = pathlib.Path(tempfile.mkdtemp(dir=sqlite_folder))
+    shutil.copyfile(request.getfixturevalue("migrated_sqlite_file"), folder / "hub.db")
+    yield f"sqlite:///{folder / 'hub.db'}"
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

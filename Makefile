@@ -12,7 +12,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-## Start the hub on 127.0.0.1:50051 with the reelhouse mock studio and an embedded SQLite database.
+## Start the hub on 127.0.0.1:50051 with every mock studio (reelhouse, tablehouse, livehouse, instanthouse) and
+## an embedded SQLite database; it prints a sandbox operator's API key.
 run: $(STAMP)
 	$(VENV)/bin/hub dev
 

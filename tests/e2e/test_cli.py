@@ -102,6 +102,7 @@ async def test_dev_starts_the_mock_studios_and_the_hub_and_stops_them(tmp_path) 
         assert [g.game_id for g in games.games] == [
             "instanthouse:crash", "instanthouse:scratch", "livehouse:red-or-black", "reelhouse:fruit-classic", "reelhouse:gem-rush", "reelhouse:lucky-sevens",
             "tablehouse:blackjack", "tablehouse:european-roulette"]
+        await every_type_in_three_languages(channel, issued.access_token)
         # The inbound HTTP server (worker 0's) serves instanthouse's wallet protocol: an unsigned call is refused.
         async with aiohttp.ClientSession() as http, http.post(
                 f"http://127.0.0.1:{inbound_port}/instanthouse/balance", json={"token": "t"}) as answered:
@@ -122,6 +123,25 @@ async def test_dev_starts_the_mock_studios_and_the_hub_and_stops_them(tmp_path) 
     for port in (studio_port, table_port, live_port, instant_port, inbound_port):  # gone with the hub
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
+async def every_type_in_three_languages(channel: grpc.aio.Channel, access_token: str) -> None:
+    """`make run`'s catalog: games of all four types, each type named in English, German and Japanese."""
+    games = game_service_pb2_grpc.GameServiceStub(channel)
+    named: dict[str, dict[int, set[str]]] = {}
+    for locale in ("en", "de", "ja"):
+        listed = await games.ListGames(pb.ListGamesRequest(locale=locale),
+                                       metadata=(("authorization", f"Bearer {access_token}"),))
+        named[locale] = {}
+        for game in listed.games:
+            if game.locale == locale:  # a game without a name in this locale falls back to English
+                named[locale].setdefault(game.game_type, set()).add(game.name)
+    every_type = {pb.GAME_TYPE_SLOT, pb.GAME_TYPE_TABLE, pb.GAME_TYPE_LIVE, pb.GAME_TYPE_INSTANT}
+    for locale in ("en", "de", "ja"):
+        assert set(named[locale]) == every_type, (locale, named[locale])
+    for game_type in every_type:  # translated, not English under another label ("Blackjack" is German too)
+        assert named["de"][game_type] != named["en"][game_type], named
+        assert not named["ja"][game_type] & named["en"][game_type], named
 
 
 async def studio_key_works(channel: grpc.aio.Channel, printed: str, tmp_path: pathlib.Path) -> None:

@@ -58,6 +58,9 @@ class Config:
     # HTTP server for studios that call the hub in their own wallet protocol (hub/inbound.py), started only when
     # a configured adapter serves one; "" turns it off. With --workers N only worker 0 binds it.
     inbound_listen: str = "127.0.0.1:8711"
+    # calls each studio may have in flight there at once; more get HTTP 503 with Retry-After (a flooding studio
+    # must not take every database thread from the others' players)
+    inbound_max_calls_in_flight: int = 64
     database_url: str = "sqlite:///var/casinohub.db"
     # sandbox: creates the sandbox operator, runs the mock studios, accepts sandbox keys only. production:
     # refuses mock (sandbox-only) studios at start-up, sandbox keys and the sandbox operator (hub/environments.py).

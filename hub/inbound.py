@@ -8,9 +8,15 @@ bet and late wins after the session expired mean the same whichever protocol a s
 
 With --workers N only worker 0 serves it (hub.cli clears inbound_listen for the others): an adapter's
 replay protection remembers nonces in its process, and one process remembering them all keeps it exact.
+
+Each studio may have at most inbound_max_calls_in_flight calls in flight; past it a call is answered at once
+with HTTP 503 and Retry-After, before its body is read: nothing applied, and the studio retries with the same
+transaction id (every money call is keyed). A studio flooding the hub so keeps the database threads from no
+other studio's players.
 """
 
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import structlog
@@ -23,6 +29,40 @@ from hub.provider_wallet import ProviderWallet, StudioReceipt
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+RETRY_AFTER_S = 1
+LOG_EVERY_S = 1.0  # refusals are logged as a count at most this often: a flood must not flood the logs
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class InFlightLimit:
+    """aiohttp middleware: at most `limit` calls of one studio in flight (one event loop: a plain counter)."""
+
+    def __init__(self, studio: str, limit: int):
+        self.studio = studio
+        self.limit = limit
+        self.in_flight = 0
+        self._refused = 0
+        self._logged_at = 0.0
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self.in_flight >= self.limit:
+            self._count_refusal()
+            return web.json_response({"error": f"the hub is at its limit of {self.limit} calls in flight for "
+                                               f"this studio; retry with the same transaction id"},
+                                     status=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+        self.in_flight += 1
+        try:
+            return await handler(request)
+        finally:
+            self.in_flight -= 1
+
+    def _count_refusal(self) -> None:
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._logged_at >= LOG_EVERY_S:
+            log.warning("inbound.overloaded", studio=self.studio, limit=self.limit, refused=self._refused)
+            self._refused, self._logged_at = 0, now
 
 
 def _wallet_of(metadata: dict[str, str]) -> WalletAnswer | None:
@@ -93,19 +133,22 @@ def inbound_adapters(adapters: dict[str, ProviderAdapter]) -> dict[str, InboundA
 class InboundServer:
     """One aiohttp server for every inbound adapter; stopped gracefully with the hub."""
 
-    def __init__(self, runner: web.AppRunner, port: int):
+    def __init__(self, runner: web.AppRunner, port: int, limits: dict[str, InFlightLimit]):
         self._runner = runner
         self.port = port
+        self.limits = limits  # per studio
 
     @classmethod
     async def start(cls, listen: str, adapters: dict[str, InboundAdapter], wallet: ProviderWallet,
-                    grace_s: float) -> "InboundServer":
+                    grace_s: float, max_calls_in_flight: int = 64) -> "InboundServer":
         """Bind and serve; at stop, calls in flight get grace_s seconds to finish."""
         root = web.Application()
+        limits = {name: InFlightLimit(name, max_calls_in_flight) for name in adapters}
         for name, adapter in sorted(adapters.items()):
             app = adapter.wallet_app(HubStudioWallet(wallet, name))
             if not isinstance(app, web.Application):
                 raise TypeError(f"adapter {name!r}: wallet_app must answer an aiohttp web.Application")
+            app.middlewares.insert(0, limits[name].middleware)  # outermost: before the body is read
             root.add_subapp(f"/{name}/", app)
         host, _, port = listen.rpartition(":")
         runner = web.AppRunner(root, handler_cancellation=True, access_log=None, shutdown_timeout=grace_s)
@@ -117,7 +160,7 @@ class InboundServer:
             raise OSError(f"could not bind the inbound HTTP server to {listen}: in use, or not an address here") from None
         bound = runner.addresses[0][1]
         log.info("hub.inbound_serving", listen=listen, port=bound, studios=sorted(adapters))
-        return cls(runner, bound)
+        return cls(runner, bound, limits)
 
     async def stop(self) -> None:
         """Stop accepting, let calls in flight finish (up to the grace), then close."""

@@ -183,7 +183,8 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
     if inbound and config.inbound_listen:
         try:
             hub_server.inbound = await InboundServer.start(config.inbound_listen, inbound, hub.provider_wallet,
-                                                           config.shutdown_grace_s)
+                                                           config.shutdown_grace_s,
+                                                           config.inbound_max_calls_in_flight)
         except OSError:
             await server.stop(None)
             await hub.close()

@@ -70,12 +70,23 @@ async def test_the_inbound_server_starts_and_stops_with_the_hub_and_a_taken_port
                                 secret=SECRET)
     database_url = f"sqlite:///{tmp_path}/hub.db"
     try:
-        hub = await start_hub(database_url, None, providers=(provider,), inbound_listen="127.0.0.1:0")
+        hub = await start_hub(database_url, None, providers=(provider,), inbound_listen="127.0.0.1:0",
+                              inbound_max_calls_in_flight=3)
         inbound = hub.server.inbound_port
         assert inbound > 0
         async with aiohttp.ClientSession() as http, http.post(
                 f"http://127.0.0.1:{inbound}/instanthouse/balance", data=b"{}") as answered:
             assert await answered.json() == {"status": "INVALID_SIGNATURE"}
+        studio = hub.server.inbound.limits["instanthouse"]  # type: ignore[union-attr]
+        studio.in_flight = studio.limit  # as if its every slot held a call: the next is refused before its body
+        async with aiohttp.ClientSession() as http, http.post(
+                f"http://127.0.0.1:{inbound}/instanthouse/balance", data=b"{}") as answered:
+            assert (answered.status, answered.headers["Retry-After"]) == (503, "1")
+            assert "retry with the same transaction id" in (await answered.json())["error"]
+        studio.in_flight = 0
+        async with aiohttp.ClientSession() as http, http.post(
+                f"http://127.0.0.1:{inbound}/instanthouse/balance", data=b"{}") as answered:
+            assert answered.status == 200 and studio.in_flight == 0  # a slot is freed when its call ends
         with socket.socket() as taken:  # while a port is held, a second hub cannot have it
             taken.bind(("127.0.0.1", 0))
             taken.listen()

@@ -28,6 +28,7 @@ from hub.ledger.schema import game_sessions
 from mock_providers.instanthouse.server import STUDIO, Studio, start_server
 from tests.support import Client, start_hub
 
+INSTANT_STUDIOS = ("instanthouse",)  # the adapters this kit covers (one so far: the cases name its games)
 SECRET = "instant-kit-secret"
 DEPOSIT = 10_000  # 100.00 USD
 

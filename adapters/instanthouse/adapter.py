@@ -9,7 +9,6 @@ studio's rounds are its own to close (the reconciler leaves them alone). A demo 
 studio's fun mode: it plays on the studio's own fun balance and never calls the hub.
 """
 
-import aiohttp
 from aiohttp import web
 
 from adapters.base import (
@@ -25,13 +24,12 @@ from adapters.base import (
     ProviderConfig,
     ProviderProtocolError,
     ProviderRejected,
-    ProviderTimeout,
-    ProviderUnavailable,
     RoundStatusInput,
     RoundStatusResult,
     StudioWallet,
     UnknownCurrency,
 )
+from adapters.bearer_json import BearerJsonClient
 from adapters.instanthouse.wallet_api import WalletApi
 from adapters.money import from_decimal_string
 
@@ -43,40 +41,15 @@ class InstanthouseAdapter:
 
     def __init__(self, config: ProviderConfig):
         self.name = config.name
-        self._base = config.url.rstrip("/")
         self._secret = config.secret
-        self._headers = {"Authorization": f"Bearer {config.secret}"}
-        self._timeout = aiohttp.ClientTimeout(total=config.timeout_s)
-        self._session: aiohttp.ClientSession | None = None
+        self._http = BearerJsonClient(config.name, config.url, config.secret, config.timeout_s)
 
     def wallet_app(self, wallet: StudioWallet) -> web.Application:
         """The studio's wallet protocol, served by the hub's inbound HTTP server under /<name>/."""
         return WalletApi(self._secret, wallet).app()
 
-    async def _request(self, method: str, path: str, payload: dict | None = None) -> dict:  # type: ignore[type-arg]
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        try:
-            async with self._session.request(method, self._base + path, json=payload, headers=self._headers,
-                                             timeout=self._timeout) as response:
-                status = response.status
-                data = await response.json(content_type=None)
-        except TimeoutError as exc:
-            raise ProviderTimeout(f"instanthouse did not answer {method} {path} in time") from exc
-        except aiohttp.ClientError as exc:
-            raise ProviderUnavailable(f"instanthouse unreachable: {type(exc).__name__}") from exc
-        except ValueError as exc:
-            raise ProviderProtocolError("instanthouse answered something that is not JSON") from exc
-        if not isinstance(data, dict):
-            raise ProviderProtocolError("instanthouse answered something that is not a JSON object")
-        if status >= 500:
-            raise ProviderUnavailable(f"instanthouse answered {status}")
-        if status >= 400:
-            raise ProviderRejected(f"instanthouse refused: {status} {str(data.get('error'))[:40]}")
-        return data
-
     async def catalog(self, request: CatalogInput) -> list[GameInfo]:
-        data = await self._request("GET", "/api/games")
+        data = await self._http.request("GET", "/api/games")
         try:
             return [self._game(game) for game in data["games"]]
         except (KeyError, TypeError, ValueError, AttributeError, AmountNotRepresentable, UnknownCurrency) as exc:
@@ -99,7 +72,7 @@ class InstanthouseAdapter:
                         names={k: v for k, v in names.items() if k != "en"})
 
     async def launch(self, request: LaunchInput) -> LaunchResult:
-        data = await self._request("POST", "/api/sessions", {
+        data = await self._http.request("POST", "/api/sessions", {
             "token": request.game_session_id, "userId": request.player_id, "currency": request.currency,
             "gameId": request.provider_game_id, "clientSeed": request.client_seed,
             "mode": "demo" if request.demo else "real"})
@@ -116,13 +89,7 @@ class InstanthouseAdapter:
         return RoundStatusResult("unknown")  # no round of Play's ever reaches the studio (play refuses first)
 
     async def health(self) -> bool:
-        try:
-            await self._request("GET", "/api/health")
-        except (ProviderUnavailable, ProviderTimeout, ProviderRejected, ProviderProtocolError):
-            return False
-        return True
+        return await self._http.healthy("/api/health")
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()

@@ -9,8 +9,6 @@ its own to close (the hub's reconciler leaves them alone).
 Protocol: JSON over HTTP with `Authorization: Bearer <secret>` (mock_providers/livehouse/server.py).
 """
 
-import aiohttp
-
 from adapters.base import (
     BetLimit,
     CatalogInput,
@@ -22,11 +20,10 @@ from adapters.base import (
     ProviderConfig,
     ProviderProtocolError,
     ProviderRejected,
-    ProviderTimeout,
-    ProviderUnavailable,
     RoundStatusInput,
     RoundStatusResult,
 )
+from adapters.bearer_json import BearerJsonClient
 
 
 class LivehouseAdapter:
@@ -35,35 +32,10 @@ class LivehouseAdapter:
 
     def __init__(self, config: ProviderConfig):
         self.name = config.name
-        self._base = config.url.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {config.secret}"}
-        self._timeout = aiohttp.ClientTimeout(total=config.timeout_s)
-        self._session: aiohttp.ClientSession | None = None
-
-    async def _request(self, method: str, path: str, payload: dict | None = None) -> dict:  # type: ignore[type-arg]
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        try:
-            async with self._session.request(method, self._base + path, json=payload, headers=self._headers,
-                                             timeout=self._timeout) as response:
-                status = response.status
-                data = await response.json(content_type=None)
-        except TimeoutError as exc:
-            raise ProviderTimeout(f"livehouse did not answer {method} {path} in time") from exc
-        except aiohttp.ClientError as exc:
-            raise ProviderUnavailable(f"livehouse unreachable: {type(exc).__name__}") from exc
-        except ValueError as exc:
-            raise ProviderProtocolError("livehouse answered something that is not JSON") from exc
-        if not isinstance(data, dict):
-            raise ProviderProtocolError("livehouse answered something that is not a JSON object")
-        if status >= 500:
-            raise ProviderUnavailable(f"livehouse answered {status}")
-        if status >= 400:
-            raise ProviderRejected(f"livehouse refused: {status} {str(data.get('error'))[:40]}")
-        return data
+        self._http = BearerJsonClient(config.name, config.url, config.secret, config.timeout_s)
 
     async def catalog(self, request: CatalogInput) -> list[GameInfo]:
-        data = await self._request("GET", "/v1/games")
+        data = await self._http.request("GET", "/v1/games")
         try:
             return [GameInfo(provider_game_id=str(g["game_id"]), name=str(g["name"]), game_type="live",
                              rtp_basis_points=int(g["rtp_basis_points"]),
@@ -77,7 +49,7 @@ class LivehouseAdapter:
             raise ProviderProtocolError("livehouse catalog is malformed") from exc
 
     async def launch(self, request: LaunchInput) -> LaunchResult:
-        data = await self._request("POST", "/v1/sessions", {
+        data = await self._http.request("POST", "/v1/sessions", {
             "game_session_id": request.game_session_id, "player_id": request.player_id,
             "currency": request.currency, "game_id": request.provider_game_id})
         url, seed_hash = data.get("stream_url"), data.get("server_seed_hash")
@@ -92,13 +64,7 @@ class LivehouseAdapter:
         return RoundStatusResult("unknown")  # no round of Play's ever reaches the studio (play refuses first)
 
     async def health(self) -> bool:
-        try:
-            await self._request("GET", "/v1/health")
-        except (ProviderUnavailable, ProviderTimeout, ProviderRejected, ProviderProtocolError):
-            return False
-        return True
+        return await self._http.healthy("/v1/health")
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()

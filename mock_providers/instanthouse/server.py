@@ -37,6 +37,7 @@ import aiohttp
 from aiohttp import web
 
 from mock_providers.instanthouse import games
+from mock_providers.process import listen
 
 DEFAULT_SECRET = "instanthouse-sandbox-secret"
 DEFAULT_WALLET_URL = "http://127.0.0.1:8711/instanthouse"
@@ -410,7 +411,4 @@ async def start_server(host: str = "127.0.0.1", port: int = 0, secret: str = DEF
             await studio.http.close()
 
     app.cleanup_ctx.append(lifetime)
-    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner, runner.addresses[0][1]
+    return await listen(app, host, port)

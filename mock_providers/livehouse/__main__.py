@@ -8,17 +8,15 @@ import argparse
 import asyncio
 import json
 import pathlib
-import signal
 
 from mock_providers.livehouse.faults import Faults
 from mock_providers.livehouse.server import DEFAULT_SECRET, start_server
+from mock_providers.process import serve_until_signalled, studio_parser
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="mock-livehouse", description="Livehouse mock live-dealer studio")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8703, help="0 picks a free port")
-    parser.add_argument("--secret", default=DEFAULT_SECRET, help="what the hub's adapter sends as its bearer")
+    parser = studio_parser("mock-livehouse", "Livehouse mock live-dealer studio", 8703, DEFAULT_SECRET,
+                           "what the hub's adapter sends as its bearer")
     parser.add_argument("--hub", default="127.0.0.1:50051", help="the hub's gRPC address (ProviderWalletService)")
     parser.add_argument("--key-id", required=True, help="this studio's key id (sk_...)")
     parser.add_argument("--key-file", required=True, help="its Ed25519 private key, PKCS#8 PEM")
@@ -38,15 +36,7 @@ async def _serve(args: argparse.Namespace) -> None:
     runner, port = await start_server(args.host, args.port, args.secret, hub=args.hub, key_id=args.key_id,
                                       private_key_pem=pathlib.Path(args.key_file).read_bytes(),
                                       window_s=args.window_s, faults=args.faults)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    print(f"READY port={port}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    await serve_until_signalled(port, runner.cleanup)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -48,6 +48,7 @@ from grpc_status import rpc_status
 from casinohub.provider.v1 import provider_wallet_service_pb2 as wallet_pb, provider_wallet_service_pb2_grpc
 from casinohub.v1 import common_pb2
 from mock_providers.livehouse.faults import Faults
+from mock_providers.process import listen
 
 DEFAULT_SECRET = "livehouse-sandbox-secret"
 GAME_ID = "red-or-black"
@@ -510,7 +511,4 @@ async def start_server(host: str = "127.0.0.1", port: int = 0, secret: str = DEF
             await table.channel.close()
 
     app.cleanup_ctx.append(clock)
-    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner, runner.addresses[0][1]
+    return await listen(app, host, port)

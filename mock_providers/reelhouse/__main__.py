@@ -6,16 +6,13 @@ start it on port 0 and learn where it is.
 
 import argparse
 import asyncio
-import signal
 
+from mock_providers.process import serve_until_signalled, studio_parser
 from mock_providers.reelhouse.server import DEFAULT_SECRET, Faults, start_server
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="mock-reelhouse", description="Reelhouse mock slots studio")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8701, help="0 picks a free port")
-    parser.add_argument("--secret", default=DEFAULT_SECRET)
+    parser = studio_parser("mock-reelhouse", "Reelhouse mock slots studio", 8701, DEFAULT_SECRET)
     parser.add_argument("--latency-ms", type=int, default=0)
     parser.add_argument("--error-rate", type=float, default=0.0, help="share of /v1 requests answered 503")
     parser.add_argument("--timeout-rate", type=float, default=0.0, help="share of /v1 requests that hang")
@@ -27,15 +24,7 @@ async def _serve(args: argparse.Namespace) -> None:
     faults = Faults(latency_ms=args.latency_ms, error_rate=args.error_rate, timeout_rate=args.timeout_rate,
                     seed=args.seed)
     runner, port = await start_server(args.host, args.port, args.secret, faults)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    print(f"READY port={port}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    await serve_until_signalled(port, runner.cleanup)
 
 
 def main(argv: list[str] | None = None) -> None:

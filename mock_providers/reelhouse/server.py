@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from aiohttp import web
 
+from mock_providers.process import listen
 from mock_providers.reelhouse import fairness
 from mock_providers.reelhouse.games import GAMES
 
@@ -357,9 +358,4 @@ def create_app(secret: str = DEFAULT_SECRET, faults: Faults | None = None) -> we
 async def start_server(host: str = "127.0.0.1", port: int = 0, secret: str = DEFAULT_SECRET,
                        faults: Faults | None = None) -> tuple[web.AppRunner, int]:
     """Start listening; port 0 picks a free port. Stop with `await runner.cleanup()`."""
-    # Cancel a hung handler when its client gives up, and do not wait long for stragglers on shutdown.
-    runner = web.AppRunner(create_app(secret, faults), handler_cancellation=True, shutdown_timeout=1.0,
-                           access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner, runner.addresses[0][1]
+    return await listen(create_app(secret, faults), host, port)

@@ -31,6 +31,9 @@ class FakeStudio:
     name: str = "fake"
     win: Callable[[int], int] = lambda bet: 0
     delay: float = 0.0
+    # Set: each play waits until it is set, so a round stays in play until the test lets it end (a delay
+    # would be a race on a loaded machine).
+    hold: asyncio.Event | None = None
     fail: ProviderError | None = None
     plays: list[PlayInput] = field(default_factory=list)
     # What round_status answers, by round id ("unknown" for any other); status_error makes it fail.
@@ -47,6 +50,8 @@ class FakeStudio:
         self.plays.append(request)
         if self.delay:
             await asyncio.sleep(self.delay)
+        if self.hold is not None:
+            await self.hold.wait()
         if self.fail is not None:
             raise self.fail
         return PlayResult(provider_round_id=f"p-{request.round_id}", result="HEADS",

@@ -305,7 +305,7 @@ async def test_unknown_round_is_not_found(hub: Client) -> None:
 
 
 async def test_same_key_while_the_first_bet_is_in_flight_is_aborted_retryable(hub: Client, studio: FakeStudio) -> None:
-    studio.delay = 0.5  # the first round waits on the provider
+    studio.hold = asyncio.Event()  # the first round waits on the provider
     player_id, token = await hub.new_player(deposit=1_000)
     game_session_id = await launch(hub, token)
     first, second = PlayStream(hub), PlayStream(hub)
@@ -318,6 +318,7 @@ async def test_same_key_while_the_first_bet_is_in_flight_is_aborted_retryable(hu
     error = (await second.next()).error.error
     assert (error.code, error.reason, error.retryable) == (grpc.StatusCode.ABORTED.value[0], "REQUEST_IN_PROGRESS", True)
     assert error.state == common_pb2.APPLY_STATE_UNKNOWN
+    studio.hold.set()
     assert kinds(await first.until("settled")) == ["outcome", "settled"]
     second.bet(100, "twice")  # once the first has finished, the retry gets its stored events
     assert kinds(await second.until("settled")) == BET_EVENTS
@@ -327,7 +328,7 @@ async def test_same_key_while_the_first_bet_is_in_flight_is_aborted_retryable(hu
 
 
 async def test_resume_during_a_round_delivers_the_rest_of_that_round(hub: Client, studio: FakeStudio) -> None:
-    studio.delay = 0.25  # the round is still in play when the client comes back
+    studio.hold = asyncio.Event()  # the round is still in play when the client comes back
     studio.win = lambda bet: bet * 2
     _, token = await hub.new_player(deposit=1_000)
     game_session_id = await launch(hub, token)
@@ -339,7 +340,9 @@ async def test_resume_during_a_round_delivers_the_rest_of_that_round(hub: Client
 
     resumed = PlayStream(hub)
     resumed.resume(game_session_id, token, 3)
-    events = await resumed.until("settled")
+    events = [await resumed.next()]
+    studio.hold.set()
+    events += await resumed.until("settled")
     assert [(e.seq, e.WhichOneof("event")) for e in events] == [
         (4, "session_opened"), (5, "outcome"), (6, "settled")]
     assert events[-1].settled.balance.amount_minor == 1_100
@@ -351,7 +354,7 @@ async def test_resume_during_a_round_delivers_the_rest_of_that_round(hub: Client
 async def test_resume_follows_every_round_in_play_a_page_at_a_time(
         hub: Client, studio: FakeStudio, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("hub.play.PAGE", 1)  # the backlog and the followed rounds, one event per read
-    studio.delay = 0.25
+    studio.hold = asyncio.Event()
     _, token = await hub.new_player(deposit=1_000)
     game_session_id = await launch(hub, token)
     dropped = [PlayStream(hub), PlayStream(hub)]
@@ -362,9 +365,11 @@ async def test_resume_follows_every_round_in_play_a_page_at_a_time(
         await stream.close()
     resumed = PlayStream(hub)
     resumed.resume(game_session_id, token, 1)
-    events = [await resumed.next() for _ in range(10)]
+    events = [await resumed.next() for _ in range(6)]
+    assert kinds(events) == ["round_opened", "bet_accepted", "session_opened"] * 2
+    studio.hold.set()
+    events += [await resumed.next() for _ in range(4)]
     assert [e.seq for e in events] == list(range(2, 12))
-    assert kinds(events[:6]) == ["round_opened", "bet_accepted", "session_opened"] * 2
     assert sorted(kinds(events[6:])) == ["outcome", "outcome", "settled", "settled"]
     assert {e.settled.round_id for e in events if e.HasField("settled")} == {
         e.round_opened.round_id for e in events if e.HasField("round_opened")}
@@ -374,7 +379,7 @@ async def test_resume_follows_every_round_in_play_a_page_at_a_time(
 async def test_resume_on_another_hub_delivers_a_round_in_flight_on_the_first(
         hub: Client, studio: FakeStudio, database_url: str) -> None:
     """Two hubs on one database, as two processes: only the database tells the second about the round."""
-    studio.delay = 0.25
+    studio.hold = asyncio.Event()
     other = await start_hub(database_url, {"fake": studio}, sandbox_operator_id=hub.operator_id)
     try:
         # A first call reads the caller's key: done now, so the resume below attaches within the round's delay.
@@ -388,7 +393,9 @@ async def test_resume_on_another_hub_delivers_a_round_in_flight_on_the_first(
         await dropped.close()
         resumed = PlayStream(other)
         resumed.resume(game_session_id, token, 3)
-        events = await resumed.until("settled")
+        events = [await resumed.next()]
+        studio.hold.set()
+        events += await resumed.until("settled")
         assert [(e.seq, e.WhichOneof("event")) for e in events] == [
             (4, "session_opened"), (5, "outcome"), (6, "settled")]
         await resumed.close()

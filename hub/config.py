@@ -119,6 +119,9 @@ class Config:
     session_caps: dict[str, int] = field(default_factory=dict)
     # Raising a responsible-gaming limit takes effect this long after it is asked for (lowering: at once).
     limit_cooling_off_s: int = 86_400
+    # How often an open Play stream of a player with a reality-check interval looks whether a check is due
+    # (hub/reality.py): a check reaches an idle stream at most this late; a message on the stream looks at once.
+    reality_check_poll_s: float = 5.0
     # argon2id cost of players' password and API-key secret hashes (hub/passwords.py). The defaults are the
     # RFC 9106 low-memory profile; lower them only where the hashes protect nothing (test suites).
     password_hash_time_cost: int = 3

@@ -110,6 +110,9 @@ class Reason(enum.Enum):
     ACTION_NOT_ALLOWED = (grpc.StatusCode.FAILED_PRECONDITION, False, 76)
     ROUND_NOT_AWAITING_ACTION = (grpc.StatusCode.FAILED_PRECONDITION, False, 77)
     DEMO_NOT_AVAILABLE = (grpc.StatusCode.FAILED_PRECONDITION, False, 85)
+    CLIENT_CERTIFICATE_NOT_BOUND = (grpc.StatusCode.PERMISSION_DENIED, False, 95)
+    CLIENT_CERTIFICATE_NOT_FOUND = (grpc.StatusCode.NOT_FOUND, False, 96)
+    CLIENT_CERTIFICATE_LIMIT_REACHED = (grpc.StatusCode.FAILED_PRECONDITION, False, 97)
 
 
 class DomainError(Exception):

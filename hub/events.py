@@ -99,3 +99,13 @@ class ActionRequired(PlayEvent):
     stake: Money  # the round's whole stake so far
     idempotency_key: str  # the bet's (step 0) or the action's that led here
     balance: Money
+
+
+@dataclass(frozen=True)
+class RealityCheck(PlayEvent):
+    """A reminder of time and money (hub.reality): not a round event, never stored, seq always 0."""
+
+    elapsed_seconds: int  # since the login started
+    net_result: Money  # the player's cash won (+) or lost (-) in the stream's currency since the login
+    bet_count: int
+    interval_minutes: int

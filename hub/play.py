@@ -149,6 +149,7 @@ class GameSession:
     rtp_variant: str = ""  # fixed at launch: the studio plays, and the adapter checks, this variant
     demo: bool = False  # fun money, held by hub.demo in this process's memory only
     login_id: str = ""  # the player session (hub.players) the stream was opened with; "": not checked
+    login_started_at: datetime | None = None  # when that login began (reality checks count from it)
 
 
 def layout_params(layout: str) -> dict[str, str]:
@@ -487,7 +488,8 @@ class Play:
         if row.expires_at <= utcnow():
             raise DomainError(Reason.GAME_SESSION_CLOSED, "game session expired; launch the game again")
         return GameSession(row.game_session_id, operator_id, player_id, row.game_id, row.currency,
-                           row.expires_at, row.rtp_variant, login_id=login.session_id)
+                           row.expires_at, row.rtp_variant, login_id=login.session_id,
+                           login_started_at=login.started_at)
 
     async def opened(self, session: GameSession) -> SessionOpened:
         return await self._appending(session, self._session_opened, SessionEvent(session))

@@ -1,11 +1,13 @@
 """Responsible-gaming settings a player (through their operator) chooses: self-exclusion, deposit and loss
-limits per UTC day, week and month, and a session time limit.
+limits per UTC day, week and month, a session time limit, and a reality-check interval (hub.reality).
 
 Only the settings live here; the engine applies them to money (hub.ledger.limits) and the sessions to
 logins (hub.players). A limit takes effect at once when it is lowered (or set where there was none);
 raised or removed, it waits cooling_off (config limit_cooling_off_s, default 24 h) as a pending change,
 visible through GetPlayerLimits, and applies by itself when that time comes. A new request replaces a
 pending one (and a raise restarts its cooling-off). A self-exclusion can be extended, never shortened.
+A reality-check interval is a reminder, not a limit: neither way of changing it is riskier, so any change
+applies at once (it is stored as a player_limits row, kind reality_check, with nothing ever pending).
 """
 
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from hub.players import require_player
 
 MAX_EXCLUSION_DAYS = 3650
 MAX_SESSION_MINUTES = 24 * 60
+MIN_REALITY_CHECK_MINUTES, MAX_REALITY_CHECK_MINUTES = 5, 24 * 60
 
 
 @dataclass(frozen=True)
@@ -35,9 +38,9 @@ class SelfExclusion:
 
 @dataclass(frozen=True)
 class Limit:
-    kind: str  # deposit | loss | session_time
-    period: str  # day | week | month | "" (session_time)
-    currency: str  # "" for session_time
+    kind: str  # deposit | loss | session_time | reality_check
+    period: str  # day | week | month | "" (session_time, reality_check)
+    currency: str  # "" for session_time and reality_check
     amount: int  # in force now; 0: none (minor units, or seconds)
     pending_amount: int | None
     pending_from: datetime | None
@@ -100,6 +103,27 @@ class ResponsibleGaming:
             return "", minutes * 60
 
         return await self._set(operator_id, player_id, limits.SESSION_TIME, "", _check)
+
+    async def set_reality_check_interval(self, operator_id: str, player_id: str, minutes: int) -> Limit:
+        def _set(uow: UnitOfWork) -> Limit:
+            require_player(uow, operator_id, player_id)  # first: another operator's player is not found
+            if minutes != 0 and not MIN_REALITY_CHECK_MINUTES <= minutes <= MAX_REALITY_CHECK_MINUTES:
+                raise DomainError(Reason.INVALID_ARGUMENT, f"minutes must be 0 (off) or {MIN_REALITY_CHECK_MINUTES}"
+                                  f"..{MAX_REALITY_CHECK_MINUTES}")
+            key = (player_limits.c.operator_id == operator_id, player_limits.c.player_id == player_id,
+                   player_limits.c.kind == limits.REALITY_CHECK, player_limits.c.period == "",
+                   player_limits.c.currency == "")
+            values = {"amount": minutes * 60, "pending_amount": None, "pending_from": None, "updated_at": utcnow()}
+            if uow.conn.execute(select(player_limits.c.amount).where(*key).with_for_update()).first() is not None:
+                uow.conn.execute(update(player_limits).where(*key).values(**values))
+            else:  # a racing insert of the same row fails this one; Database.run runs it again and updates
+                uow.conn.execute(player_limits.insert().values(
+                    operator_id=operator_id, player_id=player_id, kind=limits.REALITY_CHECK, period="", currency="",
+                    **values))
+            uow.commit()
+            return Limit(limits.REALITY_CHECK, "", "", minutes * 60, None, None)
+
+        return await self._db.run(_set)
 
     async def get(self, operator_id: str, player_id: str) -> PlayerLimits:
         def _read(uow: UnitOfWork) -> PlayerLimits:

@@ -31,6 +31,7 @@ from hub.bootstrap import Hub, bootstrap
 from hub.config import Config
 from hub.inbound import InboundServer, inbound_adapters
 from hub.page_tokens import load as load_page_tokens, shared_secret
+from hub.reality import RealityChecks
 from hub.servicers.admin import AdminServicer, AuthServicer
 from hub.servicers.admission import Admission, OperatorLimits
 from hub.servicers.authentication import Authentication
@@ -154,7 +155,8 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
     server = grpc.aio.server(interceptors=[admission, authentication, operator_limits, RequestChecks()],
                              options=options)
     game_service_pb2_grpc.add_GameServiceServicer_to_server(
-        GameServicer(hub.catalog, hub.play, hub.promotions, hub.operators, hub.demo), server)
+        GameServicer(hub.catalog, hub.play, hub.promotions, hub.operators, hub.demo, RealityChecks(hub.db),
+                     config.reality_check_poll_s), server)
     wallet_service_pb2_grpc.add_WalletServiceServicer_to_server(
         WalletServicer(hub.wallet, hub.promotions, hub.operators), server)
     player_service_pb2_grpc.add_PlayerServiceServicer_to_server(

@@ -1,5 +1,5 @@
-"""The administrator's work: operators (the tenants), their environments, IP allowlists and API keys, and
-the studios' keys for ProviderWalletService."""
+"""The administrator's work: operators (the tenants), their environments, IP allowlists, API keys and bound
+client certificates, and the studios' keys (with their IP allowlists) for ProviderWalletService."""
 
 import asyncio
 import base64
@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import select, update
 
+from hub.auth import certificates
+from hub.auth.certificates import ClientCertificate
 from hub.auth.credentials import new_key_id, new_secret, new_studio_key_id
 from hub.auth.principal import ENVIRONMENTS, OPERATOR_SCOPES
 from hub.clock import utcnow
@@ -65,6 +67,7 @@ class StudioKeyRecord:
     public_key: str
     created_at: datetime
     revoked_at: datetime | None
+    ip_allowlist: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,8 @@ class NewStudioKey:
 
 def _studio_key(row: dict[str, object]) -> StudioKeyRecord:
     return StudioKeyRecord(str(row["key_id"]), str(row["studio_id"]), str(row["public_key"]),
-                           row["created_at"], row["revoked_at"])  # type: ignore[arg-type]
+                           row["created_at"], row["revoked_at"],  # type: ignore[arg-type]
+                           tuple(str(row["ip_allowlist"]).split()))
 
 
 def signing_key(public_key: str, generate: bool) -> tuple[str, str]:
@@ -96,6 +100,17 @@ def signing_key(public_key: str, generate: bool) -> tuple[str, str]:
                                         serialization.NoEncryption()).decode()
     return base64.b64encode(private.public_key().public_bytes(
         serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode(), private_pem
+
+
+def allowlist(cidrs: list[str]) -> str:
+    """CIDRs as stored: validated, normalized, space-separated, each once; at most MAX_CIDRS."""
+    if len(cidrs) > MAX_CIDRS:
+        raise DomainError(Reason.INVALID_ARGUMENT, f"at most {MAX_CIDRS} CIDRs")
+    try:
+        networks = [str(ipaddress.ip_network(cidr.strip(), strict=False)) for cidr in cidrs]
+    except ValueError:
+        raise DomainError(Reason.INVALID_ARGUMENT, "each entry must be an IPv4 or IPv6 CIDR") from None
+    return " ".join(dict.fromkeys(networks))
 
 
 def _operator(row: dict[str, object]) -> OperatorRecord:
@@ -172,13 +187,7 @@ class OperatorAdmin:
         return await self._update_operator(operator_id, environment=environment)
 
     async def set_ip_allowlist(self, operator_id: str, cidrs: list[str]) -> OperatorRecord:
-        if len(cidrs) > MAX_CIDRS:
-            raise DomainError(Reason.INVALID_ARGUMENT, f"at most {MAX_CIDRS} CIDRs")
-        try:
-            networks = [str(ipaddress.ip_network(cidr.strip(), strict=False)) for cidr in cidrs]
-        except ValueError:
-            raise DomainError(Reason.INVALID_ARGUMENT, "each entry must be an IPv4 or IPv6 CIDR") from None
-        return await self._update_operator(operator_id, ip_allowlist=" ".join(dict.fromkeys(networks)))
+        return await self._update_operator(operator_id, ip_allowlist=allowlist(cidrs))
 
     async def _update_operator(self, operator_id: str, **values: str) -> OperatorRecord:
         def _update(uow: UnitOfWork) -> OperatorRecord:
@@ -235,6 +244,38 @@ class OperatorAdmin:
 
         return await self._db.run(_revoke)
 
+    # -- client certificates (hub.auth.certificates) --------------------------------------------------------
+
+    async def bind_client_certificate(self, operator_id: str, certificate_pem: str,
+                                      fingerprint: str) -> ClientCertificate:
+        found, subject = certificates.requested(certificate_pem, fingerprint)
+
+        def _bind(uow: UnitOfWork) -> ClientCertificate:
+            _get_operator(uow, operator_id)
+            bound = certificates.bind(uow, operator_id, found, subject)
+            uow.commit()
+            return bound
+
+        return await self._db.run(_bind)
+
+    async def unbind_client_certificate(self, operator_id: str, fingerprint: str) -> ClientCertificate:
+        found = certificates.parse_fingerprint(fingerprint)
+
+        def _unbind(uow: UnitOfWork) -> ClientCertificate:
+            _get_operator(uow, operator_id)
+            unbound = certificates.unbind(uow, operator_id, found)
+            uow.commit()
+            return unbound
+
+        return await self._db.run(_unbind)
+
+    async def list_client_certificates(self, operator_id: str) -> list[ClientCertificate]:
+        def _list(uow: UnitOfWork) -> list[ClientCertificate]:
+            _get_operator(uow, operator_id)
+            return certificates.listed(uow, operator_id)
+
+        return await self._db.run(_list)
+
     # -- studio keys ---------------------------------------------------------------------------------------
 
     async def create_studio_key(self, studio_id: str, public_key: str = "",
@@ -276,3 +317,17 @@ class OperatorAdmin:
             return _studio_key(dict(row))
 
         return await self._db.run(_revoke)
+
+    async def set_studio_key_ip_allowlist(self, key_id: str, cidrs: list[str]) -> StudioKeyRecord:
+        stored = allowlist(cidrs)
+
+        def _update(uow: UnitOfWork) -> StudioKeyRecord:
+            where = studio_keys.c.key_id == key_id
+            if uow.conn.execute(select(studio_keys.c.key_id).where(where)).first() is None:
+                raise DomainError(Reason.API_KEY_NOT_FOUND, f"no studio key {quote(key_id)}")
+            uow.conn.execute(update(studio_keys).where(where).values(ip_allowlist=stored))
+            row = uow.conn.execute(select(studio_keys).where(where)).mappings().one()
+            uow.commit()
+            return _studio_key(dict(row))
+
+        return await self._db.run(_update)

@@ -15,7 +15,8 @@ the interceptor decides the principal's kind from the key, never from a header t
 
 A signed timestamp may be signature_window_s from the hub's clock; each nonce is accepted once per key across
 every hub process (a row in auth_nonces, kept past the window, then swept). A key revoked, or an allowlist
-changed, reaches signatures at once and tokens within CACHE_TTL_S (a token check reads no database).
+changed, reaches signatures at once and tokens within CACHE_TTL_S (a token check reads no database); so do
+an operator's bound client certificates (hub.auth.certificates) and a studio key's own IP allowlist.
 A key belongs to one environment (sandbox or production, its operator's when it was made) and works only on
 a hub of that environment; a production hub also refuses the sandbox operator's keys (hub.environments).
 """
@@ -40,6 +41,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import delete, select
 
+from hub.auth import certificates
 from hub.auth.principal import ADMIN_SCOPE, STUDIO_SCOPE, Principal
 from hub.clock import utcnow
 from hub.errors import DomainError, Reason
@@ -100,6 +102,7 @@ class Key:
     environment: str
     revoked: bool
     allowlist: tuple[Network, ...]
+    certificates: frozenset[str] = frozenset()  # fingerprints of the operator's bound client certificates
 
 
 @dataclass(frozen=True)
@@ -110,12 +113,13 @@ class IssuedToken:
 
 
 def _read_studio_key(uow: UnitOfWork, key_id: str) -> Key | None:
-    """A studio key as a Key: no operator, no secret, no allowlist; its studio where the operator would be."""
+    """A studio key as a Key: no operator, no secret, the key's own allowlist; its studio where the operator
+    would be."""
     row = uow.conn.execute(select(studio_keys).where(studio_keys.c.key_id == key_id)).mappings().first()
     if row is None:
         return None
     return Key(row["key_id"], row["studio_id"], None, row["public_key"], frozenset({STUDIO_SCOPE}), "",
-               row["revoked_at"] is not None, ())
+               row["revoked_at"] is not None, parse_allowlist(row["ip_allowlist"]))
 
 
 def _read_key(uow: UnitOfWork, key_id: str) -> Key | None:
@@ -127,7 +131,7 @@ def _read_key(uow: UnitOfWork, key_id: str) -> Key | None:
         return None
     return Key(row["key_id"], row["operator_id"], row["secret_hash"], row["public_key"],
                frozenset(row["scopes"].split()), row["environment"], row["revoked_at"] is not None,
-               parse_allowlist(row["ip_allowlist"]))
+               parse_allowlist(row["ip_allowlist"]), certificates.bound(uow, row["operator_id"]))
 
 
 class Authenticator:
@@ -148,7 +152,8 @@ class Authenticator:
 
     # --- client credentials -> access token ---------------------------------------------------------------
 
-    async def issue_token(self, key_id: str, secret: str, scopes: list[str], peer: str) -> IssuedToken:
+    async def issue_token(self, key_id: str, secret: str, scopes: list[str], peer: str,
+                          client_cert: str | None = None) -> IssuedToken:
         key = await self._db.run(lambda uow: _read_key(uow, key_id)) if KEY_ID.fullmatch(key_id) else None
         # Verifying against the dummy keeps "no such key" as slow as "wrong secret" (no probing of key ids by timing).
         stored = key.secret_hash if key is not None and key.secret_hash else self._hashing.dummy_hash
@@ -158,7 +163,7 @@ class Authenticator:
             matches = False
         if key is None or not key.secret_hash or not matches:
             raise DomainError(Reason.INVALID_CLIENT_CREDENTIALS, "unknown API key or wrong secret")
-        self._check_key(key, peer)
+        self._check_key(key, peer, client_cert=client_cert)
         wanted = frozenset(scopes) or key.scopes
         if not wanted <= key.scopes:
             missing = " ".join(sorted(wanted - key.scopes))
@@ -168,7 +173,7 @@ class Authenticator:
 
     # --- bearer tokens ------------------------------------------------------------------------------------
 
-    async def bearer(self, token: str, peer: str) -> Principal:
+    async def bearer(self, token: str, peer: str, client_cert: str | None = None) -> Principal:
         """The administrator's token from the configuration, or an access token this hub issued."""
         if self._admin_token and hmac.compare_digest(token.encode(), self._admin_token):
             return Principal("", "admin", frozenset({ADMIN_SCOPE}), "", "admin")
@@ -182,7 +187,7 @@ class Authenticator:
         key = await self._cached_key(str(claims["key"]))
         if key is None or key.operator_id != claims["sub"]:
             raise DomainError(Reason.TOKEN_INVALID, "the access token names no key of its operator")
-        self._check_key(key, peer)
+        self._check_key(key, peer, client_cert=client_cert)
         return Principal(key.operator_id, key.key_id, frozenset(str(claims["scope"]).split()) & key.scopes,
                          key.environment, "token")
 
@@ -200,7 +205,8 @@ class Authenticator:
 
     # --- request signatures -------------------------------------------------------------------------------
 
-    async def signature(self, metadata: dict[str, str], method: str, body: bytes | None, peer: str) -> Principal:
+    async def signature(self, metadata: dict[str, str], method: str, body: bytes | None, peer: str,
+                        client_cert: str | None = None) -> Principal:
         key_id, timestamp, nonce, signature = (metadata.get(h, "") for h in SIGNATURE_HEADERS)
         try:
             raw_signature = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
@@ -226,7 +232,7 @@ class Authenticator:
                 Ed25519PublicKey.from_public_bytes(base64.b64decode(key.public_key)).verify(raw_signature, message)
             except InvalidSignature:
                 raise DomainError(Reason.SIGNATURE_INVALID, "the request signature does not verify") from None
-            self._check_key(key, peer, studio)
+            self._check_key(key, peer, studio, client_cert)
             # A racing process's insert of the same nonce fails ours; Database.run reruns this and finds it.
             seen = uow.conn.execute(select(auth_nonces.c.nonce).where(
                 auth_nonces.c.key_id == key_id, auth_nonces.c.nonce == nonce)).first()
@@ -253,10 +259,12 @@ class Authenticator:
 
         return await self._db.run(_sweep)
 
-    def _check_key(self, key: Key, peer: str, studio: bool = False) -> None:
+    def _check_key(self, key: Key, peer: str, studio: bool = False, client_cert: str | None = None) -> None:
+        """client_cert: the fingerprint of the certificate the peer presented over mutual TLS, if any."""
         if key.revoked:
             raise DomainError(Reason.API_KEY_REVOKED, "this API key was revoked")
         if studio:  # a studio key belongs to no operator or environment (a production hub refuses mock studios)
+            _check_address(key, peer, "the studio key's")
             return
         if self.environment == "production" and key.operator_id == self._sandbox_operator_id:
             raise DomainError(Reason.SANDBOX_OPERATOR_REFUSED,
@@ -265,10 +273,15 @@ class Authenticator:
             raise DomainError(Reason.ENVIRONMENT_MISMATCH, f"this is a {key.environment} key and this hub runs "
                               f"{self.environment}; use a key made for {self.environment}",
                               metadata={"key_environment": key.environment, "hub_environment": self.environment})
-        if key.allowlist:
-            address = peer_address(peer)
-            if address is None or not any(address in network for network in key.allowlist):
-                raise DomainError(Reason.IP_NOT_ALLOWED, "the caller's address is not in the operator's allowlist")
+        _check_address(key, peer, "the operator's")
+        certificates.check(key.certificates, client_cert)
+
+
+def _check_address(key: Key, peer: str, whose: str) -> None:
+    if key.allowlist:
+        address = peer_address(peer)
+        if address is None or not any(address in network for network in key.allowlist):
+            raise DomainError(Reason.IP_NOT_ALLOWED, f"the caller's address is not in {whose} allowlist")
 
 
 def mint_token(token_key: bytes, key: Key, scopes: frozenset[str], ttl_s: int) -> IssuedToken:

@@ -23,6 +23,7 @@ from hub.ledger.book import Book, Need, Row
 from hub.ledger.schema import ledger_transactions, player_limits, self_exclusions
 
 DEPOSIT, LOSS, SESSION_TIME = "deposit", "loss", "session_time"
+REALITY_CHECK = "reality_check"  # a reminder's interval in seconds (hub.reality), not a limit
 DAY, WEEK, MONTH = "day", "week", "month"
 PERIODS = (DAY, WEEK, MONTH)
 PLAYER = ("operator_id", "player_id")  # a player's limit rows (Book.group)

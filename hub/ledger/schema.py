@@ -327,6 +327,27 @@ studio_keys = table(
     Column("public_key", String(64), nullable=False),  # base64 of the 32 raw bytes
     Column("created_at", Timestamp, nullable=False),
     Column("revoked_at", Timestamp),
+    # Space-separated CIDRs the studio's calls with this key may come from; empty: any address (hub/auth).
+    Column("ip_allowlist", String(4000), nullable=False, server_default=""),
+)
+
+client_certificates = table(
+    "client_certificates",
+    # TLS client certificates bound to an operator (hub.auth.certificates): with one row or more, the
+    # operator's calls must arrive over mutual TLS with one of them. SHA-256 of the DER bytes, lower-case hex.
+    Column("operator_id", String(64), primary_key=True),
+    Column("fingerprint", String(64), primary_key=True),
+    Column("subject", String(256), nullable=False),  # "" when bound by fingerprint
+    Column("created_at", Timestamp, nullable=False),
+)
+
+api_key_scope_grants = table(
+    "api_key_scope_grants",
+    # What migration 0016 granted (player:read to keys made before that scope existed) and each key's
+    # scopes before it, so that its downgrade takes away exactly what it gave. The hub never reads it.
+    Column("key_id", String(32), primary_key=True),
+    Column("scope", String(32), primary_key=True),
+    Column("scopes_before", String(400), nullable=False),
 )
 
 auth_nonces = table(

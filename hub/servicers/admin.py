@@ -13,7 +13,9 @@ from casinohub.v1 import (
     auth_service_pb2,
     auth_service_pb2_grpc,
 )
+from hub.auth import certificates
 from hub.auth.admin import ApiKeyRecord, OperatorAdmin, OperatorRecord, StudioKeyRecord
+from hub.auth.certificates import ClientCertificate
 from hub.auth.credentials import Authenticator
 from hub.catalog import Catalog, OperatorConfiguration
 from hub.errors import DomainError
@@ -40,7 +42,13 @@ def _key(k: ApiKeyRecord) -> pb.ApiKey:
 
 def _studio_key(k: StudioKeyRecord) -> pb.StudioKey:
     return pb.StudioKey(key_id=k.key_id, studio_id=k.studio_id, public_key=k.public_key,
-                        created_at=mapping.timestamp(k.created_at), revoked_at=mapping.timestamp(k.revoked_at))
+                        created_at=mapping.timestamp(k.created_at), revoked_at=mapping.timestamp(k.revoked_at),
+                        ip_allowlist=k.ip_allowlist)
+
+
+def _certificate(c: ClientCertificate) -> pb.ClientCertificate:
+    return pb.ClientCertificate(operator_id=c.operator_id, sha256_fingerprint=c.fingerprint, subject=c.subject,
+                                created_at=mapping.timestamp(c.created_at))
 
 
 def _environment(value: pb.Environment.ValueType, default: str = "") -> str:
@@ -181,6 +189,35 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         log.info("admin.studio_key_revoked", key_id=revoked.key_id, studio=revoked.studio_id)
         return pb.RevokeStudioKeyResponse(studio_key=_studio_key(revoked))
 
+    @admin_call
+    async def BindClientCertificate(self, request: pb.BindClientCertificateRequest,
+                                    context: grpc.aio.ServicerContext) -> pb.BindClientCertificateResponse:
+        bound = await self.admin.bind_client_certificate(request.operator_id, request.certificate_pem,
+                                                         request.sha256_fingerprint)
+        log.info("admin.client_certificate_bound", operator=bound.operator_id, fingerprint=bound.fingerprint[:16])
+        return pb.BindClientCertificateResponse(certificate=_certificate(bound))
+
+    @admin_call
+    async def UnbindClientCertificate(self, request: pb.UnbindClientCertificateRequest,
+                                      context: grpc.aio.ServicerContext) -> pb.UnbindClientCertificateResponse:
+        unbound = await self.admin.unbind_client_certificate(request.operator_id, request.sha256_fingerprint)
+        log.info("admin.client_certificate_unbound", operator=unbound.operator_id,
+                 fingerprint=unbound.fingerprint[:16])
+        return pb.UnbindClientCertificateResponse(certificate=_certificate(unbound))
+
+    @admin_call
+    async def ListClientCertificates(self, request: pb.ListClientCertificatesRequest,
+                                     context: grpc.aio.ServicerContext) -> pb.ListClientCertificatesResponse:
+        return pb.ListClientCertificatesResponse(
+            certificates=[_certificate(c) for c in await self.admin.list_client_certificates(request.operator_id)])
+
+    @admin_call
+    async def SetStudioKeyIpAllowlist(self, request: pb.SetStudioKeyIpAllowlistRequest,
+                                      context: grpc.aio.ServicerContext) -> pb.SetStudioKeyIpAllowlistResponse:
+        updated = await self.admin.set_studio_key_ip_allowlist(request.key_id, list(request.cidrs))
+        log.info("admin.studio_key_allowlist", key_id=updated.key_id, cidrs=len(updated.ip_allowlist))
+        return pb.SetStudioKeyIpAllowlistResponse(studio_key=_studio_key(updated))
+
 
 class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
     def __init__(self, authenticator: Authenticator):
@@ -191,7 +228,8 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
         bind_call(context, "IssueToken")
         peer = context.peer() or ""
         try:
-            issued = await self.authenticator.issue_token(request.key_id, request.secret, list(request.scopes), peer)
+            issued = await self.authenticator.issue_token(request.key_id, request.secret, list(request.scopes), peer,
+                                                          certificates.peer_fingerprint(context.auth_context()))
         except DomainError as err:
             refused(err, "IssueToken", {"x-casinohub-key-id": request.key_id}, peer)
             status = mapping.status(err)

@@ -7,7 +7,8 @@ principal's scopes, and the principal alone decides the operator a call acts for
 naming another operator is refused. A studio's signing key (sk_...) makes a studio principal whose one
 scope, studio:wallet, is ProviderWalletService's and no operator's: the key decides the kind of caller,
 never a header. Refusals are UNAUTHENTICATED (no, bad, expired or replayed credentials)
-or PERMISSION_DENIED (address not allowed, scope missing, another operator), each logged as `auth.refused`
+or PERMISSION_DENIED (address not allowed, scope missing, another operator, a client certificate not among
+the operator's bound ones: hub.auth.certificates, read from the call's TLS auth context), each logged as `auth.refused`
 with its reason, the method and a key id prefix (never a secret, token or signature), nothing done.
 Health and reflection are grpc's own and stay open: load balancers and grpcurl use them.
 """
@@ -21,7 +22,7 @@ import structlog
 from google.protobuf.descriptor import ServiceDescriptor
 
 from casinohub.v1 import options_pb2
-from hub.auth import principal as principals
+from hub.auth import certificates, principal as principals
 from hub.auth.credentials import KEY_ID_HEADER, SIGNATURE_HEADERS, Authenticator
 from hub.auth.principal import Principal
 from hub.errors import DomainError, Reason
@@ -82,16 +83,18 @@ class Authentication(grpc.aio.ServerInterceptor):
         self.authenticator = authenticator
         self.rules = method_rules(services)
 
-    async def authenticate(self, method: str, metadata: dict[str, str], body: bytes | None, peer: str) -> Principal:
+    async def authenticate(self, method: str, metadata: dict[str, str], body: bytes | None, peer: str,
+                           client_cert: str | None = None) -> Principal:
+        """client_cert: the fingerprint of the certificate the peer presented over mutual TLS, if any."""
         rule = self.rules.get(method, Rule(UNDECLARED, False))
         authorization = metadata.get("authorization")
         if authorization is not None:
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise DomainError(Reason.TOKEN_INVALID, "authorization must be `Bearer <access token>`")
-            principal = await self.authenticator.bearer(token.strip(), peer)
+            principal = await self.authenticator.bearer(token.strip(), peer, client_cert)
         elif any(header in metadata for header in SIGNATURE_HEADERS):
-            principal = await self.authenticator.signature(metadata, method, body, peer)
+            principal = await self.authenticator.signature(metadata, method, body, peer, client_cert)
         else:
             raise DomainError(Reason.CREDENTIALS_MISSING, "send `authorization: Bearer <token>` "
                               "(AuthService.IssueToken) or a request signature")
@@ -109,7 +112,8 @@ class Authentication(grpc.aio.ServerInterceptor):
         metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
         peer = context.peer() or ""
         try:
-            principals.bind(await self.authenticate(method, metadata, body, peer))
+            client_cert = certificates.peer_fingerprint(context.auth_context())
+            principals.bind(await self.authenticate(method, metadata, body, peer, client_cert))
         except DomainError as err:
             refused(err, method.rsplit("/", 1)[-1], metadata, peer)
             status = mapping.status(err)

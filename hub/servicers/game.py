@@ -1,3 +1,4 @@
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -10,6 +11,7 @@ from hub.errors import DomainError, Reason
 from hub.operators import Operators
 from hub.play import GameSession, Play
 from hub.promotions import Promotions
+from hub.reality import RealityChecks, Reminder
 from hub.servicers import mapping
 from hub.servicers.calls import abort, abort_unexpected, bind_call, unary
 
@@ -18,8 +20,10 @@ log = structlog.get_logger("hub.rpc")
 
 class GameServicer(game_service_pb2_grpc.GameServiceServicer):
     def __init__(self, catalog: Catalog, play: Play, promotions: Promotions, operators: Operators,
-                 demo: DemoSessions):
+                 demo: DemoSessions, reality: RealityChecks, reality_poll_s: float):
         self.catalog = catalog
+        self.reality = reality
+        self.reality_poll_s = reality_poll_s
         self.play = play
         self.demo = demo
         self.promotions = promotions
@@ -56,13 +60,33 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
                    context: grpc.aio.ServicerContext) -> AsyncIterator[pb.PlayResponse]:
         """One message at a time: the events of a bet (or of a resume, rounds in play included) are all
         sent before the next message is read, and each write waits for the client (backpressure instead
-        of buffering). A stream attaches to one game session once."""
+        of buffering). A stream attaches to one game session once. A player with a reality-check interval
+        gets RealityCheck events (hub.reality) between messages, looked for before each message and every
+        reality_poll_s while the stream waits for one."""
         operator_id = bind_call(context, "Play")
         session: GameSession | None = None
         player: Play | DemoSessions = self.play  # who plays the attached session: real money or fun money
+        reminder: Reminder | None = None
+        incoming = aiter(requests)
+        next_request: asyncio.Future[pb.PlayRequest] | None = None
         try:
             await self.operators.require(operator_id)
-            async for request in requests:
+            while True:
+                try:
+                    if reminder is None and next_request is None:
+                        request = await anext(incoming)
+                    else:  # read the next message while looking for due checks (one read in flight at most)
+                        next_request = next_request or asyncio.ensure_future(anext(incoming))
+                        done, _ = await asyncio.wait({next_request}, timeout=self.reality_poll_s if reminder else None)
+                        if reminder is not None:
+                            check, reminder = await self.reality.check(reminder)
+                            if check is not None:
+                                yield mapping.play_response(check)
+                        if not done:
+                            continue
+                        request, next_request = next_request.result(), None
+                except StopAsyncIteration:
+                    return
                 action = request.WhichOneof("action")
                 if action in ("open", "resume"):
                     if session is not None:
@@ -79,6 +103,7 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
                             yield mapping.play_response(event)
                     else:
                         yield mapping.play_response(await player.opened(session))
+                    reminder = await self.reality.start(session)
                 elif session is None:
                     raise DomainError(Reason.STREAM_NOT_OPEN, f"send open before {action or 'an empty message'}")
                 elif action == "bet":
@@ -100,3 +125,6 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
             await abort(context, err)
         except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
             await abort_unexpected(context, exc)
+        finally:
+            if next_request is not None:
+                next_request.cancel()

@@ -30,6 +30,7 @@ from hub.events import (
     Outcome,
     PlayError,
     PlayEvent,
+    RealityCheck,
     RoundOpened,
     SessionClosed,
     SessionOpened,
@@ -242,9 +243,16 @@ def _session_closed(e: SessionClosed) -> game_pb.PlayResponse:
                                 session_closed=game_pb.SessionClosed(game_session_id=e.game_session_id))
 
 
+def _reality_check(e: RealityCheck) -> game_pb.PlayResponse:
+    return game_pb.PlayResponse(seq=e.seq, reality_check=game_pb.RealityCheck(
+        elapsed_seconds=e.elapsed_seconds, net_result=money(e.net_result), bet_count=e.bet_count,
+        interval_minutes=e.interval_minutes))
+
+
 _PLAY_RESPONSES: dict[type, Callable[[Any], game_pb.PlayResponse]] = {
     SessionOpened: _session_opened, RoundOpened: _round_opened, BetAccepted: _bet_accepted, Outcome: _outcome,
-    Settled: _settled, PlayError: _error, SessionClosed: _session_closed, ActionRequired: _action_required}
+    Settled: _settled, PlayError: _error, SessionClosed: _session_closed, ActionRequired: _action_required,
+    RealityCheck: _reality_check}
 
 
 def play_response(event: PlayEvent) -> game_pb.PlayResponse:
@@ -367,13 +375,19 @@ def session_time_limit(limit: Limit | None) -> player_pb.SessionTimeLimit:
                                       pending_from=timestamp(limit.pending_from))
 
 
+def reality_check_interval(limit: Limit) -> player_pb.RealityCheckInterval:
+    return player_pb.RealityCheckInterval(minutes=limit.amount // 60)
+
+
 def player_limits(found: PlayerLimits) -> player_pb.GetPlayerLimitsResponse:
     session = next((lim for lim in found.limits if lim.kind == "session_time"), None)
+    reality = next((lim for lim in found.limits if lim.kind == "reality_check" and lim.amount), None)
     return player_pb.GetPlayerLimitsResponse(
         self_exclusion=self_exclusion(found.self_exclusion) if found.self_exclusion else None,
         deposit_limits=[money_limit(lim) for lim in found.limits if lim.kind == "deposit"],
         loss_limits=[money_limit(lim) for lim in found.limits if lim.kind == "loss"],
-        session_time_limit=session_time_limit(session))
+        session_time_limit=session_time_limit(session),
+        reality_check=reality_check_interval(reality) if reality is not None else None)
 
 
 def _totals(t: CurrencyTotals) -> report_pb.CurrencyTotals:

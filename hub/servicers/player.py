@@ -70,6 +70,12 @@ class PlayerServicer(player_service_pb2_grpc.PlayerServiceServicer):
             await self.responsible.set_session_time_limit(operator_id, request.player_id, request.minutes)))
 
     @unary
+    async def SetRealityCheckInterval(self, operator_id: str, request: pb.SetRealityCheckIntervalRequest,
+                                      context: grpc.aio.ServicerContext) -> pb.SetRealityCheckIntervalResponse:
+        return pb.SetRealityCheckIntervalResponse(reality_check=mapping.reality_check_interval(
+            await self.responsible.set_reality_check_interval(operator_id, request.player_id, request.minutes)))
+
+    @unary
     async def GetPlayerLimits(self, operator_id: str, request: pb.GetPlayerLimitsRequest,
                               context: grpc.aio.ServicerContext) -> pb.GetPlayerLimitsResponse:
         return mapping.player_limits(await self.responsible.get(operator_id, request.player_id))

@@ -23,6 +23,7 @@ from typing import Any
 
 import grpc
 import pytest
+import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf.descriptor import MethodDescriptor
@@ -493,6 +494,51 @@ async def test_the_administrator_manages_studio_keys(world: World) -> None:
     assert revoked.studio_key.HasField("revoked_at")
     assert (await refusal(world.studio.bet("b1", "r1", 100)))[:2] == (grpc.StatusCode.UNAUTHENTICATED,
                                                                       "API_KEY_REVOKED")
+
+
+async def test_a_studio_keys_ip_allowlist_refuses_calls_from_elsewhere(world: World) -> None:
+    """Every RPC signed with a key whose allowlist leaves out the caller: PERMISSION_DENIED / IP_NOT_ALLOWED, as
+    an operator's wrong address is, logged, no money moved; the studio's other key is not affected; allowing
+    the loopback network (or clearing the list) lets the same key in again."""
+    admin = admin_service_pb2_grpc.AdminServiceStub(world.hub.channel)
+    s = world.studio
+    other_key, other_private = await studio_key(world.hub, "fake")
+    fenced = await admin.SetStudioKeyIpAllowlist(apb.SetStudioKeyIpAllowlistRequest(
+        key_id=s.key_id, cidrs=["203.0.113.0/24", " 2001:db8::1 "]), metadata=ADMIN)
+    assert list(fenced.studio_key.ip_allowlist) == ["203.0.113.0/24", "2001:db8::1/128"]
+    listed = await admin.ListStudioKeys(apb.ListStudioKeysRequest(studio_id="fake"), metadata=ADMIN)
+    assert {k.key_id: list(k.ip_allowlist) for k in listed.studio_keys}[other_key] == []
+    before = (await world.hub.balance(s.player_id), world.hub.ledger_counts())
+    wrong = []
+    for method in SERVICE.methods:
+        with structlog.testing.capture_logs() as logs:
+            got = await refusal(s.call(method.name, valid_request(method, s)))
+        logged = [e for e in logs if e["event"] == "auth.refused" and e["reason"] == "IP_NOT_ALLOWED"]
+        if got[:2] != (grpc.StatusCode.PERMISSION_DENIED, "IP_NOT_ALLOWED") or not logged:
+            wrong.append((method.name, got))
+    assert wrong == []
+    assert (await world.hub.balance(s.player_id), world.hub.ledger_counts()) == before
+    neighbour = Studio(world.hub.channel, other_key, other_private, s.token, s.player_id)
+    assert await neighbour.balance() == before[0]
+    await admin.SetStudioKeyIpAllowlist(apb.SetStudioKeyIpAllowlistRequest(
+        key_id=s.key_id, cidrs=["203.0.113.0/24", "127.0.0.0/8", "::1"]), metadata=ADMIN)
+    assert await s.balance() == before[0]
+    await admin.SetStudioKeyIpAllowlist(apb.SetStudioKeyIpAllowlistRequest(
+        key_id=s.key_id, cidrs=["203.0.113.0/24"]), metadata=ADMIN)
+    cleared = await admin.SetStudioKeyIpAllowlist(apb.SetStudioKeyIpAllowlistRequest(key_id=s.key_id), metadata=ADMIN)
+    assert list(cleared.studio_key.ip_allowlist) == [] and await s.balance() == before[0]
+    invalid = (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
+    for cidrs in (["10.0.0.0/33"], ["not-an-address"], [f"10.0.{i}.0/24" for i in range(51)]):
+        got = await refusal(admin.SetStudioKeyIpAllowlist(apb.SetStudioKeyIpAllowlistRequest(
+            key_id=s.key_id, cidrs=cidrs), metadata=ADMIN))
+        assert got[:2] == invalid, cidrs
+    got = await refusal(admin.SetStudioKeyIpAllowlist(apb.SetStudioKeyIpAllowlistRequest(
+        key_id="sk_0000000000000000", cidrs=["127.0.0.1"]), metadata=ADMIN))
+    assert got[:2] == (grpc.StatusCode.NOT_FOUND, "API_KEY_NOT_FOUND")
+    got = await refusal(admin.SetStudioKeyIpAllowlist(apb.SetStudioKeyIpAllowlistRequest(
+        key_id=s.key_id, cidrs=["203.0.113.0/24"]), metadata=world.hub.metadata))  # an operator may not
+    assert got[:2] == (grpc.StatusCode.PERMISSION_DENIED, "SCOPE_MISSING")
+    assert await s.balance() == before[0]  # the refused calls changed nothing
 
 
 # -- concurrency -----------------------------------------------------------------------------------------------

@@ -411,3 +411,73 @@ def test_0014_adds_studio_keys_and_takes_them_away_again(empty_url: str) -> None
         tables = set(conn.dialect.get_table_names(conn))
     engine.dispose()
     assert "studio_keys" not in tables and "api_keys" in tables
+
+
+# -- 0016: client certificates, studio key allowlists, player:read for keys made before it --------------------
+
+OLD_SCOPES = "game:read game:play wallet:read wallet:write player:write report:read"  # a default key before 0013
+KEYS_BEFORE_0016 = {
+    "ck_old": (OLD_SCOPES, None),  # gets player:read
+    "ck_old_player": ("player:write", None),  # gets player:read
+    "ck_wallet": ("wallet:read wallet:write", None),  # never given player access: left alone
+    "ck_new": ("game:read player:read player:write", None),  # made after 0013: holds it already
+    "ck_revoked": (OLD_SCOPES, "2026-01-02"),  # revoked: nothing to grant
+}
+
+
+def _scopes(url: str) -> dict[str, str]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        found = dict(conn.execute(text("SELECT key_id, scopes FROM api_keys")).all())  # type: ignore[arg-type]
+    engine.dispose()
+    return found
+
+
+def test_0016_grants_player_read_to_keys_made_before_it_and_its_downgrade_takes_exactly_that_away(
+        empty_url: str) -> None:
+    command.upgrade(alembic_config(empty_url), "0014")
+    engine = create_engine(empty_url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO operators (operator_id, name, created_at) VALUES ('op', 'Op', '2026-01-01')"))
+        for key_id, (scopes, revoked_at) in KEYS_BEFORE_0016.items():
+            conn.execute(text(
+                "INSERT INTO api_keys (key_id, operator_id, secret_hash, scopes, environment, created_at, revoked_at)"
+                " VALUES (:key_id, 'op', 'h', :scopes, 'sandbox', '2026-01-01', :revoked_at)"),
+                {"key_id": key_id, "scopes": scopes, "revoked_at": revoked_at})
+        conn.execute(text("INSERT INTO studio_keys (key_id, studio_id, public_key, created_at)"
+                          " VALUES ('sk_1', 'reelhouse', 'pk', '2026-01-01')"))
+    engine.dispose()
+    before = _scopes(empty_url)
+
+    command.upgrade(alembic_config(empty_url), "0016")
+
+    after = _scopes(empty_url)
+    assert after == {**before,
+                     "ck_old": "game:read game:play wallet:read wallet:write player:read player:write report:read",
+                     "ck_old_player": "player:read player:write"}
+    engine = create_engine(empty_url)
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT key_id, scope FROM api_key_scope_grants ORDER BY key_id")).all() == [
+            ("ck_old", "player:read"), ("ck_old_player", "player:read")]
+        assert conn.execute(text("SELECT key_id, ip_allowlist FROM studio_keys")).all() == [("sk_1", "")]
+        conn.execute(text("INSERT INTO client_certificates VALUES ('op', :f, '', '2026-01-01')"), {"f": "a" * 64})
+        with pytest.raises(IntegrityError), conn.begin_nested():  # one row per operator and fingerprint
+            conn.execute(text("INSERT INTO client_certificates VALUES ('op', :f, '', '2026-01-01')"), {"f": "a" * 64})
+        conn.execute(text("INSERT INTO client_certificates VALUES ('OP', :f, '', '2026-01-01')"), {"f": "a" * 64})
+        # A key made after the upgrade, with player:write alone, is not the migration's: the downgrade keeps it.
+        conn.execute(text("INSERT INTO api_keys (key_id, operator_id, scopes, environment, created_at)"
+                          " VALUES ('ck_later', 'op', 'player:read player:write', 'sandbox', '2026-01-03')"))
+    engine.dispose()
+    command.upgrade(alembic_config(empty_url), "head")  # idempotent from here: nothing granted twice
+    assert _scopes(empty_url) == {**after, "ck_later": "player:read player:write"}
+
+    command.downgrade(alembic_config(empty_url), "0014")
+
+    assert _scopes(empty_url) == {**before, "ck_later": "player:read player:write"}
+    engine = create_engine(empty_url)
+    with engine.connect() as conn:
+        tables = set(conn.dialect.get_table_names(conn))
+        studio_columns = {c["name"] for c in inspect(conn).get_columns("studio_keys")}
+    engine.dispose()
+    assert not tables & {"client_certificates", "api_key_scope_grants"}
+    assert "ip_allowlist" not in studio_columns and "studio_id" in studio_columns

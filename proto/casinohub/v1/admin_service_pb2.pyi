@@ -800,6 +800,7 @@ class StudioKey(_message.Message):
     PUBLIC_KEY_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     REVOKED_AT_FIELD_NUMBER: _builtins.int
+    IP_ALLOWLIST_FIELD_NUMBER: _builtins.int
     key_id: _builtins.str
     studio_id: _builtins.str
     """The studio, as it names its games in the catalog ("<studio>:<game>")."""
@@ -811,6 +812,10 @@ class StudioKey(_message.Message):
     def revoked_at(self) -> _timestamp_pb2.Timestamp:
         """Unset while the key is active."""
 
+    @_builtins.property
+    def ip_allowlist(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """CIDRs the studio's calls may come from; empty: any address."""
+
     def __init__(
         self,
         *,
@@ -819,10 +824,11 @@ class StudioKey(_message.Message):
         public_key: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         revoked_at: _timestamp_pb2.Timestamp | None = ...,
+        ip_allowlist: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "revoked_at", b"revoked_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "key_id", b"key_id", "public_key", b"public_key", "revoked_at", b"revoked_at", "studio_id", b"studio_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "ip_allowlist", b"ip_allowlist", "key_id", b"key_id", "public_key", b"public_key", "revoked_at", b"revoked_at", "studio_id", b"studio_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -958,3 +964,216 @@ class RevokeStudioKeyResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RevokeStudioKeyResponse: _TypeAlias = RevokeStudioKeyResponse  # noqa: Y015
+
+@_typing.final
+class ClientCertificate(_message.Message):
+    """A TLS client certificate bound to an operator."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATOR_ID_FIELD_NUMBER: _builtins.int
+    SHA256_FINGERPRINT_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    operator_id: _builtins.str
+    sha256_fingerprint: _builtins.str
+    """Lower-case hex SHA-256 of the certificate's DER bytes (64 characters)."""
+    subject: _builtins.str
+    """The certificate's subject (RFC 4514) when it was bound by PEM, at most
+    256 characters; empty when bound by fingerprint.
+    """
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        operator_id: _builtins.str = ...,
+        sha256_fingerprint: _builtins.str = ...,
+        subject: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "operator_id", b"operator_id", "sha256_fingerprint", b"sha256_fingerprint", "subject", b"subject"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClientCertificate: _TypeAlias = ClientCertificate  # noqa: Y015
+
+@_typing.final
+class BindClientCertificateRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATOR_ID_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_PEM_FIELD_NUMBER: _builtins.int
+    SHA256_FINGERPRINT_FIELD_NUMBER: _builtins.int
+    operator_id: _builtins.str
+    certificate_pem: _builtins.str
+    """One of: the certificate as PEM (at most 16384 characters) ..."""
+    sha256_fingerprint: _builtins.str
+    """... or the hex SHA-256 of its DER bytes, 64 hex digits, colons between
+    bytes allowed (`openssl x509 -noout -fingerprint -sha256`).
+    """
+    def __init__(
+        self,
+        *,
+        operator_id: _builtins.str = ...,
+        certificate_pem: _builtins.str = ...,
+        sha256_fingerprint: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_pem", b"certificate_pem", "operator_id", b"operator_id", "sha256_fingerprint", b"sha256_fingerprint"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BindClientCertificateRequest: _TypeAlias = BindClientCertificateRequest  # noqa: Y015
+
+@_typing.final
+class BindClientCertificateResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CERTIFICATE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def certificate(self) -> Global___ClientCertificate: ...
+    def __init__(
+        self,
+        *,
+        certificate: Global___ClientCertificate | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["certificate", b"certificate"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate", b"certificate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BindClientCertificateResponse: _TypeAlias = BindClientCertificateResponse  # noqa: Y015
+
+@_typing.final
+class UnbindClientCertificateRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATOR_ID_FIELD_NUMBER: _builtins.int
+    SHA256_FINGERPRINT_FIELD_NUMBER: _builtins.int
+    operator_id: _builtins.str
+    sha256_fingerprint: _builtins.str
+    """As in BindClientCertificateRequest."""
+    def __init__(
+        self,
+        *,
+        operator_id: _builtins.str = ...,
+        sha256_fingerprint: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["operator_id", b"operator_id", "sha256_fingerprint", b"sha256_fingerprint"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnbindClientCertificateRequest: _TypeAlias = UnbindClientCertificateRequest  # noqa: Y015
+
+@_typing.final
+class UnbindClientCertificateResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CERTIFICATE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def certificate(self) -> Global___ClientCertificate: ...
+    def __init__(
+        self,
+        *,
+        certificate: Global___ClientCertificate | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["certificate", b"certificate"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate", b"certificate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnbindClientCertificateResponse: _TypeAlias = UnbindClientCertificateResponse  # noqa: Y015
+
+@_typing.final
+class ListClientCertificatesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATOR_ID_FIELD_NUMBER: _builtins.int
+    operator_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        operator_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["operator_id", b"operator_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListClientCertificatesRequest: _TypeAlias = ListClientCertificatesRequest  # noqa: Y015
+
+@_typing.final
+class ListClientCertificatesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CERTIFICATES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def certificates(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClientCertificate]: ...
+    def __init__(
+        self,
+        *,
+        certificates: _abc.Iterable[Global___ClientCertificate] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificates", b"certificates"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListClientCertificatesResponse: _TypeAlias = ListClientCertificatesResponse  # noqa: Y015
+
+@_typing.final
+class SetStudioKeyIpAllowlistRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    CIDRS_FIELD_NUMBER: _builtins.int
+    key_id: _builtins.str
+    @_builtins.property
+    def cidrs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """IPv4 or IPv6 CIDRs (a bare address is one host), at most 50; empty:
+        any address.
+        """
+
+    def __init__(
+        self,
+        *,
+        key_id: _builtins.str = ...,
+        cidrs: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cidrs", b"cidrs", "key_id", b"key_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetStudioKeyIpAllowlistRequest: _TypeAlias = SetStudioKeyIpAllowlistRequest  # noqa: Y015
+
+@_typing.final
+class SetStudioKeyIpAllowlistResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STUDIO_KEY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def studio_key(self) -> Global___StudioKey: ...
+    def __init__(
+        self,
+        *,
+        studio_key: Global___StudioKey | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["studio_key", b"studio_key"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["studio_key", b"studio_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetStudioKeyIpAllowlistResponse: _TypeAlias = SetStudioKeyIpAllowlistResponse  # noqa: Y015

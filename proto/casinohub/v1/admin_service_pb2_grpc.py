@@ -114,6 +114,26 @@ class AdminServiceStub:
                 request_serializer=casinohub_dot_v1_dot_admin__service__pb2.RevokeStudioKeyRequest.SerializeToString,
                 response_deserializer=casinohub_dot_v1_dot_admin__service__pb2.RevokeStudioKeyResponse.FromString,
                 _registered_method=True)
+        self.BindClientCertificate = channel.unary_unary(
+                '/casinohub.v1.AdminService/BindClientCertificate',
+                request_serializer=casinohub_dot_v1_dot_admin__service__pb2.BindClientCertificateRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_admin__service__pb2.BindClientCertificateResponse.FromString,
+                _registered_method=True)
+        self.UnbindClientCertificate = channel.unary_unary(
+                '/casinohub.v1.AdminService/UnbindClientCertificate',
+                request_serializer=casinohub_dot_v1_dot_admin__service__pb2.UnbindClientCertificateRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_admin__service__pb2.UnbindClientCertificateResponse.FromString,
+                _registered_method=True)
+        self.ListClientCertificates = channel.unary_unary(
+                '/casinohub.v1.AdminService/ListClientCertificates',
+                request_serializer=casinohub_dot_v1_dot_admin__service__pb2.ListClientCertificatesRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_admin__service__pb2.ListClientCertificatesResponse.FromString,
+                _registered_method=True)
+        self.SetStudioKeyIpAllowlist = channel.unary_unary(
+                '/casinohub.v1.AdminService/SetStudioKeyIpAllowlist',
+                request_serializer=casinohub_dot_v1_dot_admin__service__pb2.SetStudioKeyIpAllowlistRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_admin__service__pb2.SetStudioKeyIpAllowlistResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -262,6 +282,51 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BindClientCertificate(self, request, context):
+        """Binds a TLS client certificate to the operator, by its PEM or its SHA-256
+        fingerprint (the hub stores the fingerprint only). Once an operator has
+        at least one bound certificate, every call with its credentials (tokens,
+        signatures, IssueToken) must arrive over mutual TLS presenting one of
+        them, else PERMISSION_DENIED / CLIENT_CERTIFICATE_NOT_BOUND; an operator
+        with none is not affected. At most 10 per operator. Binding one already
+        bound answers it again. Takes effect within a few seconds on every hub
+        process. Returns NOT_FOUND / OPERATOR_NOT_FOUND, INVALID_ARGUMENT for a
+        malformed PEM or fingerprint (or both or neither given),
+        FAILED_PRECONDITION / CLIENT_CERTIFICATE_LIMIT_REACHED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnbindClientCertificate(self, request, context):
+        """Unbinds a client certificate; with the last one gone the operator may
+        call without mutual TLS again. Returns NOT_FOUND (OPERATOR_NOT_FOUND,
+        CLIENT_CERTIFICATE_NOT_FOUND), INVALID_ARGUMENT for a malformed
+        fingerprint.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListClientCertificates(self, request, context):
+        """The operator's bound client certificates, oldest first. Returns
+        NOT_FOUND / OPERATOR_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetStudioKeyIpAllowlist(self, request, context):
+        """Replaces the IP allowlist of a studio key (empty: any address): its
+        ProviderWalletService calls from another address are refused with
+        PERMISSION_DENIED / IP_NOT_ALLOWED, as an operator's are. At most 50
+        CIDRs. Takes effect at the studio's next call. Returns NOT_FOUND /
+        API_KEY_NOT_FOUND, INVALID_ARGUMENT for a malformed CIDR or too many.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -339,6 +404,26 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.RevokeStudioKey,
                     request_deserializer=casinohub_dot_v1_dot_admin__service__pb2.RevokeStudioKeyRequest.FromString,
                     response_serializer=casinohub_dot_v1_dot_admin__service__pb2.RevokeStudioKeyResponse.SerializeToString,
+            ),
+            'BindClientCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.BindClientCertificate,
+                    request_deserializer=casinohub_dot_v1_dot_admin__service__pb2.BindClientCertificateRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_admin__service__pb2.BindClientCertificateResponse.SerializeToString,
+            ),
+            'UnbindClientCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnbindClientCertificate,
+                    request_deserializer=casinohub_dot_v1_dot_admin__service__pb2.UnbindClientCertificateRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_admin__service__pb2.UnbindClientCertificateResponse.SerializeToString,
+            ),
+            'ListClientCertificates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListClientCertificates,
+                    request_deserializer=casinohub_dot_v1_dot_admin__service__pb2.ListClientCertificatesRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_admin__service__pb2.ListClientCertificatesResponse.SerializeToString,
+            ),
+            'SetStudioKeyIpAllowlist': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetStudioKeyIpAllowlist,
+                    request_deserializer=casinohub_dot_v1_dot_admin__service__pb2.SetStudioKeyIpAllowlistRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_admin__service__pb2.SetStudioKeyIpAllowlistResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -751,6 +836,114 @@ class AdminService:
             '/casinohub.v1.AdminService/RevokeStudioKey',
             casinohub_dot_v1_dot_admin__service__pb2.RevokeStudioKeyRequest.SerializeToString,
             casinohub_dot_v1_dot_admin__service__pb2.RevokeStudioKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BindClientCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.AdminService/BindClientCertificate',
+            casinohub_dot_v1_dot_admin__service__pb2.BindClientCertificateRequest.SerializeToString,
+            casinohub_dot_v1_dot_admin__service__pb2.BindClientCertificateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnbindClientCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.AdminService/UnbindClientCertificate',
+            casinohub_dot_v1_dot_admin__service__pb2.UnbindClientCertificateRequest.SerializeToString,
+            casinohub_dot_v1_dot_admin__service__pb2.UnbindClientCertificateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListClientCertificates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.AdminService/ListClientCertificates',
+            casinohub_dot_v1_dot_admin__service__pb2.ListClientCertificatesRequest.SerializeToString,
+            casinohub_dot_v1_dot_admin__service__pb2.ListClientCertificatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetStudioKeyIpAllowlist(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.AdminService/SetStudioKeyIpAllowlist',
+            casinohub_dot_v1_dot_admin__service__pb2.SetStudioKeyIpAllowlistRequest.SerializeToString,
+            casinohub_dot_v1_dot_admin__service__pb2.SetStudioKeyIpAllowlistResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -113,6 +113,35 @@ class AdminServiceStub:
     """Revokes a studio key at once (idempotent). Returns NOT_FOUND /
     API_KEY_NOT_FOUND.
     """
+    BindClientCertificate: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.BindClientCertificateRequest, _admin_service_pb2.BindClientCertificateResponse]
+    """Binds a TLS client certificate to the operator, by its PEM or its SHA-256
+    fingerprint (the hub stores the fingerprint only). Once an operator has
+    at least one bound certificate, every call with its credentials (tokens,
+    signatures, IssueToken) must arrive over mutual TLS presenting one of
+    them, else PERMISSION_DENIED / CLIENT_CERTIFICATE_NOT_BOUND; an operator
+    with none is not affected. At most 10 per operator. Binding one already
+    bound answers it again. Takes effect within a few seconds on every hub
+    process. Returns NOT_FOUND / OPERATOR_NOT_FOUND, INVALID_ARGUMENT for a
+    malformed PEM or fingerprint (or both or neither given),
+    FAILED_PRECONDITION / CLIENT_CERTIFICATE_LIMIT_REACHED.
+    """
+    UnbindClientCertificate: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.UnbindClientCertificateRequest, _admin_service_pb2.UnbindClientCertificateResponse]
+    """Unbinds a client certificate; with the last one gone the operator may
+    call without mutual TLS again. Returns NOT_FOUND (OPERATOR_NOT_FOUND,
+    CLIENT_CERTIFICATE_NOT_FOUND), INVALID_ARGUMENT for a malformed
+    fingerprint.
+    """
+    ListClientCertificates: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListClientCertificatesRequest, _admin_service_pb2.ListClientCertificatesResponse]
+    """The operator's bound client certificates, oldest first. Returns
+    NOT_FOUND / OPERATOR_NOT_FOUND.
+    """
+    SetStudioKeyIpAllowlist: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.SetStudioKeyIpAllowlistRequest, _admin_service_pb2.SetStudioKeyIpAllowlistResponse]
+    """Replaces the IP allowlist of a studio key (empty: any address): its
+    ProviderWalletService calls from another address are refused with
+    PERMISSION_DENIED / IP_NOT_ALLOWED, as an operator's are. At most 50
+    CIDRs. Takes effect at the studio's next call. Returns NOT_FOUND /
+    API_KEY_NOT_FOUND, INVALID_ARGUMENT for a malformed CIDR or too many.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -198,6 +227,35 @@ class AdminServiceAsyncStub(AdminServiceStub):
     RevokeStudioKey: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.RevokeStudioKeyRequest, _admin_service_pb2.RevokeStudioKeyResponse]  # type: ignore[assignment]
     """Revokes a studio key at once (idempotent). Returns NOT_FOUND /
     API_KEY_NOT_FOUND.
+    """
+    BindClientCertificate: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.BindClientCertificateRequest, _admin_service_pb2.BindClientCertificateResponse]  # type: ignore[assignment]
+    """Binds a TLS client certificate to the operator, by its PEM or its SHA-256
+    fingerprint (the hub stores the fingerprint only). Once an operator has
+    at least one bound certificate, every call with its credentials (tokens,
+    signatures, IssueToken) must arrive over mutual TLS presenting one of
+    them, else PERMISSION_DENIED / CLIENT_CERTIFICATE_NOT_BOUND; an operator
+    with none is not affected. At most 10 per operator. Binding one already
+    bound answers it again. Takes effect within a few seconds on every hub
+    process. Returns NOT_FOUND / OPERATOR_NOT_FOUND, INVALID_ARGUMENT for a
+    malformed PEM or fingerprint (or both or neither given),
+    FAILED_PRECONDITION / CLIENT_CERTIFICATE_LIMIT_REACHED.
+    """
+    UnbindClientCertificate: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.UnbindClientCertificateRequest, _admin_service_pb2.UnbindClientCertificateResponse]  # type: ignore[assignment]
+    """Unbinds a client certificate; with the last one gone the operator may
+    call without mutual TLS again. Returns NOT_FOUND (OPERATOR_NOT_FOUND,
+    CLIENT_CERTIFICATE_NOT_FOUND), INVALID_ARGUMENT for a malformed
+    fingerprint.
+    """
+    ListClientCertificates: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListClientCertificatesRequest, _admin_service_pb2.ListClientCertificatesResponse]  # type: ignore[assignment]
+    """The operator's bound client certificates, oldest first. Returns
+    NOT_FOUND / OPERATOR_NOT_FOUND.
+    """
+    SetStudioKeyIpAllowlist: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.SetStudioKeyIpAllowlistRequest, _admin_service_pb2.SetStudioKeyIpAllowlistResponse]  # type: ignore[assignment]
+    """Replaces the IP allowlist of a studio key (empty: any address): its
+    ProviderWalletService calls from another address are refused with
+    PERMISSION_DENIED / IP_NOT_ALLOWED, as an operator's are. At most 50
+    CIDRs. Takes effect at the studio's next call. Returns NOT_FOUND /
+    API_KEY_NOT_FOUND, INVALID_ARGUMENT for a malformed CIDR or too many.
     """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -371,6 +429,59 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_service_pb2.RevokeStudioKeyResponse, _abc.Awaitable[_admin_service_pb2.RevokeStudioKeyResponse]]:
         """Revokes a studio key at once (idempotent). Returns NOT_FOUND /
         API_KEY_NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def BindClientCertificate(
+        self,
+        request: _admin_service_pb2.BindClientCertificateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.BindClientCertificateResponse, _abc.Awaitable[_admin_service_pb2.BindClientCertificateResponse]]:
+        """Binds a TLS client certificate to the operator, by its PEM or its SHA-256
+        fingerprint (the hub stores the fingerprint only). Once an operator has
+        at least one bound certificate, every call with its credentials (tokens,
+        signatures, IssueToken) must arrive over mutual TLS presenting one of
+        them, else PERMISSION_DENIED / CLIENT_CERTIFICATE_NOT_BOUND; an operator
+        with none is not affected. At most 10 per operator. Binding one already
+        bound answers it again. Takes effect within a few seconds on every hub
+        process. Returns NOT_FOUND / OPERATOR_NOT_FOUND, INVALID_ARGUMENT for a
+        malformed PEM or fingerprint (or both or neither given),
+        FAILED_PRECONDITION / CLIENT_CERTIFICATE_LIMIT_REACHED.
+        """
+
+    @_abc_1.abstractmethod
+    def UnbindClientCertificate(
+        self,
+        request: _admin_service_pb2.UnbindClientCertificateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.UnbindClientCertificateResponse, _abc.Awaitable[_admin_service_pb2.UnbindClientCertificateResponse]]:
+        """Unbinds a client certificate; with the last one gone the operator may
+        call without mutual TLS again. Returns NOT_FOUND (OPERATOR_NOT_FOUND,
+        CLIENT_CERTIFICATE_NOT_FOUND), INVALID_ARGUMENT for a malformed
+        fingerprint.
+        """
+
+    @_abc_1.abstractmethod
+    def ListClientCertificates(
+        self,
+        request: _admin_service_pb2.ListClientCertificatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ListClientCertificatesResponse, _abc.Awaitable[_admin_service_pb2.ListClientCertificatesResponse]]:
+        """The operator's bound client certificates, oldest first. Returns
+        NOT_FOUND / OPERATOR_NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def SetStudioKeyIpAllowlist(
+        self,
+        request: _admin_service_pb2.SetStudioKeyIpAllowlistRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.SetStudioKeyIpAllowlistResponse, _abc.Awaitable[_admin_service_pb2.SetStudioKeyIpAllowlistResponse]]:
+        """Replaces the IP allowlist of a studio key (empty: any address): its
+        ProviderWalletService calls from another address are refused with
+        PERMISSION_DENIED / IP_NOT_ALLOWED, as an operator's are. At most 50
+        CIDRs. Takes effect at the studio's next call. Returns NOT_FOUND /
+        API_KEY_NOT_FOUND, INVALID_ARGUMENT for a malformed CIDR or too many.
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

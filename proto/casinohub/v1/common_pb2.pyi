@@ -219,6 +219,17 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """FAILED_PRECONDITION: the game has no demo mode: its studio moves money by calling the hub's wallet
     itself (a push-style studio, e.g. a live table), so fun money cannot stand in for it. Launch it for real.
     """
+    ERROR_REASON_CLIENT_CERTIFICATE_NOT_BOUND: _ErrorReason.ValueType  # 95
+    """PERMISSION_DENIED: the operator has bound client certificates
+    (AdminService.BindClientCertificate) and this call did not arrive over
+    mutual TLS with one of them.
+    """
+    ERROR_REASON_CLIENT_CERTIFICATE_NOT_FOUND: _ErrorReason.ValueType  # 96
+    """NOT_FOUND: no client certificate with that fingerprint is bound to the operator."""
+    ERROR_REASON_CLIENT_CERTIFICATE_LIMIT_REACHED: _ErrorReason.ValueType  # 97
+    """FAILED_PRECONDITION: the operator has the most client certificates an
+    operator may bind (10); unbind one first.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Stable machine-readable error reasons. Every error the hub returns carries a
@@ -422,6 +433,17 @@ another idempotency key is playing it), or its game takes no actions.
 ERROR_REASON_DEMO_NOT_AVAILABLE: ErrorReason.ValueType  # 85
 """FAILED_PRECONDITION: the game has no demo mode: its studio moves money by calling the hub's wallet
 itself (a push-style studio, e.g. a live table), so fun money cannot stand in for it. Launch it for real.
+"""
+ERROR_REASON_CLIENT_CERTIFICATE_NOT_BOUND: ErrorReason.ValueType  # 95
+"""PERMISSION_DENIED: the operator has bound client certificates
+(AdminService.BindClientCertificate) and this call did not arrive over
+mutual TLS with one of them.
+"""
+ERROR_REASON_CLIENT_CERTIFICATE_NOT_FOUND: ErrorReason.ValueType  # 96
+"""NOT_FOUND: no client certificate with that fingerprint is bound to the operator."""
+ERROR_REASON_CLIENT_CERTIFICATE_LIMIT_REACHED: ErrorReason.ValueType  # 97
+"""FAILED_PRECONDITION: the operator has the most client certificates an
+operator may bind (10); unbind one first.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 

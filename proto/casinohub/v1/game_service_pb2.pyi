@@ -629,6 +629,7 @@ class PlayResponse(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     SESSION_CLOSED_FIELD_NUMBER: _builtins.int
     ACTION_REQUIRED_FIELD_NUMBER: _builtins.int
+    REALITY_CHECK_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     """The event's number in its game session: 1 for the first event, each
     stored event the next. Strictly increasing on a stream, replays included.
@@ -658,6 +659,8 @@ class PlayResponse(_message.Message):
     def session_closed(self) -> Global___SessionClosed: ...
     @_builtins.property
     def action_required(self) -> Global___ActionRequired: ...
+    @_builtins.property
+    def reality_check(self) -> Global___RealityCheck: ...
     def __init__(
         self,
         *,
@@ -671,16 +674,62 @@ class PlayResponse(_message.Message):
         error: Global___PlayError | None = ...,
         session_closed: Global___SessionClosed | None = ...,
         action_required: Global___ActionRequired | None = ...,
+        reality_check: Global___RealityCheck | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["action_required", b"action_required", "bet_accepted", b"bet_accepted", "error", b"error", "event", b"event", "outcome", b"outcome", "round_opened", b"round_opened", "session_closed", b"session_closed", "session_opened", b"session_opened", "settled", b"settled"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action_required", b"action_required", "bet_accepted", b"bet_accepted", "error", b"error", "event", b"event", "outcome", b"outcome", "reality_check", b"reality_check", "round_opened", b"round_opened", "session_closed", b"session_closed", "session_opened", b"session_opened", "settled", b"settled"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_required", b"action_required", "bet_accepted", b"bet_accepted", "error", b"error", "event", b"event", "outcome", b"outcome", "replay_of_seq", b"replay_of_seq", "round_opened", b"round_opened", "seq", b"seq", "session_closed", b"session_closed", "session_opened", b"session_opened", "settled", b"settled"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_required", b"action_required", "bet_accepted", b"bet_accepted", "error", b"error", "event", b"event", "outcome", b"outcome", "reality_check", b"reality_check", "replay_of_seq", b"replay_of_seq", "round_opened", b"round_opened", "seq", b"seq", "session_closed", b"session_closed", "session_opened", b"session_opened", "settled", b"settled"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["session_opened", "round_opened", "bet_accepted", "outcome", "settled", "error", "session_closed", "action_required"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["session_opened", "round_opened", "bet_accepted", "outcome", "settled", "error", "session_closed", "action_required", "reality_check"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
 Global___PlayResponse: _TypeAlias = PlayResponse  # noqa: Y015
+
+@_typing.final
+class RealityCheck(_message.Message):
+    """A reminder for the player (PlayerService.SetRealityCheckInterval): sent on
+    a real-money Play stream each time the login has been going for another
+    interval (at 1x, 2x, ... the interval after Login; a stream opened later
+    shows the next one due). It is not a round event: its seq is 0, it is
+    not stored and a Resume does not send it again. Play goes on; the session
+    time limit alone stops it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ELAPSED_SECONDS_FIELD_NUMBER: _builtins.int
+    NET_RESULT_FIELD_NUMBER: _builtins.int
+    BET_COUNT_FIELD_NUMBER: _builtins.int
+    INTERVAL_MINUTES_FIELD_NUMBER: _builtins.int
+    elapsed_seconds: _builtins.int
+    """Seconds since the player logged in (the login this stream was opened with)."""
+    bet_count: _builtins.int
+    """The player's bets in that currency since the login (every game)."""
+    interval_minutes: _builtins.int
+    """The interval in force when this check was sent."""
+    @_builtins.property
+    def net_result(self) -> _common_pb2.Money:
+        """The player's net result in the stream's currency since the login:
+        wins and refunds minus stakes, in minor units of cash (bonus money and
+        free rounds do not count); negative is a loss.
+        """
+
+    def __init__(
+        self,
+        *,
+        elapsed_seconds: _builtins.int = ...,
+        net_result: _common_pb2.Money | None = ...,
+        bet_count: _builtins.int = ...,
+        interval_minutes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["net_result", b"net_result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bet_count", b"bet_count", "elapsed_seconds", b"elapsed_seconds", "interval_minutes", b"interval_minutes", "net_result", b"net_result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RealityCheck: _TypeAlias = RealityCheck  # noqa: Y015
 
 @_typing.final
 class ActionRequired(_message.Message):

@@ -636,6 +636,7 @@ class GetPlayerLimitsResponse(_message.Message):
     DEPOSIT_LIMITS_FIELD_NUMBER: _builtins.int
     LOSS_LIMITS_FIELD_NUMBER: _builtins.int
     SESSION_TIME_LIMIT_FIELD_NUMBER: _builtins.int
+    REALITY_CHECK_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def self_exclusion(self) -> Global___SelfExclusion:
         """Unset when the player is not self-excluded now."""
@@ -646,6 +647,10 @@ class GetPlayerLimitsResponse(_message.Message):
     def loss_limits(self) -> _containers.RepeatedCompositeFieldContainer[Global___MoneyLimit]: ...
     @_builtins.property
     def session_time_limit(self) -> Global___SessionTimeLimit: ...
+    @_builtins.property
+    def reality_check(self) -> Global___RealityCheckInterval:
+        """Unset when the player has no reality-check interval."""
+
     def __init__(
         self,
         *,
@@ -653,11 +658,75 @@ class GetPlayerLimitsResponse(_message.Message):
         deposit_limits: _abc.Iterable[Global___MoneyLimit] | None = ...,
         loss_limits: _abc.Iterable[Global___MoneyLimit] | None = ...,
         session_time_limit: Global___SessionTimeLimit | None = ...,
+        reality_check: Global___RealityCheckInterval | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["self_exclusion", b"self_exclusion", "session_time_limit", b"session_time_limit"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reality_check", b"reality_check", "self_exclusion", b"self_exclusion", "session_time_limit", b"session_time_limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["deposit_limits", b"deposit_limits", "loss_limits", b"loss_limits", "self_exclusion", b"self_exclusion", "session_time_limit", b"session_time_limit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deposit_limits", b"deposit_limits", "loss_limits", b"loss_limits", "reality_check", b"reality_check", "self_exclusion", b"self_exclusion", "session_time_limit", b"session_time_limit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetPlayerLimitsResponse: _TypeAlias = GetPlayerLimitsResponse  # noqa: Y015
+
+@_typing.final
+class SetRealityCheckIntervalRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAYER_ID_FIELD_NUMBER: _builtins.int
+    MINUTES_FIELD_NUMBER: _builtins.int
+    player_id: _builtins.str
+    minutes: _builtins.int
+    """0 (off), or 5..1440."""
+    def __init__(
+        self,
+        *,
+        player_id: _builtins.str = ...,
+        minutes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["minutes", b"minutes", "player_id", b"player_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetRealityCheckIntervalRequest: _TypeAlias = SetRealityCheckIntervalRequest  # noqa: Y015
+
+@_typing.final
+class SetRealityCheckIntervalResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REALITY_CHECK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def reality_check(self) -> Global___RealityCheckInterval: ...
+    def __init__(
+        self,
+        *,
+        reality_check: Global___RealityCheckInterval | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reality_check", b"reality_check"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reality_check", b"reality_check"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetRealityCheckIntervalResponse: _TypeAlias = SetRealityCheckIntervalResponse  # noqa: Y015
+
+@_typing.final
+class RealityCheckInterval(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MINUTES_FIELD_NUMBER: _builtins.int
+    minutes: _builtins.int
+    """How often a Play stream shows a RealityCheck; 0: never."""
+    def __init__(
+        self,
+        *,
+        minutes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["minutes", b"minutes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RealityCheckInterval: _TypeAlias = RealityCheckInterval  # noqa: Y015

@@ -87,6 +87,11 @@ class PlayerServiceStub:
                 request_serializer=casinohub_dot_v1_dot_player__service__pb2.GetPlayerLimitsRequest.SerializeToString,
                 response_deserializer=casinohub_dot_v1_dot_player__service__pb2.GetPlayerLimitsResponse.FromString,
                 _registered_method=True)
+        self.SetRealityCheckInterval = channel.unary_unary(
+                '/casinohub.v1.PlayerService/SetRealityCheckInterval',
+                request_serializer=casinohub_dot_v1_dot_player__service__pb2.SetRealityCheckIntervalRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_player__service__pb2.SetRealityCheckIntervalResponse.FromString,
+                _registered_method=True)
 
 
 class PlayerServiceServicer:
@@ -196,6 +201,19 @@ class PlayerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetRealityCheckInterval(self, request, context):
+        """Sets the player's reality-check interval: every `minutes` of a login's
+        play time, each of the player's Play streams receives a RealityCheck
+        event (time played, net result, bets). 0 turns reality checks off;
+        otherwise 5..1440. It is a reminder, not a limit: a change applies at
+        once either way (no cooling-off); an open stream follows it from its
+        next check.
+        Returns NOT_FOUND / PLAYER_NOT_FOUND, INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PlayerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -248,6 +266,11 @@ def add_PlayerServiceServicer_to_server(servicer, server):
                     servicer.GetPlayerLimits,
                     request_deserializer=casinohub_dot_v1_dot_player__service__pb2.GetPlayerLimitsRequest.FromString,
                     response_serializer=casinohub_dot_v1_dot_player__service__pb2.GetPlayerLimitsResponse.SerializeToString,
+            ),
+            'SetRealityCheckInterval': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRealityCheckInterval,
+                    request_deserializer=casinohub_dot_v1_dot_player__service__pb2.SetRealityCheckIntervalRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_player__service__pb2.SetRealityCheckIntervalResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -523,6 +546,33 @@ class PlayerService:
             '/casinohub.v1.PlayerService/GetPlayerLimits',
             casinohub_dot_v1_dot_player__service__pb2.GetPlayerLimitsRequest.SerializeToString,
             casinohub_dot_v1_dot_player__service__pb2.GetPlayerLimitsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRealityCheckInterval(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.PlayerService/SetRealityCheckInterval',
+            casinohub_dot_v1_dot_player__service__pb2.SetRealityCheckIntervalRequest.SerializeToString,
+            casinohub_dot_v1_dot_player__service__pb2.SetRealityCheckIntervalResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -97,6 +97,15 @@ class PlayerServiceStub:
     """The player's self-exclusion (if in force) and limits, each with the raise
     pending for it, if any. Returns NOT_FOUND / PLAYER_NOT_FOUND.
     """
+    SetRealityCheckInterval: _grpc.UnaryUnaryMultiCallable[_player_service_pb2.SetRealityCheckIntervalRequest, _player_service_pb2.SetRealityCheckIntervalResponse]
+    """Sets the player's reality-check interval: every `minutes` of a login's
+    play time, each of the player's Play streams receives a RealityCheck
+    event (time played, net result, bets). 0 turns reality checks off;
+    otherwise 5..1440. It is a reminder, not a limit: a change applies at
+    once either way (no cooling-off); an open stream follows it from its
+    next check.
+    Returns NOT_FOUND / PLAYER_NOT_FOUND, INVALID_ARGUMENT.
+    """
 
 @_typing.type_check_only
 class PlayerServiceAsyncStub(PlayerServiceStub):
@@ -166,6 +175,15 @@ class PlayerServiceAsyncStub(PlayerServiceStub):
     GetPlayerLimits: _aio.UnaryUnaryMultiCallable[_player_service_pb2.GetPlayerLimitsRequest, _player_service_pb2.GetPlayerLimitsResponse]  # type: ignore[assignment]
     """The player's self-exclusion (if in force) and limits, each with the raise
     pending for it, if any. Returns NOT_FOUND / PLAYER_NOT_FOUND.
+    """
+    SetRealityCheckInterval: _aio.UnaryUnaryMultiCallable[_player_service_pb2.SetRealityCheckIntervalRequest, _player_service_pb2.SetRealityCheckIntervalResponse]  # type: ignore[assignment]
+    """Sets the player's reality-check interval: every `minutes` of a login's
+    play time, each of the player's Play streams receives a RealityCheck
+    event (time played, net result, bets). 0 turns reality checks off;
+    otherwise 5..1440. It is a reminder, not a limit: a change applies at
+    once either way (no cooling-off); an open stream follows it from its
+    next check.
+    Returns NOT_FOUND / PLAYER_NOT_FOUND, INVALID_ARGUMENT.
     """
 
 class PlayerServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -293,6 +311,21 @@ class PlayerServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_player_service_pb2.GetPlayerLimitsResponse, _abc.Awaitable[_player_service_pb2.GetPlayerLimitsResponse]]:
         """The player's self-exclusion (if in force) and limits, each with the raise
         pending for it, if any. Returns NOT_FOUND / PLAYER_NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def SetRealityCheckInterval(
+        self,
+        request: _player_service_pb2.SetRealityCheckIntervalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_player_service_pb2.SetRealityCheckIntervalResponse, _abc.Awaitable[_player_service_pb2.SetRealityCheckIntervalResponse]]:
+        """Sets the player's reality-check interval: every `minutes` of a login's
+        play time, each of the player's Play streams receives a RealityCheck
+        event (time played, net result, bets). 0 turns reality checks off;
+        otherwise 5..1440. It is a reminder, not a limit: a change applies at
+        once either way (no cooling-off); an open stream follows it from its
+        next check.
+        Returns NOT_FOUND / PLAYER_NOT_FOUND, INVALID_ARGUMENT.
         """
 
 def add_PlayerServiceServicer_to_server(servicer: PlayerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

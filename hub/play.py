@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -98,6 +98,8 @@ from hub.studio_guard import GuardedAdapter
 
 T = TypeVar("T")
 C = TypeVar("C")
+# A bet or a step, given where to emit its events; answers CallerGone (not raised) when dropped unapplied.
+Run = Callable[[Callable[[PlayEvent], None]], Coroutine[object, object, deadline.CallerGone | None]]
 log = structlog.get_logger(__name__)
 # A Play round's id derives from its bet's key, so a replayed bet names the same round.
 ROUND_NAMESPACE = uuid.UUID("5b0f3a4e-8c1d-4a7e-9f2b-6d3c1e0a9b71")
@@ -560,10 +562,15 @@ class Play:
 
     # -- bets ----------------------------------------------------------------------------------------
 
-    async def bet(self, session: GameSession, amount: Money, key: str, layout: str = "") -> AsyncIterator[PlayEvent]:
+    def bet(self, session: GameSession, amount: Money, key: str, layout: str = "") -> AsyncIterator[PlayEvent]:
         """Events of one bet, in order. The round runs to the end even if the caller stops listening."""
+        return self._to_the_end(partial(self._run_bet, session, amount, key, layout))
+
+    async def _to_the_end(self, run: "Run") -> AsyncIterator[PlayEvent]:
+        """The events `run` emits, in order. It runs as a task of its own, so a bet or step once taken is
+        played to the end even if the caller stops listening; graceful shutdown waits for it (drain)."""
         queue: asyncio.Queue[PlayEvent | None] = asyncio.Queue()
-        task = asyncio.create_task(self._run_bet(session, amount, key, layout, queue.put_nowait))
+        task = asyncio.create_task(run(queue.put_nowait))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
         task.add_done_callback(lambda _: queue.put_nowait(None))
@@ -572,6 +579,16 @@ class Play:
         dropped = await task  # surfaces an unexpected failure (e.g. the database went away)
         if dropped is not None:
             raise dropped
+
+    async def _refuse(self, session: GameSession, handler: Callable[[Book, C], PlayEvent], command: C,
+                      emit: Callable[[PlayEvent], None]) -> deadline.CallerGone | None:
+        """Store a refusal's event (a retry with the same key gets it again) and emit it; CallerGone, not
+        raised, when the stream is gone."""
+        try:
+            emit(await self._appending(session, handler, command))
+        except deadline.CallerGone as gone:
+            return gone
+        return None
 
     async def drain(self) -> None:
         """Wait for rounds already in flight to settle (graceful shutdown)."""
@@ -591,11 +608,7 @@ class Play:
                                   f"is open for another {adapter.breaker.retry_in():.1f} s")
             opened = await self._appending(session, self._open_round, OpenRound(session, money, key, layout))
         except DomainError as err:
-            try:
-                emit(await self._appending(session, self._bet_refused, BetRefused(session, key, err)))
-            except deadline.CallerGone as gone:
-                return gone
-            return None
+            return await self._refuse(session, self._bet_refused, BetRefused(session, key, err), emit)
         except deadline.CallerGone as gone:
             log.info("play.bet_dropped", reason=str(gone))
             return gone
@@ -641,19 +654,10 @@ class Play:
 
     # -- actions (multi-step rounds) -------------------------------------------------------------------
 
-    async def act(self, session: GameSession, round_id: str, action: str, key: str) -> AsyncIterator[PlayEvent]:
+    def act(self, session: GameSession, round_id: str, action: str, key: str) -> AsyncIterator[PlayEvent]:
         """Events of one step of a round awaiting an action, in order; the step runs to the end even if the
         caller stops listening."""
-        queue: asyncio.Queue[PlayEvent | None] = asyncio.Queue()
-        task = asyncio.create_task(self._run_act(session, round_id, action, key, queue.put_nowait))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
-        task.add_done_callback(lambda _: queue.put_nowait(None))
-        while (event := await queue.get()) is not None:
-            yield event
-        dropped = await task
-        if dropped is not None:
-            raise dropped
+        return self._to_the_end(partial(self._run_act, session, round_id, action, key))
 
     async def _run_act(self, session: GameSession, round_id: str, action: str, key: str,
                        emit: Callable[[PlayEvent], None]) -> deadline.CallerGone | None:
@@ -666,11 +670,7 @@ class Play:
                 raise DomainError(Reason.ROUND_NOT_AWAITING_ACTION, f"{session.game_id} plays no multi-step rounds")
             taken = await self._appending(session, self._take_action, TakeAction(session, round_id, action, key))
         except DomainError as err:
-            try:
-                emit(await self._appending(session, self._act_refused, ActRefused(session, key, round_id, err)))
-            except deadline.CallerGone as gone:
-                return gone
-            return None
+            return await self._refuse(session, self._act_refused, ActRefused(session, key, round_id, err), emit)
         except deadline.CallerGone as gone:
             log.info("play.act_dropped", reason=str(gone))
             return gone

@@ -110,6 +110,8 @@ class Reason(enum.Enum):
     ACTION_NOT_ALLOWED = (grpc.StatusCode.FAILED_PRECONDITION, False, 76)
     ROUND_NOT_AWAITING_ACTION = (grpc.StatusCode.FAILED_PRECONDITION, False, 77)
     DEMO_NOT_AVAILABLE = (grpc.StatusCode.FAILED_PRECONDITION, False, 85)
+    OBJECT_OF_ANOTHER_OPERATOR = (grpc.StatusCode.PERMISSION_DENIED, False, 90)
+    LIMIT_OUT_OF_RANGE = (grpc.StatusCode.INVALID_ARGUMENT, False, 91)
 
 
 class DomainError(Exception):

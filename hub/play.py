@@ -92,6 +92,7 @@ from hub.ledger.schema import (
 )
 from hub.ledger.uow import UnitOfWork
 from hub.money import Money, exponent, positive_amount
+from hub.operators import Operators
 from hub.players import Players
 from hub.receipts import ActionReceipt
 from hub.studio_guard import GuardedAdapter
@@ -423,9 +424,12 @@ class RoundView:
 
 class Play:
     def __init__(self, db: Database, engine: SettlementEngine, catalog: Catalog, players: Players,
-                 rounds: RoundLedger, game_session_ttl: timedelta, round_wait: timedelta):
+                 rounds: RoundLedger, game_session_ttl: timedelta, round_wait: timedelta,
+                 operators: Operators | None = None):
         """round_wait: how long a resumed stream follows a round still in play before it gives up; by
-        then the reconciler should have closed it."""
+        then the reconciler should have closed it. operators: to tell an action naming another operator's
+        round (OBJECT_OF_ANOTHER_OPERATOR) from one naming no round."""
+        self._operators = operators
         self._db = db
         self._engine = engine
         self._catalog = catalog
@@ -665,6 +669,8 @@ class Play:
             taken = await self._appending(session, self._take_action, TakeAction(session, round_id, action, key))
         except DomainError as err:
             try:
+                if self._operators is not None:
+                    err = await self._operators.refusal(session.operator_id, "Play", {"round_id": round_id}, err)
                 emit(await self._appending(session, self._act_refused, ActRefused(session, key, round_id, err)))
             except deadline.CallerGone as gone:
                 return gone

@@ -11,7 +11,7 @@ from hub.operators import Operators
 from hub.play import GameSession, Play
 from hub.promotions import Promotions
 from hub.servicers import mapping
-from hub.servicers.calls import abort, abort_unexpected, bind_call, unary
+from hub.servicers.calls import abort, abort_unexpected, bind_call, tenancy_checked, unary
 
 log = structlog.get_logger("hub.rpc")
 
@@ -60,6 +60,7 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
         operator_id = bind_call(context, "Play")
         session: GameSession | None = None
         player: Play | DemoSessions = self.play  # who plays the attached session: real money or fun money
+        request: pb.PlayRequest | None = None
         try:
             await self.operators.require(operator_id)
             async for request in requests:
@@ -97,6 +98,10 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
                 else:
                     raise DomainError(Reason.INVALID_ARGUMENT, "empty PlayRequest")
         except DomainError as err:
-            await abort(context, err)
+            try:
+                checked = await tenancy_checked(self.operators, operator_id, "Play", request, err)
+            except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
+                await abort_unexpected(context, exc)
+            await abort(context, checked)
         except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
             await abort_unexpected(context, exc)

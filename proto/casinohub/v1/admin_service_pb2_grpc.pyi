@@ -113,6 +113,25 @@ class AdminServiceStub:
     """Revokes a studio key at once (idempotent). Returns NOT_FOUND /
     API_KEY_NOT_FOUND.
     """
+    GetOperatorLimits: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetOperatorLimitsRequest, _admin_service_pb2.GetOperatorLimitsResponse]
+    """The operator's abuse limits: those set for it through SetOperatorLimits
+    (limits; a field is present only if it was set) and those in force
+    (effective: each set figure, else the hub's configured default). Returns
+    NOT_FOUND / OPERATOR_NOT_FOUND.
+    """
+    SetOperatorLimits: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.SetOperatorLimitsRequest, _admin_service_pb2.SetOperatorLimitsResponse]
+    """Replaces the operator's abuse limits with those in the request: a field
+    left out (not present: these are proto3 `optional` fields) is unset and
+    falls back to the hub's configured default (rate_limit_per_s,
+    rate_limit_burst, max_play_streams_per_operator; session_cap from
+    [session_caps], else session_cap). The figures are the operator's total
+    across every hub process: with N worker processes each one enforces 1/N
+    of rate_per_s, burst and max_play_streams (at least 1 of each). Every hub
+    process applies a change within operator_limits_ttl_s (5 s by default);
+    the process that took it at once. Returns NOT_FOUND / OPERATOR_NOT_FOUND,
+    INVALID_ARGUMENT / LIMIT_OUT_OF_RANGE for a figure outside its range
+    (ErrorInfo metadata "field", "minimum", "maximum"); nothing is changed.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -198,6 +217,25 @@ class AdminServiceAsyncStub(AdminServiceStub):
     RevokeStudioKey: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.RevokeStudioKeyRequest, _admin_service_pb2.RevokeStudioKeyResponse]  # type: ignore[assignment]
     """Revokes a studio key at once (idempotent). Returns NOT_FOUND /
     API_KEY_NOT_FOUND.
+    """
+    GetOperatorLimits: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetOperatorLimitsRequest, _admin_service_pb2.GetOperatorLimitsResponse]  # type: ignore[assignment]
+    """The operator's abuse limits: those set for it through SetOperatorLimits
+    (limits; a field is present only if it was set) and those in force
+    (effective: each set figure, else the hub's configured default). Returns
+    NOT_FOUND / OPERATOR_NOT_FOUND.
+    """
+    SetOperatorLimits: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.SetOperatorLimitsRequest, _admin_service_pb2.SetOperatorLimitsResponse]  # type: ignore[assignment]
+    """Replaces the operator's abuse limits with those in the request: a field
+    left out (not present: these are proto3 `optional` fields) is unset and
+    falls back to the hub's configured default (rate_limit_per_s,
+    rate_limit_burst, max_play_streams_per_operator; session_cap from
+    [session_caps], else session_cap). The figures are the operator's total
+    across every hub process: with N worker processes each one enforces 1/N
+    of rate_per_s, burst and max_play_streams (at least 1 of each). Every hub
+    process applies a change within operator_limits_ttl_s (5 s by default);
+    the process that took it at once. Returns NOT_FOUND / OPERATOR_NOT_FOUND,
+    INVALID_ARGUMENT / LIMIT_OUT_OF_RANGE for a figure outside its range
+    (ErrorInfo metadata "field", "minimum", "maximum"); nothing is changed.
     """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -371,6 +409,37 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_service_pb2.RevokeStudioKeyResponse, _abc.Awaitable[_admin_service_pb2.RevokeStudioKeyResponse]]:
         """Revokes a studio key at once (idempotent). Returns NOT_FOUND /
         API_KEY_NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def GetOperatorLimits(
+        self,
+        request: _admin_service_pb2.GetOperatorLimitsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.GetOperatorLimitsResponse, _abc.Awaitable[_admin_service_pb2.GetOperatorLimitsResponse]]:
+        """The operator's abuse limits: those set for it through SetOperatorLimits
+        (limits; a field is present only if it was set) and those in force
+        (effective: each set figure, else the hub's configured default). Returns
+        NOT_FOUND / OPERATOR_NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def SetOperatorLimits(
+        self,
+        request: _admin_service_pb2.SetOperatorLimitsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.SetOperatorLimitsResponse, _abc.Awaitable[_admin_service_pb2.SetOperatorLimitsResponse]]:
+        """Replaces the operator's abuse limits with those in the request: a field
+        left out (not present: these are proto3 `optional` fields) is unset and
+        falls back to the hub's configured default (rate_limit_per_s,
+        rate_limit_burst, max_play_streams_per_operator; session_cap from
+        [session_caps], else session_cap). The figures are the operator's total
+        across every hub process: with N worker processes each one enforces 1/N
+        of rate_per_s, burst and max_play_streams (at least 1 of each). Every hub
+        process applies a change within operator_limits_ttl_s (5 s by default);
+        the process that took it at once. Returns NOT_FOUND / OPERATOR_NOT_FOUND,
+        INVALID_ARGUMENT / LIMIT_OUT_OF_RANGE for a figure outside its range
+        (ErrorInfo metadata "field", "minimum", "maximum"); nothing is changed.
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -219,6 +219,14 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """FAILED_PRECONDITION: the game has no demo mode: its studio moves money by calling the hub's wallet
     itself (a push-style studio, e.g. a live table), so fun money cannot stand in for it. Launch it for real.
     """
+    ERROR_REASON_OBJECT_OF_ANOTHER_OPERATOR: _ErrorReason.ValueType  # 90
+    """PERMISSION_DENIED: an id in the request (a player, round, bonus, withdrawal, game session, ...) names
+    another operator's object; nothing was done. An id that exists nowhere is NOT_FOUND instead.
+    """
+    ERROR_REASON_LIMIT_OUT_OF_RANGE: _ErrorReason.ValueType  # 91
+    """INVALID_ARGUMENT: an operator limit (AdminService.SetOperatorLimits) is outside its documented range
+    (ErrorInfo metadata "field", "minimum", "maximum").
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Stable machine-readable error reasons. Every error the hub returns carries a
@@ -422,6 +430,14 @@ another idempotency key is playing it), or its game takes no actions.
 ERROR_REASON_DEMO_NOT_AVAILABLE: ErrorReason.ValueType  # 85
 """FAILED_PRECONDITION: the game has no demo mode: its studio moves money by calling the hub's wallet
 itself (a push-style studio, e.g. a live table), so fun money cannot stand in for it. Launch it for real.
+"""
+ERROR_REASON_OBJECT_OF_ANOTHER_OPERATOR: ErrorReason.ValueType  # 90
+"""PERMISSION_DENIED: an id in the request (a player, round, bonus, withdrawal, game session, ...) names
+another operator's object; nothing was done. An id that exists nowhere is NOT_FOUND instead.
+"""
+ERROR_REASON_LIMIT_OUT_OF_RANGE: ErrorReason.ValueType  # 91
+"""INVALID_ARGUMENT: an operator limit (AdminService.SetOperatorLimits) is outside its documented range
+(ErrorInfo metadata "field", "minimum", "maximum").
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 

@@ -76,29 +76,36 @@ class OperatorLimitSettings:
         self._db = db
         self.defaults = defaults
         self._ttl_s = ttl_s
-        self._cached: dict[str, tuple[float, Limits]] = {}
+        self._cached: dict[str, tuple[float, Limits, InForce]] = {}  # read at, set, in force
+
+    async def _entry(self, operator_id: str) -> tuple[float, Limits, InForce]:
+        cached = self._cached.get(operator_id)
+        if cached is not None and time.monotonic() - cached[0] < self._ttl_s:
+            return cached
+        return self._remember(operator_id, await self._db.run(lambda uow: self._read(uow, operator_id)))
+
+    def _remember(self, operator_id: str, limits: Limits) -> tuple[float, Limits, InForce]:
+        entry = self._cached[operator_id] = (time.monotonic(), limits, self.effective(operator_id, limits))
+        return entry
 
     async def get(self, operator_id: str) -> Limits:
         """The figures set for the operator (None where not set)."""
-        cached = self._cached.get(operator_id)
-        if cached is not None and time.monotonic() - cached[0] < self._ttl_s:
-            return cached[1]
-        limits = await self._db.run(lambda uow: self._read(uow, operator_id))
-        self._cached[operator_id] = (time.monotonic(), limits)
-        return limits
+        return (await self._entry(operator_id))[1]
 
-    def cached(self, operator_id: str) -> Limits | None:
-        """The operator's figures as last read, however old; None if never read."""
+    async def in_force(self, operator_id: str) -> InForce:
+        """Every figure, set or default: what the hub enforces (read at most every ttl_s)."""
+        return (await self._entry(operator_id))[2]
+
+    def last_known(self, operator_id: str) -> InForce:
+        """The figures in force as last read, however old (the defaults if never read), for when the
+        database cannot be asked."""
         cached = self._cached.get(operator_id)
-        return None if cached is None else cached[1]
+        return cached[2] if cached is not None else self.defaults.of(operator_id)
 
     def effective(self, operator_id: str, limits: Limits) -> InForce:
         """Every figure: the set one, else the default."""
         return replace(self.defaults.of(operator_id), **{f.name: getattr(limits, f.name) for f in fields(Limits)
                                                          if getattr(limits, f.name) is not None})
-
-    async def in_force(self, operator_id: str) -> InForce:
-        return self.effective(operator_id, await self.get(operator_id))
 
     async def session_cap(self, operator_id: str) -> int:
         return (await self.in_force(operator_id)).session_cap
@@ -123,5 +130,5 @@ class OperatorLimitSettings:
             uow.commit()
 
         await self._db.run(_write)
-        self._cached[operator_id] = (time.monotonic(), limits)
+        self._remember(operator_id, limits)
         return limits

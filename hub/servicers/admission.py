@@ -256,9 +256,7 @@ class OperatorLimits(grpc.aio.ServerInterceptor):
             return share_of(await self.limits.in_force(operator_id), self.workers)
         except Exception:  # noqa: BLE001 - a database hiccup must not fail the call; Admission watches the database
             log.warning("rpc.operator_limits_unread", caller=operator_id, exc_info=True)
-            known = self.limits.cached(operator_id)
-            return share_of(self.limits.effective(operator_id, known) if known is not None
-                            else self.limits.defaults.of(operator_id), self.workers)
+            return share_of(self.limits.last_known(operator_id), self.workers)
 
     def _count_refusal(self, reason: Reason, caller: str, method: str) -> None:
         """Logged as a count per reason and caller (an operator id, "studio key <id>" or "peer <address>") at

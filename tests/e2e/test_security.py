@@ -609,7 +609,8 @@ async def test_health_and_reflection_stay_open(world: World) -> None:
 def test_every_rpc_declares_who_may_call_it() -> None:
     rules = method_rules(SERVICE_DESCRIPTORS)
     assert len(rules) == sum(len(s.methods) for s in SERVICE_DESCRIPTORS)
-    assert {m.name for m in METHODS} >= {"Deposit", "Play", "CreateApiKey", "GetLedgerTotals"}
+    assert {m.name for m in METHODS} >= {"Deposit", "Play", "CreateApiKey", "GetLedgerTotals", "SetOperatorLimits",
+                                        "GetOperatorLimits"}  # so every attack above reaches them
     with pytest.raises(ValueError, match="must declare exactly one"):  # an RPC without a scope stops the hub
         method_rules([health_pb2.DESCRIPTOR.services_by_name["Health"]])
 

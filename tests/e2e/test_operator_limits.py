@@ -1,6 +1,8 @@
 """Per-operator abuse limits (OperatorLimits in hub/servicers/admission.py): a token bucket of calls a second
 and a cap on open Play streams, each refusal RESOURCE_EXHAUSTED with its own reason and a retry pushback,
-nothing applied, logged; another operator is not affected."""
+nothing applied, logged; another operator is not affected. The figures come from the configuration or, per
+operator, from AdminService.SetOperatorLimits (validated, read by every hub process within its TTL, split
+across worker processes; the session cap too); studio keys have buckets of their own."""
 
 import asyncio
 import dataclasses

@@ -301,7 +301,7 @@ async def test_unknown_bonus_is_not_found(hub: Client) -> None:
     for call in (hub.wallet.GetBonus(pb.GetBonusRequest(bonus_id="no-such-bonus"), metadata=hub.metadata),
                  forfeit(hub, "no-such-bonus"),
                  hub.wallet.GetBonus(pb.GetBonusRequest(bonus_id=""), metadata=hub.metadata)):
-        assert reason_of(await refused(call)) == (grpc.StatusCode.PERMISSION_DENIED, "OBJECT_OF_ANOTHER_OPERATOR")
+        assert reason_of(await refused(call)) == (grpc.StatusCode.NOT_FOUND, "BONUS_NOT_FOUND")
 
 
 async def test_another_operators_bonus_is_refused_and_left_alone(hub: Client) -> None:

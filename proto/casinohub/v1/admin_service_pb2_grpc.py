@@ -27,7 +27,7 @@ if _version_not_supported:
 
 class AdminServiceStub:
     """The hub's administration: operators (the tenants), their API keys, IP
-    allowlists and environments. Only the administrator may call it (the
+    allowlists, environments and abuse limits. Only the administrator may call it (the
     admin_token of the hub's configuration, sent as
     `authorization: Bearer <admin_token>`); any other caller is refused with
     PERMISSION_DENIED / SCOPE_MISSING.
@@ -128,7 +128,7 @@ class AdminServiceStub:
 
 class AdminServiceServicer:
     """The hub's administration: operators (the tenants), their API keys, IP
-    allowlists and environments. Only the administrator may call it (the
+    allowlists, environments and abuse limits. Only the administrator may call it (the
     admin_token of the hub's configuration, sent as
     `authorization: Bearer <admin_token>`); any other caller is refused with
     PERMISSION_DENIED / SCOPE_MISSING.
@@ -397,7 +397,7 @@ def add_AdminServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class AdminService:
     """The hub's administration: operators (the tenants), their API keys, IP
-    allowlists and environments. Only the administrator may call it (the
+    allowlists, environments and abuse limits. Only the administrator may call it (the
     admin_token of the hub's configuration, sent as
     `authorization: Bearer <admin_token>`); any other caller is refused with
     PERMISSION_DENIED / SCOPE_MISSING.

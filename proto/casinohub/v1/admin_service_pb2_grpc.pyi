@@ -28,7 +28,7 @@ GRPC_VERSION: str
 
 class AdminServiceStub:
     """The hub's administration: operators (the tenants), their API keys, IP
-    allowlists and environments. Only the administrator may call it (the
+    allowlists, environments and abuse limits. Only the administrator may call it (the
     admin_token of the hub's configuration, sent as
     `authorization: Bearer <admin_token>`); any other caller is refused with
     PERMISSION_DENIED / SCOPE_MISSING.
@@ -136,7 +136,7 @@ class AdminServiceStub:
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
     """The hub's administration: operators (the tenants), their API keys, IP
-    allowlists and environments. Only the administrator may call it (the
+    allowlists, environments and abuse limits. Only the administrator may call it (the
     admin_token of the hub's configuration, sent as
     `authorization: Bearer <admin_token>`); any other caller is refused with
     PERMISSION_DENIED / SCOPE_MISSING.
@@ -240,7 +240,7 @@ class AdminServiceAsyncStub(AdminServiceStub):
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """The hub's administration: operators (the tenants), their API keys, IP
-    allowlists and environments. Only the administrator may call it (the
+    allowlists, environments and abuse limits. Only the administrator may call it (the
     admin_token of the hub's configuration, sent as
     `authorization: Bearer <admin_token>`); any other caller is refused with
     PERMISSION_DENIED / SCOPE_MISSING.

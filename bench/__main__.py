@@ -86,8 +86,8 @@ def streams_text(run: StreamsRun) -> str:
     processes = ", ".join(f"{rss / MIB:.0f}" for rss in run.rss_by_process.values())
     errors = ", ".join(f"{k} x{v}" for k, v in run.errors.most_common()) or "none"
     return "\n".join([
-        f"open streams ({run.database}; max_play_streams raised to {run.max_play_streams} in the hub's config "
-        f"file; open files soft/hard {run.open_files[0]}/{run.open_files[1]}):",
+        f"open streams ({run.database}; max_play_streams raised to {run.max_play_streams} and the operator's "
+        f"rate limit off in the hub's config file; open files soft/hard {run.open_files[0]}/{run.open_files[1]}):",
         f"  streams opened       {run.opened} of {run.streams} in {run.open_seconds:.1f} s "
         f"({run.players} players, {run.channels} channels)",
         f"  hub RSS, all open    {run.rss_open / MIB:.0f} MiB in all ({processes} MiB: supervisor, workers); "

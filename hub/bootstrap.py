@@ -16,6 +16,7 @@ from hub.ledger.engine import SettlementEngine
 from hub.ledger.rounds import RoundLedger
 from hub.migrate import upgrade
 from hub.money import add_currency, set_max_transaction
+from hub.operator_limits import Defaults, OperatorLimitSettings
 from hub.operators import Operators
 from hub.passwords import Hashing, hashing as password_hashing
 from hub.play import Play
@@ -47,6 +48,7 @@ class Hub:
     responsible: ResponsibleGaming
     provider_wallet: ProviderWallet
     hashing: Hashing
+    limits: OperatorLimitSettings
 
     async def close(self) -> None:
         await self.play.drain()
@@ -73,10 +75,12 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
         await operators.ensure(config.sandbox_operator_id, "Sandbox operator")
     tokens = await page_tokens.load(db)
     hashing = password_hashing(config.password_hash_time_cost, config.password_hash_memory_kib)
+    limits = OperatorLimitSettings(db, Defaults(
+        config.rate_limit_per_s, config.rate_limit_burst, config.max_play_streams_per_operator, config.session_cap,
+        dict(config.session_caps)), config.operator_limits_ttl_s)
     players = Players(db, SessionSettings(
         timedelta(seconds=config.session_ttl_s), timedelta(seconds=config.session_max_s),
-        timedelta(seconds=config.session_idle_s), config.session_cap, tuple(config.session_caps.items())), tokens,
-        hashing)
+        timedelta(seconds=config.session_idle_s)), tokens, hashing, limits.session_cap)
     if adapters is None:
         adapters = {p.name: registry.create(p.adapter, p.adapter_config()) for p in config.providers}
     policy = GuardPolicy(attempts=config.studio_attempts, backoff_s=config.studio_backoff_s,
@@ -89,11 +93,11 @@ async def bootstrap(config: Config, adapters: dict[str, ProviderAdapter] | None 
     # A round still OPEN after reconcile_after_s is closed by the next reconciler pass: waiting longer
     # for it on a resumed stream means the provider cannot answer.
     play = Play(db, engine, catalog, players, rounds, timedelta(seconds=config.game_session_ttl_s),
-                timedelta(seconds=config.reconcile_after_s + config.reconcile_interval_s))
+                timedelta(seconds=config.reconcile_after_s + config.reconcile_interval_s), operators)
     reconciler = Reconciler(db, engine, catalog, rounds, timedelta(seconds=config.reconcile_after_s), play.reconciled)
     wallet = Wallet(db, engine, config.house_shards, tokens, config.cashier_limits)
     return Hub(config, db, engine, operators, players, wallet, catalog, play, reconciler, adapters, Reports(db),
                Promotions(db, engine, catalog, config.house_shards),
                DemoSessions(catalog, players, timedelta(seconds=config.game_session_ttl_s)),
                ResponsibleGaming(db, timedelta(seconds=config.limit_cooling_off_s)),
-               ProviderWallet(db, engine, rounds, config.house_shards), hashing)
+               ProviderWallet(db, engine, rounds, config.house_shards), hashing, limits)

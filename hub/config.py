@@ -75,12 +75,19 @@ class Config:
     max_calls_in_flight: int = 256  # unary calls at once: 32 per default db worker, beyond that only queueing
     max_play_streams: int = 2000  # open Play streams (long-lived; each holds a slot until it ends)
     overload_pushback_ms: int = 200
-    # Per operator and hub process (OperatorLimits in hub/servicers/admission.py; with --workers N an operator
-    # may reach N times these): calls a second (unary calls and Play stream opens; 0: no limit), with up to
-    # rate_limit_burst saved up, and Play streams open at once (0: only max_play_streams, hub-wide).
+    # Per operator, the defaults of what AdminService.SetOperatorLimits sets (OperatorLimits in
+    # hub/servicers/admission.py): calls a second (unary calls and Play stream opens; 0: no limit), with up to
+    # rate_limit_burst saved up, and Play streams open at once (0: only max_play_streams, hub-wide). Totals of
+    # all hub processes: with --workers N each process enforces 1/N of each (at least 1).
     rate_limit_per_s: float = 1000.0
     rate_limit_burst: int = 2000
     max_play_streams_per_operator: int = 0
+    # Each process re-reads an operator's limits set through AdminService at most this often.
+    operator_limits_ttl_s: float = 5.0
+    # Per studio key, ProviderWalletService calls a second with up to studio_rate_limit_burst saved up (0: no
+    # limit); split across --workers like the operators' figures. A studio calls for every operator's players.
+    studio_rate_limit_per_s: float = 5000.0
+    studio_rate_limit_burst: int = 10_000
     # AuthService.IssueToken has no operator until it has checked the secret (an argon2 hash): it is limited per
     # peer address and hub process instead, so guessing secrets or burning CPU on hashes stays slow.
     token_issue_per_s: float = 10.0
@@ -110,8 +117,8 @@ class Config:
     signature_window_s: int = 300  # a signed request's timestamp may be this far from the hub's clock
     # Player sessions (hub/players.py, README "Player sessions"): a session token lives session_ttl_s and is
     # renewed with the refresh token until the login's hard end, session_max_s after Login; a login unused
-    # for session_idle_s ends. A player holds at most session_cap live logins (session_caps: per operator);
-    # a new Login past the cap ends the oldest.
+    # for session_idle_s ends. A player holds at most session_cap live logins (session_caps: per operator,
+    # AdminService.SetOperatorLimits over both); a new Login past the cap ends the oldest.
     session_ttl_s: int = 900
     session_max_s: int = 86_400
     session_idle_s: int = 1_800

@@ -92,6 +92,7 @@ from hub.ledger.schema import (
 )
 from hub.ledger.uow import UnitOfWork
 from hub.money import Money, exponent, positive_amount
+from hub.operators import Operators
 from hub.players import Players
 from hub.receipts import ActionReceipt
 from hub.studio_guard import GuardedAdapter
@@ -426,9 +427,12 @@ class RoundView:
 
 class Play:
     def __init__(self, db: Database, engine: SettlementEngine, catalog: Catalog, players: Players,
-                 rounds: RoundLedger, game_session_ttl: timedelta, round_wait: timedelta):
+                 rounds: RoundLedger, game_session_ttl: timedelta, round_wait: timedelta,
+                 operators: Operators | None = None):
         """round_wait: how long a resumed stream follows a round still in play before it gives up; by
-        then the reconciler should have closed it."""
+        then the reconciler should have closed it. operators: to tell an action naming another operator's
+        round (OBJECT_OF_ANOTHER_OPERATOR) from one naming no round."""
+        self._operators = operators
         self._db = db
         self._engine = engine
         self._catalog = catalog
@@ -580,12 +584,16 @@ class Play:
         if dropped is not None:
             raise dropped
 
-    async def _refuse(self, session: GameSession, handler: Callable[[Book, C], PlayEvent], command: C,
+    async def _refuse(self, session: GameSession, err: DomainError, named: dict[str, str],
+                      handler: Callable[[Book, C], PlayEvent], command: Callable[[DomainError], C],
                       emit: Callable[[PlayEvent], None]) -> deadline.CallerGone | None:
         """Store a refusal's event (a retry with the same key gets it again) and emit it; CallerGone, not
-        raised, when the stream is gone."""
+        raised, when the stream is gone. An id named (field -> id) that is another operator's object turns a
+        NOT_FOUND into OBJECT_OF_ANOTHER_OPERATOR (hub.operators)."""
         try:
-            emit(await self._appending(session, handler, command))
+            if named and self._operators is not None:
+                err = await self._operators.refusal(session.operator_id, "Play", named, err)
+            emit(await self._appending(session, handler, command(err)))
         except deadline.CallerGone as gone:
             return gone
         return None
@@ -608,7 +616,8 @@ class Play:
                                   f"is open for another {adapter.breaker.retry_in():.1f} s")
             opened = await self._appending(session, self._open_round, OpenRound(session, money, key, layout))
         except DomainError as err:
-            return await self._refuse(session, self._bet_refused, BetRefused(session, key, err), emit)
+            return await self._refuse(session, err, {}, self._bet_refused,
+                                      lambda refusal: BetRefused(session, key, refusal), emit)
         except deadline.CallerGone as gone:
             log.info("play.bet_dropped", reason=str(gone))
             return gone
@@ -670,7 +679,8 @@ class Play:
                 raise DomainError(Reason.ROUND_NOT_AWAITING_ACTION, f"{session.game_id} plays no multi-step rounds")
             taken = await self._appending(session, self._take_action, TakeAction(session, round_id, action, key))
         except DomainError as err:
-            return await self._refuse(session, self._act_refused, ActRefused(session, key, round_id, err), emit)
+            return await self._refuse(session, err, {"round_id": round_id}, self._act_refused,
+                                      lambda refusal: ActRefused(session, key, round_id, refusal), emit)
         except deadline.CallerGone as gone:
             log.info("play.act_dropped", reason=str(gone))
             return gone

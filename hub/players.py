@@ -17,6 +17,7 @@ import hashlib
 import re
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -57,11 +58,10 @@ class SessionSettings:
     token_ttl: timedelta = timedelta(minutes=15)
     max_age: timedelta = timedelta(hours=24)
     idle: timedelta = timedelta(minutes=30)
-    cap: int = 5
-    caps: tuple[tuple[str, int], ...] = ()  # per operator
 
-    def cap_of(self, operator_id: str) -> int:
-        return max(1, dict(self.caps).get(operator_id, self.cap))
+
+async def default_cap(operator_id: str) -> int:
+    return 5
 
 
 @dataclass(frozen=True)
@@ -110,9 +110,11 @@ def _new_token(prefix: str) -> str:
 
 class Players:
     def __init__(self, db: Database, settings: SessionSettings, page_tokens: PageTokens,
-                 hashing: Hashing = DEFAULT_HASHING):
+                 hashing: Hashing = DEFAULT_HASHING, session_cap: Callable[[str], Awaitable[int]] = default_cap):
+        """session_cap(operator_id): the live logins a player of the operator may hold (hub.operator_limits)."""
         self._db = db
         self._settings = settings
+        self._session_cap = session_cap
         self._page_tokens = page_tokens
         self._hashing = hashing
 
@@ -154,7 +156,7 @@ class Players:
             row = None
         if row is None:
             raise DomainError(Reason.INVALID_CREDENTIALS, "unknown username or wrong password")
-        player_id, cap = row.player_id, self._settings.cap_of(operator_id)
+        player_id, cap = row.player_id, await self._session_cap(operator_id)
 
         def _start(uow: UnitOfWork) -> Session:
             now = utcnow()

@@ -149,9 +149,9 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
     # Admission first (a flood is refused before any credential check), then who is calling, then that
     # operator's own limits (they need the operator), then the request.
     authentication = Authentication(authenticator, SERVICE_DESCRIPTORS)
-    operator_limits = OperatorLimits(config.rate_limit_per_s, config.rate_limit_burst,
-                                     config.max_play_streams_per_operator, config.overload_pushback_ms,
-                                     config.token_issue_per_s, config.token_issue_burst)
+    operator_limits = OperatorLimits(hub.limits, config.workers, config.overload_pushback_ms,
+                                     config.token_issue_per_s, config.token_issue_burst,
+                                     config.studio_rate_limit_per_s, config.studio_rate_limit_burst)
     server = grpc.aio.server(interceptors=[admission, authentication, operator_limits, RequestChecks()],
                              options=options)
     game_service_pb2_grpc.add_GameServiceServicer_to_server(
@@ -165,7 +165,8 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
         ReportServicer(hub.reports, hub.operators), server)
     auth_service_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(authenticator), server)
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
-        AdminServicer(OperatorAdmin(hub.db, await load_page_tokens(hub.db), hub.hashing), hub.catalog), server)
+        AdminServicer(OperatorAdmin(hub.db, await load_page_tokens(hub.db), hub.hashing), hub.catalog,
+                      hub.limits), server)
     provider_wallet_service_pb2_grpc.add_ProviderWalletServiceServicer_to_server(
         ProviderWalletServicer(hub.provider_wallet), server)
     health_servicer = health.aio.HealthServicer()

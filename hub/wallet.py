@@ -21,7 +21,7 @@ from hub.ledger.book import Book
 from hub.ledger.db import Database
 from hub.ledger.engine import SettlementEngine
 from hub.ledger.rounds import require_player
-from hub.ledger.schema import ledger_transactions, withdrawals
+from hub.ledger.schema import ledger_transactions, rounds, withdrawals
 from hub.ledger.uow import UnitOfWork
 from hub.money import Money, exponent, positive_amount
 from hub.page_tokens import PageTokens
@@ -285,6 +285,9 @@ class Wallet:
         def _read(uow: UnitOfWork) -> list:  # type: ignore[type-arg]
             if q.player_id:
                 require_player_now(uow, operator_id, q.player_id)
+            if q.round_id and uow.conn.execute(select(rounds.c.round_id).where(
+                    rounds.c.operator_id == operator_id, rounds.c.round_id == q.round_id)).first() is None:
+                raise DomainError(Reason.ROUND_NOT_FOUND, f"no round {quote(q.round_id)}")  # not a silent empty page
             return list(uow.conn.execute(select_))
 
         rows = await self._db.run(_read)

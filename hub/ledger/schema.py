@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Double,
     Index,
     Integer,
     LargeBinary,
@@ -214,6 +215,7 @@ rounds = table(
     Column("opened_at", Timestamp, nullable=False),
     Column("closed_at", Timestamp),
     Index(None, "operator_id", "status", "opened_at"),
+    Index(None, "round_id"),  # whose round an id is, when another operator names it (hub.operators)
 )
 
 withdrawals = table(
@@ -229,6 +231,7 @@ withdrawals = table(
     Column("created_at", Timestamp, nullable=False),
     Column("decided_at", Timestamp),
     Index(None, "operator_id", "status", "created_at"),
+    Index(None, "withdrawal_id"),  # whose withdrawal an id is (hub.operators)
 )
 
 bets = table(
@@ -279,6 +282,7 @@ bonuses = table(
     Column("closed_at", Timestamp),
     Index(None, "operator_id", "player_id", "currency", "status"),
     Index(None, "status", "expires_at"),  # the expiry sweep, across operators
+    Index(None, "bonus_id"),  # whose bonus an id is (hub.operators)
 )
 
 free_round_grants = table(
@@ -382,5 +386,17 @@ operator_rtp_variants = table(
     Column("operator_id", String(64), primary_key=True),
     Column("game_id", String(128), primary_key=True),
     Column("variant", String(32), nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+operator_limits = table(
+    "operator_limits",
+    # An operator's abuse limits set through AdminService.SetOperatorLimits (hub.operator_limits). NULL: the
+    # hub's configured default. No row: every default.
+    Column("operator_id", String(64), primary_key=True),
+    Column("rate_per_s", Double),
+    Column("burst", Integer),
+    Column("max_play_streams", Integer),
+    Column("session_cap", Integer),
     Column("updated_at", Timestamp, nullable=False),
 )

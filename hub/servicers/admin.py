@@ -2,6 +2,7 @@
 
 import functools
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict, fields
 from typing import Any
 
 import grpc
@@ -19,6 +20,7 @@ from hub.auth.certificates import ClientCertificate
 from hub.auth.credentials import Authenticator
 from hub.catalog import Catalog, OperatorConfiguration
 from hub.errors import DomainError
+from hub.operator_limits import InForce, Limits, OperatorLimitSettings, check
 from hub.servicers import mapping
 from hub.servicers.authentication import refused
 from hub.servicers.calls import abort_unexpected, answered, bind_call
@@ -79,10 +81,29 @@ def _catalog_settings(c: OperatorConfiguration) -> pb.CatalogSettings:
                                              for v in g.rtp_variants]) for g in c.games])
 
 
+def _limits_out(limits: Limits | InForce) -> pb.OperatorLimits:
+    """Only the figures that are set (not None) are present."""
+    out = pb.OperatorLimits()
+    for f in fields(limits):
+        value = getattr(limits, f.name)
+        if value is not None:
+            setattr(out, f.name, value)
+    return out
+
+
+def _limits_in(message: pb.OperatorLimits) -> Limits:
+    """A figure absent from the message (proto3 optional) is None: not set."""
+    m = message
+    return Limits(m.rate_per_s if m.HasField("rate_per_s") else None, m.burst if m.HasField("burst") else None,
+                  m.max_play_streams if m.HasField("max_play_streams") else None,
+                  m.session_cap if m.HasField("session_cap") else None)
+
+
 class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
-    def __init__(self, admin: OperatorAdmin, catalog: Catalog):
+    def __init__(self, admin: OperatorAdmin, catalog: Catalog, limits: OperatorLimitSettings):
         self.admin = admin
         self.catalog = catalog
+        self.limits = limits
 
     async def _configuration(self, operator_id: str) -> pb.CatalogSettings:
         return _catalog_settings(await self.catalog.configuration(operator_id))
@@ -217,6 +238,26 @@ class AdminServicer(admin_service_pb2_grpc.AdminServiceServicer):
         updated = await self.admin.set_studio_key_ip_allowlist(request.key_id, list(request.cidrs))
         log.info("admin.studio_key_allowlist", key_id=updated.key_id, cidrs=len(updated.ip_allowlist))
         return pb.SetStudioKeyIpAllowlistResponse(studio_key=_studio_key(updated))
+
+
+    @admin_call
+    async def GetOperatorLimits(self, request: pb.GetOperatorLimitsRequest,
+                                context: grpc.aio.ServicerContext) -> pb.GetOperatorLimitsResponse:
+        await self.admin.get_operator(request.operator_id)
+        limits = await self.limits.get(request.operator_id)
+        return pb.GetOperatorLimitsResponse(operator_id=request.operator_id, limits=_limits_out(limits),
+                                            effective=_limits_out(self.limits.effective(request.operator_id, limits)))
+
+    @admin_call
+    async def SetOperatorLimits(self, request: pb.SetOperatorLimitsRequest,
+                                context: grpc.aio.ServicerContext) -> pb.SetOperatorLimitsResponse:
+        wanted = check(_limits_in(request.limits))  # a bad figure is refused before the operator is looked up
+        await self.admin.get_operator(request.operator_id)
+        limits = await self.limits.set(request.operator_id, wanted)
+        log.info("admin.operator_limits", operator=request.operator_id,
+                 **{f"{k}_set": v for k, v in asdict(limits).items() if v is not None})
+        return pb.SetOperatorLimitsResponse(operator_id=request.operator_id, limits=_limits_out(limits),
+                                            effective=_limits_out(self.limits.effective(request.operator_id, limits)))
 
 
 class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):

@@ -18,13 +18,14 @@ from typing import Any
 
 import grpc
 import structlog
+from google.protobuf.message import Message
 from sqlalchemy.exc import OperationalError
 
 from hub.auth import principal as principals
 from hub.deadline import CallerGone
 from hub.errors import DomainError, Reason, State
 from hub.ledger.db import is_unreachable
-from hub.operators import Operators
+from hub.operators import OWNED, Operators
 from hub.servicers import mapping
 
 log = structlog.get_logger("hub.rpc")
@@ -77,6 +78,25 @@ async def abort_unexpected(context: grpc.aio.ServicerContext, exc: BaseException
 Handler = Callable[[Any, str, Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
+def named_ids(request: Message) -> dict[str, str]:
+    """The ids of operators' objects a request names (fields of hub.operators.OWNED, nested ones included)."""
+    found: dict[str, str] = {}
+    for f, value in request.ListFields():
+        if f.message_type is not None and not f.is_repeated:
+            found |= named_ids(value)
+        elif f.name in OWNED and isinstance(value, str):
+            found[f.name] = value
+    return found
+
+
+async def tenancy_checked(operators: Operators, operator_id: str, rpc: str, request: Message | None,
+                          err: DomainError) -> DomainError:
+    """err, or OBJECT_OF_ANOTHER_OPERATOR if it is NOT_FOUND and the request names another operator's object."""
+    if request is None or err.reason.code != grpc.StatusCode.NOT_FOUND:
+        return err
+    return await operators.refusal(operator_id, rpc, named_ids(request), err)
+
+
 async def answered(context: grpc.aio.ServicerContext, work: Awaitable[Any]) -> Any:
     """A unary handler's work, its refusal (DomainError) or failure mapped to a status, never leaked. Every
     unary wrapper (operator, administrator, studio) answers through it."""
@@ -100,7 +120,10 @@ def unary(handler: Handler) -> Callable[[Any, Any, grpc.aio.ServicerContext], Aw
 
         async def work() -> Any:
             await operators.require(operator_id)
-            return await handler(self, operator_id, request, context)
+            try:
+                return await handler(self, operator_id, request, context)
+            except DomainError as err:
+                raise await tenancy_checked(operators, operator_id, handler.__name__, request, err) from None
 
         return await answered(context, work())
 

@@ -13,7 +13,7 @@ from hub.play import GameSession, Play
 from hub.promotions import Promotions
 from hub.reality import RealityChecks, Reminder
 from hub.servicers import mapping
-from hub.servicers.calls import abort, abort_unexpected, bind_call, unary
+from hub.servicers.calls import abort, abort_unexpected, bind_call, tenancy_checked, unary
 
 log = structlog.get_logger("hub.rpc")
 
@@ -69,6 +69,7 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
         reminder: Reminder | None = None
         incoming = aiter(requests)
         next_request: asyncio.Future[pb.PlayRequest] | None = None
+        request: pb.PlayRequest | None = None
         try:
             await self.operators.require(operator_id)
             while True:
@@ -122,7 +123,11 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
                 else:
                     raise DomainError(Reason.INVALID_ARGUMENT, "empty PlayRequest")
         except DomainError as err:
-            await abort(context, err)
+            try:
+                checked = await tenancy_checked(self.operators, operator_id, "Play", request, err)
+            except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
+                await abort_unexpected(context, exc)
+            await abort(context, checked)
         except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
             await abort_unexpected(context, exc)
         finally:

@@ -6,6 +6,7 @@ refused call changes no balance, transaction or ledger total, and a variant of a
 object the id names.
 """
 
+import math
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ INT_BOUNDS = {
     FieldDescriptor.TYPE_INT32: [0, -1, 1, 2**31 - 1, -(2**31), 1001, 501],
     FieldDescriptor.TYPE_UINT32: [0, 1, 2**32 - 1],
 }
+FLOATS = [0.0, -0.0, -1.0, 0.5, 1e308, -1e308, 5e-324, math.inf, -math.inf, math.nan]
 
 
 @dataclass
@@ -165,6 +167,8 @@ def hostile_value(f: FieldDescriptor, world: World) -> st.SearchStrategy[tuple[A
         return st.sampled_from([0, -1, top + 1, 2**31 - 1]).map(lambda v: (v, False))
     if f.type == FieldDescriptor.TYPE_BOOL:
         return st.booleans().map(lambda v: (v, False))
+    if f.type in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
+        return st.sampled_from(FLOATS).map(lambda v: (v, False))
     return st.sampled_from(INT_BOUNDS[f.type]).map(lambda v: (v, False))
 
 

@@ -1,9 +1,12 @@
 """Per-operator abuse limits (OperatorLimits in hub/servicers/admission.py): a token bucket of calls a second
 and a cap on open Play streams, each refusal RESOURCE_EXHAUSTED with its own reason and a retry pushback,
-nothing applied, logged; another operator is not affected."""
+nothing applied, logged; another operator is not affected. The figures come from the configuration or, per
+operator, from AdminService.SetOperatorLimits (validated, read by every hub process within its TTL, split
+across worker processes; the session cap too); studio keys have buckets of their own."""
 
 import asyncio
 import dataclasses
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -13,14 +16,19 @@ import pytest
 from structlog.testing import capture_logs
 
 from casinohub.v1 import (
+    admin_service_pb2 as apb,
+    admin_service_pb2_grpc,
     auth_service_pb2 as tpb,
     auth_service_pb2_grpc,
     common_pb2,
     game_service_pb2 as pb,
+    player_service_pb2 as ppb,
     wallet_service_pb2 as wpb,
 )
-from hub.servicers.admission import PUSHBACK_HEADER, Buckets, TokenBucket
+from hub.operator_limits import InForce
+from hub.servicers.admission import PUSHBACK_HEADER, Buckets, Share, TokenBucket, share_of
 from tests.e2e.play_client import PlayStream, kinds, launch, opened_stream
+from tests.e2e.test_provider_wallet import ADMIN, ADMIN_TOKEN, Studio, studio_key
 from tests.errors import error_info, reason_of
 from tests.fakes import FakeStudio
 from tests.support import Client, access_token, start_hub
@@ -176,3 +184,187 @@ def test_buckets_past_their_key_limit_drop_only_the_refilled_ones(monkeypatch: p
         fast.wait_s(key)
     assert set(fast._buckets) == {"d"}
     assert Buckets(rate_per_s=0, burst=1).wait_s("x") == 0.0  # rate 0: no limit
+
+
+# -- limits set through AdminService -------------------------------------------------------------------------
+
+def admin_of(hub: Client) -> admin_service_pb2_grpc.AdminServiceStub:
+    return admin_service_pb2_grpc.AdminServiceStub(hub.channel)
+
+
+async def set_limits(hub: Client, operator_id: str, **figures: float) -> apb.SetOperatorLimitsResponse:
+    return await admin_of(hub).SetOperatorLimits(apb.SetOperatorLimitsRequest(
+        operator_id=operator_id, limits=apb.OperatorLimits(**figures)), metadata=ADMIN)  # type: ignore[arg-type]
+
+
+async def deposits_until_refused(client: Client, player_id: str, most: int) -> tuple[int, grpc.aio.AioRpcError | None]:
+    for attempt in range(most):
+        try:
+            await client.wallet.Deposit(wpb.DepositRequest(
+                player_id=player_id, amount=common_pb2.Money(currency="USD", amount_minor=1),
+                idempotency_key=f"dep-{uuid.uuid4()}"), metadata=client.metadata)
+        except grpc.aio.AioRpcError as err:
+            return attempt, err
+    return most, None
+
+
+@pytest.fixture
+async def admin_hub(database_url: str, studio: FakeStudio) -> AsyncIterator[Client]:
+    async for client in limited(database_url, studio, admin_token=ADMIN_TOKEN, session_cap=4):
+        yield client
+
+
+async def test_limits_unset_fall_back_to_the_defaults_and_set_ones_replace_them(admin_hub: Client) -> None:
+    hub = admin_hub
+    got = await admin_of(hub).GetOperatorLimits(apb.GetOperatorLimitsRequest(operator_id=hub.operator_id),
+                                                metadata=ADMIN)
+    assert got.limits == apb.OperatorLimits()  # nothing set
+    assert got.effective == apb.OperatorLimits(rate_per_s=1000, burst=2000, max_play_streams=0, session_cap=4)
+    changed = await set_limits(hub, hub.operator_id, rate_per_s=2.5, max_play_streams=0)
+    assert changed.limits.HasField("max_play_streams") and not changed.limits.HasField("burst")  # 0 is set
+    assert changed.effective == apb.OperatorLimits(rate_per_s=2.5, burst=2000, max_play_streams=0, session_cap=4)
+    got = await admin_of(hub).GetOperatorLimits(apb.GetOperatorLimitsRequest(operator_id=hub.operator_id),
+                                                metadata=ADMIN)
+    assert (got.limits, got.effective) == (changed.limits, changed.effective)
+    cleared = await set_limits(hub, hub.operator_id)  # every field absent: back to the defaults
+    assert cleared.limits == apb.OperatorLimits() and cleared.effective.rate_per_s == 1000
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("rate_per_s", -0.5), ("rate_per_s", 100_001.0), ("rate_per_s", math.nan), ("rate_per_s", math.inf),
+    ("burst", 0), ("burst", 1_000_001), ("burst", -1), ("max_play_streams", -1), ("max_play_streams", 100_001),
+    ("session_cap", 0), ("session_cap", 1_001)])
+async def test_limits_out_of_range_are_refused_and_change_nothing(admin_hub: Client, field: str, value: float) -> None:
+    hub = admin_hub
+    await set_limits(hub, hub.operator_id, rate_per_s=7)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await set_limits(hub, hub.operator_id, **{"session_cap": 10, field: value})  # one bad figure of two
+    assert reason_of(err.value) == (grpc.StatusCode.INVALID_ARGUMENT, "LIMIT_OUT_OF_RANGE")
+    assert error_info(err.value).metadata["field"] == field
+    got = await admin_of(hub).GetOperatorLimits(apb.GetOperatorLimitsRequest(operator_id=hub.operator_id),
+                                                metadata=ADMIN)
+    assert got.limits == apb.OperatorLimits(rate_per_s=7)
+
+
+async def test_limits_of_an_unknown_operator_are_not_found(admin_hub: Client) -> None:
+    for call in (set_limits(admin_hub, "no-such-operator", rate_per_s=1),
+                 admin_of(admin_hub).GetOperatorLimits(apb.GetOperatorLimitsRequest(operator_id="no-such-operator"),
+                                                       metadata=ADMIN)):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call
+        assert reason_of(err.value) == (grpc.StatusCode.NOT_FOUND, "OPERATOR_NOT_FOUND")
+
+
+async def test_a_low_rate_set_on_one_hub_process_limits_that_operator_on_another_within_the_ttl(
+        admin_hub: Client, studio: FakeStudio) -> None:
+    """The figure is set through one process and enforced by another (which reads it within its TTL, here
+    0.5 s); operator B on the same process is not slowed."""
+    other = await start_hub(admin_hub.database_url, {"fake": studio}, sandbox_operator_id=admin_hub.operator_id,
+                            operator_limits_ttl_s=0.5, overload_pushback_ms=PUSHBACK_MS)
+    try:
+        a = other
+        b = await other_operator(other)
+        a_player, _ = await a.new_player()
+        b_player, _ = await b.new_player()
+        assert (await deposits_until_refused(a, a_player, 5))[1] is None  # the default: no refusal
+        await set_limits(admin_hub, a.operator_id, rate_per_s=0.01, burst=2)
+        started, refusal = time.monotonic(), None
+        while refusal is None and time.monotonic() - started < 5:
+            _, refusal = await deposits_until_refused(a, a_player, 5)
+        assert refusal is not None, "the other process never applied the new rate"
+        assert reason_of(refusal) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
+        assert error_info(refusal).metadata["limit_per_s"] == "0.01" and pushback_ms(refusal) >= 1
+        assert (await deposits_until_refused(b, b_player, 20))[1] is None
+    finally:
+        await other.channel.close()
+        await other.server.stop(grace=1)
+
+
+async def test_the_figures_are_split_across_worker_processes(database_url: str, studio: FakeStudio) -> None:
+    """With --workers 2 a process enforces half of each figure: of a burst of 6, 3 calls here."""
+    assert share_of(InForce(rate_per_s=10, burst=5, max_play_streams=3, session_cap=9), 4) == Share(2.5, 1, 1)
+    assert share_of(InForce(rate_per_s=0, burst=2000, max_play_streams=0, session_cap=1), 3) == Share(0, 666, 0)
+    async for hub in limited(database_url, studio, admin_token=ADMIN_TOKEN, workers=2):
+        player_id, _ = await hub.new_player()
+        await set_limits(hub, hub.operator_id, rate_per_s=0.02, burst=8)
+        applied, refusal = await deposits_until_refused(hub, player_id, 10)
+        assert applied == 4 and refusal is not None  # the fixed burst, halved
+        assert error_info(refusal).metadata["limit_per_s"] == "0.01"
+
+
+async def test_a_stream_cap_set_through_admin_refuses_that_operator_only(admin_hub: Client) -> None:
+    hub = admin_hub
+    await set_limits(hub, hub.operator_id, max_play_streams=1)
+    _, token = await hub.new_player(deposit=100)
+    b = await other_operator(hub)
+    _, b_token = await b.new_player(deposit=100)
+    streams = [await opened_stream(hub, token)]
+    try:
+        refused = PlayStream(hub)
+        refused.open(await launch(hub, token), token)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await refused.next()
+        await refused.close()
+        assert reason_of(err.value) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_MANY_STREAMS")
+        assert error_info(err.value).metadata["limit"] == "1" and pushback_ms(err.value) >= PUSHBACK_MS
+        streams += [await opened_stream(b, b_token), await opened_stream(b, b_token)]  # B: no cap
+    finally:
+        for stream in streams:
+            await stream.close()
+
+
+async def test_a_session_cap_set_through_admin_overrides_the_configured_one(
+        database_url: str, studio: FakeStudio) -> None:
+    operator_id = f"op-{uuid.uuid4().hex[:12]}"
+    async for hub in limited(database_url, studio, admin_token=ADMIN_TOKEN, sandbox_operator_id=operator_id,
+                             session_caps={operator_id: 3}):
+        username = f"p{uuid.uuid4().hex[:10]}"
+        await hub.players.RegisterPlayer(ppb.RegisterPlayerRequest(username=username, password="correct-horse"),
+                                         metadata=hub.metadata)
+        assert (await set_limits(hub, operator_id, session_cap=1)).effective.session_cap == 1
+        login = ppb.LoginRequest(username=username, password="correct-horse")
+        first = await hub.players.Login(login, metadata=hub.metadata)
+        second = await hub.players.Login(login, metadata=hub.metadata)  # past the cap of 1: the oldest login ends
+        await launch(hub, second.session_token)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await launch(hub, first.session_token)
+        assert reason_of(err.value) == (grpc.StatusCode.UNAUTHENTICATED, "SESSION_REVOKED")
+        sessions = await hub.players.ListSessions(ppb.ListSessionsRequest(player_id=second.player_id),
+                                                  metadata=hub.metadata)
+        assert [s.session_id for s in sessions.sessions] == [second.session_id]
+
+
+async def test_studio_calls_are_limited_per_studio_key(database_url: str, studio: FakeStudio) -> None:
+    """ProviderWalletService: each studio key has its own bucket; another key and the operators are not
+    slowed."""
+    async for hub in limited(database_url, studio, admin_token=ADMIN_TOKEN, studio_rate_limit_per_s=0.01,
+                             studio_rate_limit_burst=3):
+        player_id, token = await hub.new_player(deposit=100)
+        session = await launch(hub, token)
+        keys = [await studio_key(hub, "fake") for _ in range(2)]
+        first, second = (Studio(hub.channel, key_id, private, session, player_id) for key_id, private in keys)
+        outcomes = []
+        with capture_logs() as logs:
+            for _ in range(5):
+                try:
+                    outcomes.append((await first.balance(), ""))
+                except grpc.aio.AioRpcError as err:
+                    outcomes.append((0, reason_of(err)[1]))
+                    refusal = err
+        assert outcomes == [(100, "")] * 3 + [(0, "RATE_LIMITED")] * 2
+        assert reason_of(refusal)[0] == grpc.StatusCode.RESOURCE_EXHAUSTED and pushback_ms(refusal) >= 1
+        assert [(r["reason"], r["caller"], r["refused"]) for r in logs if r["event"] == "rpc.operator_limited"] == [
+            ("RATE_LIMITED", f"studio key {first.key_id}", 1)]  # a count: the second refusal in the same second
+        assert await second.balance() == 100
+        assert await hub.balance(player_id) == 100
+
+
+def test_a_bucket_whose_figures_change_keeps_what_it_saved_up_to_the_new_burst() -> None:
+    buckets = Buckets()
+    bucket = TokenBucket(rate=1.0, burst=10, now=0.0)
+    bucket.take(0.0)  # 9 left
+    bucket.change(rate=0.5, burst=4, now=2.0)  # refilled to 10 at the old rate, then cut to the new burst
+    assert bucket.tokens == 4 and bucket.rate == 0.5
+    assert [bucket.take(2.0) for _ in range(4)] == [0.0] * 4 and bucket.take(2.0) == pytest.approx(2.0)
+    assert buckets.wait_s("op", 0.001, 1) == 0.0 and buckets.wait_s("op", 0.001, 1) > 0
+    assert buckets.wait_s("op", 0, 1) == 0.0  # set to no limit: served at once

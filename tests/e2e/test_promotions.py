@@ -304,14 +304,14 @@ async def test_unknown_bonus_is_not_found(hub: Client) -> None:
         assert reason_of(await refused(call)) == (grpc.StatusCode.NOT_FOUND, "BONUS_NOT_FOUND")
 
 
-async def test_a_bonus_is_invisible_to_other_operators(hub: Client) -> None:
+async def test_another_operators_bonus_is_refused_and_left_alone(hub: Client) -> None:
     player_id, _ = await hub.new_player()
     bonus_id = (await grant_bonus(hub, player_id, 500, "bonus-tenant")).bonus.bonus_id
     await hub.server.hub.operators.ensure("other-operator", "Other")
     other = bearer(access_token(hub.database_url, "other-operator"))
     for call in (hub.wallet.GetBonus(pb.GetBonusRequest(bonus_id=bonus_id), metadata=other),
                  hub.wallet.ForfeitBonus(pb.ForfeitBonusRequest(bonus_id=bonus_id), metadata=other)):
-        assert reason_of(await refused(call)) == (grpc.StatusCode.NOT_FOUND, "BONUS_NOT_FOUND")
+        assert reason_of(await refused(call)) == (grpc.StatusCode.PERMISSION_DENIED, "OBJECT_OF_ANOTHER_OPERATOR")
     assert (await get_bonus(hub, bonus_id)).status == pb.BONUS_STATUS_ACTIVE
 
 

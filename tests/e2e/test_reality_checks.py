@@ -167,7 +167,7 @@ async def test_the_interval_changes_at_once_either_way_and_bad_values_are_refuse
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await other.players.SetRealityCheckInterval(ppb.SetRealityCheckIntervalRequest(
                 player_id=player_id, minutes=30), metadata=other.metadata)
-        assert reason_of(err.value) == (grpc.StatusCode.NOT_FOUND, "PLAYER_NOT_FOUND")
+        assert reason_of(err.value) == (grpc.StatusCode.PERMISSION_DENIED, "OBJECT_OF_ANOTHER_OPERATOR")
     finally:
         await other.channel.close()
         await other.server.stop(grace=1)

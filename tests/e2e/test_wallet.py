@@ -1,6 +1,7 @@
 """WalletService over a live hub on port 0, through the generated stubs, on SQLite and MariaDB."""
 
 import asyncio
+import uuid
 
 import grpc
 import pytest
@@ -128,12 +129,15 @@ async def test_unknown_player_and_unknown_operator(hub: Client) -> None:
     assert reason_of(err.value) == (grpc.StatusCode.PERMISSION_DENIED, "OPERATOR_MISMATCH")
 
 
-async def test_players_are_invisible_to_other_operators(hub: Client) -> None:
+async def test_another_operators_player_is_refused_and_an_unknown_one_not_found(hub: Client) -> None:
     player_id, _ = await hub.new_player(deposit=100)
     await hub.server.hub.operators.ensure("other-operator", "Other")
+    other = bearer(access_token(hub.database_url, "other-operator"))
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await hub.wallet.GetBalance(pb.GetBalanceRequest(player_id=player_id, currency=USD),
-                                    metadata=bearer(access_token(hub.database_url, "other-operator")))
+        await hub.wallet.GetBalance(pb.GetBalanceRequest(player_id=player_id, currency=USD), metadata=other)
+    assert reason_of(err.value) == (grpc.StatusCode.PERMISSION_DENIED, "OBJECT_OF_ANOTHER_OPERATOR")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await hub.wallet.GetBalance(pb.GetBalanceRequest(player_id=str(uuid.uuid4()), currency=USD), metadata=other)
     assert reason_of(err.value) == (grpc.StatusCode.NOT_FOUND, "PLAYER_NOT_FOUND")
 
 

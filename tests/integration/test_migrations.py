@@ -413,6 +413,28 @@ def test_0014_adds_studio_keys_and_takes_them_away_again(empty_url: str) -> None
     assert "studio_keys" not in tables and "api_keys" in tables
 
 
+# -- 0015: operator limits -----------------------------------------------------------------------------------
+
+def test_0015_adds_operator_limits_and_the_id_indexes_and_takes_them_away_again(empty_url: str) -> None:
+    command.upgrade(alembic_config(empty_url), "0014")
+    upgrade(empty_url)
+    engine = create_engine(empty_url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO operator_limits (operator_id, rate_per_s, updated_at)"
+                          " VALUES ('Acme', 0.25, '2026-01-01')"))
+        conn.execute(text("INSERT INTO operator_limits (operator_id, session_cap, updated_at)"
+                          " VALUES ('acme', 2, '2026-01-01')"))  # operator ids compare byte for byte
+        assert conn.execute(text("SELECT rate_per_s, burst FROM operator_limits WHERE operator_id = 'Acme'")
+                            ).one() == (0.25, None)
+    indexed = {(t, tuple(i["column_names"])) for t in ("rounds", "withdrawals", "bonuses")
+               for i in inspect(engine).get_indexes(t)}
+    assert {("rounds", ("round_id",)), ("withdrawals", ("withdrawal_id",)), ("bonuses", ("bonus_id",))} <= indexed
+    engine.dispose()
+    command.downgrade(alembic_config(empty_url), "0014")
+    engine = create_engine(empty_url)
+    assert "operator_limits" not in inspect(engine).get_table_names()
+    assert ("round_id",) not in [tuple(i["column_names"]) for i in inspect(engine).get_indexes("rounds")]
+    engine.dispose()
 # -- 0016: client certificates, studio key allowlists, player:read for keys made before it --------------------
 
 OLD_SCOPES = "game:read game:play wallet:read wallet:write player:write report:read"  # a default key before 0013

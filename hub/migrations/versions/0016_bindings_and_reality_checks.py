@@ -8,14 +8,14 @@ downgrade restores exactly those keys' scopes and nothing else. Reality-check in
 are player_limits rows of kind reality_check.
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 """
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision = '0016'
-down_revision = '0014'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 

@@ -1177,3 +1177,164 @@ class SetStudioKeyIpAllowlistResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SetStudioKeyIpAllowlistResponse: _TypeAlias = SetStudioKeyIpAllowlistResponse  # noqa: Y015
+
+@_typing.final
+class OperatorLimits(_message.Message):
+    """One operator's abuse limits (README "Security and tenancy"). Each field is
+    optional: absent means "not set, the hub's configured default applies".
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RATE_PER_S_FIELD_NUMBER: _builtins.int
+    BURST_FIELD_NUMBER: _builtins.int
+    MAX_PLAY_STREAMS_FIELD_NUMBER: _builtins.int
+    SESSION_CAP_FIELD_NUMBER: _builtins.int
+    rate_per_s: _builtins.float
+    """Calls a second, unary calls and Play stream opens (RESOURCE_EXHAUSTED /
+    RATE_LIMITED past it); 0: no limit. 0..100000, finite.
+    """
+    burst: _builtins.int
+    """Calls that may be saved up beyond the rate. 1..1000000."""
+    max_play_streams: _builtins.int
+    """Play streams open at once (RESOURCE_EXHAUSTED / TOO_MANY_STREAMS past
+    it); 0: only the hub-wide max_play_streams. 0..100000.
+    """
+    session_cap: _builtins.int
+    """Live logins a player may hold: a Login past it ends the player's oldest
+    login (as [session_caps] does, which it overrides). 1..1000.
+    """
+    def __init__(
+        self,
+        *,
+        rate_per_s: _builtins.float | None = ...,
+        burst: _builtins.int | None = ...,
+        max_play_streams: _builtins.int | None = ...,
+        session_cap: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_burst", b"_burst", "_max_play_streams", b"_max_play_streams", "_rate_per_s", b"_rate_per_s", "_session_cap", b"_session_cap", "burst", b"burst", "max_play_streams", b"max_play_streams", "rate_per_s", b"rate_per_s", "session_cap", b"session_cap"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_burst", b"_burst", "_max_play_streams", b"_max_play_streams", "_rate_per_s", b"_rate_per_s", "_session_cap", b"_session_cap", "burst", b"burst", "max_play_streams", b"max_play_streams", "rate_per_s", b"rate_per_s", "session_cap", b"session_cap"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__burst: _TypeAlias = _typing.Literal["burst"]  # noqa: Y015
+    _WhichOneofArgType__burst: _TypeAlias = _typing.Literal["_burst", b"_burst"]  # noqa: Y015
+    _WhichOneofReturnType__max_play_streams: _TypeAlias = _typing.Literal["max_play_streams"]  # noqa: Y015
+    _WhichOneofArgType__max_play_streams: _TypeAlias = _typing.Literal["_max_play_streams", b"_max_play_streams"]  # noqa: Y015
+    _WhichOneofReturnType__rate_per_s: _TypeAlias = _typing.Literal["rate_per_s"]  # noqa: Y015
+    _WhichOneofArgType__rate_per_s: _TypeAlias = _typing.Literal["_rate_per_s", b"_rate_per_s"]  # noqa: Y015
+    _WhichOneofReturnType__session_cap: _TypeAlias = _typing.Literal["session_cap"]  # noqa: Y015
+    _WhichOneofArgType__session_cap: _TypeAlias = _typing.Literal["_session_cap", b"_session_cap"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__burst) -> _WhichOneofReturnType__burst | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_play_streams) -> _WhichOneofReturnType__max_play_streams | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__rate_per_s) -> _WhichOneofReturnType__rate_per_s | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__session_cap) -> _WhichOneofReturnType__session_cap | None: ...
+
+Global___OperatorLimits: _TypeAlias = OperatorLimits  # noqa: Y015
+
+@_typing.final
+class GetOperatorLimitsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATOR_ID_FIELD_NUMBER: _builtins.int
+    operator_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        operator_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["operator_id", b"operator_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetOperatorLimitsRequest: _TypeAlias = GetOperatorLimitsRequest  # noqa: Y015
+
+@_typing.final
+class GetOperatorLimitsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATOR_ID_FIELD_NUMBER: _builtins.int
+    LIMITS_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_FIELD_NUMBER: _builtins.int
+    operator_id: _builtins.str
+    @_builtins.property
+    def limits(self) -> Global___OperatorLimits:
+        """The figures set through SetOperatorLimits; absent fields are not set."""
+
+    @_builtins.property
+    def effective(self) -> Global___OperatorLimits:
+        """The figures in force (every field present): each set one, else the
+        hub's configured default. Totals across all hub processes.
+        """
+
+    def __init__(
+        self,
+        *,
+        operator_id: _builtins.str = ...,
+        limits: Global___OperatorLimits | None = ...,
+        effective: Global___OperatorLimits | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective", b"effective", "limits", b"limits"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["effective", b"effective", "limits", b"limits", "operator_id", b"operator_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetOperatorLimitsResponse: _TypeAlias = GetOperatorLimitsResponse  # noqa: Y015
+
+@_typing.final
+class SetOperatorLimitsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATOR_ID_FIELD_NUMBER: _builtins.int
+    LIMITS_FIELD_NUMBER: _builtins.int
+    operator_id: _builtins.str
+    @_builtins.property
+    def limits(self) -> Global___OperatorLimits:
+        """Replaces every figure: an absent field is unset (the default applies)."""
+
+    def __init__(
+        self,
+        *,
+        operator_id: _builtins.str = ...,
+        limits: Global___OperatorLimits | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "operator_id", b"operator_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetOperatorLimitsRequest: _TypeAlias = SetOperatorLimitsRequest  # noqa: Y015
+
+@_typing.final
+class SetOperatorLimitsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPERATOR_ID_FIELD_NUMBER: _builtins.int
+    LIMITS_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_FIELD_NUMBER: _builtins.int
+    operator_id: _builtins.str
+    @_builtins.property
+    def limits(self) -> Global___OperatorLimits: ...
+    @_builtins.property
+    def effective(self) -> Global___OperatorLimits: ...
+    def __init__(
+        self,
+        *,
+        operator_id: _builtins.str = ...,
+        limits: Global___OperatorLimits | None = ...,
+        effective: Global___OperatorLimits | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective", b"effective", "limits", b"limits"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["effective", b"effective", "limits", b"limits", "operator_id", b"operator_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetOperatorLimitsResponse: _TypeAlias = SetOperatorLimitsResponse  # noqa: Y015

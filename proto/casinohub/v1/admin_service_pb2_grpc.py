@@ -27,7 +27,7 @@ if _version_not_supported:
 
 class AdminServiceStub:
     """The hub's administration: operators (the tenants), their API keys, IP
-    allowlists and environments. Only the administrator may call it (the
+    allowlists, environments and abuse limits. Only the administrator may call it (the
     admin_token of the hub's configuration, sent as
     `authorization: Bearer <admin_token>`); any other caller is refused with
     PERMISSION_DENIED / SCOPE_MISSING.
@@ -134,11 +134,21 @@ class AdminServiceStub:
                 request_serializer=casinohub_dot_v1_dot_admin__service__pb2.SetStudioKeyIpAllowlistRequest.SerializeToString,
                 response_deserializer=casinohub_dot_v1_dot_admin__service__pb2.SetStudioKeyIpAllowlistResponse.FromString,
                 _registered_method=True)
+        self.GetOperatorLimits = channel.unary_unary(
+                '/casinohub.v1.AdminService/GetOperatorLimits',
+                request_serializer=casinohub_dot_v1_dot_admin__service__pb2.GetOperatorLimitsRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_admin__service__pb2.GetOperatorLimitsResponse.FromString,
+                _registered_method=True)
+        self.SetOperatorLimits = channel.unary_unary(
+                '/casinohub.v1.AdminService/SetOperatorLimits',
+                request_serializer=casinohub_dot_v1_dot_admin__service__pb2.SetOperatorLimitsRequest.SerializeToString,
+                response_deserializer=casinohub_dot_v1_dot_admin__service__pb2.SetOperatorLimitsResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
     """The hub's administration: operators (the tenants), their API keys, IP
-    allowlists and environments. Only the administrator may call it (the
+    allowlists, environments and abuse limits. Only the administrator may call it (the
     admin_token of the hub's configuration, sent as
     `authorization: Bearer <admin_token>`); any other caller is refused with
     PERMISSION_DENIED / SCOPE_MISSING.
@@ -327,6 +337,33 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetOperatorLimits(self, request, context):
+        """The operator's abuse limits: those set for it through SetOperatorLimits
+        (limits; a field is present only if it was set) and those in force
+        (effective: each set figure, else the hub's configured default). Returns
+        NOT_FOUND / OPERATOR_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetOperatorLimits(self, request, context):
+        """Replaces the operator's abuse limits with those in the request: a field
+        left out (not present: these are proto3 `optional` fields) is unset and
+        falls back to the hub's configured default (rate_limit_per_s,
+        rate_limit_burst, max_play_streams_per_operator; session_cap from
+        [session_caps], else session_cap). The figures are the operator's total
+        across every hub process: with N worker processes each one enforces 1/N
+        of rate_per_s, burst and max_play_streams (at least 1 of each). Every hub
+        process applies a change within operator_limits_ttl_s (5 s by default);
+        the process that took it at once. Returns NOT_FOUND / OPERATOR_NOT_FOUND,
+        INVALID_ARGUMENT / LIMIT_OUT_OF_RANGE for a figure outside its range
+        (ErrorInfo metadata "field", "minimum", "maximum"); nothing is changed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -425,6 +462,16 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     request_deserializer=casinohub_dot_v1_dot_admin__service__pb2.SetStudioKeyIpAllowlistRequest.FromString,
                     response_serializer=casinohub_dot_v1_dot_admin__service__pb2.SetStudioKeyIpAllowlistResponse.SerializeToString,
             ),
+            'GetOperatorLimits': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOperatorLimits,
+                    request_deserializer=casinohub_dot_v1_dot_admin__service__pb2.GetOperatorLimitsRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_admin__service__pb2.GetOperatorLimitsResponse.SerializeToString,
+            ),
+            'SetOperatorLimits': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetOperatorLimits,
+                    request_deserializer=casinohub_dot_v1_dot_admin__service__pb2.SetOperatorLimitsRequest.FromString,
+                    response_serializer=casinohub_dot_v1_dot_admin__service__pb2.SetOperatorLimitsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'casinohub.v1.AdminService', rpc_method_handlers)
@@ -435,7 +482,7 @@ def add_AdminServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class AdminService:
     """The hub's administration: operators (the tenants), their API keys, IP
-    allowlists and environments. Only the administrator may call it (the
+    allowlists, environments and abuse limits. Only the administrator may call it (the
     admin_token of the hub's configuration, sent as
     `authorization: Bearer <admin_token>`); any other caller is refused with
     PERMISSION_DENIED / SCOPE_MISSING.
@@ -944,6 +991,60 @@ class AdminService:
             '/casinohub.v1.AdminService/SetStudioKeyIpAllowlist',
             casinohub_dot_v1_dot_admin__service__pb2.SetStudioKeyIpAllowlistRequest.SerializeToString,
             casinohub_dot_v1_dot_admin__service__pb2.SetStudioKeyIpAllowlistResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOperatorLimits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.AdminService/GetOperatorLimits',
+            casinohub_dot_v1_dot_admin__service__pb2.GetOperatorLimitsRequest.SerializeToString,
+            casinohub_dot_v1_dot_admin__service__pb2.GetOperatorLimitsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetOperatorLimits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/casinohub.v1.AdminService/SetOperatorLimits',
+            casinohub_dot_v1_dot_admin__service__pb2.SetOperatorLimitsRequest.SerializeToString,
+            casinohub_dot_v1_dot_admin__service__pb2.SetOperatorLimitsResponse.FromString,
             options,
             channel_credentials,
             insecure,

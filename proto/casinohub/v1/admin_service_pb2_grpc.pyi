@@ -28,7 +28,7 @@ GRPC_VERSION: str
 
 class AdminServiceStub:
     """The hub's administration: operators (the tenants), their API keys, IP
-    allowlists and environments. Only the administrator may call it (the
+    allowlists, environments and abuse limits. Only the administrator may call it (the
     admin_token of the hub's configuration, sent as
     `authorization: Bearer <admin_token>`); any other caller is refused with
     PERMISSION_DENIED / SCOPE_MISSING.
@@ -142,11 +142,30 @@ class AdminServiceStub:
     CIDRs. Takes effect at the studio's next call. Returns NOT_FOUND /
     API_KEY_NOT_FOUND, INVALID_ARGUMENT for a malformed CIDR or too many.
     """
+    GetOperatorLimits: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetOperatorLimitsRequest, _admin_service_pb2.GetOperatorLimitsResponse]
+    """The operator's abuse limits: those set for it through SetOperatorLimits
+    (limits; a field is present only if it was set) and those in force
+    (effective: each set figure, else the hub's configured default). Returns
+    NOT_FOUND / OPERATOR_NOT_FOUND.
+    """
+    SetOperatorLimits: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.SetOperatorLimitsRequest, _admin_service_pb2.SetOperatorLimitsResponse]
+    """Replaces the operator's abuse limits with those in the request: a field
+    left out (not present: these are proto3 `optional` fields) is unset and
+    falls back to the hub's configured default (rate_limit_per_s,
+    rate_limit_burst, max_play_streams_per_operator; session_cap from
+    [session_caps], else session_cap). The figures are the operator's total
+    across every hub process: with N worker processes each one enforces 1/N
+    of rate_per_s, burst and max_play_streams (at least 1 of each). Every hub
+    process applies a change within operator_limits_ttl_s (5 s by default);
+    the process that took it at once. Returns NOT_FOUND / OPERATOR_NOT_FOUND,
+    INVALID_ARGUMENT / LIMIT_OUT_OF_RANGE for a figure outside its range
+    (ErrorInfo metadata "field", "minimum", "maximum"); nothing is changed.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
     """The hub's administration: operators (the tenants), their API keys, IP
-    allowlists and environments. Only the administrator may call it (the
+    allowlists, environments and abuse limits. Only the administrator may call it (the
     admin_token of the hub's configuration, sent as
     `authorization: Bearer <admin_token>`); any other caller is refused with
     PERMISSION_DENIED / SCOPE_MISSING.
@@ -257,10 +276,29 @@ class AdminServiceAsyncStub(AdminServiceStub):
     CIDRs. Takes effect at the studio's next call. Returns NOT_FOUND /
     API_KEY_NOT_FOUND, INVALID_ARGUMENT for a malformed CIDR or too many.
     """
+    GetOperatorLimits: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetOperatorLimitsRequest, _admin_service_pb2.GetOperatorLimitsResponse]  # type: ignore[assignment]
+    """The operator's abuse limits: those set for it through SetOperatorLimits
+    (limits; a field is present only if it was set) and those in force
+    (effective: each set figure, else the hub's configured default). Returns
+    NOT_FOUND / OPERATOR_NOT_FOUND.
+    """
+    SetOperatorLimits: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.SetOperatorLimitsRequest, _admin_service_pb2.SetOperatorLimitsResponse]  # type: ignore[assignment]
+    """Replaces the operator's abuse limits with those in the request: a field
+    left out (not present: these are proto3 `optional` fields) is unset and
+    falls back to the hub's configured default (rate_limit_per_s,
+    rate_limit_burst, max_play_streams_per_operator; session_cap from
+    [session_caps], else session_cap). The figures are the operator's total
+    across every hub process: with N worker processes each one enforces 1/N
+    of rate_per_s, burst and max_play_streams (at least 1 of each). Every hub
+    process applies a change within operator_limits_ttl_s (5 s by default);
+    the process that took it at once. Returns NOT_FOUND / OPERATOR_NOT_FOUND,
+    INVALID_ARGUMENT / LIMIT_OUT_OF_RANGE for a figure outside its range
+    (ErrorInfo metadata "field", "minimum", "maximum"); nothing is changed.
+    """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """The hub's administration: operators (the tenants), their API keys, IP
-    allowlists and environments. Only the administrator may call it (the
+    allowlists, environments and abuse limits. Only the administrator may call it (the
     admin_token of the hub's configuration, sent as
     `authorization: Bearer <admin_token>`); any other caller is refused with
     PERMISSION_DENIED / SCOPE_MISSING.
@@ -482,6 +520,37 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         PERMISSION_DENIED / IP_NOT_ALLOWED, as an operator's are. At most 50
         CIDRs. Takes effect at the studio's next call. Returns NOT_FOUND /
         API_KEY_NOT_FOUND, INVALID_ARGUMENT for a malformed CIDR or too many.
+        """
+
+    @_abc_1.abstractmethod
+    def GetOperatorLimits(
+        self,
+        request: _admin_service_pb2.GetOperatorLimitsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.GetOperatorLimitsResponse, _abc.Awaitable[_admin_service_pb2.GetOperatorLimitsResponse]]:
+        """The operator's abuse limits: those set for it through SetOperatorLimits
+        (limits; a field is present only if it was set) and those in force
+        (effective: each set figure, else the hub's configured default). Returns
+        NOT_FOUND / OPERATOR_NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def SetOperatorLimits(
+        self,
+        request: _admin_service_pb2.SetOperatorLimitsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.SetOperatorLimitsResponse, _abc.Awaitable[_admin_service_pb2.SetOperatorLimitsResponse]]:
+        """Replaces the operator's abuse limits with those in the request: a field
+        left out (not present: these are proto3 `optional` fields) is unset and
+        falls back to the hub's configured default (rate_limit_per_s,
+        rate_limit_burst, max_play_streams_per_operator; session_cap from
+        [session_caps], else session_cap). The figures are the operator's total
+        across every hub process: with N worker processes each one enforces 1/N
+        of rate_per_s, burst and max_play_streams (at least 1 of each). Every hub
+        process applies a change within operator_limits_ttl_s (5 s by default);
+        the process that took it at once. Returns NOT_FOUND / OPERATOR_NOT_FOUND,
+        INVALID_ARGUMENT / LIMIT_OUT_OF_RANGE for a figure outside its range
+        (ErrorInfo metadata "field", "minimum", "maximum"); nothing is changed.
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

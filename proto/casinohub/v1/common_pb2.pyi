@@ -219,6 +219,14 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """FAILED_PRECONDITION: the game has no demo mode: its studio moves money by calling the hub's wallet
     itself (a push-style studio, e.g. a live table), so fun money cannot stand in for it. Launch it for real.
     """
+    ERROR_REASON_OBJECT_OF_ANOTHER_OPERATOR: _ErrorReason.ValueType  # 90
+    """PERMISSION_DENIED: an id in the request (a player, round, bonus, withdrawal, game session, ...) names
+    another operator's object; nothing was done. An id that exists nowhere is NOT_FOUND instead.
+    """
+    ERROR_REASON_LIMIT_OUT_OF_RANGE: _ErrorReason.ValueType  # 91
+    """INVALID_ARGUMENT: an operator limit (AdminService.SetOperatorLimits) is outside its documented range
+    (ErrorInfo metadata "field", "minimum", "maximum").
+    """
     ERROR_REASON_CLIENT_CERTIFICATE_NOT_BOUND: _ErrorReason.ValueType  # 95
     """PERMISSION_DENIED: the operator has bound client certificates
     (AdminService.BindClientCertificate) and this call did not arrive over
@@ -433,6 +441,14 @@ another idempotency key is playing it), or its game takes no actions.
 ERROR_REASON_DEMO_NOT_AVAILABLE: ErrorReason.ValueType  # 85
 """FAILED_PRECONDITION: the game has no demo mode: its studio moves money by calling the hub's wallet
 itself (a push-style studio, e.g. a live table), so fun money cannot stand in for it. Launch it for real.
+"""
+ERROR_REASON_OBJECT_OF_ANOTHER_OPERATOR: ErrorReason.ValueType  # 90
+"""PERMISSION_DENIED: an id in the request (a player, round, bonus, withdrawal, game session, ...) names
+another operator's object; nothing was done. An id that exists nowhere is NOT_FOUND instead.
+"""
+ERROR_REASON_LIMIT_OUT_OF_RANGE: ErrorReason.ValueType  # 91
+"""INVALID_ARGUMENT: an operator limit (AdminService.SetOperatorLimits) is outside its documented range
+(ErrorInfo metadata "field", "minimum", "maximum").
 """
 ERROR_REASON_CLIENT_CERTIFICATE_NOT_BOUND: ErrorReason.ValueType  # 95
 """PERMISSION_DENIED: the operator has bound client certificates

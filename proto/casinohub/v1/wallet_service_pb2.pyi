@@ -628,7 +628,9 @@ class ListTransactionsRequest(_message.Message):
     same between pages. Opaque and signed by the hub.
     """
     round_id: _builtins.str
-    """Only this round's transactions; empty means any."""
+    """Only this round's transactions; empty means any. A round the operator
+    does not have is NOT_FOUND / ROUND_NOT_FOUND, never an empty page.
+    """
     kind: Global___TransactionKind.ValueType
     """Only this kind; UNSPECIFIED means any."""
     @_builtins.property

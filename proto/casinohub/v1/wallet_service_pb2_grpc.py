@@ -143,7 +143,9 @@ class WalletServiceServicer:
         """Ledger transactions, newest first in ledger order (the order the wallet applied them: oldest to
         newest, each balance_after is the previous one's plus its amount): one player's, or (player_id
         empty) every player's of the operator, filtered by round, kind and time window. Paging never skips
-        or repeats a transaction while others commit. Returns NOT_FOUND / PLAYER_NOT_FOUND,
+        or repeats a transaction while others commit. Returns NOT_FOUND / PLAYER_NOT_FOUND or
+        ROUND_NOT_FOUND (a round filter naming no round of the operator), PERMISSION_DENIED /
+        OBJECT_OF_ANOTHER_OPERATOR for another operator's player or round,
         INVALID_ARGUMENT for a bad page_size, kind or time window, INVALID_ARGUMENT /
         INVALID_PAGE_TOKEN for a page_token not issued for this same query.
         """

@@ -1,8 +1,8 @@
 """A live hub's GET /metrics (metrics_listen), on both databases: refusals of every kind, refused by an
-interceptor (no credentials, a rate limit, a field too long), on a Play stream (a refused bet, and its retry refused
-again) and by the studio wallet API, each counted exactly once in
-casinohub_refusals_total{rpc, code, reason}; answered calls add nothing. `hub serve --workers 2` and `hub dev`:
-tests/e2e/test_workers.py and tests/e2e/test_cli.py."""
+interceptor (no credentials, a rate limit, a field too long), on a Play stream (a refused bet, and its retry
+refused again), by the studio wallet API and by the inbound HTTP server (a studio's own protocol), each
+counted exactly once in casinohub_refusals_total{rpc, code, reason}; answered calls and methods the hub does
+not serve add nothing. `hub serve --workers 2` and `hub dev`: tests/e2e/test_workers.py, tests/e2e/test_cli.py."""
 
 from collections.abc import AsyncIterator
 
@@ -18,6 +18,8 @@ from casinohub.v1 import (
     game_service_pb2 as pb,
     wallet_service_pb2 as wpb,
 )
+from hub.config import ProviderSettings
+from mock_providers.instanthouse.server import STUDIO, start_server
 from tests.e2e.play_client import PlayStream, launch
 from tests.e2e.test_provider_wallet import ADMIN_TOKEN, Studio, studio_key
 from tests.errors import reason_of
@@ -89,6 +91,11 @@ async def test_each_refusal_is_counted_once_under_its_rpc_code_and_reason(hub: C
     studio = Studio(hub.channel, key_id, private_key, game_session, player_id)
     assert await refused(studio.bet("tx-1", "round-1", 100)) == (
         grpc.StatusCode.FAILED_PRECONDITION, "INSUFFICIENT_FUNDS")
+    # A method the hub does not serve is grpc's UNIMPLEMENTED, no refusal: its name never becomes a label.
+    unknown = hub.channel.unary_unary("/casinohub.v1.GameService/x" + "y" * 50)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await unknown(b"", metadata=hub.metadata)
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
     # Answered calls count nothing.
     await hub.wallet.Deposit(wpb.DepositRequest(player_id=player_id, idempotency_key="deposit-1",
                                                 amount=common_pb2.Money(currency="USD", amount_minor=500)),
@@ -106,3 +113,26 @@ async def test_each_refusal_is_counted_once_under_its_rpc_code_and_reason(hub: C
         ("Bet", "FAILED_PRECONDITION", "INSUFFICIENT_FUNDS"): 1.0,
     }
     assert "# TYPE casinohub_refusals_total counter" in scraped
+
+
+async def test_a_refusal_of_a_studio_calling_in_its_own_protocol_is_counted_under_inbound(database_url: str) -> None:
+    runner, studio_port = await start_server(port=0, secret="metrics-instant")
+    studio_url = f"http://127.0.0.1:{studio_port}"
+    provider = ProviderSettings(name="instanthouse", adapter="instanthouse", url=studio_url, secret="metrics-instant")
+    hub = await start_hub(database_url, None, providers=(provider,), inbound_listen="127.0.0.1:0",
+                          metrics_listen="127.0.0.1:0")
+    runner.app[STUDIO].wallet_url = f"http://127.0.0.1:{hub.server.inbound_port}/instanthouse"
+    try:
+        _, token = await hub.new_player()  # no money: the studio's debit is refused by the hub
+        game_session = await launch(hub, token, "instanthouse:crash")
+        before = refusals_in(await scrape(hub.server.metrics_port))
+        async with aiohttp.ClientSession() as http, http.post(
+                f"{studio_url}/play", json={"token": game_session, "bet": "1.00", "target": "2"}) as played:
+            answer = await played.json()
+        assert answer["status"] != "OK", answer
+        assert added(before, refusals_in(await scrape(hub.server.metrics_port))) == {
+            ("inbound:instanthouse", "FAILED_PRECONDITION", "INSUFFICIENT_FUNDS"): 1.0}
+    finally:
+        await hub.channel.close()
+        await hub.server.stop(grace=1)
+        await runner.cleanup()

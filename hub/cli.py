@@ -27,6 +27,7 @@ MOCK_STUDIOS = {"reelhouse": "mock_providers.reelhouse", "tablehouse": "mock_pro
 PUSH_STUDIOS = {"livehouse"}
 # Studios that call the hub in their own wallet protocol: told the hub's inbound HTTP URL (hub/inbound.py).
 INBOUND_STUDIOS = {"instanthouse"}
+DEV_METRICS_LISTEN = "127.0.0.1:9464"  # `hub dev` serves /metrics here unless metrics_listen is set
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{cfg.environment!r}: use `hub serve`", file=sys.stderr)
         return 2
     if args.command == "dev":
+        cfg = dataclasses.replace(cfg, metrics_listen=cfg.metrics_listen or DEV_METRICS_LISTEN)
         cfg, keys = dev_credentials(cfg)
         with mock_studios(cfg, keys):
             return run_hub(cfg, args.config, worker_index)
@@ -105,10 +107,12 @@ def run_hub(cfg: hub_config.Config, config_path: str | None, worker_index: int |
     """One process serving, or (workers > 1) the parent that supervises `workers` serving processes."""
     if worker_index:  # the inbound HTTP server is worker 0's alone (hub/inbound.py says why)
         cfg = dataclasses.replace(cfg, inbound_listen="")
+    if worker_index is not None:  # the parent serves /metrics, every worker's counts added up (hub/workers.py)
+        cfg = dataclasses.replace(cfg, metrics_listen="")
     if cfg.workers > 1 and worker_index is None:
         configure(cfg.log_format, static={"pid": os.getpid(), "role": "supervisor"})
         return supervise(lambda index: worker_argv(config_path, cfg.workers, index), cfg.workers,
-                         cfg.shutdown_grace_s)
+                         cfg.shutdown_grace_s, cfg.metrics_listen)
     from hub.server import serve  # imported late: `hub migrate` and the supervisor need no gRPC
 
     try:

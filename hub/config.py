@@ -61,6 +61,10 @@ class Config:
     # calls each studio may have in flight there at once; more get HTTP 503 with Retry-After (a flooding studio
     # must not take every database thread from the others' players)
     inbound_max_calls_in_flight: int = 64
+    # Prometheus metrics (hub/metrics.py) at GET /metrics on this address; "" turns it off. `hub dev` (make run)
+    # serves it on 127.0.0.1:9464 unless this is set. With --workers N the supervising parent serves every
+    # worker's counts added up.
+    metrics_listen: str = ""
     database_url: str = "sqlite:///var/casinohub.db"
     # sandbox: creates the sandbox operator, runs the mock studios, accepts sandbox keys only. production:
     # refuses mock (sandbox-only) studios at start-up, sandbox keys and the sandbox operator (hub/environments.py).

@@ -13,6 +13,9 @@ Each studio may have at most inbound_max_calls_in_flight calls in flight; past i
 with HTTP 503 and Retry-After, before its body is read: nothing applied, and the studio retries with the same
 transaction id (every money call is keyed). A studio flooding the hub so keeps the database threads from no
 other studio's players.
+
+Both kinds of refusal (a domain refusal, WalletRefused, and the 503) are counted in casinohub_refusals_total
+with rpc "inbound:<studio>" (hub.metrics); the 503 as RESOURCE_EXHAUSTED / OVERLOADED.
 """
 
 import time
@@ -23,7 +26,8 @@ import structlog
 from aiohttp import web
 
 from adapters.base import InboundAdapter, ProviderAdapter, WalletAnswer, WalletCall, WalletRefused
-from hub.errors import DomainError
+from hub import metrics
+from hub.errors import DomainError, Reason
 from hub.money import Money
 from hub.provider_wallet import ProviderWallet, StudioReceipt
 
@@ -47,6 +51,7 @@ class InFlightLimit:
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if self.in_flight >= self.limit:
+            metrics.refused(f"inbound:{self.studio}", Reason.OVERLOADED)
             self._count_refusal()
             return web.json_response({"error": f"the hub is at its limit of {self.limit} calls in flight for "
                                                f"this studio; retry with the same transaction id"},
@@ -85,6 +90,7 @@ class HubStudioWallet:
         try:
             return await work
         except DomainError as err:
+            metrics.refused(f"inbound:{self._studio}", err.reason)
             raise WalletRefused(err.reason.name, err.message, err.reason.retryable, _wallet_of(err.metadata)) from None
 
     @staticmethod

@@ -30,6 +30,7 @@ from hub.auth.credentials import Authenticator
 from hub.bootstrap import Hub, bootstrap
 from hub.config import Config
 from hub.inbound import InboundServer, inbound_adapters
+from hub.metrics import MetricsServer
 from hub.page_tokens import load as load_page_tokens, shared_secret
 from hub.reality import RealityChecks
 from hub.servicers.admin import AdminServicer, AuthServicer
@@ -75,10 +76,15 @@ class HubServer:
         self._health = health_servicer
         self._background: list[asyncio.Task[None]] = []
         self.inbound: InboundServer | None = None  # studios' own wallet protocols, when an adapter serves one
+        self.metrics: MetricsServer | None = None  # GET /metrics, when metrics_listen is set
 
     @property
     def inbound_port(self) -> int:
         return self.inbound.port if self.inbound is not None else 0
+
+    @property
+    def metrics_port(self) -> int:
+        return self.metrics.port if self.metrics is not None else 0
 
     async def start(self) -> None:
         await self._set_health(await self.hub.db.ping())  # answer health correctly from the first call
@@ -127,6 +133,8 @@ class HubServer:
         if self.inbound is not None:  # studio calls in flight finish first: each is one engine command
             await self.inbound.stop()
         await self.grpc.stop(self.hub.config.shutdown_grace_s if grace is None else grace)
+        if self.metrics is not None:  # scraped until the last call has been answered (and counted)
+            await self.metrics.stop()
         await self.hub.close()
 
 
@@ -189,6 +197,15 @@ async def create_server(config: Config, adapters: dict[str, ProviderAdapter] | N
                                                            config.shutdown_grace_s,
                                                            config.inbound_max_calls_in_flight)
         except OSError:
+            await server.stop(None)
+            await hub.close()
+            raise
+    if config.metrics_listen:
+        try:
+            hub_server.metrics = await MetricsServer.start(config.metrics_listen)
+        except OSError:
+            if hub_server.inbound is not None:
+                await hub_server.inbound.stop()
             await server.stop(None)
             await hub.close()
             raise

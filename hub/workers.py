@@ -2,8 +2,14 @@
 
 Each worker is a whole `hub serve` (its own event loop, database engine and thread pool) bound to the same
 address with SO_REUSEPORT, so the kernel spreads incoming connections across them; the hub keeps no state
-outside the database, so any worker can serve any call. The parent only starts, watches and stops them:
-it imports no gRPC and serves nothing itself.
+outside the database, so any worker can serve any call. The parent starts, watches and stops them: it
+imports no gRPC and serves one thing only, the hub's metrics (hub.metrics) when metrics_listen is set.
+
+- Metrics: the parent makes a fresh directory and starts each worker with PROMETHEUS_MULTIPROC_DIR naming
+  it, so each worker's counters live in files there (prometheus_client decides that when it is imported,
+  at the worker's start); the parent serves GET /metrics on metrics_listen, every worker's counts added up
+  in one scrape, and removes the directory when it exits (a parent killed with SIGKILL leaves it behind).
+  A worker's counts stay after it exits.
 
 - SIGTERM or SIGINT to the parent: every worker gets SIGTERM, finishes its in-flight calls and rounds (as a
   single hub does), and the parent exits 0 once all have exited 0.
@@ -15,13 +21,16 @@ it imports no gRPC and serves nothing itself.
 
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 
 import structlog
+from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
 log = structlog.get_logger(__name__)
 PR_SET_PDEATHSIG = 1
@@ -50,20 +59,52 @@ def listen_port(listen: str) -> int | None:
         return None
 
 
-def supervise(worker_command: Callable[[int], Sequence[str]], workers: int, shutdown_grace_s: float) -> int:
+class WorkerMetrics:
+    """The workers' counters in files of one fresh directory, served added up on `listen` by a thread."""
+
+    def __init__(self, listen: str):
+        self.directory = tempfile.mkdtemp(prefix="casinohub-metrics-")
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=self.directory)
+        host, _, port = listen.rpartition(":")
+        try:
+            self._server, self._thread = start_http_server(int(port), host.strip("[]") or "127.0.0.1", registry)
+        except OSError:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            raise OSError(f"could not bind the metrics server to {listen}: in use, or not an address here") from None
+        self.port = self._server.server_port
+        log.info("hub.metrics_serving", listen=listen, port=self.port, multiprocess_dir=self.directory)
+
+    def environment(self) -> dict[str, str]:
+        return {**os.environ, "PROMETHEUS_MULTIPROC_DIR": self.directory}
+
+    def exited(self, pid: int) -> None:
+        multiprocess.mark_process_dead(pid, self.directory)
+
+    def close(self) -> None:
+        self._server.shutdown()  # stops serve_forever within its 0.5 s poll
+        self._server.server_close()
+        self._thread.join()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def supervise(worker_command: Callable[[int], Sequence[str]], workers: int, shutdown_grace_s: float,
+              metrics_listen: str = "") -> int:
     """Start `workers` processes (worker_command(index) is each one's argv), then watch them until a
-    signal or a death; returns the parent's exit code."""
+    signal or a death; returns the parent's exit code. metrics_listen: where to serve their metrics."""
     stopping: list[int] = []
 
     def on_signal(signum: int, _frame: object) -> None:
         stopping.append(signum)
 
+    metrics = WorkerMetrics(metrics_listen) if metrics_listen else None
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     processes: list[subprocess.Popen[bytes]] = []
     code = 0
     try:
         for index in range(workers):
-            process = subprocess.Popen(list(worker_command(index)), preexec_fn=die_with_parent(os.getpid()))
+            process = subprocess.Popen(list(worker_command(index)), preexec_fn=die_with_parent(os.getpid()),
+                                       env=metrics.environment() if metrics is not None else None)
             processes.append(process)
             log.info("worker.started", worker=index, worker_pid=process.pid)
         while not stopping:
@@ -81,6 +122,10 @@ def supervise(worker_command: Callable[[int], Sequence[str]], workers: int, shut
         code = max(code, _stop(processes, shutdown_grace_s))
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if metrics is not None:
+            for process in processes:
+                metrics.exited(process.pid)
+            metrics.close()
     log.info("workers.stopped", exit_code=code)
     return code
 

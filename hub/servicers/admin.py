@@ -23,7 +23,7 @@ from hub.errors import DomainError
 from hub.operator_limits import InForce, Limits, OperatorLimitSettings, check
 from hub.servicers import mapping
 from hub.servicers.authentication import refused
-from hub.servicers.calls import abort_unexpected, answered, bind_call
+from hub.servicers.calls import abort_unexpected, answered, bind_call, refuse
 
 log = structlog.get_logger("hub.rpc")
 ENVIRONMENTS = {"sandbox": pb.ENVIRONMENT_SANDBOX, "production": pb.ENVIRONMENT_PRODUCTION}
@@ -66,7 +66,7 @@ def admin_call(handler: Handler) -> Handler:
     @functools.wraps(handler)
     async def call(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
         bind_call(context, handler.__name__)
-        return await answered(context, handler(self, request, context))
+        return await answered(context, handler.__name__, handler(self, request, context))
 
     return call
 
@@ -273,10 +273,9 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
                                                           certificates.peer_fingerprint(context.auth_context()))
         except DomainError as err:
             refused(err, "IssueToken", {"x-casinohub-key-id": request.key_id}, peer)
-            status = mapping.status(err)
-            await context.abort(status.code, status.details, status.trailing_metadata)
+            await refuse(context, "IssueToken", err)
         except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
-            await abort_unexpected(context, exc)
+            await abort_unexpected(context, "IssueToken", exc)
         log.info("rpc.ok", key_id=request.key_id[:12])
         return auth_service_pb2.IssueTokenResponse(access_token=issued.token, token_type="Bearer",
                                                    expires_at=mapping.timestamp(issued.expires_at),

@@ -20,6 +20,7 @@ Play streams: its figures set through AdminService.SetOperatorLimits, else the c
 (hub.operator_limits, read through a cache of operator_limits_ttl_s). Each studio key has a token bucket of
 its own for ProviderWalletService calls (studio_rate_limit_per_s, studio_rate_limit_burst). Past any of
 them: RESOURCE_EXHAUSTED / RATE_LIMITED or TOO_MANY_STREAMS with the pushback trailer, logged as a count.
+Every refusal here is also counted in casinohub_refusals_total (hub.metrics), one by one.
 
 The figures are totals across the hub's processes, and the buckets count per process (keeping them in the
 database would cost a write a call): with `--workers N` each process enforces 1/N of the rate, the burst
@@ -44,8 +45,7 @@ from hub.auth import principal as principals
 from hub.auth.credentials import peer_address
 from hub.errors import DomainError, Reason
 from hub.operator_limits import InForce, OperatorLimitSettings
-from hub.servicers import mapping
-from hub.servicers.calls import first_message
+from hub.servicers.calls import first_message, refuse
 from hub.servicers.edge import SERVICE_PREFIX
 
 log = structlog.get_logger("hub.rpc")
@@ -66,9 +66,9 @@ def jittered(pushback_ms: int) -> int:
     return random.randint(pushback_ms, 2 * pushback_ms)
 
 
-async def abort_with_pushback(context: grpc.aio.ServicerContext, err: DomainError, pushback_ms: int) -> None:
-    status = mapping.status(err)
-    await context.abort(status.code, status.details, (*status.trailing_metadata, (PUSHBACK_HEADER, str(pushback_ms))))
+async def abort_with_pushback(context: grpc.aio.ServicerContext, rpc: str, err: DomainError,
+                              pushback_ms: int) -> None:
+    await refuse(context, rpc, err, ((PUSHBACK_HEADER, str(pushback_ms)),))
 
 
 class Admission(grpc.aio.ServerInterceptor):
@@ -84,16 +84,16 @@ class Admission(grpc.aio.ServerInterceptor):
 
     async def _refuse(self, context: grpc.aio.ServicerContext, method: str, what: str, limit: int) -> None:
         self._count_refusal("rpc.overloaded", rpc=method, limit_reached=what, limit=limit)
-        await self._abort_with_pushback(context, DomainError(
+        await self._abort_with_pushback(context, method, DomainError(
             Reason.OVERLOADED, f"the hub is at its limit of {limit} {what}; retry after the pushback"))
 
     async def _database_unavailable(self, context: grpc.aio.ServicerContext, method: str) -> None:
         self._count_refusal("rpc.database_unavailable", rpc=method)
-        await self._abort_with_pushback(context, DomainError(Reason.HUB_UNAVAILABLE,
-                                                             "the hub's database is unavailable; retry"))
+        await self._abort_with_pushback(context, method, DomainError(Reason.HUB_UNAVAILABLE,
+                                                                     "the hub's database is unavailable; retry"))
 
-    async def _abort_with_pushback(self, context: grpc.aio.ServicerContext, err: DomainError) -> None:
-        await abort_with_pushback(context, err, jittered(self.pushback_ms))
+    async def _abort_with_pushback(self, context: grpc.aio.ServicerContext, method: str, err: DomainError) -> None:
+        await abort_with_pushback(context, method, err, jittered(self.pushback_ms))
 
     def _count_refusal(self, event: str, **fields: object) -> None:
         self._refused += 1
@@ -272,7 +272,7 @@ class OperatorLimits(grpc.aio.ServerInterceptor):
     async def _rate_limited(self, context: grpc.aio.ServicerContext, who: str, caller: str, method: str,
                             wait_s: float, rate_per_s: float) -> None:
         self._count_refusal(Reason.RATE_LIMITED, who, method)
-        await abort_with_pushback(context, DomainError(
+        await abort_with_pushback(context, method, DomainError(
             Reason.RATE_LIMITED, f"{caller} is past its limit of {rate_per_s:g} calls a second on this hub "
             "process; retry after the pushback", metadata={"limit_per_s": f"{rate_per_s:g}"}),
             max(1, math.ceil(wait_s * 1000)))
@@ -325,7 +325,7 @@ class OperatorLimits(grpc.aio.ServerInterceptor):
                     await self._rate_limited(context, operator_id, "this operator", name, wait_s, share.rate_per_s)
                 if full:
                     self._count_refusal(Reason.TOO_MANY_STREAMS, operator_id, name)
-                    await abort_with_pushback(context, DomainError(
+                    await abort_with_pushback(context, name, DomainError(
                         Reason.TOO_MANY_STREAMS, f"this operator has {share.max_streams} Play streams open on "
                         "this hub process, its limit; close one or retry after the pushback",
                         metadata={"limit": str(share.max_streams)}), jittered(self.pushback_ms))

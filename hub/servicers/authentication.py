@@ -9,7 +9,8 @@ scope, studio:wallet, is ProviderWalletService's and no operator's: the key deci
 never a header. Refusals are UNAUTHENTICATED (no, bad, expired or replayed credentials)
 or PERMISSION_DENIED (address not allowed, scope missing, another operator, a client certificate not among
 the operator's bound ones: hub.auth.certificates, read from the call's TLS auth context), each logged as `auth.refused`
-with its reason, the method and a key id prefix (never a secret, token or signature), nothing done.
+with its reason, the method and a key id prefix (never a secret, token or signature) and counted in
+casinohub_refusals_total (hub.metrics), nothing done.
 Health and reflection are grpc's own and stay open: load balancers and grpcurl use them.
 """
 
@@ -26,8 +27,7 @@ from hub.auth import certificates, principal as principals
 from hub.auth.credentials import KEY_ID_HEADER, SIGNATURE_HEADERS, Authenticator
 from hub.auth.principal import Principal
 from hub.errors import DomainError, Reason
-from hub.servicers import mapping
-from hub.servicers.calls import abort_unexpected, first_message
+from hub.servicers.calls import abort_unexpected, first_message, refuse
 from hub.servicers.edge import SERVICE_PREFIX
 
 log = structlog.get_logger("hub.auth")
@@ -110,18 +110,17 @@ class Authentication(grpc.aio.ServerInterceptor):
     async def _admit(self, context: grpc.aio.ServicerContext, method: str, body: bytes | None,
                      requests: AsyncIterator[Any] | None = None) -> None:
         metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
-        peer = context.peer() or ""
+        peer, name = context.peer() or "", method.rsplit("/", 1)[-1]
         try:
             client_cert = certificates.peer_fingerprint(context.auth_context())
             principals.bind(await self.authenticate(method, metadata, body, peer, client_cert))
         except DomainError as err:
-            refused(err, method.rsplit("/", 1)[-1], metadata, peer)
-            status = mapping.status(err)
+            refused(err, name, metadata, peer)
             if requests is not None:
                 await first_message(requests)
-            await context.abort(status.code, status.details, status.trailing_metadata)
+            await refuse(context, name, err)
         except Exception as exc:  # noqa: BLE001 - the database down (HUB_UNAVAILABLE), a deadline: as handlers map them
-            await abort_unexpected(context, exc)
+            await abort_unexpected(context, name, exc)
 
     async def intercept_service(  # type: ignore[override]  # grpc-stubs types the handler as sync
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],

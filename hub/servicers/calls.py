@@ -3,10 +3,12 @@
 The operator is the authenticated principal's (hub.servicers.authentication ran before any handler): a
 header the caller chooses never decides it.
 
-A DomainError becomes its status with ErrorInfo; a database outage becomes UNAVAILABLE/HUB_UNAVAILABLE
-(state UNKNOWN: retry with the same idempotency key); anything else is a hub bug, logged with its
-stack and answered with a bare INTERNAL (no stack trace reaches the client). Work dropped because its
-caller's deadline passed before it started (hub.deadline) is DEADLINE_EXCEEDED, nothing applied.
+A DomainError becomes its status with ErrorInfo, counted in casinohub_refusals_total (hub.metrics: every
+refusal of a call, the interceptors' included, passes `refuse`); a database outage becomes
+UNAVAILABLE/HUB_UNAVAILABLE (state UNKNOWN: retry with the same idempotency key); anything else is a hub
+bug, logged with its stack, answered with a bare INTERNAL (no stack trace reaches the client) and counted
+in casinohub_internal_errors_total. Work dropped because its caller's deadline passed before it started
+(hub.deadline) is DEADLINE_EXCEEDED, nothing applied.
 """
 
 import asyncio
@@ -21,6 +23,7 @@ import structlog
 from google.protobuf.message import Message
 from sqlalchemy.exc import OperationalError
 
+from hub import metrics
 from hub.auth import principal as principals
 from hub.deadline import CallerGone
 from hub.errors import DomainError, Reason, State
@@ -57,21 +60,30 @@ def as_domain_error(exc: BaseException) -> DomainError | None:
     return None
 
 
-async def abort(context: grpc.aio.ServicerContext, err: DomainError) -> None:
+async def refuse(context: grpc.aio.ServicerContext, rpc: str, err: DomainError,
+                 trailing_metadata: tuple[tuple[str, str], ...] = ()) -> None:
+    """End the call with err's status, counted as a refusal of rpc (a method name of the server's, never a
+    client's string). The one way a call is refused; the caller logs it (or counts it, in a flood)."""
+    metrics.refused(rpc, err.reason)
     status = mapping.status(err)
+    await context.abort(status.code, status.details, (*status.trailing_metadata, *trailing_metadata))
+
+
+async def abort(context: grpc.aio.ServicerContext, rpc: str, err: DomainError) -> None:
     log.info("rpc.refused", reason=err.reason.name, message=err.message)
-    await context.abort(status.code, status.details, status.trailing_metadata)
+    await refuse(context, rpc, err)
 
 
-async def abort_unexpected(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+async def abort_unexpected(context: grpc.aio.ServicerContext, rpc: str, exc: BaseException) -> None:
     err = as_domain_error(exc)
     if err is not None:
-        await abort(context, err)
+        await abort(context, rpc, err)
     if isinstance(exc, CallerGone):  # work dropped before it started; the client has (nearly) given up
         log.info("rpc.dropped", message=str(exc))
         code = grpc.StatusCode.DEADLINE_EXCEEDED if exc.deadline_exceeded else grpc.StatusCode.CANCELLED
         await context.abort(code, str(exc))
     log.error("rpc.failed", exc_info=exc)
+    metrics.failed(rpc)
     await context.abort(grpc.StatusCode.INTERNAL, "internal error; it has been logged")
 
 
@@ -97,15 +109,15 @@ async def tenancy_checked(operators: Operators, operator_id: str, rpc: str, requ
     return await operators.refusal(operator_id, rpc, named_ids(request), err)
 
 
-async def answered(context: grpc.aio.ServicerContext, work: Awaitable[Any]) -> Any:
+async def answered(context: grpc.aio.ServicerContext, rpc: str, work: Awaitable[Any]) -> Any:
     """A unary handler's work, its refusal (DomainError) or failure mapped to a status, never leaked. Every
     unary wrapper (operator, administrator, studio) answers through it."""
     try:
         response = await work
     except DomainError as err:
-        await abort(context, err)
+        await abort(context, rpc, err)
     except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
-        await abort_unexpected(context, exc)
+        await abort_unexpected(context, rpc, exc)
     log.info("rpc.ok")
     return response
 
@@ -125,7 +137,7 @@ def unary(handler: Handler) -> Callable[[Any, Any, grpc.aio.ServicerContext], Aw
             except DomainError as err:
                 raise await tenancy_checked(operators, operator_id, handler.__name__, request, err) from None
 
-        return await answered(context, work())
+        return await answered(context, handler.__name__, work())
 
     return call
 

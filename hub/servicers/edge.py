@@ -89,7 +89,7 @@ class RequestChecks(grpc.aio.ServerInterceptor):
                     check(request)
                 except DomainError as err:
                     structlog.contextvars.bind_contextvars(rpc=name)
-                    await abort(context, err)
+                    await abort(context, name, err)
                 return await inner_unary(request, context)  # type: ignore[arg-type]  # an aio handler
 
             return grpc.unary_unary_rpc_method_handler(

@@ -5,9 +5,11 @@ import grpc
 import structlog
 
 from casinohub.v1 import game_service_pb2 as pb, game_service_pb2_grpc
+from hub import metrics
 from hub.catalog import Catalog
 from hub.demo import DemoSessions
 from hub.errors import DomainError, Reason
+from hub.events import PlayError, PlayEvent
 from hub.operators import Operators
 from hub.play import GameSession, Play
 from hub.promotions import Promotions
@@ -16,6 +18,14 @@ from hub.servicers import mapping
 from hub.servicers.calls import abort, abort_unexpected, bind_call, tenancy_checked, unary
 
 log = structlog.get_logger("hub.rpc")
+
+
+def answer(event: PlayEvent) -> pb.PlayResponse:
+    """A bet's or an action's event as sent; a refusal (PlayError) counted, unless it is the copy of one
+    already sent (a bet retried with its key). Resume's backlog is not counted either: sent before."""
+    if isinstance(event, PlayError) and not event.replay_of_seq:
+        metrics.refused("Play", event.reason)
+    return mapping.play_response(event)
 
 
 class GameServicer(game_service_pb2_grpc.GameServiceServicer):
@@ -111,12 +121,12 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
                     bet = request.bet
                     async for event in player.bet(session, mapping.money_in(bet.amount), bet.idempotency_key,
                                                        bet.layout):
-                        yield mapping.play_response(event)
+                        yield answer(event)
                 elif action == "act":
                     act = request.act
                     async for event in player.act(session, act.round_id, mapping.action_in(act.action),
                                                   act.idempotency_key):
-                        yield mapping.play_response(event)
+                        yield answer(event)
                 elif action == "close":
                     yield mapping.play_response(await player.closed(session))
                     return
@@ -126,10 +136,10 @@ class GameServicer(game_service_pb2_grpc.GameServiceServicer):
             try:
                 checked = await tenancy_checked(self.operators, operator_id, "Play", request, err)
             except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
-                await abort_unexpected(context, exc)
-            await abort(context, checked)
+                await abort_unexpected(context, "Play", exc)
+            await abort(context, "Play", checked)
         except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
-            await abort_unexpected(context, exc)
+            await abort_unexpected(context, "Play", exc)
         finally:
             if next_request is not None:
                 next_request.cancel()

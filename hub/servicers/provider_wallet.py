@@ -37,7 +37,7 @@ def studio_call(handler: Handler) -> Callable[[Any, Any, grpc.aio.ServicerContex
             structlog.contextvars.bind_contextvars(studio=principal.studio_id)
             return await handler(self, principal.studio_id, request, context)
 
-        return await answered(context, work())
+        return await answered(context, handler.__name__, work())
 
     return call
 

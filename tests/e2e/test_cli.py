@@ -29,6 +29,7 @@ from casinohub.v1 import (
     report_service_pb2,
     report_service_pb2_grpc,
 )
+from tests.e2e.test_metrics import refusals_in, scrape
 from tests.errors import reason_of
 from tests.support import Client, signed
 
@@ -59,10 +60,10 @@ async def test_migrate_creates_the_schema(tmp_path) -> None:  # type: ignore[no-
 
 async def test_dev_starts_the_mock_studios_and_the_hub_and_stops_them(tmp_path) -> None:  # type: ignore[no-untyped-def]
     hub_port, studio_port, table_port, live_port = free_port(), free_port(), free_port(), free_port()
-    instant_port, inbound_port = free_port(), free_port()
+    instant_port, inbound_port, metrics_port = free_port(), free_port(), free_port()
     (tmp_path / "hub.toml").write_text(
         f'[hub]\nlisten = "127.0.0.1:{hub_port}"\ndatabase_url = "sqlite:///{tmp_path}/var/dev.db"\n'
-        f'inbound_listen = "127.0.0.1:{inbound_port}"\n\n'
+        f'inbound_listen = "127.0.0.1:{inbound_port}"\nmetrics_listen = "127.0.0.1:{metrics_port}"\n\n'
         f'[[providers]]\nname = "reelhouse"\nadapter = "reelhouse"\nurl = "http://127.0.0.1:{studio_port}"\n'
         f'secret = "dev-secret"\n\n'
         f'[[providers]]\nname = "tablehouse"\nadapter = "tablehouse"\nurl = "grpc://127.0.0.1:{table_port}"\n'
@@ -86,6 +87,8 @@ async def test_dev_starts_the_mock_studios_and_the_hub_and_stops_them(tmp_path) 
         with pytest.raises(grpc.aio.AioRpcError) as refused:  # every RPC needs credentials
             await game_service_pb2_grpc.GameServiceStub(channel).ListGames(pb.ListGamesRequest())
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        # ... and counted: `hub dev` serves /metrics (make run on 127.0.0.1:9464), every worker's counts in one.
+        assert refusals_in(await scrape(metrics_port)) == {("ListGames", "UNAUTHENTICATED", "CREDENTIALS_MISSING"): 1.0}
         assert process.stdout is not None
         printed = ""
         while "administrator token" not in printed:  # `hub dev` prints a key of the sandbox operator
@@ -120,7 +123,7 @@ async def test_dev_starts_the_mock_studios_and_the_hub_and_stops_them(tmp_path) 
         if process.returncode is None:
             process.kill()
             await process.wait()
-    for port in (studio_port, table_port, live_port, instant_port, inbound_port):  # gone with the hub
+    for port in (studio_port, table_port, live_port, instant_port, inbound_port, metrics_port):  # gone with the hub
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", port)) != 0
 

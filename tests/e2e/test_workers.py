@@ -1,6 +1,7 @@
 """`hub serve --workers 2`: two processes on one port (SO_REUSEPORT), supervised by their parent.
 
-Connections land on both workers, money moved through either stays exactly once, SIGTERM stops them all
+Connections land on both workers, money moved through either stays exactly once, both workers' refusals
+add up in one scrape of the parent's /metrics, SIGTERM stops them all
 gracefully, a worker that dies stops the hub with exit 1, the parent's death takes the workers along, and
 port 0 is refused (separate processes binding port 0 get separate ports).
 """
@@ -30,6 +31,7 @@ from tests.e2e.processes import (
     studio_server,
     write_config,
 )
+from tests.e2e.test_metrics import refusals_in, scrape
 from tests.errors import reason_of
 from tests.fakes import FakeStudio
 from tests.support import Client, hub_config, start_hub
@@ -63,10 +65,13 @@ async def wait_gone(pids: list[int], timeout: float = 30.0) -> None:
 
 
 async def start_workers(tmp_path: pathlib.Path, database_url: str, operator_id: str,
-                        studio_url: str = "http://127.0.0.1:9") -> HubProcess:
+                        studio_url: str = "http://127.0.0.1:9", metrics_port: int = 0) -> HubProcess:
+    """metrics_port: where the parent serves every worker's metrics (0: none)."""
     port = free_port()
     config = write_config(tmp_path / "hub.toml", port=port, database_url=database_url, operator_id=operator_id,
                           studio_url=studio_url, secret=SECRET)
+    if metrics_port:
+        config.write_text(config.read_text().replace("[hub]\n", f'[hub]\nmetrics_listen = "127.0.0.1:{metrics_port}"\n', 1))
     hub = await HubProcess.start(config, port, tmp_path / "hub.log", serve_args=WORKERS)
     await hub.wait_serving()
     for _ in range(100):  # health answered by one worker; wait for the other's hub.serving too
@@ -97,8 +102,9 @@ async def test_two_workers_share_the_port_and_move_money_exactly_once(tmp_path, 
     operator_id = new_operator_id()
     acks = Acks()
     channels: list[grpc.aio.Channel] = []
+    metrics_port = free_port()
     async with studio_server(SECRET) as (studio_url, _studio):
-        hub = await start_workers(tmp_path, database_url, operator_id, studio_url)
+        hub = await start_workers(tmp_path, database_url, operator_id, studio_url, metrics_port)
         try:
             pids = hub.worker_pids()
             # A channel per connection: without a local subchannel pool, equal channels share one.
@@ -115,6 +121,9 @@ async def test_two_workers_share_the_port_and_move_money_exactly_once(tmp_path, 
                                                    metadata=client.metadata, timeout=30)
             served_by = [r["pid"] for r in hub.log_records() if r.get("event") == "rpc.refused"]
             assert len(served_by) == CHANNELS and set(served_by) == set(pids.values()), served_by
+            # ... and counted by both: one scrape of the parent adds their counts up.
+            assert refusals_in(await scrape(metrics_port)) == {
+                ("GetBalance", "INVALID_ARGUMENT", "FIELD_TOO_LONG"): float(CHANNELS)}
 
             player, token = await clients[0].new_player()
             await asyncio.gather(*(deposit(c, acks, player, 10_000 + i, f"dep-{i}") for i, c in enumerate(clients)))
@@ -150,6 +159,9 @@ async def test_two_workers_share_the_port_and_move_money_exactly_once(tmp_path, 
             assert await asyncio.wait_for(hub.process.wait(), 30) == 0, hub.log_tail()
             await wait_gone(list(pids.values()), timeout=5)
             assert not hub.log_errors(), hub.log_errors()
+            serving = [r for r in hub.log_records() if r.get("event") == "hub.metrics_serving"]
+            assert [r["port"] for r in serving] == [metrics_port]  # the parent's alone
+            assert not pathlib.Path(serving[0]["multiprocess_dir"]).exists()  # the workers' files removed
         finally:
             for channel in channels:
                 await channel.close()

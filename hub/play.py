@@ -133,8 +133,7 @@ def step_key(round_id: str, step: int) -> str:
 
 
 def is_multi_step(adapter: ProviderAdapter) -> bool:
-    inner = adapter.inner if isinstance(adapter, GuardedAdapter) else adapter
-    return isinstance(inner, MultiStepAdapter)
+    return adapter.multi_step if isinstance(adapter, GuardedAdapter) else isinstance(adapter, MultiStepAdapter)
 
 
 def provider_reason(exc: ProviderError) -> Reason:

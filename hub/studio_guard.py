@@ -106,6 +106,9 @@ class GuardedAdapter:
         self.inner = adapter
         self.name = adapter.name
         self.demo_play = getattr(adapter, "demo_play", True)  # a push studio's "no demo" shows through the guard
+        # Decided once: isinstance on a runtime Protocol inspects every member, and Play asks on every bet.
+        self._stepper = adapter if isinstance(adapter, MultiStepAdapter) else None
+        self.multi_step = self._stepper is not None
         self._policy = policy
         self.breaker = Breaker(policy.failures_to_open, policy.open_s)
 
@@ -123,9 +126,9 @@ class GuardedAdapter:
         return await self._call("play", self.inner.play, request, keyed=bool(request.round_id))
 
     async def act(self, request: ActionInput) -> PlayResult:
-        if not isinstance(self.inner, MultiStepAdapter):
+        if self._stepper is None:
             raise ProviderRejected(f"studio {self.name} plays no multi-step rounds")
-        return await self._call("act", self.inner.act, request, keyed=bool(request.round_id))
+        return await self._call("act", self._stepper.act, request, keyed=bool(request.round_id))
 
     async def round_status(self, request: RoundStatusInput) -> RoundStatusResult:
         return await self._call("round_status", self.inner.round_status, request)

@@ -197,6 +197,9 @@ class OpenRound:
     money: Money
     key: str
     layout: str = ""
+    # Why the studio cannot take a new bet now (its circuit is open), or "": a replayed key still gets its
+    # answer, a new bet is refused with nothing taken.
+    studio_down: str = ""
 
     @property
     def bet(self) -> Bet:
@@ -610,10 +613,11 @@ class Play:
             idempotency.validate_key(key)
             game, adapter = await self._catalog.game(session.game_id)
             self._check_bet(session, game, money)
-            if isinstance(adapter, GuardedAdapter) and not adapter.accepting():  # nothing taken for a studio down
-                raise DomainError(Reason.PROVIDER_UNAVAILABLE, f"provider {game.provider} is failing; its circuit "
-                                  f"is open for another {adapter.breaker.retry_in():.1f} s")
-            opened = await self._appending(session, self._open_round, OpenRound(session, money, key, layout))
+            down = ""
+            if isinstance(adapter, GuardedAdapter) and not adapter.accepting():
+                down = (f"provider {game.provider} is failing; its circuit is open for another "
+                        f"{adapter.breaker.retry_in():.1f} s")
+            opened = await self._appending(session, self._open_round, OpenRound(session, money, key, layout, down))
         except DomainError as err:
             return await self._refuse(session, err, {}, self._bet_refused,
                                       lambda refusal: BetRefused(session, key, refusal), emit)
@@ -825,7 +829,9 @@ class Play:
         bet = cmd.bet
         round_id = bet.round_id
         receipt = self._rounds.bet(book, bet)
-        if session.login_id and not receipt.replayed:  # refused: the bet is undone with the command
+        if cmd.studio_down and not receipt.replayed:  # refused: the bet is undone with the command
+            raise DomainError(Reason.PROVIDER_UNAVAILABLE, cmd.studio_down)
+        if session.login_id and not receipt.replayed:
             self._players.check_login(book, session.operator_id, session.player_id, session.login_id, utcnow())
         if receipt.replayed:
             round_ = book.get(rounds, (session.operator_id, round_id), lock=False)

@@ -169,11 +169,14 @@ async def test_a_provider_timeout_leaves_the_round_open_for_the_reconciler_never
 
 
 async def test_a_bet_for_a_studio_whose_circuit_is_open_is_refused_with_nothing_taken(database_url: str) -> None:
-    studio = FakeStudio(fail=ProviderUnavailable("connection refused"))
+    studio = FakeStudio()
     hub = await start_hub(database_url, {"fake": studio}, studio_attempts=1, breaker_failures=2, breaker_open_s=0.5)
     try:
         player_id, token = await hub.new_player(deposit=1_000)
         stream = await opened_stream(hub, token)
+        stream.bet(100, "played")  # a round the studio played before it went down
+        played = await stream.until("settled")
+        studio.fail = ProviderUnavailable("connection refused")
         for key in ("down-1", "down-2"):  # sent, failed, refunded: the second opens the circuit
             stream.bet(100, key)
             assert kinds(await stream.until("error")) == ["round_opened", "bet_accepted", "error"]
@@ -184,7 +187,12 @@ async def test_a_bet_for_a_studio_whose_circuit_is_open_is_refused_with_nothing_
         assert (refused[0].error.error.reason, refused[0].error.error.state, refused[0].error.round_id) == (
             "PROVIDER_UNAVAILABLE", common_pb2.APPLY_STATE_NOT_APPLIED, "")
         assert hub.ledger_counts() == counts and len(studio.plays) == sent
-        assert await hub.balance(player_id) == 1_000
+        assert await hub.balance(player_id) == 900
+        stream.bet(100, "played")  # a key already answered gets its answer, whatever the studio's state
+        replayed = await stream.until("settled")
+        assert [(e.WhichOneof("event"), e.replay_of_seq) for e in replayed] == [
+            (e.WhichOneof("event"), e.seq) for e in played]
+        assert len(studio.plays) == sent and await hub.balance(player_id) == 900
 
         studio.fail = None  # the studio is back: after open_s one bet probes, and the circuit closes
         await asyncio.sleep(0.5)

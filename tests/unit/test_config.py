@@ -1,3 +1,6 @@
+import dataclasses
+import pathlib
+
 import pytest
 
 from hub.config import Config, load
@@ -37,3 +40,13 @@ def test_a_maximum_above_the_ceiling_or_for_an_unknown_currency_is_refused() -> 
         set_max_transaction("USD", MAX_TRANSACTION_CEILING + 1)
     with pytest.raises(DomainError):
         set_max_transaction("XXX", 100)
+
+
+def test_every_configuration_key_is_documented_in_the_readme() -> None:
+    """A key added to Config without a line in the README's Configuration section fails here."""
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Configuration"):]
+    undocumented = [f.name for f in dataclasses.fields(Config)
+                    if f"`{f.name}`" not in section and f"[{f.name}]" not in section
+                    and f"[[{f.name}]]" not in readme]
+    assert not undocumented, f"document these in README.md, Configuration: {undocumented}"

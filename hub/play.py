@@ -197,9 +197,6 @@ class OpenRound:
     money: Money
     key: str
     layout: str = ""
-    # Why the studio cannot take a new bet now (its circuit is open), or "": a replayed key still gets its
-    # answer, a new bet is refused with nothing taken.
-    studio_down: str = ""
 
     @property
     def bet(self) -> Bet:
@@ -612,12 +609,17 @@ class Play:
             money = positive_amount(amount.currency, amount.amount_minor)
             idempotency.validate_key(key)
             game, adapter = await self._catalog.game(session.game_id)
-            self._check_bet(session, game, money)
-            down = ""
-            if isinstance(adapter, GuardedAdapter) and not adapter.accepting():
-                down = (f"provider {game.provider} is failing; its circuit is open for another "
-                        f"{adapter.breaker.retry_in():.1f} s")
-            opened = await self._appending(session, self._open_round, OpenRound(session, money, key, layout, down))
+            try:
+                self._check_bet(session, game, money)
+                if isinstance(adapter, GuardedAdapter) and not adapter.accepting():  # nothing taken for a studio down
+                    raise DomainError(Reason.PROVIDER_UNAVAILABLE, f"provider {game.provider} is failing; its "
+                                      f"circuit is open for another {adapter.breaker.retry_in():.1f} s")
+            except DomainError:
+                # Refused as a new bet, without a database write. A key already answered still gets its
+                # answer, whatever changed since (the game's limits, the studio's circuit).
+                if not await self._db.run(partial(self._played_tx, session, key)):
+                    raise
+            opened = await self._appending(session, self._open_round, OpenRound(session, money, key, layout))
         except DomainError as err:
             return await self._refuse(session, err, {}, self._bet_refused,
                                       lambda refusal: BetRefused(session, key, refusal), emit)
@@ -810,6 +812,13 @@ class Play:
         return still_open, [records.decode(p, PlayEvent) for p in payloads]
 
     @staticmethod
+    def _played_tx(session: GameSession, key: str, uow: UnitOfWork) -> bool:
+        """A round was opened with this bet key (it may be in play, settled or refunded)."""
+        return uow.conn.execute(select(rounds.c.round_id).where(
+            rounds.c.operator_id == session.operator_id,
+            rounds.c.round_id == round_id_for(session.operator_id, key))).first() is not None
+
+    @staticmethod
     def _waiting_tx(session: GameSession, round_id: str, uow: UnitOfWork) -> bool:
         """The round's last event asks the player for an action and no act has claimed that step yet:
         nothing more comes until they act."""
@@ -829,9 +838,7 @@ class Play:
         bet = cmd.bet
         round_id = bet.round_id
         receipt = self._rounds.bet(book, bet)
-        if cmd.studio_down and not receipt.replayed:  # refused: the bet is undone with the command
-            raise DomainError(Reason.PROVIDER_UNAVAILABLE, cmd.studio_down)
-        if session.login_id and not receipt.replayed:
+        if session.login_id and not receipt.replayed:  # refused: the bet is undone with the command
             self._players.check_login(book, session.operator_id, session.player_id, session.login_id, utcnow())
         if receipt.replayed:
             round_ = book.get(rounds, (session.operator_id, round_id), lock=False)

@@ -36,12 +36,13 @@ class FakeStudio:
     hold: asyncio.Event | None = None
     fail: ProviderError | None = None
     plays: list[PlayInput] = field(default_factory=list)
+    games: list[GameInfo] = field(default_factory=lambda: [FAKE_GAME])  # what catalog answers
     # What round_status answers, by round id ("unknown" for any other); status_error makes it fail.
     statuses: dict[str, RoundStatusResult] = field(default_factory=dict)
     status_error: ProviderError | None = None
 
     async def catalog(self, request: CatalogInput) -> list[GameInfo]:
-        return [FAKE_GAME]
+        return list(self.games)
 
     async def launch(self, request: LaunchInput) -> LaunchResult:
         return LaunchResult(launch_url=f"https://fake.example/{request.game_session_id}", server_seed_hash="ab" * 32)

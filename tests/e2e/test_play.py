@@ -1,17 +1,24 @@
 """The Play stream over a live hub with a scriptable studio: ordering, money, failures, replays."""
 
 import asyncio
+import dataclasses
 from datetime import timedelta
 
 import grpc
 import pytest
 
-from adapters.base import AmountNotRepresentable, ProviderTimeout, ProviderUnavailable, RoundStatusResult
+from adapters.base import (
+    AmountNotRepresentable,
+    BetLimit,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RoundStatusResult,
+)
 from casinohub.v1 import common_pb2, game_service_pb2 as pb
 from tests.e2e.play_client import PlayStream, kinds, launch, opened_stream, without_seqs
 from tests.e2e.test_reconciler import open_round, reconciler
 from tests.errors import error_info, reason_of
-from tests.fakes import FakeStudio
+from tests.fakes import FAKE_GAME, FakeStudio
 from tests.support import Client, start_hub
 
 BET_EVENTS = ["round_opened", "bet_accepted", "outcome", "settled"]
@@ -202,6 +209,25 @@ async def test_a_bet_for_a_studio_whose_circuit_is_open_is_refused_with_nothing_
     finally:
         await hub.channel.close()
         await hub.server.stop(grace=1)
+
+
+async def test_a_settled_bet_replayed_after_its_games_limits_narrowed_gets_its_round(
+        hub: Client, studio: FakeStudio) -> None:
+    player_id, token = await hub.new_player(deposit=1_000)
+    stream = await opened_stream(hub, token)
+    stream.bet(500, "before-the-change")
+    played = await stream.until("settled")
+    studio.games = [dataclasses.replace(FAKE_GAME, bet_limits=(BetLimit("USD", 1, 100),))]
+    await hub.server.hub.catalog.refresh(force=True)
+    stream.bet(500, "after-the-change")  # a new bet of 500 is out of the new limits: refused, nothing taken
+    refused = await stream.until("error")
+    assert (kinds(refused), refused[0].error.error.reason) == (["error"], "BET_OUT_OF_LIMITS")
+    stream.bet(500, "before-the-change")  # the key already answered gets its answer
+    replayed = await stream.until("settled")
+    assert [(e.WhichOneof("event"), e.replay_of_seq) for e in replayed] == [
+        (e.WhichOneof("event"), e.seq) for e in played]
+    assert len(studio.plays) == 1 and await hub.balance(player_id) == played[-1].settled.balance.amount_minor
+    await stream.close()
 
 
 async def test_bet_above_balance_and_out_of_limits_change_nothing(hub: Client) -> None:

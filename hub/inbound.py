@@ -26,7 +26,7 @@ import structlog
 from aiohttp import web
 
 from adapters.base import InboundAdapter, ProviderAdapter, WalletAnswer, WalletCall, WalletRefused
-from hub import metrics
+from hub import http_site, metrics
 from hub.errors import DomainError, Reason
 from hub.money import Money
 from hub.provider_wallet import ProviderWallet, StudioReceipt
@@ -156,15 +156,8 @@ class InboundServer:
                 raise TypeError(f"adapter {name!r}: wallet_app must answer an aiohttp web.Application")
             app.middlewares.insert(0, limits[name].middleware)  # outermost: before the body is read
             root.add_subapp(f"/{name}/", app)
-        host, _, port = listen.rpartition(":")
         runner = web.AppRunner(root, handler_cancellation=True, access_log=None, shutdown_timeout=grace_s)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, host.strip("[]") or "127.0.0.1", int(port)).start()
-        except OSError:
-            await runner.cleanup()
-            raise OSError(f"could not bind the inbound HTTP server to {listen}: in use, or not an address here") from None
-        bound = runner.addresses[0][1]
+        bound = await http_site.serve(runner, listen, "the inbound HTTP server")
         log.info("hub.inbound_serving", listen=listen, port=bound, studios=sorted(adapters))
         return cls(runner, bound, limits)
 

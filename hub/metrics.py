@@ -20,6 +20,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, generate_latest
 
+from hub import http_site
 from hub.errors import Reason
 
 log = structlog.get_logger(__name__)
@@ -55,14 +56,7 @@ class MetricsServer:
         app = web.Application()
         app.router.add_get("/metrics", _exposition)
         runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        host, _, port = listen.rpartition(":")
-        try:
-            await web.TCPSite(runner, host.strip("[]") or "127.0.0.1", int(port)).start()
-        except OSError:
-            await runner.cleanup()
-            raise OSError(f"could not bind the metrics server to {listen}: in use, or not an address here") from None
-        bound = runner.addresses[0][1]
+        bound = await http_site.serve(runner, listen, "the metrics server")
         log.info("hub.metrics_serving", listen=listen, port=bound)
         return cls(runner, bound)
 

@@ -18,7 +18,6 @@ Both kinds of refusal (a domain refusal, WalletRefused, and the 503) are counted
 with rpc "inbound:<studio>" (hub.metrics); the 503 as RESOURCE_EXHAUSTED / OVERLOADED.
 """
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -28,13 +27,13 @@ from aiohttp import web
 from adapters.base import InboundAdapter, ProviderAdapter, WalletAnswer, WalletCall, WalletRefused
 from hub import http_site, metrics
 from hub.errors import DomainError, Reason
+from hub.logs import ThrottledCount
 from hub.money import Money
 from hub.provider_wallet import ProviderWallet, StudioReceipt
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 RETRY_AFTER_S = 1
-LOG_EVERY_S = 1.0  # refusals are logged as a count at most this often: a flood must not flood the logs
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -45,14 +44,13 @@ class InFlightLimit:
         self.studio = studio
         self.limit = limit
         self.in_flight = 0
-        self._refused = 0
-        self._logged_at = 0.0
+        self._refusals = ThrottledCount(log)
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if self.in_flight >= self.limit:
             metrics.refused(f"inbound:{self.studio}", Reason.OVERLOADED)
-            self._count_refusal()
+            self._refusals.add("inbound.overloaded", studio=self.studio, limit=self.limit)
             return web.json_response({"error": f"the hub is at its limit of {self.limit} calls in flight for "
                                                f"this studio; retry with the same transaction id"},
                                      status=503, headers={"Retry-After": str(RETRY_AFTER_S)})
@@ -62,12 +60,6 @@ class InFlightLimit:
         finally:
             self.in_flight -= 1
 
-    def _count_refusal(self) -> None:
-        self._refused += 1
-        now = time.monotonic()
-        if now - self._logged_at >= LOG_EVERY_S:
-            log.warning("inbound.overloaded", studio=self.studio, limit=self.limit, refused=self._refused)
-            self._refused, self._logged_at = 0, now
 
 
 def _wallet_of(metadata: dict[str, str]) -> WalletAnswer | None:

@@ -4,6 +4,7 @@ import json
 import logging
 import pathlib
 import sys
+import time
 
 import structlog
 
@@ -47,3 +48,21 @@ def error_lines(path: pathlib.Path) -> list[str]:
         if isinstance(record, dict) and record.get("level") in ("error", "critical"):
             found.append(line)
     return found
+
+
+class ThrottledCount:
+    """Refusals counted, and logged as a count at most every `every_s` seconds: a flood must not flood the
+    logs. One event loop: a plain counter."""
+
+    def __init__(self, logger: structlog.typing.FilteringBoundLogger, every_s: float = 1.0):
+        self._log = logger
+        self._every_s = every_s
+        self._count = 0
+        self._logged_at = 0.0
+
+    def add(self, event: str, **fields: object) -> None:
+        self._count += 1
+        now = time.monotonic()
+        if now - self._logged_at >= self._every_s:
+            self._log.warning(event, refused=self._count, **fields)
+            self._count, self._logged_at = 0, now

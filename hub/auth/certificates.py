@@ -7,6 +7,7 @@ did not verify against tls_client_ca_file never reaches the comparison. An opera
 not affected: plaintext, TLS and any client certificate work as before.
 """
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
@@ -54,10 +55,14 @@ def parse_fingerprint(text: str) -> str:
 def peer_fingerprint(auth_context: Mapping[str, Iterable[bytes]]) -> str | None:
     """The fingerprint of the certificate the peer presented over mTLS; None without one."""
     presented = next(iter(auth_context.get(PEER_CERT) or ()), None)
-    if presented is None:
-        return None
+    return None if presented is None else _presented_fingerprint(presented)
+
+
+@functools.lru_cache(maxsize=1024)
+def _presented_fingerprint(pem: bytes) -> str | None:
+    """Every call of an mTLS connection presents the same certificate: parsed once, not per call."""
     try:
-        return fingerprint_of_pem(presented)
+        return fingerprint_of_pem(pem)
     except ValueError:
         return None
 

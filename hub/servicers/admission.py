@@ -44,6 +44,7 @@ from hub import deadline
 from hub.auth import principal as principals
 from hub.auth.credentials import peer_address
 from hub.errors import DomainError, Reason
+from hub.logs import ThrottledCount
 from hub.operator_limits import InForce, OperatorLimitSettings
 from hub.servicers.calls import first_message, refuse
 from hub.servicers.edge import SERVICE_PREFIX
@@ -79,8 +80,7 @@ class Admission(grpc.aio.ServerInterceptor):
         self.database_up = True  # set by the server's health watch (hub.server)
         self.calls = 0  # one event loop: plain counters, no lock
         self.streams = 0
-        self._refused = 0
-        self._logged_at = 0.0
+        self._refusals = ThrottledCount(log, LOG_EVERY_S)
 
     async def _refuse(self, context: grpc.aio.ServicerContext, method: str, what: str, limit: int) -> None:
         self._count_refusal("rpc.overloaded", rpc=method, limit_reached=what, limit=limit)
@@ -96,11 +96,7 @@ class Admission(grpc.aio.ServerInterceptor):
         await abort_with_pushback(context, method, err, jittered(self.pushback_ms))
 
     def _count_refusal(self, event: str, **fields: object) -> None:
-        self._refused += 1
-        now = time.monotonic()
-        if now - self._logged_at >= LOG_EVERY_S:
-            log.warning(event, refused=self._refused, **fields)
-            self._logged_at, self._refused = now, 0
+        self._refusals.add(event, **fields)
 
     async def intercept_service(  # type: ignore[override]  # grpc-stubs types the handler as sync
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
